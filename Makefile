@@ -1,0 +1,56 @@
+# hardphone build, test and demo. Everything runs as root on a Debian machine;
+# `make deps` installs what is missing.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+PLATFORMS := linux/amd64 linux/arm64 linux/arm
+export CGO_ENABLED=0
+
+.PHONY: all build deps test unit integration fuzz fuzz-short bench demo clean vet
+
+all: build
+
+build:
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "build $$os/$$arch"; \
+		GOOS=$$os GOARCH=$$arch GOARM=7 $(GOBUILD) -o bin/$$os-$$arch/ ./cmd/... || exit 1; \
+	done
+	@ls -l bin/*/hardphone
+
+deps:
+	@./scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+
+# Unit tests, the integration suite against real Kamailio and baresip in a
+# private network namespace (the test binaries create it themselves), and a
+# short fuzz slice of every parser at a trust boundary.
+test: deps vet build
+	$(GO) test -count=1 ./...
+	$(MAKE) fuzz-short
+
+FUZZ_TARGETS := ./agent/sip:FuzzParseChallenge $(shell $(GO) test -list 'Fuzz.*' ./agent/media/ 2>/dev/null | grep ^Fuzz | sed 's|^|./agent/media:|')
+FUZZTIME ?= 10s
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=5m
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/
+	$(GO) test -count=1 -run 'TestBench' -v ./test/integration/ | grep -E 'BENCH|ok|FAIL'
+
+demo: deps build
+	$(GO) run ./test/demo
+
+clean:
+	rm -rf bin out

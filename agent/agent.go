@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/sip"
+)
+
+// Agent runs every account of one config.
+type Agent struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	accounts []*sip.Account
+	events   chan sip.Event // buffered; dropped when full (status is pulled, not pushed)
+
+	mu       sync.Mutex
+	watchers []func(sip.Event)
+}
+
+// Option configures an Agent.
+type Option func(*Agent)
+
+// WithEventWatcher calls f for every account event (registration, calls).
+func WithEventWatcher(f func(sip.Event)) Option {
+	return func(a *Agent) { a.watchers = append(a.watchers, f) }
+}
+
+// New builds an agent from a validated config.
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
+	if log == nil {
+		return nil, errors.New("agent: nil logger")
+	}
+	a := &Agent{cfg: cfg, log: log.With("component", "agent")}
+	for _, o := range opts {
+		o(a)
+	}
+	roots, err := loadRoots(cfg.TLS.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	ident, err := loadIdentity(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	instance, err := instanceID(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax}
+	for _, ac := range cfg.Accounts {
+		acct, err := sip.NewAccount(ac, roots, ident, mp, instance, log.With("component", "sip"), nil, a.dispatch)
+		if err != nil {
+			return nil, err
+		}
+		a.accounts = append(a.accounts, acct)
+	}
+	return a, nil
+}
+
+func (a *Agent) dispatch(ev sip.Event) {
+	a.mu.Lock()
+	ws := append([]func(sip.Event){}, a.watchers...)
+	a.mu.Unlock()
+	for _, w := range ws {
+		w(ev)
+	}
+}
+
+// Accounts returns the accounts in config order.
+func (a *Agent) Accounts() []*sip.Account { return a.accounts }
+
+// Account returns the account named name, or the first for "".
+func (a *Agent) Account(name string) (*sip.Account, error) {
+	for _, acct := range a.accounts {
+		if name == "" || acct.Name() == name {
+			return acct, nil
+		}
+	}
+	return nil, fmt.Errorf("no account named %q", name)
+}
+
+// Run starts every account and the control socket and blocks until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, acct := range a.accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acct.Run(ctx)
+		}()
+	}
+	for _, l := range a.cfg.Listen {
+		// Plain listeners serve the first account; they exist only for tests
+		// and legacy networks and are off unless configured.
+		if err := a.accounts[0].Listen(ctx, l.Network, l.Addr.String()); err != nil {
+			return err
+		}
+		a.log.Warn("plain SIP listener enabled", "network", l.Network, "addr", l.Addr.String())
+	}
+	if a.cfg.ControlSocket != "" {
+		ln, err := listenControl(a.cfg.ControlSocket)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serveControl(ctx, ln)
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// Status is the agent-wide snapshot.
+type Status struct {
+	Accounts []sip.AccountStatus `json:"accounts"`
+}
+
+// Status returns the current status.
+func (a *Agent) Status() Status {
+	s := Status{}
+	for _, acct := range a.accounts {
+		s.Accounts = append(s.Accounts, acct.Status())
+	}
+	return s
+}
+
+// instanceID is the RFC 5626 instance URN: stable across restarts when a
+// state directory is configured, per process otherwise.
+func instanceID(stateDir string) (string, error) {
+	if stateDir == "" {
+		return "urn:uuid:" + uuid.NewString(), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	p := filepath.Join(stateDir, "instance-id")
+	if b, err := os.ReadFile(p); err == nil {
+		if id, err := uuid.ParseBytes([]byte(strings.TrimSpace(string(b)))); err == nil {
+			return "urn:uuid:" + id.String(), nil
+		}
+	}
+	id, err := uuid.NewRandomFromReader(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	return "urn:uuid:" + id.String(), nil
+}
+
+func listenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// controlRequest is one line of JSON on the control socket.
+type controlRequest struct {
+	Command string `json:"command"` // "status", "answer", "hangup", "hold", "unhold"
+	Account string `json:"account,omitempty"`
+	CallID  string `json:"call_id,omitempty"`
+}
+
+func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var req controlRequest
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+				writeJSON(conn, map[string]string{"error": "bad request: " + err.Error()})
+				return
+			}
+			resp, err := a.control(ctx, req)
+			if err != nil {
+				writeJSON(conn, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(conn, resp)
+		}()
+	}
+}
+
+func writeJSON(conn net.Conn, v any) {
+	if err := json.NewEncoder(conn).Encode(v); err != nil {
+		// The client went away; nothing to tell it.
+		return
+	}
+}
+
+func (a *Agent) control(ctx context.Context, req controlRequest) (any, error) {
+	if req.Command == "status" {
+		return a.Status(), nil
+	}
+	acct, err := a.Account(req.Account)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.FindCall(req.CallID)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Command {
+	case "answer":
+		return c.Status(), c.Answer()
+	case "hangup":
+		c.Hangup(ctx)
+		return c.Status(), nil
+	case "hold", "unhold":
+		return c.Status(), c.Hold(ctx, req.Command == "hold")
+	}
+	return nil, fmt.Errorf("unknown command %q", req.Command)
+}
+
+// QueryStatus asks a running agent over its control socket.
+func QueryStatus(path string) (json.RawMessage, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	defer conn.Close()
+	if err := json.NewEncoder(conn).Encode(controlRequest{Command: "status"}); err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(conn).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return raw, nil
+}

@@ -1,0 +1,381 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hardphone/hardphone/crypto/policy"
+)
+
+// Config is a validated agent configuration. Treat it as immutable: Load
+// returns a fresh value and nothing in the agent writes to it.
+type Config struct {
+	// Path is the file the config came from; relative file names in it are
+	// resolved against its directory.
+	Path     string
+	StateDir string
+	// ControlSocket is the unix socket `hardphone status` talks to; empty
+	// means no control socket.
+	ControlSocket string
+	TLS           TLS
+	Media         Media
+	Accounts      []Account
+	// Listen lists extra plain-SIP listeners ("udp:127.0.0.1:5060"). Empty by
+	// default: calls arrive over each registration's own TLS flow.
+	Listen []Listener
+}
+
+// TLS holds the trust anchors and the client identity for mutual TLS.
+type TLS struct {
+	CAFile   string
+	CertFile string
+	// KeyFile is a PEM private key file (PKCS#8, EC or RSA). The TPM identity
+	// replaces it in a later issue; the agent only ever sees a crypto.Signer.
+	KeyFile string
+}
+
+// Media holds the RTP settings shared by all accounts.
+type Media struct {
+	LocalIP          netip.Addr
+	PortMin, PortMax uint16
+}
+
+// Listener is one plain SIP listener.
+type Listener struct {
+	Network string // "udp" or "tcp"
+	Addr    netip.AddrPort
+}
+
+// MediaSecurity is how SRTP keys are agreed.
+type MediaSecurity string
+
+// Media security modes.
+const (
+	MediaSDES MediaSecurity = "sdes"
+	MediaDTLS MediaSecurity = "dtls"
+)
+
+// AnswerMode says what the agent does with an inbound call.
+type AnswerMode string
+
+// Answer modes.
+const (
+	AnswerAuto   AnswerMode = "auto"
+	AnswerManual AnswerMode = "manual"
+)
+
+// Account is one SIP account.
+type Account struct {
+	Name     string
+	User     string
+	AuthUser string
+	Domain   string
+	// Registrar is host:port of the TLS registrar, also the outbound proxy.
+	Registrar string
+	// ServerName is the name (or IP) the registrar's certificate must carry.
+	ServerName string
+	// PasswordFile holds the digest password; the file must not be readable
+	// by group or others. The password itself is never in the config.
+	PasswordFile  string
+	DigestMin     policy.Digest
+	MediaSecurity MediaSecurity
+	Answer        AnswerMode
+	// Expires is the registration lifetime we ask for; the registrar's grant wins.
+	Expires time.Duration
+	// Keepalive is the RFC 5626 CRLF ping interval on the TLS flow.
+	Keepalive time.Duration
+	// RetryBase and RetryMax bound the RFC 5626 §4.5 backoff.
+	RetryBase, RetryMax time.Duration
+	// AllowRefer lets the peer transfer our calls. Off by default.
+	AllowRefer bool
+	// AnswerDelay is how long an auto-answer rings first.
+	AnswerDelay time.Duration
+}
+
+// Password reads the account's digest password. It is read when needed, not
+// kept in Config, so a Config can be logged or printed safely.
+func (a Account) Password() (string, error) {
+	st, err := os.Stat(a.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("account %s password file: %w", a.Name, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("account %s password file %s is readable by others (mode %v, want 0600)",
+			a.Name, a.PasswordFile, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(a.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("account %s password file: %w", a.Name, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Account returns the account with that name, or the first when name is "".
+func (c *Config) Account(name string) (Account, error) {
+	if name == "" && len(c.Accounts) > 0 {
+		return c.Accounts[0], nil
+	}
+	for _, a := range c.Accounts {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	return Account{}, fmt.Errorf("no account named %q", name)
+}
+
+// file is the TOML shape. Pointers mark keys that may be absent.
+type file struct {
+	StateDir      string     `toml:"state_dir"`
+	ControlSocket *string    `toml:"control_socket"`
+	Listen        []string   `toml:"listen"`
+	TLS           tlsFile    `toml:"tls"`
+	Media         mediaFile  `toml:"media"`
+	Accounts      []acctFile `toml:"account"`
+}
+
+type tlsFile struct {
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+type mediaFile struct {
+	LocalIP string `toml:"local_ip"`
+	PortMin *int   `toml:"rtp_port_min"`
+	PortMax *int   `toml:"rtp_port_max"`
+}
+
+type acctFile struct {
+	Name          string  `toml:"name"`
+	User          string  `toml:"user"`
+	AuthUser      string  `toml:"auth_user"`
+	Domain        string  `toml:"domain"`
+	Registrar     string  `toml:"registrar"`
+	ServerName    string  `toml:"server_name"`
+	PasswordFile  string  `toml:"password_file"`
+	DigestMin     *string `toml:"digest_min"`
+	MediaSecurity *string `toml:"media_security"`
+	Answer        *string `toml:"answer"`
+	Expires       *string `toml:"expires"`
+	Keepalive     *string `toml:"keepalive"`
+	RetryBase     *string `toml:"retry_base"`
+	RetryMax      *string `toml:"retry_max"`
+	AllowRefer    bool    `toml:"allow_refer"`
+	AnswerDelay   *string `toml:"answer_delay"`
+	Transport     *string `toml:"transport"`
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse validates TOML config bytes; relative paths resolve against dir.
+func Parse(b []byte, dir string) (*Config, error) {
+	var f file
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&f)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		// An unknown key is most often a typo of a security setting: refuse it.
+		return nil, keyErr(und[0].String(), "unknown key")
+	}
+	return f.validate(dir)
+}
+
+func (f *file) validate(dir string) (*Config, error) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c := &Config{StateDir: abs(f.StateDir)}
+	if f.ControlSocket != nil {
+		c.ControlSocket = abs(*f.ControlSocket)
+	}
+	for i, l := range f.Listen {
+		ln, err := parseListener(l)
+		if err != nil {
+			return nil, keyErr(fmt.Sprintf("listen[%d]", i), "%v", err)
+		}
+		c.Listen = append(c.Listen, ln)
+	}
+	c.TLS = TLS{CAFile: abs(f.TLS.CAFile), CertFile: abs(f.TLS.CertFile), KeyFile: abs(f.TLS.KeyFile)}
+	if c.TLS.CAFile == "" {
+		return nil, keyErr("tls.ca_file", "required: the registrar's certificate is always verified")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return nil, keyErr("tls.key_file", "cert_file and key_file go together")
+	}
+
+	c.Media.LocalIP = netip.MustParseAddr("127.0.0.1")
+	if f.Media.LocalIP != "" {
+		ip, err := netip.ParseAddr(f.Media.LocalIP)
+		if err != nil {
+			return nil, keyErr("media.local_ip", "%v", err)
+		}
+		c.Media.LocalIP = ip
+	}
+	c.Media.PortMin, c.Media.PortMax = 16384, 16639
+	if f.Media.PortMin != nil || f.Media.PortMax != nil {
+		if f.Media.PortMin == nil || f.Media.PortMax == nil {
+			return nil, keyErr("media.rtp_port_min", "rtp_port_min and rtp_port_max go together")
+		}
+		lo, hi := *f.Media.PortMin, *f.Media.PortMax
+		if lo < 1024 || hi > 65535 || lo > hi || hi-lo < 3 {
+			return nil, keyErr("media.rtp_port_max", "range %d-%d: want 1024 <= min, min+3 <= max <= 65535", lo, hi)
+		}
+		c.Media.PortMin, c.Media.PortMax = uint16(lo), uint16(hi)
+	}
+
+	if len(f.Accounts) == 0 {
+		return nil, keyErr("account", "at least one [[account]] is required")
+	}
+	names := map[string]bool{}
+	for i, af := range f.Accounts {
+		a, err := af.validate(fmt.Sprintf("account[%d]", i), abs)
+		if err != nil {
+			return nil, err
+		}
+		if names[a.Name] {
+			return nil, keyErr(fmt.Sprintf("account[%d].name", i), "duplicate account name %q", a.Name)
+		}
+		names[a.Name] = true
+		c.Accounts = append(c.Accounts, a)
+	}
+	return c, nil
+}
+
+func (af acctFile) validate(key string, abs func(string) string) (Account, error) {
+	a := Account{
+		Name: af.Name, User: af.User, AuthUser: af.AuthUser, Domain: af.Domain,
+		Registrar: af.Registrar, ServerName: af.ServerName, PasswordFile: abs(af.PasswordFile),
+		DigestMin: policy.DefaultDigestMin, MediaSecurity: MediaSDES, Answer: AnswerAuto,
+		Expires: 600 * time.Second, Keepalive: 90 * time.Second,
+		RetryBase: 30 * time.Second, RetryMax: 1800 * time.Second,
+		AllowRefer: af.AllowRefer, AnswerDelay: 0,
+	}
+	if a.User == "" {
+		return a, keyErr(key+".user", "required")
+	}
+	if a.Name == "" {
+		a.Name = a.User
+	}
+	if a.AuthUser == "" {
+		a.AuthUser = a.User
+	}
+	if a.Registrar == "" {
+		return a, keyErr(key+".registrar", "required (host:port of the TLS registrar)")
+	}
+	host, port, err := net.SplitHostPort(a.Registrar)
+	if err != nil {
+		return a, keyErr(key+".registrar", "%v", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return a, keyErr(key+".registrar", "bad port %q", port)
+	}
+	if a.Domain == "" {
+		a.Domain = host
+	}
+	if a.ServerName == "" {
+		a.ServerName = host
+	}
+	if a.PasswordFile == "" {
+		return a, keyErr(key+".password_file", "required")
+	}
+	if af.Transport != nil && *af.Transport != "tls" {
+		return a, keyErr(key+".transport", "%q: registration is TLS only", *af.Transport)
+	}
+	if af.DigestMin != nil {
+		d, err := policy.ParseDigest(*af.DigestMin)
+		if err != nil || *af.DigestMin == "" {
+			return a, keyErr(key+".digest_min", "%q: want MD5, SHA-256 or SHA-512-256", *af.DigestMin)
+		}
+		a.DigestMin = d
+	}
+	if af.MediaSecurity != nil {
+		switch m := MediaSecurity(*af.MediaSecurity); m {
+		case MediaSDES, MediaDTLS:
+			a.MediaSecurity = m
+		default:
+			return a, keyErr(key+".media_security", "%q: want \"sdes\" or \"dtls\" (SRTP is mandatory)", m)
+		}
+	}
+	if af.Answer != nil {
+		switch m := AnswerMode(*af.Answer); m {
+		case AnswerAuto, AnswerManual:
+			a.Answer = m
+		default:
+			return a, keyErr(key+".answer", "%q: want \"auto\" or \"manual\"", m)
+		}
+	}
+	durs := []struct {
+		name string
+		in   *string
+		out  *time.Duration
+		min  time.Duration
+	}{
+		{"expires", af.Expires, &a.Expires, 10 * time.Second},
+		{"keepalive", af.Keepalive, &a.Keepalive, time.Second},
+		{"retry_base", af.RetryBase, &a.RetryBase, 100 * time.Millisecond},
+		{"retry_max", af.RetryMax, &a.RetryMax, 100 * time.Millisecond},
+		{"answer_delay", af.AnswerDelay, &a.AnswerDelay, 0},
+	}
+	for _, d := range durs {
+		if d.in == nil {
+			continue
+		}
+		v, err := time.ParseDuration(*d.in)
+		if err != nil {
+			return a, keyErr(key+"."+d.name, "%v", err)
+		}
+		if v < d.min {
+			return a, keyErr(key+"."+d.name, "%v is below the minimum %v", v, d.min)
+		}
+		*d.out = v
+	}
+	if a.RetryMax < a.RetryBase {
+		return a, keyErr(key+".retry_max", "%v is below retry_base %v", a.RetryMax, a.RetryBase)
+	}
+	return a, nil
+}
+
+func parseListener(s string) (Listener, error) {
+	network, addr, ok := strings.Cut(s, ":")
+	if !ok {
+		return Listener{}, fmt.Errorf("%q: want udp:IP:PORT or tcp:IP:PORT", s)
+	}
+	if network != "udp" && network != "tcp" {
+		return Listener{}, fmt.Errorf("%q: network %q, want udp or tcp", s, network)
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return Listener{}, fmt.Errorf("%q: %v", s, err)
+	}
+	return Listener{Network: network, Addr: ap}, nil
+}

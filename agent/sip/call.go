@@ -1,0 +1,423 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/media"
+	"github.com/hardphone/hardphone/hal/audio"
+)
+
+// Call is one call on an account, inbound or outbound.
+type Call struct {
+	acct    *Account
+	id      string // Call-ID
+	dir     string // "in" or "out"
+	peer    string
+	log     *slog.Logger
+	media   *media.Session // never nil once the call is listed
+	started time.Time
+	done    chan struct{} // closed when the call ended
+
+	mu          sync.Mutex // guards the fields below
+	cli         *sipgo.DialogClientSession
+	srv         *sipgo.DialogServerSession
+	state       string // "ringing", "established", "ended"
+	established time.Time
+	setup       time.Duration
+	endReason   string
+	hold        bool
+	answerCh    chan struct{} // manual answer; nil once answered
+	remoteCSeq  uint32
+}
+
+// CallStatus is a snapshot of a call.
+type CallStatus struct {
+	ID        string      `json:"call_id"`
+	Direction string      `json:"direction"`
+	Peer      string      `json:"peer"`
+	State     string      `json:"state"`
+	Hold      bool        `json:"hold"`
+	SetupMS   float64     `json:"setup_ms,omitempty"`
+	EndReason string      `json:"end_reason,omitempty"`
+	Media     media.Stats `json:"media"`
+}
+
+// ID is the call's Call-ID.
+func (c *Call) ID() string { return c.id }
+
+// Done is closed when the call has ended.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Media returns the call's media session.
+func (c *Call) Media() *media.Session { return c.media }
+
+// RemoteMedia lists the peer's RTP/RTCP addresses (for firewall pinholes).
+func (c *Call) RemoteMedia() []netip.AddrPort { return c.media.RemoteAddrs() }
+
+// Status returns a snapshot.
+func (c *Call) Status() CallStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CallStatus{
+		ID: c.id, Direction: c.dir, Peer: c.peer, State: c.state, Hold: c.hold,
+		SetupMS: float64(c.setup.Microseconds()) / 1000, EndReason: c.endReason, Media: c.media.Stats(),
+	}
+}
+
+// SetupTime is INVITE sent (or received) to media secured.
+func (c *Call) SetupTime() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.setup
+}
+
+// EndReason says why the call ended ("" while it runs).
+func (c *Call) EndReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endReason
+}
+
+func (a *Account) mediaConfig(signalingTLS bool) media.Config {
+	sec := media.SecuritySDES
+	if a.cfg.MediaSecurity == config.MediaDTLS {
+		sec = media.SecurityDTLS
+	}
+	return media.Config{
+		Security: sec, SignalingTLS: signalingTLS, LocalIP: a.media.LocalIP,
+		PortMin: a.media.PortMin, PortMax: a.media.PortMax, Logger: a.log,
+	}
+}
+
+// CallOptions are the audio ends of a call.
+type CallOptions struct {
+	Source audio.Source // nil: silence
+	Sink   audio.Sink   // nil: discard
+}
+
+// Dial places a call to target (a SIP URI or a user at the account's domain)
+// through the registrar. It returns once media is secured; any failure to
+// agree SRTP ends the call (BYE) before a single RTP packet is sent.
+func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*Call, error) {
+	if !a.Registered() {
+		return nil, ErrNotRegistered
+	}
+	ru, err := a.targetURI(target)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := media.NewSession(a.mediaConfig(true))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: media: %w", target, err)
+	}
+	ms.SetSource(opts.Source)
+	ms.SetSink(opts.Sink)
+	offer, err := ms.Offer()
+	if err != nil {
+		ms.Close()
+		return nil, fmt.Errorf("dial %s: offer: %w", target, err)
+	}
+	start := a.clock.Now()
+	dlg, err := a.invite(ctx, ru, offer)
+	if err != nil {
+		ms.Close()
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	c := &Call{acct: a, id: dlg.InviteRequest.CallID().Value(), dir: "out", peer: ru.String(),
+		media: ms, started: start, done: make(chan struct{}), cli: dlg, state: "answered"}
+	c.log = a.log.With("call_id", c.id, "peer", c.peer)
+	a.addCall(c)
+
+	if err := ms.SetAnswer(dlg.InviteResponse.Body()); err != nil {
+		// RFC 3264 gives no way to refuse an answer: ACK the 2xx (RFC 3261
+		// §13.2.2.4 requires it), then end the dialog at once.
+		a.countMediaRefusal()
+		c.log.Warn("answer refused by media policy", "error", err)
+		if aerr := c.ack(ctx, dlg); aerr != nil {
+			c.log.Warn("ack", "error", aerr)
+		}
+		c.hangup(ctx, "media policy: "+err.Error())
+		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
+	}
+	if err := c.ack(ctx, dlg); err != nil {
+		c.hangup(ctx, "ack failed")
+		return c, fmt.Errorf("dial %s: ack: %w", target, err)
+	}
+	if err := ms.Start(ctx); err != nil {
+		a.countMediaRefusal()
+		c.hangup(ctx, "media: "+err.Error())
+		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
+	}
+	c.mu.Lock()
+	c.state, c.established, c.setup = "established", a.clock.Now(), a.clock.Now().Sub(start)
+	c.mu.Unlock()
+	a.mu.Lock()
+	a.counters.CallsOut++
+	a.mu.Unlock()
+	c.log.Info("call established", "direction", "out", "setup_ms", c.SetupTime().Milliseconds(),
+		"srtp", ms.Stats().Suite)
+	a.events(Event{Account: a.cfg.Name, Kind: "call_started", Call: c})
+	return c, nil
+}
+
+func (a *Account) countMediaRefusal() {
+	a.mu.Lock()
+	a.counters.CallsRefusedMedia++
+	a.mu.Unlock()
+}
+
+func (a *Account) targetURI(target string) (sip.Uri, error) {
+	var u sip.Uri
+	if !strings.Contains(target, ":") {
+		target = "sip:" + target
+		if !strings.Contains(target, "@") {
+			target += "@" + a.cfg.Domain
+		}
+	}
+	if err := sip.ParseUri(target, &u); err != nil {
+		return u, fmt.Errorf("target %q: %w", target, err)
+	}
+	if u.Scheme != "sip" && u.Scheme != "sips" {
+		return u, fmt.Errorf("target %q: scheme %q, want sip or sips", target, u.Scheme)
+	}
+	return u, nil
+}
+
+// invite sends the INVITE via the registrar flow and waits for a 2xx,
+// answering one proxy challenge under the digest policy.
+func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.DialogClientSession, error) {
+	dua := &sipgo.DialogUA{Client: a.cli, ContactHDR: a.dialogContact()}
+	from := &sip.FromHeader{Address: a.aor(), Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req := sip.NewRequest(sip.INVITE, ru)
+	req.SetTransport("TLS")
+	req.SetDestination(a.registrar.String())
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: ru.Scheme, User: ru.User, Host: ru.Host}, Params: sip.NewParams()})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.SetBody(offer)
+	if err := sipgo.ClientRequestBuild(a.cli, req); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		dlg, err := dua.WriteInvite(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
+		if err == nil {
+			return dlg, nil
+		}
+		var de *sipgo.ErrDialogResponse
+		if !errors.As(err, &de) {
+			dlg.Close()
+			return nil, err
+		}
+		res := de.Res
+		dlg.Close()
+		if (res.StatusCode != 401 && res.StatusCode != 407) || attempt > 0 {
+			return nil, &ResponseError{"INVITE", res.StatusCode, res.Reason}
+		}
+		next := req.Clone()
+		next.RemoveHeader("Via")
+		next.CSeq().SeqNo++
+		if err := a.authorize(next, res); err != nil {
+			return nil, fmt.Errorf("invite: %w", err)
+		}
+		req = next
+	}
+}
+
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+// ack sends the ACK for the 2xx on the registrar flow (RFC 3261 §13.2.2.4).
+func (c *Call) ack(ctx context.Context, dlg *sipgo.DialogClientSession) error {
+	target := dlg.InviteRequest.Recipient
+	if ct := dlg.InviteResponse.Contact(); ct != nil {
+		target = ct.Address
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.SetDestination(c.acct.registrar.String())
+	return dlg.WriteRequest(ack)
+}
+
+// Hangup ends the call: BYE when established, CANCEL or 486/603 otherwise.
+func (c *Call) Hangup(ctx context.Context) { c.hangup(ctx, "local hangup") }
+
+func (c *Call) hangup(ctx context.Context, reason string) {
+	c.mu.Lock()
+	if c.state == "ended" {
+		c.mu.Unlock()
+		return
+	}
+	prev := c.state
+	cli, srv := c.cli, c.srv
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var err error
+	switch {
+	case srv != nil && prev == "ringing":
+		err = srv.Respond(603, "Decline", nil)
+	case cli != nil:
+		err = c.sendBye(ctx, cli.InviteRequest.Recipient, cli.InviteResponse.Contact(), cli.Do)
+	case srv != nil:
+		err = c.sendBye(ctx, srv.InviteRequest.From().Address, srv.InviteRequest.Contact(), srv.Do)
+	}
+	if err != nil {
+		c.log.Warn("hangup", "error", err)
+	}
+	c.end(reason)
+}
+
+func (c *Call) sendBye(ctx context.Context, target sip.Uri, contact *sip.ContactHeader,
+	do func(context.Context, *sip.Request) (*sip.Response, error)) error {
+	if contact != nil {
+		target = contact.Address
+	}
+	bye := sip.NewRequest(sip.BYE, target)
+	bye.SetDestination(c.acct.registrar.String())
+	res, err := do(ctx, bye)
+	if err != nil {
+		return fmt.Errorf("bye: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("bye: %w", &ResponseError{"BYE", res.StatusCode, res.Reason})
+	}
+	return nil
+}
+
+// end marks the call ended, stops media and tells the agent.
+func (c *Call) end(reason string) {
+	c.mu.Lock()
+	if c.state == "ended" {
+		c.mu.Unlock()
+		return
+	}
+	c.state, c.endReason = "ended", reason
+	cli, srv := c.cli, c.srv
+	c.mu.Unlock()
+	if err := c.media.Close(); err != nil {
+		c.log.Debug("media close", "error", err)
+	}
+	if cli != nil {
+		cli.Close()
+	}
+	if srv != nil {
+		srv.Close()
+	}
+	close(c.done)
+	st := c.media.Stats()
+	c.log.Info("call ended", "reason", reason, "rtp_sent", st.PacketsSent, "rtp_received", st.PacketsReceived,
+		"auth_failures", st.AuthFailures, "replays", st.Replays)
+	c.acct.removeCall(c)
+	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: "call_ended", Call: c})
+}
+
+// Hold puts the call on hold (a=sendonly) or takes it off (sendrecv) with a
+// re-INVITE that keeps the negotiated SRTP.
+func (c *Call) Hold(ctx context.Context, on bool) error {
+	c.mu.Lock()
+	cli, srv, state := c.cli, c.srv, c.state
+	c.mu.Unlock()
+	if state != "established" {
+		return fmt.Errorf("hold: call is %s", state)
+	}
+	offer, err := c.media.Reoffer(on)
+	if err != nil {
+		return fmt.Errorf("hold: %w", err)
+	}
+	var target sip.Uri
+	var do func(context.Context, *sip.Request) (*sip.Response, error)
+	var write func(*sip.Request) error
+	if cli != nil {
+		target, do, write = cli.InviteRequest.Recipient, cli.Do, cli.WriteRequest
+		if ct := cli.InviteResponse.Contact(); ct != nil {
+			target = ct.Address
+		}
+	} else {
+		target, do, write = srv.InviteRequest.Contact().Address, srv.Do, srv.WriteRequest
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.SetDestination(c.acct.registrar.String())
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("hold re-invite: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("hold: %w", &ResponseError{"INVITE", res.StatusCode, res.Reason})
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.SetDestination(c.acct.registrar.String())
+	if err := write(ack); err != nil {
+		return fmt.Errorf("hold ack: %w", err)
+	}
+	if err := c.media.SetAnswer(res.Body()); err != nil {
+		c.hangup(ctx, "media policy on re-invite: "+err.Error())
+		return fmt.Errorf("hold: %w: %v", ErrInsecureMedia, err)
+	}
+	c.mu.Lock()
+	c.hold = on
+	c.mu.Unlock()
+	c.log.Info("hold changed", "hold", on)
+	return nil
+}
+
+// Answer answers a ringing inbound call on an account with answer = "manual".
+func (c *Call) Answer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.answerCh == nil {
+		return fmt.Errorf("answer: call is %s", c.state)
+	}
+	close(c.answerCh)
+	c.answerCh = nil
+	return nil
+}
+
+func (a *Account) addCall(c *Call) {
+	a.mu.Lock()
+	a.calls[c.id] = c
+	a.mu.Unlock()
+}
+
+func (a *Account) removeCall(c *Call) {
+	a.mu.Lock()
+	if a.calls[c.id] == c {
+		delete(a.calls, c.id)
+	}
+	a.mu.Unlock()
+}
+
+func (a *Account) call(id string) *Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls[id]
+}
+
+// Calls returns the account's live calls.
+func (a *Account) Calls() []*Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*Call, 0, len(a.calls))
+	for _, c := range a.calls {
+		out = append(out, c)
+	}
+	return out
+}

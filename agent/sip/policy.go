@@ -1,0 +1,72 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+var errNotFromRegistrar = errors.New("request not from the registrar")
+
+// allowed is the SIP request source policy: a request is served only when it
+// arrived over this account's own TLS flow to the registrar, or over a plain
+// listener that the config enabled from the registrar's address. Anything
+// else is refused before any of it is acted on.
+func (a *Account) allowed(req *sip.Request) error {
+	src := req.Source()
+	a.mu.Lock()
+	flow := a.flowRemote
+	a.mu.Unlock()
+	switch strings.ToUpper(req.Transport()) {
+	case "TLS":
+		if flow != "" && src == flow {
+			return nil
+		}
+		return fmt.Errorf("%w: tls from %s, flow is %q", errNotFromRegistrar, src, flow)
+	case "UDP", "TCP":
+		ap, err := netip.ParseAddrPort(src)
+		if err != nil {
+			return fmt.Errorf("%w: source %q: %v", errNotFromRegistrar, src, err)
+		}
+		if ap.Addr().Unmap() == a.registrar.Addr() {
+			return nil
+		}
+		return fmt.Errorf("%w: %s from %s", errNotFromRegistrar, req.Transport(), src)
+	}
+	return fmt.Errorf("%w: transport %q", errNotFromRegistrar, req.Transport())
+}
+
+// guard wraps a handler with the source policy. Refused requests get 403,
+// except ACK which has no response and is dropped (RFC 3261 §17.2.3).
+func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := a.allowed(req); err != nil {
+			a.mu.Lock()
+			a.counters.RequestsRefused++
+			n := a.counters.RequestsRefused
+			a.mu.Unlock()
+			// Rate-limit: a flood of rogue requests must not flood the log.
+			if n <= 10 || n%100 == 0 {
+				a.log.Warn("request refused", "method", string(req.Method), "error", err, "refused_total", n)
+			}
+			if !req.IsAck() {
+				respond(a, tx, req, 403, "Forbidden", nil)
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+func respond(a *Account, tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		a.log.Debug("respond", "code", code, "error", err)
+	}
+}

@@ -1,0 +1,90 @@
+package policy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+)
+
+// tlsSuites are the TLS 1.2 suites allowed: ECDHE key exchange with an AEAD
+// cipher only (no CBC, no static RSA). TLS 1.3 suites are all AEAD and are not
+// configurable in crypto/tls.
+var tlsSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// TLSSuites returns a copy of the allowed TLS 1.2 cipher suites.
+func TLSSuites() []uint16 { return append([]uint16(nil), tlsSuites...) }
+
+// TLSMinVersion is the lowest TLS version any hardphone channel speaks.
+const TLSMinVersion = tls.VersionTLS12
+
+// ClientTLS describes a TLS client channel (SIP to a registrar, later
+// provisioning and syslog).
+type ClientTLS struct {
+	// Roots holds the trust anchors; must not be nil or empty.
+	Roots *x509.CertPool
+	// ServerName is the name or IP the server certificate must carry as a SAN.
+	ServerName string
+	// Certificate, when non-nil, is presented for mutual TLS. Its PrivateKey is a
+	// crypto.Signer (a file key today, a TPM key later).
+	Certificate *tls.Certificate
+}
+
+// ClientConfig builds the tls.Config for a client channel. Verification is
+// always on: there is deliberately no field that disables it.
+func ClientConfig(c ClientTLS) (*tls.Config, error) {
+	if c.Roots == nil {
+		return nil, errors.New("tls client: no trust anchors configured")
+	}
+	if c.ServerName == "" {
+		return nil, errors.New("tls client: no server name to verify")
+	}
+	cfg := &tls.Config{
+		MinVersion:       TLSMinVersion,
+		CipherSuites:     TLSSuites(),
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		RootCAs:          c.Roots,
+		ServerName:       c.ServerName,
+	}
+	if c.Certificate != nil {
+		cert := *c.Certificate
+		// GetClientCertificate rather than Certificates: the key is only asked to
+		// sign when a server requests a certificate, and never when it does not.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cert, nil
+		}
+	}
+	return cfg, nil
+}
+
+// CheckTLSState verifies a completed handshake meets the policy. crypto/tls
+// already enforces version and suites from the config; this is the belt for
+// connections made by code we do not own (a library's dialer).
+func CheckTLSState(st tls.ConnectionState) error {
+	if st.Version < TLSMinVersion {
+		return fmt.Errorf("tls version %#x below minimum %#x: %w", st.Version, TLSMinVersion, ErrWeakAlgorithm)
+	}
+	if st.Version == tls.VersionTLS12 {
+		ok := false
+		for _, s := range tlsSuites {
+			if s == st.CipherSuite {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("tls suite %s not allowed: %w", tls.CipherSuiteName(st.CipherSuite), ErrWeakAlgorithm)
+		}
+	}
+	if len(st.VerifiedChains) == 0 {
+		return errors.New("tls peer certificate was not verified")
+	}
+	return nil
+}

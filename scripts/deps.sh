@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs every Debian package the tests and the demo need, only when one is
+# missing, so `make test` on a machine that has them costs nothing.
+set -eu
+PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing Debian packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends $missing
