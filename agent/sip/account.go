@@ -214,11 +214,11 @@ func (a *Account) Run(ctx context.Context) {
 // failed or ctx ended.
 func (a *Account) waitOrFlowFailure(ctx context.Context, d time.Duration, ping bool) bool {
 	deadline := a.clock.After(d)
+	var tick <-chan time.Time
+	if ping {
+		tick = a.clock.After(a.cfg.Keepalive)
+	}
 	for {
-		var tick <-chan time.Time
-		if ping {
-			tick = a.clock.After(a.cfg.Keepalive)
-		}
 		select {
 		case <-ctx.Done():
 			return false
@@ -227,6 +227,15 @@ func (a *Account) waitOrFlowFailure(ctx context.Context, d time.Duration, ping b
 		case <-tick:
 			if err := a.keepalive(ctx); err != nil {
 				a.log.Warn("keepalive failed", "error", err)
+				a.flowDown()
+				return false
+			}
+			tick = a.clock.After(a.cfg.Keepalive)
+		case <-a.clock.After(time.Second):
+			// The read side of the flow ended (the registrar closed it or
+			// the network reset it): no need to wait for a ping to fail.
+			if ping && a.flowGone() {
+				a.log.Warn("tls flow closed")
 				a.flowDown()
 				return false
 			}
@@ -303,14 +312,34 @@ func (a *Account) registrarURI() sip.Uri {
 func (a *Account) register(ctx context.Context, expires time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 32*time.Second) // RFC 3261 Timer F
 	defer cancel()
-	conn, err := a.flow(ctx)
-	if err != nil {
+	if _, err := a.flow(ctx); err != nil {
 		return 0, err
 	}
+	// A registrar that refuses our certificate under TLS 1.3 does so after
+	// the handshake, by closing the flow: watch it so the REGISTER fails at
+	// once rather than at Timer F.
+	ctx, cancelFlow := context.WithCancelCause(ctx)
+	defer cancelFlow(nil)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.clock.After(100 * time.Millisecond):
+				if a.flowGone() {
+					cancelFlow(errFlowClosed)
+					return
+				}
+			}
+		}
+	}()
 	contact := a.contactFor(expires)
 	req := a.newRegister(contact, expires)
 	res, err := a.cli.Do(ctx, req)
 	if err != nil {
+		if c := context.Cause(ctx); c != nil && errors.Is(c, errFlowClosed) {
+			err = c
+		}
 		return 0, fmt.Errorf("register: %w", err)
 	}
 	for attempt := 0; (res.StatusCode == 401 || res.StatusCode == 407 || res.StatusCode == 423) && attempt < 2; attempt++ {
@@ -328,6 +357,9 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 			return 0, fmt.Errorf("register: %w", err)
 		}
 		if res, err = a.cli.Do(ctx, req); err != nil {
+			if c := context.Cause(ctx); c != nil && errors.Is(c, errFlowClosed) {
+				err = c
+			}
 			return 0, fmt.Errorf("register: %w", err)
 		}
 	}
@@ -336,7 +368,6 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 	}
 	granted := grantedExpiry(res, contact, expires)
 	a.mu.Lock()
-	a.conn = conn
 	a.registered, a.granted, a.regAt, a.lastErr, a.failures = true, granted, a.clock.Now(), "", 0
 	a.counters.Registrations++
 	a.mu.Unlock()
@@ -373,10 +404,20 @@ func (a *Account) flow(ctx context.Context) (sip.Connection, error) {
 	}
 	a.mu.Lock()
 	a.flowRemote, a.flowLocal = tc.RemoteAddr().String(), local
-	if a.conn == nil {
-		a.conn = conn
-	}
+	held := a.conn
+	a.conn = conn
 	a.mu.Unlock()
+	// The pool counts references: we hold one for as long as a.conn names
+	// the flow, so drop the one this call added when we already held it.
+	if held == conn {
+		if _, err := conn.TryClose(); err != nil {
+			a.log.Debug("flow reference", "error", err)
+		}
+	} else if held != nil {
+		if _, err := held.TryClose(); err != nil {
+			a.log.Debug("old flow reference", "error", err)
+		}
+	}
 	return conn, nil
 }
 
@@ -541,3 +582,29 @@ func (a *Account) Registered() bool {
 }
 
 func aorString(u sip.Uri) string { return u.String() }
+
+var errFlowClosed = errors.New("tls flow to registrar closed (certificate refused?)")
+
+// flowGone reports whether the flow we hold is no longer in sipgo's pool,
+// which happens when its read loop ended.
+func (a *Account) flowGone() bool {
+	a.mu.Lock()
+	held, remote := a.conn, a.flowRemote
+	a.mu.Unlock()
+	if held == nil || remote == "" {
+		return false
+	}
+	pool := a.ua.TransportLayer().Pool("tls")
+	if pool == nil {
+		return true
+	}
+	c := pool.Get(remote)
+	if c == nil {
+		return true
+	}
+	// Get took a reference; give it back.
+	if _, err := c.TryClose(); err != nil {
+		a.log.Debug("flow probe reference", "error", err)
+	}
+	return c != held
+}

@@ -207,7 +207,7 @@ func (a *Account) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.mu.Lock()
-	c.hold = c.media.Stats().RemoteHold
+	c.hold = c.media.Stats().Direction != "sendrecv"
 	c.remoteCSeq = req.CSeq().SeqNo
 	c.mu.Unlock()
 	ct := a.dialogContact()

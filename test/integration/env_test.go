@@ -1,0 +1,232 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hardphone/hardphone/agent"
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/test"
+)
+
+// users of the shared registrar: hardphone accounts and baresip peers.
+var users = map[string]string{
+	"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw", "mallory": "mallory-pw",
+}
+
+// env is one Kamailio (MD5 digest, since baresip 1.0 cannot do SHA-256) with
+// its PKI.
+type env struct {
+	k   *test.Kamailio
+	pki *test.PKI
+	dir string
+}
+
+func newEnv(t testing.TB, opts ...test.KamailioOption) *env {
+	t.Helper()
+	dir := t.TempDir()
+	pki := test.NewPKI(t, filepath.Join(dir, "pki"))
+	opts = append([]test.KamailioOption{test.KamailioPKI(pki), test.KamailioUsers(users)}, opts...)
+	k := test.StartKamailio(t, opts...)
+	return &env{k: k, pki: pki, dir: dir}
+}
+
+// phoneConf is what a test may change in a hardphone config.
+type phoneConf struct {
+	user, password   string
+	certCN           string // client cert CN; "" = user, "-" = no client cert
+	caFile           string // "" = the env CA
+	digestMin        string
+	mediaSecurity    string
+	answer           string
+	portMin, portMax int
+	extra            string // appended to the account table
+	top              string // prepended top-level keys
+}
+
+type phone struct {
+	ag     *agent.Agent
+	acct   *sip.Account
+	cfg    *config.Config
+	dir    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	events chan sip.Event
+}
+
+var portBase = struct {
+	sync.Mutex
+	next int
+}{next: 20000}
+
+func nextPorts() (int, int) {
+	portBase.Lock()
+	defer portBase.Unlock()
+	lo := portBase.next
+	portBase.next += 100
+	return lo, lo + 99
+}
+
+// writeConfig writes a hardphone TOML config for pc and returns its path.
+func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), pc.user)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pw := pc.password
+	if pw == "" {
+		pw = users[pc.user]
+	}
+	if err := os.WriteFile(filepath.Join(dir, "password"), []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := pc.caFile
+	if ca == "" {
+		ca = e.pki.CAFile
+	}
+	var tlsKeys string
+	switch pc.certCN {
+	case "-":
+	default:
+		cn := pc.certCN
+		if cn == "" {
+			cn = pc.user
+		}
+		cert, key, _ := e.pki.Client(cn)
+		tlsKeys = fmt.Sprintf("cert_file = %q\nkey_file = %q\n", cert, key)
+	}
+	if pc.portMin == 0 {
+		pc.portMin, pc.portMax = nextPorts()
+	}
+	var acct strings.Builder
+	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\npassword_file = \"password\"\n", pc.user, e.k.Addr())
+	fmt.Fprintf(&acct, "retry_base = \"500ms\"\nretry_max = \"2s\"\n")
+	// Kamailio here can only offer MD5 when baresip shares it.
+	dm := pc.digestMin
+	if dm == "" {
+		dm = "MD5"
+	}
+	fmt.Fprintf(&acct, "digest_min = %q\n", dm)
+	if pc.mediaSecurity != "" {
+		fmt.Fprintf(&acct, "media_security = %q\n", pc.mediaSecurity)
+	}
+	if pc.answer != "" {
+		fmt.Fprintf(&acct, "answer = %q\n", pc.answer)
+	}
+	acct.WriteString(pc.extra)
+	body := fmt.Sprintf("%s\ncontrol_socket = \"ctl.sock\"\nstate_dir = \"state\"\n\n[tls]\nca_file = %q\n%s\n[media]\nlocal_ip = \"127.0.0.1\"\nrtp_port_min = %d\nrtp_port_max = %d\n\n[[account]]\n%s",
+		pc.top, ca, tlsKeys, pc.portMin, pc.portMax, acct.String())
+	path := filepath.Join(dir, "hardphone.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startPhone runs an in-process agent for pc until the test ends.
+func (e *env) startPhone(t testing.TB, pc phoneConf, inbound sip.Inbound) *phone {
+	t.Helper()
+	path := e.writeConfig(t, pc)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	logFile, err := os.Create(filepath.Join(filepath.Dir(path), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := &phone{cfg: cfg, dir: filepath.Dir(path), done: make(chan struct{}), events: make(chan sip.Event, 64)}
+	p.ag, err = agent.New(cfg, log, agent.WithEventWatcher(func(ev sip.Event) {
+		select {
+		case p.events <- ev:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatalf("agent.New: %v", err)
+	}
+	p.acct = p.ag.Accounts()[0]
+	if inbound != nil {
+		p.acct.SetInbound(inbound)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() {
+		defer close(p.done)
+		if err := p.ag.Run(ctx); err != nil {
+			t.Errorf("agent.Run: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("--- agent %s log (tail) ---\n%s", pc.user, tail(string(b), 60))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitEvent waits for an event of kind, failing the test after timeout.
+func (p *phone) waitEvent(t testing.TB, kind string, timeout time.Duration) sip.Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev := <-p.events:
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no %q event within %v; status %+v", kind, timeout, p.acct.Status())
+			return sip.Event{}
+		}
+	}
+}
+
+func (p *phone) waitRegistered(t testing.TB) {
+	t.Helper()
+	if p.acct.Registered() {
+		return
+	}
+	p.waitEvent(t, "registered", 10*time.Second)
+}
+
+// waitLastError waits until the account reports a registration error
+// containing want.
+func (p *phone) waitLastError(t *testing.T, want string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st := p.acct.Status()
+		if st.Registered {
+			t.Fatalf("account registered, want refusal containing %q", want)
+		}
+		if strings.Contains(st.LastError, want) {
+			return st.LastError
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("last error = %q, want one containing %q", p.acct.Status().LastError, want)
+	return ""
+}
