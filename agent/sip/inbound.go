@@ -69,6 +69,13 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	start := a.clock.Now()
 	tlsHop := strings.EqualFold(req.Transport(), "TLS")
 	ms, err := media.NewSession(a.mediaConfig(tlsHop))
+	if errors.Is(err, media.ErrNotAcceptable) {
+		// SDES over a plain hop: the keys would cross in clear.
+		a.countMediaRefusal()
+		a.log.Warn("inbound call refused by media policy", "error", err, "call_id", callID(req))
+		respond(a, tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		return
+	}
 	if err != nil {
 		a.log.Error("media session", "error", err)
 		respond(a, tx, req, 500, "Server Internal Error", nil)
@@ -112,15 +119,19 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			c.log.Warn("auto answer", "error", err)
 		}
 	}
-	// The handler returns and the transaction stays with the dialog; answering
-	// waits on its own goroutine so manual answer can take its time.
-	go c.answerWhenReady(answer)
+	// sipgo ends the INVITE transaction when the handler returns, so the
+	// handler rings until the call is answered, cancelled or times out.
+	if c.answerWhenReady(answer) {
+		go c.startMedia()
+	}
 }
 
 // ringTimeout bounds how long an unanswered call rings.
 const ringTimeout = 120 * time.Second
 
-func (c *Call) answerWhenReady(answer []byte) {
+// answerWhenReady rings until the call is answered and sends the 200 OK;
+// false when the call ended first.
+func (c *Call) answerWhenReady(answer []byte) bool {
 	c.mu.Lock()
 	ch := c.answerCh
 	c.mu.Unlock()
@@ -128,34 +139,39 @@ func (c *Call) answerWhenReady(answer []byte) {
 		select {
 		case <-ch:
 		case <-c.done:
-			return
+			return false
 		case <-c.acct.clock.After(ringTimeout):
 			c.hangup(context.Background(), "not answered")
-			return
+			return false
 		}
 	}
 	if d := c.acct.cfg.AnswerDelay; d > 0 {
 		select {
 		case <-c.acct.clock.After(d):
 		case <-c.done:
-			return
+			return false
 		}
 	}
 	c.mu.Lock()
 	srv := c.srv
 	if c.state != "ringing" {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.state = "answered"
 	c.mu.Unlock()
 	if err := srv.RespondSDP(answer); err != nil {
 		c.log.Warn("200 OK", "error", err)
 		c.end("answer failed: " + err.Error())
-		return
+		return false
 	}
-	// DTLS: we answer a=setup:active and start the handshake now; SDES keys
-	// are already agreed. Either way no RTP flows before Start succeeds.
+	return true
+}
+
+// startMedia keys SRTP after our 200 OK. DTLS: we answered a=setup:active
+// and start the handshake now; SDES keys are already agreed. Either way no
+// RTP flows before Start succeeds.
+func (c *Call) startMedia() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	go func() {

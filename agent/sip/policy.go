@@ -57,8 +57,39 @@ func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.R
 			}
 			return
 		}
+		if code, reason := validate(req); code != 0 {
+			if !req.IsAck() {
+				respond(a, tx, req, code, reason, nil)
+			}
+			return
+		}
 		h(req, tx)
 	}
+}
+
+// validate applies the RFC 3261 checks sipgo's parser leaves to the UAS,
+// in the order RFC 3261 §8.2 gives them.
+func validate(req *sip.Request) (int, string) {
+	// RFC 3261 §8.2.2.1 / RFC 4475 §3.4.2: another SIP version is 505.
+	if req.SipVersion != "SIP/2.0" {
+		return 505, "Version Not Supported"
+	}
+	// RFC 3261 §8.2.2.1: "If the Request-URI uses a scheme not supported by
+	// the UAS, it SHOULD reject the request with a 416".
+	switch strings.ToLower(req.Recipient.Scheme) {
+	case "sip", "sips", "tel":
+	default:
+		return 416, "Unsupported URI Scheme"
+	}
+	// RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
+	if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
+		return 400, "Bad Request (CSeq method)"
+	}
+	// RFC 3261 §20.22: Max-Forwards is 0-255.
+	if mf := req.MaxForwards(); mf != nil && uint32(*mf) > 255 {
+		return 400, "Bad Request (Max-Forwards)"
+	}
+	return 0, ""
 }
 
 func respond(a *Account, tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
