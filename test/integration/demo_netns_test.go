@@ -72,8 +72,12 @@ func runDemo(t *testing.T, security string) {
 	}
 	status, err := exec.Command(hardphoneBinary(t), "status", "--config", bobCfg).CombinedOutput()
 	fmt.Printf("demo[%s]: hardphone status (bob):\n%s", security, status)
-	if err != nil {
-		t.Errorf("hardphone status: %v", err)
+	if err != nil || !strings.Contains(string(status), "registered (granted") {
+		t.Errorf("hardphone status = %q, %v; want bob registered", status, err)
+	}
+	js, err := exec.Command(hardphoneBinary(t), "status", "--config", bobCfg, "--json").CombinedOutput()
+	if err != nil || !json.Valid(js) || !strings.Contains(string(js), `"registered":true`) {
+		t.Errorf("hardphone status --json = %q, %v; want JSON with bob registered", js, err)
 	}
 	if err := bob.stop(t); err != nil {
 		t.Errorf("bob exit: %v", err)

@@ -1,0 +1,26 @@
+// Package media is the phone's media layer: SDP offer/answer under the SRTP
+// policy, SRTP/SRTCP keyed by SDES (RFC 4568) or DTLS-SRTP (RFC 5763/5764),
+// G.711 audio with a small jitter buffer, RFC 4733 DTMF, and the pump between
+// a call and a hal/audio Source and Sink.
+//
+// Threat: a downgrade or an injection on the media path. SRTP is mandatory:
+// an offer or answer without acceptable crypto (plain RTP/AVP, a suite outside
+// crypto/policy, a malformed key, DTLS without a fingerprint or with a refused
+// hash) is refused with an error that wraps ErrNotAcceptable, and the send
+// path has no way to write a plaintext RTP packet: every RTP and RTCP datagram
+// goes through an SRTP context, which exists only after keys are agreed (and,
+// for DTLS, after the peer certificate matched its signalled fingerprint).
+// Received packets that fail authentication or replay checks are dropped and
+// counted; the call goes on. SDES keys cross the signalling path, so SDES is
+// refused unless that path is TLS. Every crypto choice comes from
+// crypto/policy.
+//
+// Packets whose source is not the address the peer's SDP names (IP and port,
+// per component) are dropped and counted in Stats.ForeignDropped: the peer
+// declared where it sends from, lockdown opens pinholes for exactly those
+// addresses, and SRTP authentication stays the real guard either way.
+//
+// Only agent/sip (call control) imports this package. It imports crypto/policy
+// and hal/audio and nothing above it: never agent/sip, agent, cmd, board,
+// test, diago or sipgo.
+package media

@@ -1,0 +1,187 @@
+package media
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hardphone/hardphone/crypto/policy"
+)
+
+// fuzzCaps are fixed local capabilities for the pure offer/answer code.
+func fuzzCaps(t testing.TB, sec Security) *localCaps {
+	keys := map[string]sdesKey{}
+	for _, s := range policy.AcceptedSRTPSuites() {
+		k, err := newSDESKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[s.SDESName] = k
+	}
+	id, err := newDTLSIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &localCaps{
+		security: sec, addr: loopback, rtpPort: 30000, codecs: []Codec{PCMU, PCMA}, dtmfPT: 101,
+		offerSuites: policy.SRTPSuites(),
+		key:         func(s policy.SRTPSuite) (sdesKey, error) { return keys[s.SDESName], nil },
+		fp:          id.fp,
+	}
+}
+
+// sdpSeeds are real-world shaped bodies: baresip's SDES and DTLS offers
+// (notes/interop-peers.md), our own offers, the RFC 4566 example.
+func sdpSeeds(t testing.TB) []string {
+	seeds := []string{
+		baresipSDESOffer(40000, "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
+		baresipDTLSOffer(40002, "sha-256 "+strings.Repeat("5A:", 31)+"5A"),
+		rfc4566Example,
+		"v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 0 8\n",
+		"v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 4000 RTP/SAVPF 8\r\na=crypto:9 AEAD_AES_128_GCM inline:" + b64(28) + "\r\nm=video 0 RTP/SAVPF 96\r\n",
+	}
+	for _, sec := range []Security{SecuritySDES, SecurityDTLS} {
+		c := fuzzCaps(t, sec)
+		m, _, err := buildOffer(c, dirSendRecv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sd := &sdpSession{Origin: sdpOrigin{"hardphone", "1", "1", "IN", "IP4", "127.0.0.1"}, Name: "hardphone",
+			Conn: &sdpConn{"IN", "IP4", "127.0.0.1"}, Other: []sdpLine{{'t', "0 0"}}, Media: []sdpMedia{m}}
+		seeds = append(seeds, string(sd.marshal()))
+	}
+	return seeds
+}
+
+// FuzzParseSDP: parsing never panics, and whatever parses survives a
+// marshal/parse round trip unchanged.
+func FuzzParseSDP(f *testing.F) {
+	for _, s := range sdpSeeds(f) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sd, err := parseSDP(b)
+		if err != nil {
+			if !errors.Is(err, errSDPSyntax) {
+				t.Fatalf("parseSDP error %v does not wrap errSDPSyntax", err)
+			}
+			return
+		}
+		out := sd.marshal()
+		again, err := parseSDP(out)
+		if err != nil {
+			t.Fatalf("parseSDP(marshal(x)) = %v\n%q", err, out)
+		}
+		if !reflect.DeepEqual(sd, again) {
+			t.Fatalf("round trip changed the description:\n%+v\n%+v", sd, again)
+		}
+		if string(again.marshal()) != string(out) {
+			t.Fatalf("marshal is not stable")
+		}
+	})
+}
+
+// FuzzSDESCrypto: a=crypto parsing never panics, round-trips, and the
+// policy oracle holds for every accepted line: a suite the policy accepts
+// and a key||salt of exactly its length.
+func FuzzSDESCrypto(f *testing.F) {
+	for _, s := range []string{
+		rfc4568Offer, rfc4568Answer,
+		"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+		"2 AEAD_AES_128_GCM inline:" + b64(28),
+		"3 AEAD_AES_256_GCM inline:" + b64(44) + " WSH=128",
+		"4 AES_CM_128_HMAC_SHA1_32 inline:" + b64(30) + "|2147483648|7:2 KDR=0",
+		"5 NULL_HMAC_SHA1_80 inline:" + b64(30) + " UNENCRYPTED_SRTP",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c, err := parseCrypto(v)
+		if err != nil {
+			return
+		}
+		again, err := parseCrypto(c.format())
+		if err != nil {
+			t.Fatalf("parseCrypto(format(x)) = %v for %q", err, c.format())
+		}
+		if !reflect.DeepEqual(c, again) {
+			t.Fatalf("round trip changed the line:\n%+v\n%+v", c, again)
+		}
+		k, err := acceptCrypto(c)
+		if err != nil {
+			return
+		}
+		s, err := policy.SRTPSuiteBySDESName(c.Suite)
+		if err != nil || s.SDESName != k.Suite.SDESName {
+			t.Fatalf("accepted suite %q the policy refuses: %v", c.Suite, err)
+		}
+		if len(k.Key) != s.KeyLen || len(k.Salt) != s.SaltLen || len(c.Keys) != 1 {
+			t.Fatalf("accepted %s with key %d salt %d in %d key-params", s.SDESName, len(k.Key), len(k.Salt), len(c.Keys))
+		}
+		for _, p := range c.SessionParams {
+			if strings.HasPrefix(p, "UNENCRYPTED") || strings.HasPrefix(p, "UNAUTHENTICATED") {
+				t.Fatalf("accepted session parameter %q", p)
+			}
+		}
+	})
+}
+
+// FuzzAnswerOffer runs the answerer on arbitrary offers. Oracle: an
+// accepted offer always yields SRTP (never RTP/AVP), one m= line per
+// offered one, and the crypto the policy allows.
+func FuzzAnswerOffer(f *testing.F) {
+	for _, s := range sdpSeeds(f) {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	caps := map[bool]*localCaps{false: fuzzCaps(f, SecuritySDES), true: fuzzCaps(f, SecurityDTLS)}
+	f.Fuzz(func(t *testing.T, b []byte, dtls bool) {
+		sd, err := parseSDP(b)
+		if err != nil {
+			return
+		}
+		c := caps[dtls]
+		p, media, err := answerOffer(sd, c, nil, nil, false)
+		if err != nil {
+			if !errors.Is(err, ErrNotAcceptable) {
+				t.Fatalf("answerOffer error %v does not wrap ErrNotAcceptable", err)
+			}
+			return
+		}
+		if checkProto(c.security, p.proto) != nil || len(media) != len(sd.Media) {
+			t.Fatalf("accepted proto %s with %d of %d m= lines", p.proto, len(media), len(sd.Media))
+		}
+		var chosen *sdpMedia
+		for i := range media {
+			if media[i].Port != 0 {
+				if chosen != nil {
+					t.Fatalf("answer accepts two streams")
+				}
+				chosen = &media[i]
+			}
+		}
+		if chosen == nil || chosen.Proto != p.proto {
+			t.Fatalf("answer has no accepted stream in %s", p.proto)
+		}
+		switch c.security {
+		case SecuritySDES:
+			lines := attrValues(chosen.Attrs, "crypto")
+			if len(lines) != 1 || p.remoteKey.Suite.SDESName == "" || p.localKey.Suite.SDESName != p.remoteKey.Suite.SDESName {
+				t.Fatalf("sdes answer crypto %q for suite %q", lines, p.remoteKey.Suite.SDESName)
+			}
+		case SecurityDTLS:
+			if len(p.fps) == 0 || len(attrValues(chosen.Attrs, "fingerprint")) != 1 {
+				t.Fatalf("dtls answer without fingerprints")
+			}
+			if s, _ := findAttr(chosen.Attrs, "setup"); s != "active" && s != "passive" {
+				t.Fatalf("dtls answer setup %q", s)
+			}
+		}
+		// The answer we would send parses.
+		out := &sdpSession{Origin: sdpOrigin{"hardphone", "1", "1", "IN", "IP4", "127.0.0.1"}, Name: "-", Media: media}
+		if _, err := parseSDP(out.marshal()); err != nil {
+			t.Fatalf("our answer does not parse: %v\n%s", err, out.marshal())
+		}
+	})
+}
