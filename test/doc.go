@@ -1,0 +1,9 @@
+// Package test holds the harness that runs real SIP peers (Kamailio,
+// baresip, SIPp), packet captures and test PKIs inside a throwaway network
+// namespace, for interop tests only.
+//
+// Only _test.go files may import it; production code never does. Every
+// helper takes a testing.TB, waits on a readiness probe rather than a sleep,
+// stops what it started by PID in t.Cleanup, and skips when a prerequisite is
+// missing, or fails under CI=true.
+package test
