@@ -110,13 +110,17 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 			}
 		}
 	}
+	var log *slog.Logger
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		log = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		log = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	sip.SetLibraryLogger(log)
+	return log, nil
 }
 
 func (c *commonFlags) load() (*config.Config, error) {
