@@ -218,6 +218,7 @@ func (a *Account) waitOrFlowFailure(ctx context.Context, d time.Duration, ping b
 	if ping {
 		tick = a.clock.After(a.cfg.Keepalive)
 	}
+	check := a.clock.After(time.Second)
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,7 +232,7 @@ func (a *Account) waitOrFlowFailure(ctx context.Context, d time.Duration, ping b
 				return false
 			}
 			tick = a.clock.After(a.cfg.Keepalive)
-		case <-a.clock.After(time.Second):
+		case <-check:
 			// The read side of the flow ended (the registrar closed it or
 			// the network reset it): no need to wait for a ping to fail.
 			if ping && a.flowGone() {
@@ -239,6 +240,7 @@ func (a *Account) waitOrFlowFailure(ctx context.Context, d time.Duration, ping b
 				a.flowDown()
 				return false
 			}
+			check = a.clock.After(time.Second)
 		}
 	}
 }
@@ -277,6 +279,9 @@ func (a *Account) keepalive(ctx context.Context) error {
 			a.mu.Unlock()
 			if ok {
 				return nil
+			}
+			if a.flowGone() {
+				return errors.New("flow closed while waiting for pong")
 			}
 		}
 	}
