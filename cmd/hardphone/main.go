@@ -42,7 +42,7 @@ commands:
   creds     manage TPM-sealed credentials       (not implemented yet: issue #3)
   identity  manage the TPM device identity key  (not implemented yet: issue #3)
   update    install and manage A/B updates      (not implemented yet: issue #4)
-  lockdown  plan, apply and check the lockdown  (not implemented yet: issue #5)`)
+  lockdown  plan, apply and check the lockdown policy (exit 3 on drift)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "update":
 		err = errors.New("update: not implemented yet (A/B updater, issue #4)")
 	case "lockdown":
-		err = errors.New("lockdown: not implemented yet (lockdown policy, issue #5)")
+		err = cmdLockdown(rest, stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0
@@ -78,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "hardphone %s: %v\n", cmd, err)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
 		return 1
 	}
 	return 0

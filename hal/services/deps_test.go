@@ -1,0 +1,20 @@
+package services
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps keeps hal/services at the bottom of the import graph.
+func TestDeps(t *testing.T) {
+	deptest.Check(t,
+		"github.com/hardphone/hardphone/agent",
+		"github.com/hardphone/hardphone/board",
+		"github.com/hardphone/hardphone/cmd",
+		"github.com/hardphone/hardphone/crypto",
+		"github.com/hardphone/hardphone/update",
+		"github.com/hardphone/hardphone/hal/nft",
+		"github.com/hardphone/hardphone/hal/sysctl",
+	)
+}
