@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
 )
 
@@ -24,7 +26,8 @@ type Agent struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	accounts []*sip.Account
-	events   chan sip.Event // buffered; dropped when full (status is pulled, not pushed)
+	// lock enforces the lockdown policy; nil when the config names none.
+	lock *lockdown.Lockdown
 
 	mu       sync.Mutex
 	watchers []func(sip.Event)
@@ -47,6 +50,18 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	for _, o := range opts {
 		o(a)
 	}
+	if cfg.LockdownPolicy != "" {
+		p, err := lockdown.Load(cfg.LockdownPolicy)
+		if err != nil {
+			return nil, err
+		}
+		if a.lock, err = lockdown.New(p, lockdown.WithLogger(log), lockdown.WithPinholeOwner()); err != nil {
+			return nil, err
+		}
+	}
+	// Pinholes follow calls: media reports the peer's addresses, the agent
+	// tells lockdown. Media never imports lockdown.
+	a.watchers = append([]func(sip.Event){a.pinholes}, a.watchers...)
 	roots, err := loadRoots(cfg.TLS.CAFile)
 	if err != nil {
 		return nil, err
@@ -68,6 +83,30 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		a.accounts = append(a.accounts, acct)
 	}
 	return a, nil
+}
+
+// pinholes opens the firewall for a call's media when its SDP is agreed and
+// closes it when the call ends.
+func (a *Agent) pinholes(ev sip.Event) {
+	if a.lock == nil || ev.Call == nil {
+		return
+	}
+	switch ev.Kind {
+	case "media":
+		var ports []uint16
+		for _, ap := range ev.Call.Media().LocalAddrs() {
+			ports = append(ports, ap.Port())
+		}
+		if err := a.lock.OpenPinhole(ev.Call.ID(), ev.Call.RemoteMedia(), ports...); err != nil {
+			// Media from this peer cannot arrive; the call will fail to key
+			// and end, which is the safe outcome.
+			a.log.Warn("pinhole refused", "call_id", ev.Call.ID(), "error", err)
+		}
+	case "call_ended":
+		if err := a.lock.ClosePinhole(ev.Call.ID()); err != nil {
+			a.log.Warn("close pinhole", "call_id", ev.Call.ID(), "error", err)
+		}
+	}
 }
 
 func (a *Agent) dispatch(ev sip.Event) {
@@ -92,8 +131,28 @@ func (a *Agent) Account(name string) (*sip.Account, error) {
 	return nil, fmt.Errorf("no account named %q", name)
 }
 
-// Run starts every account and the control socket and blocks until ctx ends.
+// Run applies the lockdown policy, starts every account and the control
+// socket, and blocks until ctx ends. A policy that cannot be applied stops
+// the start: a phone does not run unlocked by accident.
 func (a *Agent) Run(ctx context.Context) error {
+	lc := net.ListenConfig{}
+	lc.SetMultipathTCP(false)
+	if a.lock != nil {
+		plan, err := a.lock.Apply(ctx)
+		if err != nil {
+			return fmt.Errorf("lockdown: %w", err)
+		}
+		a.log.Info("lockdown applied", "changes", len(plan.Changes))
+		lc = a.lock.Policy().ListenConfig()
+		ticker := time.NewTicker(a.cfg.LockdownCheck)
+		defer ticker.Stop()
+		go a.lock.Monitor(ctx, ticker.C)
+		defer func() {
+			if err := a.lock.Close(); err != nil {
+				a.log.Debug("lockdown close", "error", err)
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for _, acct := range a.accounts {
 		wg.Add(1)
@@ -105,7 +164,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, l := range a.cfg.Listen {
 		// Plain listeners serve the first account; they exist only for tests
 		// and legacy networks and are off unless configured.
-		if err := a.accounts[0].Listen(ctx, l.Network, l.Addr.String()); err != nil {
+		if err := a.accounts[0].Listen(ctx, &lc, l.Network, l.Addr.String()); err != nil {
 			return err
 		}
 		a.log.Warn("plain SIP listener enabled", "network", l.Network, "addr", l.Addr.String())
@@ -129,11 +188,22 @@ func (a *Agent) Run(ctx context.Context) error {
 // Status is the agent-wide snapshot.
 type Status struct {
 	Accounts []sip.AccountStatus `json:"accounts"`
+	Lockdown *LockdownStatus     `json:"lockdown,omitempty"`
+}
+
+// LockdownStatus says which policy is enforced and how often the periodic
+// check found drift.
+type LockdownStatus struct {
+	Policy      string `json:"policy"`
+	DriftEvents uint64 `json:"drift_events"`
 }
 
 // Status returns the current status.
 func (a *Agent) Status() Status {
 	s := Status{}
+	if a.lock != nil {
+		s.Lockdown = &LockdownStatus{Policy: a.cfg.LockdownPolicy, DriftEvents: a.lock.DriftEvents()}
+	}
 	for _, acct := range a.accounts {
 		s.Accounts = append(s.Accounts, acct.Status())
 	}

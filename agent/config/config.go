@@ -33,6 +33,10 @@ type Config struct {
 	// Listen lists extra plain-SIP listeners ("udp:127.0.0.1:5060"). Empty by
 	// default: calls arrive over each registration's own TLS flow.
 	Listen []Listener
+	// LockdownPolicy is the lockdown policy file the agent applies at start
+	// and checks every LockdownCheck; "" runs without one (a desktop).
+	LockdownPolicy string
+	LockdownCheck  time.Duration
 }
 
 // TLS holds the trust anchors and the client identity for mutual TLS.
@@ -138,6 +142,8 @@ type file struct {
 	StateDir      string     `toml:"state_dir"`
 	ControlSocket *string    `toml:"control_socket"`
 	Listen        []string   `toml:"listen"`
+	Lockdown      string     `toml:"lockdown_policy"`
+	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
 	Accounts      []acctFile `toml:"account"`
@@ -214,7 +220,14 @@ func (f *file) validate(dir string) (*Config, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	c := &Config{StateDir: abs(f.StateDir)}
+	c := &Config{StateDir: abs(f.StateDir), LockdownPolicy: abs(f.Lockdown), LockdownCheck: 60 * time.Second}
+	if f.LockdownCheck != nil {
+		d, err := time.ParseDuration(*f.LockdownCheck)
+		if err != nil || d < time.Second {
+			return nil, keyErr("lockdown_check_interval", "%q: want a duration of at least 1s", *f.LockdownCheck)
+		}
+		c.LockdownCheck = d
+	}
 	if f.ControlSocket != nil {
 		c.ControlSocket = abs(*f.ControlSocket)
 	}

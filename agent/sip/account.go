@@ -94,8 +94,11 @@ type AccountStatus struct {
 // Event reports a state change to the agent (health, pinholes, UI).
 type Event struct {
 	Account string
-	Kind    string // "registered", "unregistered", "call_started", "call_ended", "incoming"
-	Call    *Call
+	// Kind is "registered", "unregistered", "incoming", "media" (SDP agreed
+	// or renegotiated: the peer's media addresses are known), "call_started"
+	// (media secured) or "call_ended".
+	Kind string
+	Call *Call
 }
 
 // NewAccount builds the account's user agent. tlsCert is the client identity

@@ -150,6 +150,9 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 		c.hangup(ctx, "media policy: "+err.Error())
 		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
 	}
+	// Media is agreed: the agent opens the firewall pinhole now, before the
+	// DTLS handshake or the first SRTP packet.
+	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
 	if err := c.ack(ctx, dlg); err != nil {
 		c.hangup(ctx, "ack failed")
 		return c, fmt.Errorf("dial %s: ack: %w", target, err)
@@ -375,6 +378,7 @@ func (c *Call) Hold(ctx context.Context, on bool) error {
 	c.mu.Lock()
 	c.hold = on
 	c.mu.Unlock()
+	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: "media", Call: c})
 	c.log.Info("hold changed", "hold", on)
 	return nil
 }

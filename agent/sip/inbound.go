@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -111,6 +112,7 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	a.addCall(c)
 	a.events(Event{Account: a.cfg.Name, Kind: "incoming", Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
 	if err := dlg.Respond(180, "Ringing", nil); err != nil {
 		c.log.Warn("ringing", "error", err)
 	}
@@ -226,6 +228,7 @@ func (a *Account) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.hold = c.media.Stats().Direction != "sendrecv"
 	c.remoteCSeq = req.CSeq().SeqNo
 	c.mu.Unlock()
+	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
 	ct := a.dialogContact()
 	respond(a, tx, req, 200, "OK", answer, sip.NewHeader("Content-Type", "application/sdp"), &ct)
 }
@@ -281,17 +284,35 @@ func (a *Account) FindCall(id string) (*Call, error) {
 	return nil, fmt.Errorf("no call %q on account %s", id, a.cfg.Name)
 }
 
-// Listen serves plain SIP on network ("udp" or "tcp") at addr until ctx ends.
-// It returns once the socket is bound.
-func (a *Account) Listen(ctx context.Context, network, addr string) error {
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready))
-	go func() { errc <- a.srv.ListenAndServe(lctx, network, addr) }()
-	select {
-	case <-ready:
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("listen %s %s: %w", network, addr, err)
+// Listen serves plain SIP on network ("udp" or "tcp") at addr until ctx
+// ends, on a socket made by lc (the lockdown policy's, which refuses ports
+// the policy does not list and turns multipath TCP off).
+func (a *Account) Listen(ctx context.Context, lc *net.ListenConfig, network, addr string) error {
+	switch network {
+	case "udp":
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		go func() { <-ctx.Done(); pc.Close() }()
+		go func() {
+			if err := a.srv.ServeUDP(pc); err != nil && ctx.Err() == nil {
+				a.log.Warn("udp listener", "error", err)
+			}
+		}()
+	case "tcp":
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", addr, err)
+		}
+		go func() { <-ctx.Done(); ln.Close() }()
+		go func() {
+			if err := a.srv.ServeTCP(ln); err != nil && ctx.Err() == nil {
+				a.log.Warn("tcp listener", "error", err)
+			}
+		}()
+	default:
+		return fmt.Errorf("listen %s %s: network must be udp or tcp", network, addr)
 	}
+	return nil
 }
