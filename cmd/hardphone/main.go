@@ -39,8 +39,8 @@ commands:
   call      register, place one call, print a JSON summary
   status    show registrations, calls and counters
   version   print version, commit and platform
-  creds     manage TPM-sealed credentials       (not implemented yet: issue #3)
-  identity  manage the TPM device identity key  (not implemented yet: issue #3)
+  creds     manage TPM-sealed credentials: set, list, rm, wipe, status
+  identity  the device identity key in the TPM: create, csr, import-cert, show
   update    install and manage A/B updates      (not implemented yet: issue #4)
   lockdown  plan, apply and check the lockdown policy (exit 3 on drift)`)
 }
@@ -62,8 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCall(rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
-	case "creds", "identity":
-		err = fmt.Errorf("%s: not implemented yet (TPM credential store, issue #3)", cmd)
+	case "creds":
+		err = cmdCreds(rest, stdout, stderr)
+	case "identity":
+		err = cmdIdentity(rest, stdout, stderr)
 	case "update":
 		err = errors.New("update: not implemented yet (A/B updater, issue #4)")
 	case "lockdown":

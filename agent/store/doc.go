@@ -1,0 +1,16 @@
+// Package store opens the agent's one state file, state.db (bbolt) under
+// the state directory (/data/hardphone on a phone, $XDG_STATE_HOME/hardphone
+// on a desktop), checks it before bbolt touches it, and keeps its schema
+// version. Packages below agent (crypto/credstore, update) are handed the
+// *bbolt.DB and own one top-level bucket each; this package owns "store".
+//
+// Threat: a damaged or planted state file. A file truncated below what its
+// meta page claims would make bbolt fault on the missing pages, and a file
+// from a newer schema would be misread: both are refused with an error
+// naming the cause, and the file is left exactly as found so nothing more
+// is lost. Nothing secret is stored in clear here: credstore encrypts every
+// value before it reaches bbolt.
+//
+// Imported by agent and cmd. It imports crypto/credstore only for
+// OpenCredentials, the one-call way to reach the credential store.
+package store

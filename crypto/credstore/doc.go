@@ -1,0 +1,36 @@
+// Package credstore keeps hardphone's named secrets (SIP passwords such as
+// "sip/alice") and its device identity key. Values are AES-256-GCM
+// encrypted under a key-encryption key (KEK), with the secret's name and
+// version bound in as associated data, and stored in the agent's bbolt
+// file. The KEK is sealed by the TPM under an ECC P-256 storage key,
+// optionally bound to PCRs, and bound to an NV counter that Wipe advances;
+// the identity key is an ECC P-256 key the TPM generated and will never
+// release, used as a crypto.Signer for mutual TLS. A software protector (KEK
+// in a 0600 file, identity key encrypted under it) exists for desktops
+// without a TPM: it is only ever chosen explicitly and reports itself as
+// weaker.
+//
+// The consumer's view (the SIP layer):
+//
+//	st, _ := store.Open(stateDir)                    // agent/store: the bbolt file
+//	p, _ := credstore.OpenProtector(tpmSpec)         // "/dev/tpmrm0", "swtpm:unix:PATH", "software:FILE"
+//	cs, _ := credstore.Open(st.DB(), p)
+//	cert, _ := cs.Identity()                         // *tls.Certificate, PrivateKey in the TPM
+//	pw, _ := cs.Get("sip/alice")                     // Secret; logs and prints as REDACTED
+//
+// or store.OpenCredentials(stateDir, tpmSpec) for the first three lines.
+//
+// Threat: theft of the state file or of the whole flash (every value is
+// ciphertext; the KEK exists only inside this TPM), tampering with it (a
+// flipped byte, a value moved to another name, a swapped record: each
+// fails authentication and only that entry is lost; the KEK record is kept
+// twice and repaired from its good copy), moving it to another device (a
+// different TPM cannot unseal the KEK, and says so), booting other software
+// (with a PCR policy the TPM refuses to unseal, on every operation, not
+// just at open) and recovering old data after a factory reset (Wipe
+// increments the NV counter the KEK is sealed to, so no copy of an old
+// sealed KEK can ever be unsealed again). No value is ever logged or
+// printed: Secret redacts itself everywhere.
+//
+// Imported by agent, agent/store and cmd. It imports hal/tpm and bbolt.
+package credstore

@@ -1,0 +1,133 @@
+package credstore
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hardphone/hardphone/hal/tpm"
+)
+
+// Protection says what guards a store's KEK.
+type Protection uint8
+
+const (
+	// ProtectionTPM: the KEK is sealed by the TPM and the identity key
+	// lives in it.
+	ProtectionTPM Protection = 1
+	// ProtectionSoftware: the KEK is a 0600 file and the identity key is
+	// encrypted under it. Anyone who can read the file and the state
+	// database has every secret.
+	ProtectionSoftware Protection = 2
+)
+
+// String returns "tpm" or "software".
+func (p Protection) String() string {
+	switch p {
+	case ProtectionTPM:
+		return "tpm"
+	case ProtectionSoftware:
+		return "software"
+	}
+	return fmt.Sprintf("protection(%d)", uint8(p))
+}
+
+// Weaker reports whether the protection is weaker than a TPM's, which
+// `status` must say: true for the software protector.
+func (p Protection) Weaker() bool { return p != ProtectionTPM }
+
+// Protector guards a store's KEK and makes its identity key: a TPM, or a
+// KEK file chosen explicitly. It is never picked by fallback.
+type Protector struct {
+	impl protector
+	// closer closes what OpenProtector opened; nil when the caller owns
+	// the TPM.
+	closer func() error
+}
+
+// protector is what a store needs from its KEK guardian.
+type protector interface {
+	protection() Protection
+	// seal protects kek, bound to pcrs (TPM only), and describes how in a
+	// record; it never stores the KEK itself anywhere the record goes.
+	seal(kek []byte, pcrs []int) (*kekRecord, error)
+	// unseal returns the KEK of rec, or an error wrapping
+	// ErrWrongProtector, ErrWiped, ErrPolicy or ErrCorrupt.
+	unseal(rec *kekRecord) ([]byte, error)
+	// destroy makes every KEK sealed so far unrecoverable; rec is nil when
+	// no record survives.
+	destroy(rec *kekRecord) error
+	// pcrs is the PCR set the protector was told to bind to; ok is false
+	// when none was configured, which keeps an existing store's set.
+	pcrs() (pcrs []int, ok bool)
+	newIdentityKey() (*identityKey, error)
+	loadSigner(k *identityKey) (signer, error)
+}
+
+// signer is a loaded identity key.
+type signer interface {
+	crypto.Signer
+	Close() error
+}
+
+// OpenProtector opens the protector spec names:
+//
+//	/dev/tpmrm0, swtpm:unix:PATH, swtpm:tcp:HOST:PORT   a TPM (hal/tpm.Open)
+//	software:PATH                                      a KEK file (weaker)
+//
+// TPM options are refused with the software protector. Close releases
+// what was opened.
+func OpenProtector(spec string, opts ...TPMOption) (*Protector, error) {
+	if path, ok := strings.CutPrefix(spec, "software:"); ok {
+		if len(opts) > 0 {
+			return nil, fmt.Errorf("open protector %q: %w", spec, errPCRSoft)
+		}
+		return NewSoftwareProtector(path)
+	}
+	t, err := tpm.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("open protector: %w", err)
+	}
+	p, err := NewTPMProtector(t, opts...)
+	if err != nil {
+		// The options were bad; the TPM was never used.
+		_ = t.Close()
+		return nil, err
+	}
+	p.closer = t.Close
+	return p, nil
+}
+
+// Protection returns what guards the KEK.
+func (p *Protector) Protection() Protection { return p.impl.protection() }
+
+// Close releases what OpenProtector opened; for a protector made from a
+// caller's TPM it does nothing.
+func (p *Protector) Close() error {
+	if p.closer == nil {
+		return nil
+	}
+	c := p.closer
+	p.closer = nil
+	if err := c(); err != nil {
+		return fmt.Errorf("close protector: %w", err)
+	}
+	return nil
+}
+
+// errorRank orders unseal failures by how much they tell the user, so Open
+// reports the most telling one when no KEK copy opens.
+func errorRank(err error) int {
+	switch {
+	case errors.Is(err, ErrWrongProtector):
+		return 4
+	case errors.Is(err, ErrWiped):
+		return 3
+	case errors.Is(err, ErrPolicy):
+		return 2
+	case errors.Is(err, ErrCorrupt):
+		return 1
+	}
+	return 0
+}
