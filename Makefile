@@ -33,14 +33,9 @@ test: deps vet build
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz-short
 
-FUZZ_TARGETS := ./agent/sip:FuzzParseChallenge $(shell $(GO) test -list 'Fuzz.*' ./agent/media/ 2>/dev/null | grep ^Fuzz | sed 's|^|./agent/media:|')
 FUZZTIME ?= 10s
 fuzz-short:
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m

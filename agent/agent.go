@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/agent/store"
 )
 
 // Agent runs every account of one config.
@@ -28,6 +30,8 @@ type Agent struct {
 	accounts []*sip.Account
 	// lock enforces the lockdown policy; nil when the config names none.
 	lock *lockdown.Lockdown
+	// creds is the credential store (state file + TPM); nil without one.
+	creds *store.Credentials
 
 	mu       sync.Mutex
 	watchers []func(sip.Event)
@@ -66,18 +70,29 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	ident, err := loadIdentity(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if cfg.CredentialStore != "" {
+		if a.creds, err = store.OpenCredentials(cfg.StateDir, cfg.CredentialStore, log); err != nil {
+			return nil, fmt.Errorf("credential store: %w", err)
+		}
+	}
+	ident, err := a.identity()
 	if err != nil {
+		a.Close()
 		return nil, err
 	}
 	instance, err := instanceID(cfg.StateDir)
 	if err != nil {
+		a.Close()
 		return nil, err
 	}
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax}
 	for _, ac := range cfg.Accounts {
-		acct, err := sip.NewAccount(ac, roots, ident, mp, instance, log.With("component", "sip"), nil, a.dispatch)
+		acct, err := sip.NewAccount(ac, sip.AccountDeps{
+			Roots: roots, Cert: ident, Password: a.passwordFor(ac), Media: mp, Instance: instance,
+			Log: log.With("component", "sip"), Events: a.dispatch,
+		})
 		if err != nil {
+			a.Close()
 			return nil, err
 		}
 		a.accounts = append(a.accounts, acct)
@@ -106,6 +121,47 @@ func (a *Agent) pinholes(ev sip.Event) {
 		if err := a.lock.ClosePinhole(ev.Call.ID()); err != nil {
 			a.log.Warn("close pinhole", "call_id", ev.Call.ID(), "error", err)
 		}
+	}
+}
+
+// identity is the mutual-TLS client identity: the key file when the config
+// names one, else the credential store's (the TPM key), else none.
+func (a *Agent) identity() (*tls.Certificate, error) {
+	if a.cfg.TLS.CertFile != "" {
+		return loadIdentity(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
+	}
+	if a.creds == nil {
+		return nil, nil
+	}
+	c, err := a.creds.Identity()
+	if err != nil {
+		return nil, fmt.Errorf("tls identity from the credential store: %w", err)
+	}
+	return c, nil
+}
+
+// passwordFor returns where an account's digest password comes from.
+func (a *Agent) passwordFor(ac config.Account) func() (string, error) {
+	if ac.PasswordCred == "" {
+		return ac.Password
+	}
+	return func() (string, error) {
+		v, err := a.creds.Get(ac.PasswordCred)
+		if err != nil {
+			return "", fmt.Errorf("credential %s: %w", ac.PasswordCred, err)
+		}
+		return string(v), nil
+	}
+}
+
+// Close releases the credential store and the TPM. Run does not call it, so
+// a caller may Run again; the command's main defers it.
+func (a *Agent) Close() {
+	if a.creds != nil {
+		if err := a.creds.Close(); err != nil {
+			a.log.Warn("close credential store", "error", err)
+		}
+		a.creds = nil
 	}
 }
 
@@ -189,6 +245,10 @@ func (a *Agent) Run(ctx context.Context) error {
 type Status struct {
 	Accounts []sip.AccountStatus `json:"accounts"`
 	Lockdown *LockdownStatus     `json:"lockdown,omitempty"`
+	// Credentials is how secrets are protected: "tpm", or "software" with
+	// Weaker set, or "none" (files).
+	Credentials string `json:"credentials"`
+	Weaker      bool   `json:"credentials_weaker,omitempty"`
 }
 
 // LockdownStatus says which policy is enforced and how often the periodic
@@ -200,7 +260,11 @@ type LockdownStatus struct {
 
 // Status returns the current status.
 func (a *Agent) Status() Status {
-	s := Status{}
+	s := Status{Credentials: "none", Weaker: true}
+	if a.creds != nil {
+		p := a.creds.Protection()
+		s.Credentials, s.Weaker = p.String(), p.Weaker()
+	}
 	if a.lock != nil {
 		s.Lockdown = &LockdownStatus{Policy: a.cfg.LockdownPolicy, DriftEvents: a.lock.DriftEvents()}
 	}

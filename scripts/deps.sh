@@ -2,7 +2,12 @@
 # Installs every Debian package the tests and the demo need, only when one is
 # missing, so `make test` on a machine that has them costs nothing.
 set -eu
-PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates"
+# SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
+# (4), netfilter inspection (5).
+PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
+swtpm swtpm-tools
+rauc squashfs-tools libubootenv-tool u-boot-tools
+nftables"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

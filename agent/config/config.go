@@ -33,13 +33,20 @@ type Config struct {
 	// Listen lists extra plain-SIP listeners ("udp:127.0.0.1:5060"). Empty by
 	// default: calls arrive over each registration's own TLS flow.
 	Listen []Listener
+	// CredentialStore is where secrets and the identity key live:
+	// "/dev/tpmrm0", "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or
+	// "software:KEKFILE" (a desktop without a TPM; reported as weaker).
+	// "" means no store: passwords from files, the TLS key from a file.
+	CredentialStore string
 	// LockdownPolicy is the lockdown policy file the agent applies at start
 	// and checks every LockdownCheck; "" runs without one (a desktop).
 	LockdownPolicy string
 	LockdownCheck  time.Duration
 }
 
-// TLS holds the trust anchors and the client identity for mutual TLS.
+// TLS holds the trust anchors and the client identity for mutual TLS. With
+// a credential store and no CertFile, the identity is the store's (its key
+// in the TPM).
 type TLS struct {
 	CAFile   string
 	CertFile string
@@ -90,7 +97,10 @@ type Account struct {
 	ServerName string
 	// PasswordFile holds the digest password; the file must not be readable
 	// by group or others. The password itself is never in the config.
-	PasswordFile  string
+	PasswordFile string
+	// PasswordCred names the digest password in the credential store
+	// ("sip/alice"). Exactly one of PasswordFile and PasswordCred is set.
+	PasswordCred  string
 	DigestMin     policy.Digest
 	MediaSecurity MediaSecurity
 	Answer        AnswerMode
@@ -143,6 +153,7 @@ type file struct {
 	ControlSocket *string    `toml:"control_socket"`
 	Listen        []string   `toml:"listen"`
 	Lockdown      string     `toml:"lockdown_policy"`
+	CredStore     string     `toml:"credential_store"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
@@ -169,6 +180,7 @@ type acctFile struct {
 	Registrar     string  `toml:"registrar"`
 	ServerName    string  `toml:"server_name"`
 	PasswordFile  string  `toml:"password_file"`
+	PasswordCred  string  `toml:"password_cred"`
 	DigestMin     *string `toml:"digest_min"`
 	MediaSecurity *string `toml:"media_security"`
 	Answer        *string `toml:"answer"`
@@ -238,6 +250,13 @@ func (f *file) validate(dir string) (*Config, error) {
 		}
 		c.Listen = append(c.Listen, ln)
 	}
+	c.CredentialStore = f.CredStore
+	if c.CredentialStore != "" && c.StateDir == "" {
+		return nil, keyErr("state_dir", "required with credential_store (the store lives in the state file)")
+	}
+	if strings.HasPrefix(c.CredentialStore, "software:") {
+		c.CredentialStore = "software:" + abs(strings.TrimPrefix(c.CredentialStore, "software:"))
+	}
 	c.TLS = TLS{CAFile: abs(f.TLS.CAFile), CertFile: abs(f.TLS.CertFile), KeyFile: abs(f.TLS.KeyFile)}
 	if c.TLS.CAFile == "" {
 		return nil, keyErr("tls.ca_file", "required: the registrar's certificate is always verified")
@@ -275,6 +294,9 @@ func (f *file) validate(dir string) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a.PasswordCred != "" && c.CredentialStore == "" {
+			return nil, keyErr(fmt.Sprintf("account[%d].password_cred", i), "needs credential_store")
+		}
 		if names[a.Name] {
 			return nil, keyErr(fmt.Sprintf("account[%d].name", i), "duplicate account name %q", a.Name)
 		}
@@ -287,7 +309,7 @@ func (f *file) validate(dir string) (*Config, error) {
 func (af acctFile) validate(key string, abs func(string) string) (Account, error) {
 	a := Account{
 		Name: af.Name, User: af.User, AuthUser: af.AuthUser, Domain: af.Domain,
-		Registrar: af.Registrar, ServerName: af.ServerName, PasswordFile: abs(af.PasswordFile),
+		Registrar: af.Registrar, ServerName: af.ServerName, PasswordFile: abs(af.PasswordFile), PasswordCred: af.PasswordCred,
 		DigestMin: policy.DefaultDigestMin, MediaSecurity: MediaSDES, Answer: AnswerAuto,
 		Expires: 600 * time.Second, Keepalive: 90 * time.Second,
 		RetryBase: 30 * time.Second, RetryMax: 1800 * time.Second,
@@ -318,8 +340,8 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 	if a.ServerName == "" {
 		a.ServerName = host
 	}
-	if a.PasswordFile == "" {
-		return a, keyErr(key+".password_file", "required")
+	if (a.PasswordFile == "") == (a.PasswordCred == "") {
+		return a, keyErr(key+".password_cred", "set exactly one of password_cred (a credential-store name) and password_file")
 	}
 	if af.Transport != nil && *af.Transport != "tls" {
 		return a, keyErr(key+".transport", "%q: registration is TLS only", *af.Transport)

@@ -38,6 +38,7 @@ type Account struct {
 	registrar netip.AddrPort
 	media     MediaParams
 	events    func(Event)
+	password  func() (string, error) // the digest password, asked for per challenge
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -101,13 +102,33 @@ type Event struct {
 	Call *Call
 }
 
-// NewAccount builds the account's user agent. tlsCert is the client identity
-// (its PrivateKey is a crypto.Signer); roots are the trust anchors.
-func NewAccount(cfg config.Account, roots *x509.CertPool, tlsCert *tls.Certificate, media MediaParams,
-	instance string, log *slog.Logger, clock Clock, events func(Event)) (*Account, error) {
-	if log == nil {
+// AccountDeps are what an account needs from the agent.
+type AccountDeps struct {
+	// Roots are the trust anchors for the registrar's certificate; required.
+	Roots *x509.CertPool
+	// Cert is the client identity for mutual TLS, nil for none. Its
+	// PrivateKey is a crypto.Signer (a TPM key or a file key).
+	Cert *tls.Certificate
+	// Password returns the digest password when a challenge needs it; the
+	// account never keeps it. Required.
+	Password func() (string, error)
+	Media    MediaParams
+	// Instance is the RFC 5626 +sip.instance URN.
+	Instance string
+	Log      *slog.Logger // required
+	Clock    Clock        // nil: the real clock
+	Events   func(Event)  // nil: none
+}
+
+// NewAccount builds the account's user agent.
+func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
+	if d.Log == nil {
 		return nil, errors.New("sip account: nil logger")
 	}
+	if d.Password == nil {
+		return nil, errors.New("sip account: no password source")
+	}
+	clock, events := d.Clock, d.Events
 	if clock == nil {
 		clock = realClock{}
 	}
@@ -127,15 +148,18 @@ func NewAccount(cfg config.Account, roots *x509.CertPool, tlsCert *tls.Certifica
 		}
 		ip = ips[0]
 	}
-	p, _ := strconv.Atoi(port) // validated by config
-	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: roots, ServerName: cfg.ServerName, Certificate: tlsCert})
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("account %s registrar port %q: %w", cfg.Name, port, err)
+	}
+	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: d.Roots, ServerName: cfg.ServerName, Certificate: d.Cert})
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", cfg.Name, err)
 	}
 	a := &Account{
-		cfg: cfg, log: log.With("account", cfg.Name), clock: clock, instance: instance,
-		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: media, events: events,
-		callID: uuid.NewString(), cseq: 1, calls: map[string]*Call{},
+		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
+		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
+		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[string]*Call{},
 	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.User),
@@ -496,9 +520,9 @@ func (a *Account) authorize(req *sip.Request, res *sip.Response) error {
 	if err != nil {
 		return fmt.Errorf("%d challenge: %w", res.StatusCode, err)
 	}
-	pw, err := a.cfg.Password()
+	pw, err := a.password()
 	if err != nil {
-		return err
+		return fmt.Errorf("account %s password: %w", a.cfg.Name, err)
 	}
 	v, err := authorization(ch, credentials{a.cfg.AuthUser, pw}, string(req.Method), req.Recipient.String(), 1, newCnonce())
 	if err != nil {

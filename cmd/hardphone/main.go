@@ -157,6 +157,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer ag.Close()
 	for _, acct := range ag.Accounts() {
 		acct.SetInbound(inboundAudio(*play, *recordDir, log))
 	}
@@ -241,6 +242,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return err
 	}
+	cred := st.Credentials
+	if st.Weaker {
+		cred += " (weaker than a TPM)"
+	}
+	fmt.Fprintf(stdout, "credentials: %s\n", cred)
+	if st.Lockdown != nil {
+		fmt.Fprintf(stdout, "lockdown: %s, %d drift events\n", st.Lockdown.Policy, st.Lockdown.DriftEvents)
+	}
 	for _, a := range st.Accounts {
 		reg := "not registered"
 		if a.Registered {
@@ -322,6 +331,7 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	defer ag.Close()
 	acct, err := ag.Account(*account)
 	if err != nil {
 		return fail(err)

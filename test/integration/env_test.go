@@ -50,6 +50,10 @@ type phoneConf struct {
 	portMin, portMax int
 	extra            string // appended to the account table
 	top              string // prepended top-level keys
+	// credStore is a credential_store spec: the password comes from the
+	// store (password_cred = "sip/USER") and, with certCN "-", so does the
+	// TLS identity.
+	credStore string
 }
 
 type phone struct {
@@ -108,7 +112,13 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		pc.portMin, pc.portMax = nextPorts()
 	}
 	var acct strings.Builder
-	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\npassword_file = \"password\"\n", pc.user, e.k.Addr())
+	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\n", pc.user, e.k.Addr())
+	if pc.credStore != "" {
+		fmt.Fprintf(&acct, "password_cred = \"sip/%s\"\n", pc.user)
+		pc.top += fmt.Sprintf("\ncredential_store = %q\n", pc.credStore)
+	} else {
+		acct.WriteString("password_file = \"password\"\n")
+	}
 	fmt.Fprintf(&acct, "retry_base = \"500ms\"\nretry_max = \"2s\"\n")
 	// Kamailio here can only offer MD5 when baresip shares it.
 	dm := pc.digestMin
@@ -135,7 +145,12 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 // startPhone runs an in-process agent for pc until the test ends.
 func (e *env) startPhone(t testing.TB, pc phoneConf, inbound sip.Inbound) *phone {
 	t.Helper()
-	path := e.writeConfig(t, pc)
+	return startPhoneFrom(t, e.writeConfig(t, pc), inbound)
+}
+
+// startPhoneFrom runs an in-process agent from a config file.
+func startPhoneFrom(t testing.TB, path string, inbound sip.Inbound) *phone {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
@@ -170,10 +185,11 @@ func (e *env) startPhone(t testing.TB, pc phoneConf, inbound sip.Inbound) *phone
 	t.Cleanup(func() {
 		cancel()
 		<-p.done
+		p.ag.Close()
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("--- agent %s log (tail) ---\n%s", pc.user, tail(string(b), 60))
+			t.Logf("--- agent %s log (tail) ---\n%s", path, tail(string(b), 60))
 		}
 	})
 	return p

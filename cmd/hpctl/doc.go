@@ -1,0 +1,12 @@
+// Command hpctl is hardphone's host-side tool for vendors and admins; it
+// never runs on a phone. `hpctl bundle create` makes signed RAUC verity
+// bundles (squashfs by mksquashfs, hash tree and CMS in Go) that Debian's
+// rauc accepts; `hpctl bundle info` and `hpctl bundle verify` show and check
+// any RAUC bundle against a keyring, the payload included.
+//
+// Threat: a vendor pipeline that signs something other than what it means
+// to. create fills every image's sha256 and size itself and verify reads the
+// bundle back the way a phone does.
+//
+// Nothing imports it; it imports update/bundle.
+package main
