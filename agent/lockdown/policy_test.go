@@ -9,21 +9,25 @@ import (
 	"testing"
 )
 
-// readmeExample returns the ```toml block of README-policy.md, so the
-// documented example is a tested one.
+// readmeExample returns the ```toml block of the README's lockdown policy
+// section, so the documented example is a tested one.
 func readmeExample(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("README-policy.md")
+	b, err := os.ReadFile("../../README.md")
 	if err != nil {
-		t.Fatalf("read README-policy.md: %v", err)
+		t.Fatalf("read README.md: %v", err)
 	}
-	_, rest, ok := strings.Cut(string(b), "```toml\n")
+	_, section, ok := strings.Cut(string(b), "\n## Lockdown policy\n")
 	if !ok {
-		t.Fatalf("README-policy.md has no ```toml block")
+		t.Fatalf("README.md has no lockdown policy section")
+	}
+	_, rest, ok := strings.Cut(section, "```toml\n")
+	if !ok {
+		t.Fatalf("README.md lockdown section has no ```toml block")
 	}
 	ex, _, ok := strings.Cut(rest, "```")
 	if !ok {
-		t.Fatalf("README-policy.md: unterminated ```toml block")
+		t.Fatalf("README.md: unterminated ```toml block")
 	}
 	return ex
 }
