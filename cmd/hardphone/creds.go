@@ -36,7 +36,7 @@ type credFlags struct {
 func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "config file (TOML); its state_dir is used unless --state-dir is given")
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory holding state.db")
-	fs.StringVar(&c.tpm, "tpm", tpm.DefaultDevice, `key protector: a TPM device path, "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or "software:KEKFILE" (weaker: KEK in a 0600 file)`)
+	fs.StringVar(&c.tpm, "tpm", "", `key protector: a TPM device path, "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or "software:KEKFILE" (weaker: KEK in a 0600 file); default: the config's credential_store, else `+tpm.DefaultDevice)
 	fs.StringVar(&c.pcrs, "pcrs", "", `comma-separated PCRs (SHA-256 bank) to bind the KEK to, e.g. 7, or "none" to remove the binding; unset keeps the store's; TPM only`)
 }
 
@@ -55,6 +55,24 @@ func (c *credFlags) dir() (string, error) {
 		return "", fmt.Errorf("config %s has no state_dir; give --state-dir", c.config)
 	}
 	return cfg.StateDir, nil
+}
+
+// spec is the protector: --tpm, else the config's credential_store, else
+// the phone's TPM device.
+func (c *credFlags) spec() (string, error) {
+	if c.tpm != "" {
+		return c.tpm, nil
+	}
+	if c.config != "" {
+		cfg, err := config.Load(c.config)
+		if err != nil {
+			return "", err
+		}
+		if cfg.CredentialStore != "" {
+			return cfg.CredentialStore, nil
+		}
+	}
+	return tpm.DefaultDevice, nil
 }
 
 func (c *credFlags) tpmOptions() ([]credstore.TPMOption, error) {
@@ -86,7 +104,11 @@ func (c *credFlags) open(stderr io.Writer) (*store.Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.OpenCredentials(dir, c.tpm, credLogger(stderr), opts...)
+	spec, err := c.spec()
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenCredentials(dir, spec, credLogger(stderr), opts...)
 }
 
 func credLogger(stderr io.Writer) *slog.Logger {
@@ -296,7 +318,11 @@ func credsWipe(cf *credFlags, yes bool, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	p, err := credstore.OpenProtector(cf.tpm, opts...)
+	spec, err := cf.spec()
+	if err != nil {
+		return err
+	}
+	p, err := credstore.OpenProtector(spec, opts...)
 	if err != nil {
 		return err
 	}
