@@ -8,7 +8,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 PLATFORMS := linux/amd64 linux/arm64 linux/arm
 export CGO_ENABLED=0
 
-.PHONY: all build deps test unit integration fuzz fuzz-short bench demo clean vet
+.PHONY: all build deps test fuzz fuzz-short bench soak demo clean vet
 
 all: build
 
@@ -42,8 +42,13 @@ fuzz:
 
 # Every benchmark prints its number beside a reference measured in the same run.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./hal/tpm/ ./crypto/credstore/
+	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
+
+# Long suites: 500 power cuts during installs (make test runs 50).
+soak: deps
+	HARDPHONE_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'TestPowerCut$$' -v ./update/
 
 # Kamailio with generated PKI, two hardphone binaries over mutual TLS, one SRTP
 # call each way of keying (SDES, DTLS-SRTP), a tone across, the summary line.

@@ -41,7 +41,7 @@ commands:
   version   print version, commit and platform
   creds     manage TPM-sealed credentials: set, list, rm, wipe, status
   identity  the device identity key in the TPM: create, csr, import-cert, show
-  update    install and manage A/B updates      (not implemented yet: issue #4)
+  update    A/B updates: install, status, mark-good, check-boot
   lockdown  plan, apply and check the lockdown policy (exit 3 on drift)`)
 }
 
@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "identity":
 		err = cmdIdentity(rest, stdout, stderr)
 	case "update":
-		err = errors.New("update: not implemented yet (A/B updater, issue #4)")
+		err = cmdUpdate(rest, stdout, stderr)
 	case "lockdown":
 		err = cmdLockdown(rest, stdout, stderr)
 	case "-h", "--help", "help":

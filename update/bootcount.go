@@ -1,0 +1,277 @@
+package update
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BootEnv is the bootloader environment as the updater needs it: read some
+// variables, and set several in one atomic write. hal/ubootenv's Store
+// implements it over an fw_env block with redundant copies.
+type BootEnv interface {
+	// Get returns the named variables that are set.
+	Get(names ...string) (map[string]string, error)
+	// Set changes the given variables, keeping all others, in one write
+	// that a power cut leaves either wholly done or not done at all.
+	Set(vars map[string]string) error
+}
+
+// The RAUC bootchooser convention for U-Boot (RAUC docs, "U-Boot"
+// integration; its example boot script): BOOT_ORDER lists slot names in the
+// order to try, BOOT_<name>_LEFT counts the attempts left. Each boot the
+// script takes the first slot in BOOT_ORDER with attempts left, decrements
+// its counter, saves the environment and boots it with rauc.slot=<name>;
+// when no slot has attempts left it resets every counter and resets the
+// board.
+const varOrder = "BOOT_ORDER"
+
+func varLeft(slot string) string { return "BOOT_" + slot + "_LEFT" }
+
+// bootState is the bootchooser part of the environment.
+type bootState struct {
+	order []string
+	left  map[string]int // absent: variable missing or not a number
+}
+
+func (u *Updater) readBootState() (bootState, map[string]string, error) {
+	names := []string{varOrder}
+	for _, s := range u.cfg.Slots {
+		names = append(names, varLeft(s.Name))
+	}
+	vars, err := u.env.Get(names...)
+	if err != nil {
+		return bootState{}, nil, fmt.Errorf("read boot environment: %w", err)
+	}
+	st := bootState{order: strings.Fields(vars[varOrder]), left: map[string]int{}}
+	for _, s := range u.cfg.Slots {
+		if v, ok := vars[varLeft(s.Name)]; ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				st.left[s.Name] = n
+			}
+		}
+	}
+	return st, vars, nil
+}
+
+// next is the slot the bootloader will try on the next boot, "" if none.
+func (b bootState) next() string {
+	for _, s := range b.order {
+		if b.left[s] > 0 {
+			return s
+		}
+	}
+	return ""
+}
+
+func (b bootState) first() string {
+	if len(b.order) == 0 {
+		return ""
+	}
+	return b.order[0]
+}
+
+func (b bootState) inOrder(slot string) bool {
+	for _, s := range b.order {
+		if s == slot {
+			return true
+		}
+	}
+	return false
+}
+
+// primaryOrder puts slot first and keeps the others in their order; slots
+// missing from the old order follow.
+func (u *Updater) primaryOrder(b bootState, slot string) string {
+	out := []string{slot}
+	for _, s := range b.order {
+		if s != slot && u.cfg.slot(s) != nil {
+			out = append(out, s)
+		}
+	}
+	for _, s := range u.cfg.Slots {
+		found := false
+		for _, o := range out {
+			found = found || o == s.Name
+		}
+		if !found {
+			out = append(out, s.Name)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// verdict is what a reconciliation concluded about the last install.
+type verdict struct {
+	changed  bool
+	rollback bool
+	note     string
+}
+
+// reconcile compares the last install record with this boot: which slot
+// booted, whether it is a new boot, and what the environment says. It
+// updates r in memory (Status uses it read-only; CheckBoot, Install and
+// MarkGood store the result):
+//   - same boot as the install: nothing to learn yet;
+//   - an install that was still writing: interrupted, slot bad;
+//   - written but the order never switched: interrupted, slot bad;
+//   - booted into the target: booted, waiting for mark-good;
+//   - booted into the other slot after the switch: rolled back, slot bad,
+//     image known bad.
+func reconcile(r *records, booted, bootID string, env bootState, now time.Time) verdict {
+	last := r.last
+	if last == nil || last.BootID == bootID {
+		return verdict{}
+	}
+	switch last.Outcome {
+	case OutcomeInstalling, OutcomeWritten, OutcomeSwitched, OutcomeBooted:
+	default:
+		return verdict{}
+	}
+	target := last.Target
+	rec := r.slots[target]
+	last.BootID = bootID
+	switch {
+	case last.Outcome == OutcomeInstalling:
+		last.Outcome, last.Error = OutcomeInterrupted, "reboot while the slot was being written"
+		rec.State = StateBad
+	case booted == target:
+		last.Outcome = OutcomeBooted
+	case last.Outcome == OutcomeWritten && env.first() != target:
+		last.Outcome, last.Error = OutcomeInterrupted, "reboot before the boot order was switched"
+		rec.State = StateBad
+	default:
+		last.Outcome = OutcomeRolledBack
+		last.Error = fmt.Sprintf("booted slot %s instead of %s", booted, target)
+		rec.State = StateBad
+		if last.SHA256 != "" {
+			r.bad[last.SHA256] = knownBad{Version: last.Version, Slot: target, At: now}
+		}
+		r.slots[target] = rec
+		return verdict{changed: true, rollback: true, note: last.Error}
+	}
+	r.slots[target] = rec
+	return verdict{changed: true, note: last.Outcome}
+}
+
+// CheckBoot reconciles the records with this boot and stores the result;
+// the agent calls it once at start. It reports whether this boot is a
+// rollback from the last install.
+func (u *Updater) CheckBoot() (rollback bool, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	booted, err := u.cfg.bootedSlot()
+	if err != nil {
+		return false, err
+	}
+	v, err := u.reconcileAndStore(booted)
+	return v.rollback, err
+}
+
+func (u *Updater) reconcileAndStore(booted Slot) (verdict, error) {
+	bootID, err := u.cfg.bootID()
+	if err != nil {
+		return verdict{}, err
+	}
+	env, _, err := u.readBootState()
+	if err != nil {
+		return verdict{}, err
+	}
+	r, err := u.load()
+	if err != nil {
+		return verdict{}, err
+	}
+	v := reconcile(&r, booted.Name, bootID, env, u.now())
+	if !v.changed {
+		return v, nil
+	}
+	if err := u.store(r); err != nil {
+		return v, err
+	}
+	if v.rollback {
+		u.log.Warn("rollback: the new slot did not boot, running the old one", "slot", booted.Name,
+			"failed_slot", r.last.Target, "version", r.last.Version, "detail", v.note)
+	} else {
+		u.log.Info("install state after reboot", "slot", r.last.Target, "outcome", r.last.Outcome)
+	}
+	return v, nil
+}
+
+// MarkGood tells the updater this boot is healthy: the booted slot's
+// attempt counter is restored (BOOT_<slot>_LEFT back to Attempts), its
+// record becomes good, and if its security version is above the floor the
+// floor advances to it. Calling it again is harmless; it writes only what
+// changes. Order for power cuts: the environment first (so the slot keeps
+// booting), then the records, then the floor, each idempotent.
+func (u *Updater) MarkGood() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	booted, err := u.cfg.bootedSlot()
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	if _, err := u.reconcileAndStore(booted); err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	env, _, err := u.readBootState()
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	set := map[string]string{}
+	if left, ok := env.left[booted.Name]; !ok || left != u.cfg.Attempts {
+		set[varLeft(booted.Name)] = strconv.Itoa(u.cfg.Attempts)
+	}
+	if !env.inOrder(booted.Name) {
+		// A slot that booted but is not in the order would never boot
+		// again; keep it as the last fallback.
+		set[varOrder] = strings.Join(append(append([]string(nil), env.order...), booted.Name), " ")
+	}
+	if len(set) > 0 {
+		if err := u.env.Set(set); err != nil {
+			return fmt.Errorf("mark good: write boot environment: %w", err)
+		}
+	}
+
+	r, err := u.load()
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	now := u.now().UTC()
+	rec := r.slots[booted.Name]
+	wasGood := rec.State == StateGood
+	if !wasGood {
+		rec.State = StateGood
+		rec.MarkedGoodAt = &now
+		r.slots[booted.Name] = rec
+		if rec.SHA256 != "" {
+			delete(r.bad, rec.SHA256)
+		}
+	}
+	if l := r.last; l != nil && l.Target == booted.Name && l.Outcome != OutcomeGood &&
+		(l.Outcome == OutcomeBooted || l.Outcome == OutcomeSwitched || l.Outcome == OutcomeWritten) {
+		l.Outcome = OutcomeGood
+		l.FinishedAt = &now
+		wasGood = false
+	}
+	if !wasGood {
+		if err := u.store(r); err != nil {
+			return fmt.Errorf("mark good: %w", err)
+		}
+		u.log.Info("slot marked good", "slot", booted.Name, "version", rec.Version, "security_version", rec.SecurityVersion)
+	}
+
+	// Only a slot that booted and passed its health check may raise the
+	// floor: before that, the old slot must still be installable.
+	floor, err := u.floor.Read()
+	if err != nil {
+		return fmt.Errorf("mark good: read anti-rollback floor (%s): %w", u.floorKind, err)
+	}
+	if rec.SecurityVersion > floor {
+		if err := u.floor.AdvanceTo(rec.SecurityVersion); err != nil {
+			return fmt.Errorf("mark good: advance anti-rollback floor (%s) from %d to %d: %w", u.floorKind, floor, rec.SecurityVersion, err)
+		}
+		u.log.Info("anti-rollback floor advanced", "floor_kind", u.floorKind, "from", floor, "to", rec.SecurityVersion)
+	}
+	return nil
+}

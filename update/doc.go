@@ -1,0 +1,18 @@
+// Package update is hardphone's A/B updater: it installs RAUC bundles into
+// the inactive slot, switches the U-Boot bootchooser order (BOOT_ORDER,
+// BOOT_<slot>_LEFT) only once the slot is written and synced, marks the
+// booted slot good after a healthy boot, detects a boot that fell back to
+// the old slot as a rollback, and refuses bundles whose security version is
+// below the anti-rollback floor.
+//
+// Threat: firmware that is not the vendor's, a validly signed old image with
+// known holes, and a power cut at any moment. Every decision is made before
+// the first write (verify, then commit): signature, manifest, compatible,
+// floor, sizes, and for verity bundles every payload block. The slot being
+// written is marked unbootable first, so a cut leaves the old slot selected;
+// the boot order names the new slot only after it is complete on disk.
+//
+// Imported by agent and cmd/hardphone. It imports update/bundle and
+// hal/blockdev; the boot environment (hal/ubootenv) and the floor (hal/tpm)
+// reach it through the BootEnv and Floor interfaces it declares.
+package update

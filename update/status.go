@@ -1,0 +1,97 @@
+package update
+
+import "fmt"
+
+// Status is what `hardphone update status --json` prints.
+type Status struct {
+	Compatible string `json:"compatible"`
+	BootedSlot string `json:"booted_slot"`
+	// BootOrder is BOOT_ORDER; NextSlot the slot the bootloader tries next
+	// (first in BootOrder with attempts left), "" if none.
+	BootOrder []string     `json:"boot_order"`
+	NextSlot  string       `json:"next_slot"`
+	Slots     []SlotStatus `json:"slots"`
+	// Rollback is true when this boot came back to the old slot after the
+	// last install; RollbackDetail says from what.
+	Rollback       bool   `json:"rollback"`
+	RollbackDetail string `json:"rollback_detail,omitempty"`
+	// PendingReboot is true when an install switched the boot order in
+	// this very boot.
+	PendingReboot bool           `json:"pending_reboot"`
+	LastInstall   *InstallRecord `json:"last_install,omitempty"`
+	Floor         FloorStatus    `json:"anti_rollback_floor"`
+}
+
+// SlotStatus is one slot in Status.
+type SlotStatus struct {
+	Name   string `json:"name"`
+	Device string `json:"device"`
+	Booted bool   `json:"booted"`
+	SlotRecord
+	// AttemptsLeft is BOOT_<name>_LEFT; nil when unset or not a number.
+	AttemptsLeft *int `json:"attempts_left"`
+	InBootOrder  bool `json:"in_boot_order"`
+}
+
+// FloorStatus reports the anti-rollback floor and where it is kept.
+type FloorStatus struct {
+	Kind  string `json:"kind"` // FloorTPM or FloorStateFile
+	Value uint64 `json:"value"`
+	// Weaker is true for FloorStateFile: whoever can write the data
+	// partition can lower it.
+	Weaker bool   `json:"weaker"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Status reports slots, boot counters, the last install and the floor. It
+// writes nothing: what CheckBoot would conclude about this boot is applied
+// to a copy.
+func (u *Updater) Status() (*Status, error) {
+	booted, err := u.cfg.bootedSlot()
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	bootID, err := u.cfg.bootID()
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	env, _, err := u.readBootState()
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	r, err := u.load()
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	reconcile(&r, booted.Name, bootID, env, u.now())
+	st := &Status{Compatible: u.cfg.Compatible, BootedSlot: booted.Name, BootOrder: env.order, NextSlot: env.next(),
+		LastInstall: r.last}
+	if st.BootOrder == nil {
+		st.BootOrder = []string{}
+	}
+	for _, s := range u.cfg.Slots {
+		ss := SlotStatus{Name: s.Name, Device: s.Device, Booted: s.Name == booted.Name, InBootOrder: env.inOrder(s.Name)}
+		ss.SlotRecord = r.slots[s.Name]
+		if ss.State == "" {
+			ss.State = StateUnknown
+		}
+		if n, ok := env.left[s.Name]; ok {
+			ss.AttemptsLeft = &n
+		}
+		st.Slots = append(st.Slots, ss)
+	}
+	if l := r.last; l != nil {
+		st.Rollback = l.Outcome == OutcomeRolledBack
+		if st.Rollback {
+			st.RollbackDetail = l.Error
+		}
+		st.PendingReboot = l.Outcome == OutcomeSwitched && l.BootID == bootID
+	}
+	st.Floor = FloorStatus{Kind: u.floorKind, Weaker: u.floorKind == FloorStateFile}
+	if v, err := u.floor.Read(); err != nil {
+		st.Floor.Error = err.Error()
+	} else {
+		st.Floor.Value = v
+	}
+	return st, nil
+}
