@@ -21,6 +21,7 @@ import (
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/update"
 )
 
 // Agent runs every account of one config.
@@ -32,6 +33,10 @@ type Agent struct {
 	lock *lockdown.Lockdown
 	// creds is the credential store (state file + TPM); nil without one.
 	creds *store.Credentials
+	// state is the state file when there is no credential store to own it.
+	state *store.Store
+	// updater is the A/B updater; nil when the config has no [update].
+	updater *update.Updater
 
 	mu       sync.Mutex
 	watchers []func(sip.Event)
@@ -79,6 +84,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if err != nil {
 		a.Close()
 		return nil, err
+	}
+	if cfg.Update.Layout != "" {
+		if err := a.openUpdater(); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("updater: %w", err)
+		}
 	}
 	instance, err := instanceID(cfg.StateDir)
 	if err != nil {
@@ -157,6 +168,12 @@ func (a *Agent) passwordFor(ac config.Account) func() (string, error) {
 // Close releases the credential store and the TPM. Run does not call it, so
 // a caller may Run again; the command's main defers it.
 func (a *Agent) Close() {
+	if a.state != nil {
+		if err := a.state.Close(); err != nil {
+			a.log.Warn("close state file", "error", err)
+		}
+		a.state = nil
+	}
 	if a.creds != nil {
 		if err := a.creds.Close(); err != nil {
 			a.log.Warn("close credential store", "error", err)
@@ -210,6 +227,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	var wg sync.WaitGroup
+	if a.updater != nil {
+		a.checkBoot()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.markGoodWhenHealthy(ctx)
+		}()
+	}
 	for _, acct := range a.accounts {
 		wg.Add(1)
 		go func() {
@@ -319,9 +344,14 @@ func listenControl(path string) (net.Listener, error) {
 
 // controlRequest is one line of JSON on the control socket.
 type controlRequest struct {
-	Command string `json:"command"` // "status", "answer", "hangup", "hold", "unhold"
+	// Command is "status", "answer", "hangup", "hold", "unhold",
+	// "update-status", "update-install" or "update-mark-good".
+	Command string `json:"command"`
 	Account string `json:"account,omitempty"`
 	CallID  string `json:"call_id,omitempty"`
+	// Bundle and Force are for update-install: a bundle file on the phone.
+	Bundle string `json:"bundle,omitempty"`
+	Force  bool   `json:"force,omitempty"`
 }
 
 func (a *Agent) serveControl(ctx context.Context, ln net.Listener) {
@@ -359,8 +389,11 @@ func writeJSON(conn net.Conn, v any) {
 }
 
 func (a *Agent) control(ctx context.Context, req controlRequest) (any, error) {
-	if req.Command == "status" {
+	switch req.Command {
+	case "status":
 		return a.Status(), nil
+	case "update-status", "update-install", "update-mark-good":
+		return a.controlUpdate(ctx, req)
 	}
 	acct, err := a.Account(req.Account)
 	if err != nil {
@@ -380,6 +413,23 @@ func (a *Agent) control(ctx context.Context, req controlRequest) (any, error) {
 		return c.Status(), c.Hold(ctx, req.Command == "hold")
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Command)
+}
+
+// controlUpdate runs updater commands for `hardphone update` while the
+// agent runs: the agent owns the state file, so the command asks it.
+func (a *Agent) controlUpdate(ctx context.Context, req controlRequest) (any, error) {
+	if a.updater == nil {
+		return nil, errors.New("no updater configured ([update] layout)")
+	}
+	switch req.Command {
+	case "update-install":
+		return a.updater.Install(ctx, req.Bundle, update.InstallOptions{Force: req.Force})
+	case "update-mark-good":
+		if err := a.updater.MarkGood(); err != nil {
+			return nil, err
+		}
+	}
+	return a.updater.Status()
 }
 
 // QueryStatus asks a running agent over its control socket.

@@ -42,6 +42,23 @@ type Config struct {
 	// and checks every LockdownCheck; "" runs without one (a desktop).
 	LockdownPolicy string
 	LockdownCheck  time.Duration
+	// Update configures the A/B updater; its zero value (no Layout) means
+	// the agent runs without one (a desktop).
+	Update Update
+}
+
+// Update is the [update] table.
+type Update struct {
+	// Layout is the board's slot and boot-environment layout file.
+	Layout string
+	// Keyring holds the trusted bundle-signing CAs (PEM).
+	Keyring string
+	// Purpose is the signer certificate rule: "codesign" (default) or
+	// "smimesign" (rauc's default, for bundles from existing pipelines).
+	Purpose string
+	// MarkGoodAfter is how long every account must stay registered before
+	// the agent marks the booted slot good.
+	MarkGoodAfter time.Duration
 }
 
 // TLS holds the trust anchors and the client identity for mutual TLS. With
@@ -154,10 +171,18 @@ type file struct {
 	Listen        []string   `toml:"listen"`
 	Lockdown      string     `toml:"lockdown_policy"`
 	CredStore     string     `toml:"credential_store"`
+	Update        updateFile `toml:"update"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
 	Accounts      []acctFile `toml:"account"`
+}
+
+type updateFile struct {
+	Layout        string  `toml:"layout"`
+	Keyring       string  `toml:"keyring"`
+	Purpose       string  `toml:"check_purpose"`
+	MarkGoodAfter *string `toml:"mark_good_after"`
 }
 
 type tlsFile struct {
@@ -249,6 +274,24 @@ func (f *file) validate(dir string) (*Config, error) {
 			return nil, keyErr(fmt.Sprintf("listen[%d]", i), "%v", err)
 		}
 		c.Listen = append(c.Listen, ln)
+	}
+	c.Update = Update{Layout: abs(f.Update.Layout), Keyring: abs(f.Update.Keyring), Purpose: f.Update.Purpose,
+		MarkGoodAfter: 30 * time.Second}
+	if c.Update.Purpose == "" {
+		c.Update.Purpose = "codesign"
+	}
+	if c.Update.Purpose != "codesign" && c.Update.Purpose != "smimesign" {
+		return nil, keyErr("update.check_purpose", "%q: want codesign or smimesign", c.Update.Purpose)
+	}
+	if f.Update.MarkGoodAfter != nil {
+		d, err := time.ParseDuration(*f.Update.MarkGoodAfter)
+		if err != nil || d < 0 {
+			return nil, keyErr("update.mark_good_after", "%q: want a duration", *f.Update.MarkGoodAfter)
+		}
+		c.Update.MarkGoodAfter = d
+	}
+	if c.Update.Layout != "" && (c.Update.Keyring == "" || c.StateDir == "") {
+		return nil, keyErr("update.keyring", "an [update] layout needs keyring and state_dir")
 	}
 	c.CredentialStore = f.CredStore
 	if c.CredentialStore != "" && c.StateDir == "" {

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/schollz/progressbar/v3"
 	"go.etcd.io/bbolt"
 	"golang.org/x/term"
@@ -150,32 +149,6 @@ board layout: --board FILE (TOML) and/or --compatible, --slot-a, --slot-b,
 rauc.slot= from /proc/cmdline.`)
 }
 
-// updateBoardFile is the TOML layout --board reads, e.g.
-//
-//	compatible = "hardphone-qemu-arm64"
-//	[slots]
-//	A = "/dev/vda2"
-//	B = "/dev/vda3"
-//	[env]
-//	path = "/dev/vda5"
-//	offset = 0x0
-//	size = 0x4000
-//	redundant_offset = 0x4000
-type updateBoardFile struct {
-	Compatible string            `toml:"compatible"`
-	SlotClass  string            `toml:"slot_class"`
-	BootedSlot string            `toml:"booted_slot"`
-	Slots      map[string]string `toml:"slots"`
-	Env        struct {
-		Path            string `toml:"path"`
-		Offset          *int64 `toml:"offset"`
-		Size            int    `toml:"size"`
-		RedundantPath   string `toml:"redundant_path"`
-		RedundantOffset *int64 `toml:"redundant_offset"`
-		LockFile        string `toml:"lock_file"`
-	} `toml:"env"`
-}
-
 type updateFlags struct {
 	board, compatible, slotClass, slotA, slotB, booted string
 	env, envOffset, envRedundantOffset, lockFile       string
@@ -227,15 +200,13 @@ func (f *updateFlags) logger(w io.Writer) (*slog.Logger, error) {
 // layout merges the board file and the flags into the updater and
 // environment configs.
 func (f *updateFlags) layout() (update.Config, ubootenv.Config, error) {
-	var b updateBoardFile
+	var b update.LayoutFile
 	if f.board != "" {
-		md, err := toml.DecodeFile(f.board, &b)
+		lf, err := update.ReadLayoutFile(f.board)
 		if err != nil {
-			return update.Config{}, ubootenv.Config{}, fmt.Errorf("board file %s: %w", f.board, err)
+			return update.Config{}, ubootenv.Config{}, err
 		}
-		if und := md.Undecoded(); len(und) > 0 {
-			return update.Config{}, ubootenv.Config{}, fmt.Errorf("board file %s: unknown key %s", f.board, und[0])
-		}
+		b = *lf
 	}
 	pick := func(flagVal, fileVal string) string {
 		if flagVal != "" {
@@ -249,11 +220,6 @@ func (f *updateFlags) layout() (update.Config, ubootenv.Config, error) {
 		BootedSlot: pick(f.booted, b.BootedSlot),
 		Slots:      []update.Slot{{Name: "A", Device: pick(f.slotA, b.Slots["A"])}, {Name: "B", Device: pick(f.slotB, b.Slots["B"])}},
 		WorkDir:    f.stateDir,
-	}
-	for name := range b.Slots {
-		if name != "A" && name != "B" {
-			return update.Config{}, ubootenv.Config{}, fmt.Errorf("board file %s: slot %q: only A and B are supported", f.board, name)
-		}
 	}
 	envPath := pick(f.env, b.Env.Path)
 	if envPath == "" {

@@ -131,3 +131,21 @@ func errorRank(err error) int {
 	}
 	return 0
 }
+
+// ErrNoTPM is returned for TPM-only operations on the software protector.
+var ErrNoTPM = errors.New("no TPM: the software protector has no NV counters")
+
+// Counter opens the monotonic NV counter at index on the protector's TPM,
+// defining it when absent (the updater's anti-rollback floor). It shares
+// the protector's connection, so a swtpm socket is not opened twice.
+func (p *Protector) Counter(index uint32) (*tpm.Counter, error) {
+	tp, ok := p.impl.(*tpmProtector)
+	if !ok {
+		return nil, ErrNoTPM
+	}
+	c, err := tp.t.DefineCounter(index)
+	if err != nil {
+		return nil, fmt.Errorf("nv counter 0x%08x: %w", index, err)
+	}
+	return c, nil
+}
