@@ -57,5 +57,8 @@ demo: deps build
 		grep -E '^demo|^ *(--- |ok|FAIL|PASS)' out/demo.log; \
 		[ $$rc -eq 0 ] || { echo "demo failed; full log in out/demo.log"; tail -50 out/demo.log; }; exit $$rc
 
+# Board targets (image, qemu, qemu-test) live in mk/.
+-include mk/*.mk
+
 clean:
 	rm -rf bin out
