@@ -432,6 +432,34 @@ func (a *Agent) controlUpdate(ctx context.Context, req controlRequest) (any, err
 	return a.updater.Status()
 }
 
+// ErrNoAgent is returned by Control when no agent listens on the socket.
+var ErrNoAgent = errors.New("no agent is running on the control socket")
+
+// Control sends one request (a JSON object with "command" and its fields)
+// to a running agent and returns its JSON answer; an answer carrying
+// "error" becomes an error.
+func Control(path string, req map[string]any) (json.RawMessage, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoAgent, err)
+	}
+	defer conn.Close()
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(conn).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return nil, errors.New(e.Error)
+	}
+	return raw, nil
+}
+
 // QueryStatus asks a running agent over its control socket.
 func QueryStatus(path string) (json.RawMessage, error) {
 	conn, err := net.Dial("unix", path)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hardphone/hardphone/agent"
+	"github.com/hardphone/hardphone/agent/config"
 	"io"
 	"log/slog"
 	"net/http"
@@ -54,6 +56,7 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 	force := fs.Bool("force", false, "install: install an image that rolled back before, or while the booted slot is not yet marked good")
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	caFile := fs.String("ca", "", "install: CA certificates (PEM) for an https URL (default: the system's)")
+	cfgPath := fs.String("config", "", "agent config: use its [update] table, credential store and floor; ask the running agent over its control socket when it runs")
 	pos, err := updateParseInterleaved(fs, rest)
 	if err != nil {
 		return err
@@ -62,11 +65,32 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u, closeDB, err := uf.open(log)
-	if err != nil {
-		return err
+	var u *update.Updater
+	if *cfgPath != "" {
+		handled, err := updateViaAgent(*cfgPath, sub, pos, *force, *asJSON, stdout)
+		if handled || err != nil {
+			return err
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		ag, err := agent.New(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer ag.Close()
+		if u = ag.Updater(); u == nil {
+			return fmt.Errorf("config %s has no [update] layout", *cfgPath)
+		}
+	} else {
+		var closeDB func()
+		u, closeDB, err = uf.open(log)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
 	}
-	defer closeDB()
 
 	switch sub {
 	case "status":
@@ -133,6 +157,51 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return json.NewEncoder(stdout).Encode(map[string]any{"event": "installed", "result": res})
+}
+
+// updateViaAgent sends the subcommand to the agent the config names when it
+// is running (it owns the state file); handled is false when no agent
+// answers, and the caller opens the updater itself.
+func updateViaAgent(cfgPath, sub string, pos []string, force, asJSON bool, stdout io.Writer) (bool, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return true, err
+	}
+	if cfg.ControlSocket == "" {
+		return false, nil
+	}
+	req := map[string]any{"command": "update-" + sub}
+	switch sub {
+	case "status", "mark-good":
+	case "install":
+		if len(pos) != 1 || strings.Contains(pos[0], "://") {
+			return false, nil
+		}
+		abs, err := filepath.Abs(pos[0])
+		if err != nil {
+			return true, err
+		}
+		req["bundle"], req["force"] = abs, force
+	default:
+		return false, nil
+	}
+	raw, err := agent.Control(cfg.ControlSocket, req)
+	if errors.Is(err, agent.ErrNoAgent) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	if sub == "status" && !asJSON {
+		var st update.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return true, err
+		}
+		printUpdateStatus(stdout, &st)
+		return true, nil
+	}
+	fmt.Fprintln(stdout, string(raw))
+	return true, nil
 }
 
 func updateUsage(w io.Writer) {

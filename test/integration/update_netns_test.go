@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/hal/ubootenv"
+	"github.com/hardphone/hardphone/test"
+)
+
+// TestUpdateMarkGoodAdvancesTPMFloor is the agent's side of the A/B cycle
+// with file slots: booted from A, the agent marks A good once registered;
+// it installs a signed bundle into B when asked over its control socket;
+// "rebooted" into B, it marks B good only after its account stays
+// registered, and only then the anti-rollback floor in the TPM NV counter
+// advances to the bundle's security version.
+func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
+	e := newEnv(t)
+	sw := test.StartSWTPM(t)
+	dir := t.TempDir()
+	for _, s := range []string{"A", "B"} {
+		if err := os.WriteFile(filepath.Join(dir, "slot"+s), make([]byte, 4<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envFile := filepath.Join(dir, "ubootenv")
+	if err := os.WriteFile(envFile, make([]byte, 0x8000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	envCfg := ubootenv.Config{Size: 0x4000, Copies: []ubootenv.Copy{{Path: envFile}, {Path: envFile, Offset: 0x4000}}}
+	env, err := ubootenv.Open(envCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Init(map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	upki := test.NewUpdatePKI(t, filepath.Join(dir, "upki"))
+	image := filepath.Join(dir, "rootfs.img")
+	if err := os.WriteFile(image, bytes.Repeat([]byte("hardphone rootfs v2 "), 100000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundlePath := filepath.Join(dir, "v2.raucb")
+	hpctl := filepath.Join(t.TempDir(), "hpctl")
+	if out, err := exec.Command("go", "build", "-o", hpctl, "../../cmd/hpctl").CombinedOutput(); err != nil {
+		t.Fatalf("build hpctl: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(hpctl, "bundle", "create", "--cert", upki.Leaf.CertFile, "--key", upki.Leaf.KeyFile,
+		"--compatible", "hardphone-test", "--version", "2.0", "--security-version", "7", image, "-o", bundlePath).CombinedOutput(); err != nil {
+		t.Fatalf("hpctl bundle create: %v\n%s", err, out)
+	}
+
+	layout := func(booted string) string {
+		p := filepath.Join(dir, "layout-"+booted+".toml")
+		body := fmt.Sprintf("compatible = \"hardphone-test\"\nbooted_slot = %q\n[slots]\nA = %q\nB = %q\n[env]\npath = %q\nsize = 0x4000\nredundant_offset = 0x4000\n",
+			booted, filepath.Join(dir, "slotA"), filepath.Join(dir, "slotB"), envFile)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pc := phoneConf{user: "alice", certCN: "-", credStore: sw.Spec}
+	path := e.writeConfig(t, pc)
+	stateDir := filepath.Join(filepath.Dir(path), "state")
+	creds, err := store.OpenCredentials(stateDir, sw.Spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pki.EnrolIdentity(creds, "alice")
+	if err := creds.Put("sip/alice", []byte(users["alice"])); err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUpdate := func(booted string) string {
+		body := string(base) + fmt.Sprintf("\n[update]\nlayout = %q\nkeyring = %q\nmark_good_after = \"1s\"\n",
+			layout(booted), upki.CA.CertFile)
+		p := filepath.Join(filepath.Dir(path), "hardphone-"+booted+".toml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	type slotStatus struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	}
+	type updStatus struct {
+		BootedSlot string       `json:"booted_slot"`
+		BootOrder  []string     `json:"boot_order"`
+		Slots      []slotStatus `json:"slots"`
+		Floor      struct {
+			Kind  string `json:"kind"`
+			Value uint64 `json:"value"`
+		} `json:"anti_rollback_floor"`
+	}
+	control := func(p *phone, req map[string]any) updStatus {
+		t.Helper()
+		c, err := net.Dial("unix", p.cfg.ControlSocket)
+		if err != nil {
+			t.Fatalf("control socket: %v", err)
+		}
+		defer c.Close()
+		if err := json.NewEncoder(c).Encode(req); err != nil {
+			t.Fatal(err)
+		}
+		var raw json.RawMessage
+		if err := json.NewDecoder(c).Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var st updStatus
+		if err := json.Unmarshal(raw, &st); err != nil || st.BootedSlot == "" {
+			t.Fatalf("control %v = %s", req, raw)
+		}
+		return st
+	}
+	slotState := func(st updStatus, name string) string {
+		for _, s := range st.Slots {
+			if s.Name == name {
+				return s.State
+			}
+		}
+		return ""
+	}
+	waitGood := func(p *phone, slot string) updStatus {
+		t.Helper()
+		var st updStatus
+		waitFor(t, 15*time.Second, func() bool {
+			st = control(p, map[string]any{"command": "update-status"})
+			return slotState(st, slot) == "good"
+		})
+		return st
+	}
+
+	// Boot 1: slot A. Registered for 1 s, A is marked good.
+	pA := startPhoneFrom(t, withUpdate("A"), nil)
+	pA.waitRegistered(t)
+	st := waitGood(pA, "A")
+	if st.Floor.Kind != "tpm-nv" {
+		t.Errorf("floor kind = %q, want tpm-nv", st.Floor.Kind)
+	}
+	floor0 := st.Floor.Value
+	installRaw(t, pA.cfg.ControlSocket, bundlePath)
+	st = control(pA, map[string]any{"command": "update-status"})
+	if len(st.BootOrder) == 0 || st.BootOrder[0] != "B" {
+		t.Fatalf("boot order after install = %v, want B first", st.BootOrder)
+	}
+	if st.Floor.Value != floor0 {
+		t.Errorf("floor moved at install to %d, want %d until B is marked good", st.Floor.Value, floor0)
+	}
+	pA.cancel()
+	<-pA.done
+	pA.ag.Close()
+
+	// Boot 2: the bootloader took B. Only after B's account stays
+	// registered is B good and the floor at the bundle's security version.
+	pB := startPhoneFrom(t, withUpdate("B"), nil)
+	pB.waitRegistered(t)
+	st = waitGood(pB, "B")
+	if st.Floor.Value != 7 {
+		t.Errorf("floor after B marked good = %d, want 7", st.Floor.Value)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "slotB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(image)
+	if !bytes.Equal(got[:len(want)], want) {
+		t.Errorf("slot B does not hold the bundle's image")
+	}
+}
+
+// installRaw asks the running agent to install a bundle and checks the
+// answer is an install result naming the target slot.
+func installRaw(t *testing.T, socket, bundle string) {
+	t.Helper()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatalf("control socket: %v", err)
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(map[string]any{"command": "update-install", "bundle": bundle}); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Slot  string `json:"slot"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(c).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Error != "" || res.Slot != "B" {
+		t.Fatalf("update-install = %+v, want slot B", res)
+	}
+}
