@@ -168,6 +168,13 @@ func (a *Agent) passwordFor(ac config.Account) func() (string, error) {
 // Close releases the credential store and the TPM. Run does not call it, so
 // a caller may Run again; the command's main defers it.
 func (a *Agent) Close() {
+	if a.lock != nil {
+		// Rules and pinholes stay in the kernel: the phone stays locked down.
+		if err := a.lock.Close(); err != nil {
+			a.log.Debug("lockdown close", "error", err)
+		}
+		a.lock = nil
+	}
 	if a.state != nil {
 		if err := a.state.Close(); err != nil {
 			a.log.Warn("close state file", "error", err)
@@ -216,15 +223,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("lockdown: %w", err)
 		}
 		a.log.Info("lockdown applied", "changes", len(plan.Changes))
+		// No call is up yet, so every pinhole in the kernel is a leftover of
+		// an agent that died mid-call: close them.
+		if _, err := a.lock.ClearPinholes(); err != nil {
+			return fmt.Errorf("lockdown: %w", err)
+		}
 		lc = a.lock.Policy().ListenConfig()
 		ticker := time.NewTicker(a.cfg.LockdownCheck)
 		defer ticker.Stop()
 		go a.lock.Monitor(ctx, ticker.C)
-		defer func() {
-			if err := a.lock.Close(); err != nil {
-				a.log.Debug("lockdown close", "error", err)
-			}
-		}()
 	}
 	var wg sync.WaitGroup
 	if a.updater != nil {

@@ -139,3 +139,31 @@ func (l *Lockdown) pinholesFor(callID string, peers []netip.AddrPort, localPorts
 	}
 	return out, nil
 }
+
+// ClearPinholes removes every pinhole in the kernel that no call of this
+// Lockdown accounts for: a previous agent that died with calls up leaves
+// its pinholes behind (Apply carries live set elements over), and the
+// agent, which owns all pinholes and has no calls at start, calls this
+// right after Apply. It returns how many it removed.
+func (l *Lockdown) ClearPinholes() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	live, err := l.observePinholes()
+	if err != nil {
+		return 0, err
+	}
+	var stale []nft.Pinhole
+	for _, p := range live {
+		if l.refs[p] == 0 {
+			stale = append(stale, p)
+		}
+	}
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	if err := l.fw.DelPinholes(stale); err != nil {
+		return 0, fmt.Errorf("clear stale pinholes: %w", err)
+	}
+	l.log.Warn("stale pinholes removed", "count", len(stale))
+	return len(stale), nil
+}

@@ -204,7 +204,7 @@ func (a *Account) Run(ctx context.Context) {
 	for {
 		granted, err := a.register(ctx, a.cfg.Expires)
 		if ctx.Err() != nil {
-			a.unregister()
+			a.shutdown()
 			return
 		}
 		var wait time.Duration
@@ -228,7 +228,7 @@ func (a *Account) Run(ctx context.Context) {
 		}
 		if !a.waitOrFlowFailure(ctx, wait, err == nil) {
 			if ctx.Err() != nil {
-				a.unregister()
+				a.shutdown()
 				return
 			}
 			// Flow failed: RFC 5626 §4.4.1, re-register at once on a new flow.
@@ -558,6 +558,15 @@ func grantedExpiry(res *sip.Response, ours *sip.ContactHeader, asked time.Durati
 		}
 	}
 	return asked
+}
+
+// shutdown hangs up every call (so their pinholes close and no media
+// outlives the agent) and removes the binding.
+func (a *Account) shutdown() {
+	for _, c := range a.Calls() {
+		c.hangup(context.Background(), "agent stopping")
+	}
+	a.unregister()
 }
 
 // unregister removes our binding (expires=0) on shutdown, best effort.

@@ -80,3 +80,33 @@ func TestManualAnswer(t *testing.T) {
 		t.Errorf("Dial(unregistered user) = nil error, want a 404 error")
 	}
 }
+
+// TestShutdownEndsCalls: an agent that stops hangs its calls up (BYE), so
+// no media and no firewall pinhole outlives it.
+func TestShutdownEndsCalls(t *testing.T) {
+	e := newEnv(t)
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	test.WriteToneWAV(t, tone, toneTheirs, 30*time.Second, 8000)
+	_, _, pem := e.pki.Client("carol")
+	b := test.StartBaresip(t, test.BaresipKamailio(e.k, "carol"), test.BaresipCertificate(pem),
+		test.BaresipMediaEnc("srtp-mand"), test.BaresipAudioSource(tone), test.BaresipAnswerMode("auto"))
+	b.WaitRegistered(t, 10*time.Second)
+	p := e.startPhone(t, phoneConf{user: "alice"}, nil)
+	p.waitRegistered(t)
+	c, err := p.acct.Dial(context.Background(), "sip:carol@"+e.k.IP(), sip.CallOptions{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	b.WaitEvent(t, "CALL_ESTABLISHED", 5*time.Second)
+	p.cancel()
+	<-p.done
+	select {
+	case <-c.Done():
+	default:
+		t.Fatalf("call still up after the agent stopped")
+	}
+	if r := c.EndReason(); r != "agent stopping" {
+		t.Errorf("end reason = %q, want agent stopping", r)
+	}
+	b.WaitEvent(t, "CALL_CLOSED", 5*time.Second)
+}
