@@ -64,6 +64,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Media binds only inside the policy's RTP range: a config that would
+		// bind elsewhere is refused here, not discovered as drift later.
+		if p.RTP == nil || cfg.Media.PortMin < p.RTP.First || cfg.Media.PortMax > p.RTP.Last {
+			return nil, fmt.Errorf("media rtp ports %d-%d are outside the lockdown policy's rtp.ports (%s)",
+				cfg.Media.PortMin, cfg.Media.PortMax, rtpRange(p.RTP))
+		}
 		if a.lock, err = lockdown.New(p, lockdown.WithLogger(log), lockdown.WithPinholeOwner()); err != nil {
 			return nil, err
 		}
@@ -482,4 +488,11 @@ func QueryStatus(path string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return raw, nil
+}
+
+func rtpRange(r *lockdown.RTP) string {
+	if r == nil {
+		return "none: no media allowed"
+	}
+	return fmt.Sprintf("%d-%d", r.First, r.Last)
 }

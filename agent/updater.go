@@ -28,7 +28,8 @@ func (a *Agent) openUpdater() error {
 	if err != nil {
 		return err
 	}
-	ucfg, ecfg, err := lf.Configs(a.cfg.StateDir)
+	ucfg := lf.Config(a.cfg.StateDir)
+	ecfg, err := EnvConfig(lf)
 	if err != nil {
 		return err
 	}
@@ -135,3 +136,27 @@ func (a *Agent) markGoodWhenHealthy(ctx context.Context) {
 
 // Updater returns the A/B updater, nil when the config has none.
 func (a *Agent) Updater() *update.Updater { return a.updater }
+
+// EnvConfig is a layout's boot environment block(s) for hal/ubootenv.
+func EnvConfig(b *update.LayoutFile) (ubootenv.Config, error) {
+	if b.Env.Path == "" {
+		return ubootenv.Config{}, errors.New("board layout: no [env] path")
+	}
+	size := b.Env.Size
+	if size == 0 {
+		size = 0x4000
+	}
+	var off int64
+	if b.Env.Offset != nil {
+		off = *b.Env.Offset
+	}
+	ec := ubootenv.Config{Size: size, Copies: []ubootenv.Copy{{Path: b.Env.Path, Offset: off}}, LockFile: b.Env.LockFile}
+	if b.Env.RedundantOffset != nil {
+		p := b.Env.RedundantPath
+		if p == "" {
+			p = b.Env.Path
+		}
+		ec.Copies = append(ec.Copies, ubootenv.Copy{Path: p, Offset: *b.Env.RedundantOffset})
+	}
+	return ec, nil
+}

@@ -1,12 +1,9 @@
 package update
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/hardphone/hardphone/hal/ubootenv"
 )
 
 // LayoutFile is a board's updater layout in TOML, the file
@@ -54,32 +51,13 @@ func ReadLayoutFile(path string) (*LayoutFile, error) {
 	return &b, nil
 }
 
-// Configs turns a layout into the updater's and the environment's configs;
-// workDir is where plain bundles are copied (the data partition).
-func (b *LayoutFile) Configs(workDir string) (Config, ubootenv.Config, error) {
-	cfg := Config{
+// Config turns a layout into the updater's config; workDir is where plain
+// bundles are copied (the data partition). The [env] part is the caller's
+// to open (hal/ubootenv), since the updater only sees a BootEnv.
+func (b *LayoutFile) Config(workDir string) Config {
+	return Config{
 		Compatible: b.Compatible, SlotClass: b.SlotClass, BootedSlot: b.BootedSlot,
 		Slots:   []Slot{{Name: "A", Device: b.Slots["A"]}, {Name: "B", Device: b.Slots["B"]}},
 		WorkDir: workDir,
 	}
-	if b.Env.Path == "" {
-		return Config{}, ubootenv.Config{}, errors.New("board layout: no [env] path")
-	}
-	size := b.Env.Size
-	if size == 0 {
-		size = 0x4000
-	}
-	var off int64
-	if b.Env.Offset != nil {
-		off = *b.Env.Offset
-	}
-	ec := ubootenv.Config{Size: size, Copies: []ubootenv.Copy{{Path: b.Env.Path, Offset: off}}, LockFile: b.Env.LockFile}
-	if b.Env.RedundantOffset != nil {
-		p := b.Env.RedundantPath
-		if p == "" {
-			p = b.Env.Path
-		}
-		ec.Copies = append(ec.Copies, ubootenv.Copy{Path: p, Offset: *b.Env.RedundantOffset})
-	}
-	return cfg, ec, nil
 }

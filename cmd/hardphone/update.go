@@ -277,57 +277,46 @@ func (f *updateFlags) layout() (update.Config, ubootenv.Config, error) {
 		}
 		b = *lf
 	}
-	pick := func(flagVal, fileVal string) string {
+	// Flags win over the file.
+	pick := func(flagVal string, fileVal *string) {
 		if flagVal != "" {
-			return flagVal
+			*fileVal = flagVal
 		}
-		return fileVal
 	}
-	cfg := update.Config{
-		Compatible: pick(f.compatible, b.Compatible),
-		SlotClass:  pick(f.slotClass, b.SlotClass),
-		BootedSlot: pick(f.booted, b.BootedSlot),
-		Slots:      []update.Slot{{Name: "A", Device: pick(f.slotA, b.Slots["A"])}, {Name: "B", Device: pick(f.slotB, b.Slots["B"])}},
-		WorkDir:    f.stateDir,
+	pick(f.compatible, &b.Compatible)
+	pick(f.slotClass, &b.SlotClass)
+	pick(f.booted, &b.BootedSlot)
+	if b.Slots == nil {
+		b.Slots = map[string]string{}
 	}
-	envPath := pick(f.env, b.Env.Path)
-	if envPath == "" {
-		return update.Config{}, ubootenv.Config{}, errors.New("no boot environment: --env or [env] path")
-	}
-	off, err := updateOffset("--env-offset", f.envOffset, b.Env.Offset, 0)
-	if err != nil {
-		return update.Config{}, ubootenv.Config{}, err
-	}
-	size := f.envSize
-	if size == 0 {
-		size = b.Env.Size
-	}
-	if size == 0 {
-		size = 0x4000
-	}
-	ec := ubootenv.Config{Size: size, Copies: []ubootenv.Copy{{Path: envPath, Offset: off}}, LockFile: pick(f.lockFile, b.Env.LockFile)}
-	if f.envRedundantOffset != "" || b.Env.RedundantOffset != nil {
-		roff, err := updateOffset("--env-redundant-offset", f.envRedundantOffset, b.Env.RedundantOffset, 0)
-		if err != nil {
-			return update.Config{}, ubootenv.Config{}, err
+	for name, v := range map[string]string{"A": f.slotA, "B": f.slotB} {
+		if v != "" {
+			b.Slots[name] = v
 		}
-		ec.Copies = append(ec.Copies, ubootenv.Copy{Path: pick(b.Env.RedundantPath, envPath), Offset: roff})
 	}
-	return cfg, ec, nil
-}
-
-func updateOffset(name, flagVal string, fileVal *int64, def int64) (int64, error) {
-	if flagVal != "" {
-		n, err := strconv.ParseInt(flagVal, 0, 64)
+	pick(f.env, &b.Env.Path)
+	pick(f.lockFile, &b.Env.LockFile)
+	if f.envSize != 0 {
+		b.Env.Size = f.envSize
+	}
+	for _, o := range []struct {
+		name, val string
+		dst       **int64
+	}{{"--env-offset", f.envOffset, &b.Env.Offset}, {"--env-redundant-offset", f.envRedundantOffset, &b.Env.RedundantOffset}} {
+		if o.val == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(o.val, 0, 64)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("%s %q: want a byte offset (decimal or 0x hex)", name, flagVal)
+			return update.Config{}, ubootenv.Config{}, fmt.Errorf("%s %q: want a byte offset (decimal or 0x hex)", o.name, o.val)
 		}
-		return n, nil
+		*o.dst = &n
 	}
-	if fileVal != nil {
-		return *fileVal, nil
+	ec, err := agent.EnvConfig(&b)
+	if err != nil {
+		return update.Config{}, ubootenv.Config{}, fmt.Errorf("%w (--env or [env] path)", err)
 	}
-	return def, nil
+	return b.Config(f.stateDir), ec, nil
 }
 
 // open builds the updater; the returned function closes the database.
