@@ -71,7 +71,10 @@ func runDemo(t *testing.T, security string) {
 		t.Errorf("alice's recording: %v Hz ratio %.2f, want >= 0.5", toneTheirs, r)
 	}
 	status, err := exec.Command(hardphoneBinary(t), "status", "--config", bobCfg).CombinedOutput()
-	fmt.Printf("demo[%s]: hardphone status (bob):\n%s", security, status)
+	fmt.Printf("demo[%s]: hardphone status (bob):\n", security)
+	for _, l := range strings.Split(strings.TrimSpace(string(status)), "\n") {
+		fmt.Printf("demo[%s]:   %s\n", security, l)
+	}
 	if err != nil || !strings.Contains(string(status), "registered (granted") {
 		t.Errorf("hardphone status = %q, %v; want bob registered", status, err)
 	}
