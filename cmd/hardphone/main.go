@@ -28,6 +28,7 @@ var (
 )
 
 func main() {
+	initIfPID1() // PID 1 on a phone: never returns (init_linux.go)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -102,12 +103,17 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return newLogger(w, c.logFormat, c.logLevel)
+}
+
+// newLogger is every subcommand's slog logger: text on a terminal, JSON
+// otherwise unless format says; sipgo's own logging goes through it too.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
-	format := c.logFormat
 	if format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok {

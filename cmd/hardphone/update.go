@@ -245,25 +245,7 @@ func (f *updateFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *updateFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	format := f.logFormat
-	if format == "" {
-		format = "json"
-		if file, ok := w.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
-			format = "text"
-		}
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return newLogger(w, f.logFormat, f.logLevel)
 }
 
 // layout merges the board file and the flags into the updater and
