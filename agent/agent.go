@@ -79,10 +79,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	a.watchers = append([]func(sip.Event){a.pinholes}, a.watchers...)
 	roots, err := loadRoots(cfg.TLS.CAFile)
 	if err != nil {
+		a.Close()
 		return nil, err
 	}
 	if cfg.CredentialStore != "" {
 		if a.creds, err = store.OpenCredentials(cfg.StateDir, cfg.CredentialStore, log); err != nil {
+			a.Close()
 			return nil, fmt.Errorf("credential store: %w", err)
 		}
 	}
