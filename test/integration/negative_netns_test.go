@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,5 +232,38 @@ func TestRefuseRequestsFromOthers(t *testing.T) {
 	}
 	if n := p.acct.Status().Counters.RequestsRefused; n < 1 {
 		t.Errorf("requests_refused = %d, want >= 1", n)
+	}
+}
+
+// TestCallCommandFailsWithoutSRTP: `hardphone call` exits non-zero, with
+// the reason in its JSON line, when the peer answers with plain RTP.
+func TestCallCommandFailsWithoutSRTP(t *testing.T) {
+	e := newEnv(t)
+	mcert, mkey, _ := e.pki.Client("mallory")
+	peer := startRawPeer(t, e.k.Addr(), e.pki.CAFile, mcert, mkey, "mallory", users["mallory"])
+	port, count := udpSink(t)
+	peer.onInv = func(string) (int, string) { return 200, sdpPlain(port) }
+	cfg := e.writeConfig(t, phoneConf{user: "alice"})
+	var out bytes.Buffer
+	cmd := exec.Command(hardphoneBinary(t), "call", "--config", cfg, "--duration", "2s", "sip:mallory@"+e.k.IP())
+	cmd.Stdout = &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("hardphone call = %v, want exit status 1", err)
+	}
+	var sum struct {
+		Established bool   `json:"established"`
+		SRTP        bool   `json:"srtp"`
+		Error       string `json:"error"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("summary %q: %v", out.String(), err)
+	}
+	if sum.Established || sum.SRTP || !strings.Contains(sum.Error, "SRTP is mandatory") {
+		t.Errorf("summary = %+v, want not established with the SRTP reason", sum)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("peer's media port received %d packets, want 0", n)
 	}
 }
