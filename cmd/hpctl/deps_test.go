@@ -6,9 +6,10 @@ import (
 	"github.com/hardphone/hardphone/internal/deptest"
 )
 
-// TestDeps: the host tool needs the bundle format, never the phone's agent,
-// devices or boards.
+// TestDeps: the host tool needs the bundle format and the board
+// descriptions (pure data, to build images), never the phone's agent or
+// devices.
 func TestDeps(t *testing.T) {
 	deptest.Check(t, "github.com/hardphone/hardphone/agent", "github.com/hardphone/hardphone/hal",
-		"github.com/hardphone/hardphone/board", "github.com/emiago", "go.etcd.io/bbolt")
+		"github.com/emiago", "go.etcd.io/bbolt")
 }

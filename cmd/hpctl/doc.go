@@ -2,11 +2,12 @@
 // never runs on a phone. `hpctl bundle create` makes signed RAUC verity
 // bundles (squashfs by mksquashfs, hash tree and CMS in Go) that Debian's
 // rauc accepts; `hpctl bundle info` and `hpctl bundle verify` show and check
-// any RAUC bundle against a keyring, the payload included.
+// any RAUC bundle against a keyring, the payload included. `hpctl image
+// build` makes a board's disk image, slot image and bundle (image.go).
 //
 // Threat: a vendor pipeline that signs something other than what it means
 // to. create fills every image's sha256 and size itself and verify reads the
 // bundle back the way a phone does.
 //
-// Nothing imports it; it imports update/bundle.
+// Nothing imports it; it imports update/bundle and board (pure data).
 package main

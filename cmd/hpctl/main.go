@@ -18,7 +18,8 @@ func usage(w io.Writer) {
 commands:
   bundle create   make a signed RAUC verity bundle from images
   bundle info     show a bundle's verified manifest and signer
-  bundle verify   check a bundle's signature and every payload byte`)
+  bundle verify   check a bundle's signature and every payload byte
+  image build     make a board's disk image, slot image and bundle`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -30,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "bundle":
 		err = cmdBundle(args[1:], stdout, stderr)
+	case "image":
+		err = cmdImage(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0

@@ -1,0 +1,126 @@
+package board
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hardphone/hardphone/update"
+)
+
+func TestLookup(t *testing.T) {
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			b, err := Lookup(name)
+			if err != nil {
+				t.Fatalf("Lookup(%q) = %v, want a board", name, err)
+			}
+			if b.Name != name {
+				t.Errorf("Lookup(%q).Name = %q", name, b.Name)
+			}
+		})
+	}
+	if _, err := Lookup("nokia-3310"); !errors.Is(err, ErrUnknownBoard) {
+		t.Errorf("Lookup(unknown) = %v, want ErrUnknownBoard", err)
+	}
+}
+
+// TestLookupFresh: a caller changing its copy does not change the next.
+func TestLookupFresh(t *testing.T) {
+	a, _ := Lookup("qemu-arm64")
+	a.Modules[0].Name = "changed"
+	b, _ := Lookup("qemu-arm64")
+	if b.Modules[0].Name == "changed" {
+		t.Fatalf("Lookup returned shared state")
+	}
+}
+
+// TestQEMULayout pins the qemu-arm64 disk: the boot script, the updater
+// and the image builder all derive from it, so a change is a new image.
+func TestQEMULayout(t *testing.T) {
+	b, err := Lookup("qemu-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		n     int
+		name  string
+		start int64
+	}{{1, "boot", 1 << 20}, {2, "rootA", 9 << 20}, {3, "rootB", 73 << 20}, {4, "data", 137 << 20}, {5, "ubootenv", 201 << 20}}
+	for _, w := range want {
+		p, ok := b.Disk.Partition(w.n)
+		start, err := b.Disk.Start(w.n)
+		if !ok || err != nil || p.Name != w.name || start != w.start {
+			t.Errorf("partition %d = %q at %d (%v), want %q at %d", w.n, p.Name, start, err, w.name, w.start)
+		}
+	}
+	if got := b.Disk.Size(); got != 203<<20 {
+		t.Errorf("disk size = %d, want %d", got, 203<<20)
+	}
+}
+
+// TestLayoutTOML: the layout the image ships is one update.ReadLayoutFile
+// accepts, with the board's devices.
+func TestLayoutTOML(t *testing.T) {
+	b, _ := Lookup("qemu-arm64")
+	text, err := b.LayoutTOML()
+	if err != nil {
+		t.Fatalf("LayoutTOML() = %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "layout.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := update.ReadLayoutFile(p)
+	if err != nil {
+		t.Fatalf("ReadLayoutFile(LayoutTOML()) = %v\n%s", err, text)
+	}
+	if lf.Compatible != b.Compatible || lf.Slots["A"] != "/dev/vda2" || lf.Slots["B"] != "/dev/vda3" {
+		t.Errorf("layout = %+v, want %s with A=/dev/vda2 B=/dev/vda3", lf, b.Compatible)
+	}
+	if lf.Env.Path != "/dev/vda5" || *lf.Env.Offset != 0 || *lf.Env.RedundantOffset != 0x4000 || lf.Env.Size != 0x4000 {
+		t.Errorf("layout env = %+v, want /dev/vda5 0x0 and 0x4000, size 0x4000", lf.Env)
+	}
+	d, _ := Lookup("desktop")
+	if _, err := d.LayoutTOML(); err == nil {
+		t.Errorf("desktop LayoutTOML() = nil error, want one (no slots)")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(b *Board)
+		want   string
+	}{
+		{"ok", func(b *Board) {}, ""},
+		{"overlapping env copies", func(b *Board) { b.Env.RedundantOffset = 0x2000 }, "overlap"},
+		{"env past partition", func(b *Board) { b.Env.RedundantOffset = 1<<20 - 0x2000 }, "overlap or leave"},
+		{"unaligned env", func(b *Board) { b.Env.Offset = 100 }, "sector aligned"},
+		{"slot on data partition", func(b *Board) { b.Slots[1].Partition, b.Slots[1].Device = 4, "/dev/vda4" }, "not a slot partition"},
+		{"partition numbering", func(b *Board) { b.Disk.Partitions[1].Number = 7 }, "number 7"},
+		{"two-digit attempts", func(b *Board) { b.Env.Attempts = 10 }, "attempts"},
+		{"duplicate module", func(b *Board) { b.Modules = append(b.Modules, Module{Name: "virtio"}) }, "repeated"},
+		{"module path", func(b *Board) { b.Modules[0].Name = "../evil" }, "plain name"},
+		{"slow poll", func(b *Board) { b.Health.Poll = b.Watchdog.Timeout }, "too slow"},
+		{"no trial deadline", func(b *Board) { b.Health.TrialDeadline = 0 }, "trial deadline"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := qemuARM64()
+			tt.change(b)
+			err := b.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, errInvalid) {
+				t.Fatalf("Validate() = %v, want an invalid-board error about %q", err, tt.want)
+			}
+		})
+	}
+}

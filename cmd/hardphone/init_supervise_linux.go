@@ -1,0 +1,421 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hardphone/hardphone/agent"
+	"github.com/hardphone/hardphone/board"
+	"github.com/hardphone/hardphone/hal/ubootenv"
+	"github.com/hardphone/hardphone/hal/watchdog"
+	"github.com/hardphone/hardphone/update"
+)
+
+// controlTimeout bounds one question to the agent; a hung agent must not
+// hang PID 1's loop.
+const controlTimeout = 2 * time.Second
+
+// exit is one child PID 1 reaped.
+type exit struct {
+	pid    int
+	status unix.WaitStatus
+}
+
+// supervisor runs the agent under PID 1 and judges the boot. Every field
+// is owned by the goroutine in run, except healthy and lastTick, which the
+// watchdog goroutine reads.
+type supervisor struct {
+	b   *board.Board
+	mk  markers
+	log *slog.Logger
+	wd  *watchdog.Device // nil: the board has none, PID 1 resets by itself
+
+	start time.Time
+	slot  string // booted slot, from the kernel command line
+
+	agentPID     int // 0 while no agent runs
+	agentStarted time.Time
+	lastAnswer   time.Time // last time the control socket answered
+	agentExits   int       // exits since the last healthy run
+	gaveUp       bool      // MaxAgentExits reached
+	restart      <-chan time.Time
+
+	registered  bool
+	reported    bool // first update-status seen
+	firstState  string
+	initialLeft int  // BOOT_<slot>_LEFT as the bootloader left it; -1 unknown
+	trial       bool // the booted slot is pending: it must be marked good in time
+	markedGood  bool
+	floor       uint64
+	floorShown  bool
+	rollback    bool
+	settled     bool // the status line after marked-good was printed
+	mediumTried bool
+	unhealthy   string // why PID 1 stopped petting, "" while healthy
+
+	healthy  atomic.Bool
+	lastTick atomic.Int64 // unix nanoseconds of the loop's last pass
+
+	exits       chan exit
+	sigs        chan os.Signal
+	installDone chan installOutcome
+}
+
+func newSupervisor(b *board.Board, mk markers, log *slog.Logger) *supervisor {
+	s := &supervisor{b: b, mk: mk, log: log, start: mk.start, slot: bootedSlot(), initialLeft: -1,
+		exits: make(chan exit, 16), sigs: make(chan os.Signal, 4), installDone: make(chan installOutcome, 1)}
+	s.healthy.Store(true)
+	return s
+}
+
+// run supervises until a signal or an installed update asks for a power
+// change and returns the LINUX_REBOOT_CMD_* to apply.
+func (s *supervisor) run() int {
+	signal.Notify(s.sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPWR)
+	// Subscribed before the first child exists, so no exit goes unreaped.
+	sigchld := make(chan os.Signal, 8)
+	signal.Notify(sigchld, unix.SIGCHLD)
+	go s.reap(sigchld)
+	wd, err := openWatchdog(s.b)
+	if err != nil {
+		s.fail(fmt.Sprintf("watchdog: %v", err))
+	} else if wd != nil {
+		s.wd = wd
+		s.mk.print("watchdog", "device", s.b.Watchdog.Device, "timeout", wd.Timeout())
+		go s.petWatchdog()
+	}
+	s.readEnv()
+	s.startAgent()
+	tick := time.NewTicker(s.b.Health.Poll)
+	defer tick.Stop()
+	for {
+		s.lastTick.Store(time.Now().UnixNano())
+		select {
+		case sig := <-s.sigs:
+			cmd := unix.LINUX_REBOOT_CMD_RESTART
+			if sig == unix.SIGUSR1 || sig == unix.SIGUSR2 || sig == unix.SIGPWR {
+				cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+			}
+			s.mk.print("shutdown", "signal", sig)
+			s.stopAgent()
+			return cmd
+		case e := <-s.exits:
+			s.onExit(e)
+		case <-s.restart:
+			s.restart = nil
+			s.startAgent()
+		case o := <-s.installDone:
+			if s.onInstalled(o) {
+				s.stopAgent()
+				s.mk.print("reboot", "reason", "update")
+				return unix.LINUX_REBOOT_CMD_RESTART
+			}
+		case now := <-tick.C:
+			s.poll(now)
+		}
+	}
+}
+
+// reap waits for every child, the agent and any orphan the kernel hands to
+// PID 1, and reports each exit.
+func (s *supervisor) reap(sigchld <-chan os.Signal) {
+	for range sigchld {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			s.exits <- exit{pid: pid, status: ws}
+		}
+	}
+}
+
+// petWatchdog pets while the boot is healthy and the supervisor loop is
+// alive; once either stops, the board resets after the timeout.
+func (s *supervisor) petWatchdog() {
+	t := time.NewTicker(s.wd.Timeout() / 4)
+	defer t.Stop()
+	for range t.C {
+		stale := time.Since(time.Unix(0, s.lastTick.Load())) > s.b.Health.Liveness
+		if !s.healthy.Load() || stale {
+			continue
+		}
+		if err := s.wd.Pet(); err != nil {
+			s.log.Error("pet watchdog", "error", err)
+		}
+	}
+}
+
+func (s *supervisor) startAgent() {
+	if s.gaveUp || s.unhealthy != "" {
+		return
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		s.fail(fmt.Sprintf("start agent: %v", err))
+		return
+	}
+	defer devnull.Close()
+	args := []string{"hardphone", "run", "--config", s.b.Config, "--log-format", "text"}
+	p, err := os.StartProcess("/proc/self/exe", args, &os.ProcAttr{
+		Dir:   "/",
+		Env:   []string{"PATH=/", "HOME=" + s.b.StateDir, "TMPDIR=/tmp"},
+		Files: []*os.File{devnull, os.Stdout, os.Stderr},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		s.fail(fmt.Sprintf("start agent: %v", err))
+		return
+	}
+	s.agentPID, s.agentStarted = p.Pid, time.Now()
+	// PID 1's reaper collects the exit status; os.Process must not wait.
+	if err := p.Release(); err != nil {
+		s.log.Warn("release agent process", "error", err)
+	}
+	s.mk.print("agent-start", "pid", s.agentPID)
+}
+
+func (s *supervisor) onExit(e exit) {
+	if e.pid != s.agentPID {
+		return
+	}
+	s.agentPID = 0
+	s.agentExits++
+	s.mk.print("agent-exit", "status", e.status.ExitStatus(), "signaled", e.status.Signaled(), "exits", s.agentExits)
+	if s.agentExits >= s.b.Health.MaxAgentExits {
+		s.gaveUp = true
+		s.evaluate(time.Now())
+		return
+	}
+	// Back off a little: a crash loop should not starve the console.
+	s.restart = time.After(time.Duration(s.agentExits) * 500 * time.Millisecond)
+}
+
+// stopAgent sends SIGTERM and waits for the exit, then kills.
+func (s *supervisor) stopAgent() {
+	if s.agentPID == 0 {
+		return
+	}
+	pid := s.agentPID
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+		s.log.Warn("stop agent", "pid", pid, "error", err)
+	}
+	deadline := time.After(stopGrace)
+	for {
+		select {
+		case e := <-s.exits:
+			if e.pid == pid {
+				s.agentPID = 0
+				return
+			}
+		case <-deadline:
+			s.log.Warn("agent did not exit on SIGTERM; killing it", "pid", pid)
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+				s.log.Warn("kill agent", "pid", pid, "error", err)
+			}
+			s.agentPID = 0
+			return
+		}
+	}
+}
+
+// readEnv records the booted slot's attempt counter as the bootloader left
+// it, before the agent can touch it: mark-good restores it, which is how a
+// slot that was already good shows it passed this boot too.
+func (s *supervisor) readEnv() {
+	if s.b.Env == nil {
+		return
+	}
+	e := s.b.Env
+	st, err := ubootenv.Open(ubootenv.Config{Size: e.Size, Copies: []ubootenv.Copy{
+		{Path: e.Device, Offset: e.Offset}, {Path: e.Device, Offset: e.RedundantOffset}}})
+	if err != nil {
+		s.log.Warn("read boot environment", "error", err)
+		return
+	}
+	name := "BOOT_" + s.slot + "_LEFT"
+	vars, err := st.Get("BOOT_ORDER", name)
+	if err != nil {
+		s.log.Warn("read boot environment", "error", err)
+		return
+	}
+	var n int
+	if _, err := fmt.Sscanf(vars[name], "%d", &n); err == nil {
+		s.initialLeft = n
+	}
+	s.mk.print("bootenv", "order", strings.ReplaceAll(vars["BOOT_ORDER"], " ", ","), "left", vars[name])
+}
+
+// control asks the agent one question over its control socket, with a
+// deadline; out receives the answer.
+func (s *supervisor) control(req map[string]any, timeout time.Duration, out any) error {
+	conn, err := net.DialTimeout("unix", s.b.ControlSocket, timeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(conn).Decode(&raw); err != nil {
+		return err
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// poll asks the agent for its status and the updater's, prints what
+// changed and re-judges the boot.
+func (s *supervisor) poll(now time.Time) {
+	if s.agentPID != 0 {
+		var st agent.Status
+		if err := s.control(map[string]any{"command": "status"}, controlTimeout, &st); err == nil {
+			s.lastAnswer = time.Now()
+			s.onStatus(st)
+		}
+		var us update.Status
+		if s.b.Env != nil {
+			if err := s.control(map[string]any{"command": "update-status"}, controlTimeout, &us); err == nil {
+				s.onUpdateStatus(&us)
+			}
+		}
+	}
+	s.evaluate(now)
+}
+
+func (s *supervisor) onStatus(st agent.Status) {
+	all := len(st.Accounts) > 0
+	for _, a := range st.Accounts {
+		all = all && a.Registered
+	}
+	if all && !s.registered {
+		s.mk.print("registered", "slot", s.slot, "accounts", len(st.Accounts), "credentials", st.Credentials)
+		s.agentExits = 0
+	}
+	s.registered = all
+	if s.b.Env == nil && all && !s.markedGood {
+		// Without an updater a registered agent is the whole health check.
+		s.markedGood = true
+	}
+}
+
+func (s *supervisor) onUpdateStatus(us *update.Status) {
+	var booted *update.SlotStatus
+	for i := range us.Slots {
+		if us.Slots[i].Booted {
+			booted = &us.Slots[i]
+		}
+	}
+	if booted == nil {
+		return
+	}
+	if !s.reported {
+		s.reported, s.firstState = true, booted.State
+	}
+	s.trial = booted.State == update.StatePending
+	if us.Rollback && !s.rollback {
+		s.rollback = true
+		s.mk.print("rollback", "slot", us.BootedSlot, "detail", us.RollbackDetail)
+	}
+	left := -1
+	if booted.AttemptsLeft != nil {
+		left = *booted.AttemptsLeft
+	}
+	if !s.markedGood && booted.State == update.StateGood && (s.firstState != update.StateGood || left > s.initialLeft) {
+		s.markedGood = true
+		s.mk.print("marked-good", "slot", us.BootedSlot, "version", booted.Version, "security_version", booted.SecurityVersion)
+	}
+	// After marked-good: the floor advances only once the slot passed.
+	if !s.floorShown || us.Floor.Value != s.floor {
+		s.floorShown, s.floor = true, us.Floor.Value
+		s.mk.print("floor="+fmt.Sprint(us.Floor.Value), "kind", us.Floor.Kind)
+	}
+	if s.markedGood && !s.settled {
+		s.settled = true
+		s.printStatus(us)
+		s.maybeInstallFromMedium()
+	}
+}
+
+// printStatus prints the boot state in one line, for tests that compare
+// two boots: "status slot=A order=A,B A=good/3 B=bad/0 floor=2".
+func (s *supervisor) printStatus(us *update.Status) {
+	kv := []any{"slot", us.BootedSlot, "order", strings.Join(us.BootOrder, ",")}
+	for _, sl := range us.Slots {
+		left := "-"
+		if sl.AttemptsLeft != nil {
+			left = fmt.Sprint(*sl.AttemptsLeft)
+		}
+		kv = append(kv, sl.Name, sl.State+"/"+left+"/"+sl.Version)
+	}
+	kv = append(kv, "floor", us.Floor.Value, "rollback", us.Rollback)
+	s.mk.print("status", kv...)
+}
+
+// evaluate decides whether the boot is still healthy. Once it is not, PID
+// 1 stops petting the watchdog for the rest of this boot, and the reset
+// costs the slot one attempt in the bootloader.
+func (s *supervisor) evaluate(now time.Time) {
+	if s.unhealthy != "" {
+		return
+	}
+	h := s.b.Health
+	reason := ""
+	switch {
+	case s.gaveUp:
+		reason = fmt.Sprintf("agent exited %d times", s.agentExits)
+	case s.agentPID != 0 && now.Sub(later(s.agentStarted, s.lastAnswer)) > h.Liveness:
+		reason = fmt.Sprintf("agent silent for %v", now.Sub(later(s.agentStarted, s.lastAnswer)).Round(time.Millisecond))
+	case s.trial && !s.markedGood && now.Sub(s.start) > h.TrialDeadline:
+		reason = fmt.Sprintf("slot %s on trial not marked good within %v", s.slot, h.TrialDeadline)
+	}
+	if reason != "" {
+		s.fail(reason)
+	}
+}
+
+// fail stops petting the watchdog; without one, PID 1 resets the board
+// itself.
+func (s *supervisor) fail(reason string) {
+	if s.unhealthy != "" {
+		return
+	}
+	s.unhealthy = reason
+	s.healthy.Store(false)
+	s.mk.print("unhealthy", "slot", s.slot, "reason", reason, "watchdog", s.wd != nil)
+	s.log.Error("boot is not healthy; the watchdog will reset the board", "reason", reason)
+	if s.wd == nil {
+		go func() {
+			time.Sleep(time.Second)
+			s.sigs <- unix.SIGTERM
+		}()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

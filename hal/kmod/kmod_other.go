@@ -1,0 +1,5 @@
+//go:build !linux
+
+package kmod
+
+func load(path, params string) error { return ErrUnsupported }

@@ -1,0 +1,6 @@
+package watchdog
+
+import "errors"
+
+// ErrUnsupported is returned on platforms without the Linux watchdog API.
+var ErrUnsupported = errors.New("watchdog: unsupported on this platform")

@@ -1,0 +1,40 @@
+# The emulated desk phone (board qemu-arm64): Debian's U-Boot, A/B slots,
+# a swtpm TPM, QEMU's user network. Included by the top Makefile.
+#
+#   make image       bin/linux-arm64/hardphone, then hpctl image build into $(IMAGE_DIR)
+#                    (a new phone: the next make qemu provisions it)
+#   make qemu        boot that image (built first if there is none), serial
+#                    console on the terminal, with a Kamailio on 127.0.0.1:5061;
+#                    the phone's disk and TPM persist from one run to the next
+#   make qemu-test   every QEMU scenario, one at a time (test/qemu)
+#   make deps-qemu   the Debian packages these need
+
+IMAGE_BOARD ?= qemu-arm64
+IMAGE_DIR   ?= out/$(IMAGE_BOARD)
+QEMU_CACHE  ?= .cache/hpctl
+QEMU_TEST_TIMEOUT ?= 30m
+
+.PHONY: image qemu qemu-test deps-qemu
+
+# scripts/deps.sh lists them (qemu-system-arm qemu-user-static u-boot-qemu
+# u-boot-tools libubootenv-tool swtpm swtpm-tools mtools e2fsprogs
+# dosfstools cpio fdisk kmod socat) and installs only what is missing.
+deps-qemu:
+	@./scripts/deps.sh
+
+image: deps-qemu
+	GOOS=linux GOARCH=arm64 $(GOBUILD) -o bin/linux-arm64/hardphone ./cmd/hardphone
+	$(GOBUILD) -o bin/host/hpctl ./cmd/hpctl
+	bin/host/hpctl image build --board $(IMAGE_BOARD) --hardphone bin/linux-arm64/hardphone \
+		--cache $(QEMU_CACHE) -o $(IMAGE_DIR)
+
+$(IMAGE_DIR)/image.json:
+	$(MAKE) image
+
+# The test binary runs QEMU inside a private network namespace, where the
+# guest's only way out (10.0.2.100:5061) reaches the Kamailio it starts.
+qemu: deps-qemu $(IMAGE_DIR)/image.json
+	HARDPHONE_QEMU_IMAGE=$(abspath $(IMAGE_DIR)) $(GO) test -count=1 -timeout 0 -run '^TestInteractive$$' -v ./test/qemu/
+
+qemu-test: deps-qemu
+	HARDPHONE_QEMU_FULL=1 $(GO) test -count=1 -p 1 -timeout $(QEMU_TEST_TIMEOUT) -v ./test/qemu/
