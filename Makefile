@@ -27,10 +27,13 @@ vet:
 	$(GO) vet ./...
 
 # Unit tests, the integration suite against real Kamailio and baresip in a
-# private network namespace (the test binaries create it themselves), and a
-# short fuzz slice of every parser at a trust boundary.
+# private network namespace (the test binaries create it themselves), the
+# QEMU short slice (first boot + good update), the device-free unit tests
+# again for arm64 and armv7 under qemu-user, and a short fuzz slice of every
+# parser at a trust boundary.
 test: deps vet build
 	$(GO) test -count=1 ./...
+	$(MAKE) test-arm
 	$(MAKE) fuzz-short
 
 FUZZTIME ?= 10s
