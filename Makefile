@@ -31,7 +31,10 @@ vet:
 # QEMU short slice (first boot + good update), the device-free unit tests
 # again for arm64 and armv7 under qemu-user, and a short fuzz slice of every
 # parser at a trust boundary.
-test: deps vet build
+# image runs first, in the host's network namespace: it fetches the Debian
+# kernel into .cache/ (the QEMU tests run in a private namespace with no
+# way out).
+test: deps vet build image
 	$(GO) test -count=1 ./...
 	$(MAKE) test-arm
 	$(MAKE) fuzz-short

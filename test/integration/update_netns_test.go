@@ -135,12 +135,15 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 		}
 		return ""
 	}
-	waitGood := func(p *phone, slot string) updStatus {
+	// waitGood waits until slot is good and the floor is at least floor:
+	// MarkGood writes the record first and the floor after it (the order
+	// that survives a power cut), so the two are seen one after the other.
+	waitGood := func(p *phone, slot string, floor uint64) updStatus {
 		t.Helper()
 		var st updStatus
 		waitFor(t, 15*time.Second, func() bool {
 			st = control(p, map[string]any{"command": "update-status"})
-			return slotState(st, slot) == "good"
+			return slotState(st, slot) == "good" && st.Floor.Value >= floor
 		})
 		return st
 	}
@@ -148,7 +151,7 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 	// Boot 1: slot A. Registered for 1 s, A is marked good.
 	pA := startPhoneFrom(t, withUpdate("A"), nil)
 	pA.waitRegistered(t)
-	st := waitGood(pA, "A")
+	st := waitGood(pA, "A", 0)
 	if st.Floor.Kind != "tpm-nv" {
 		t.Errorf("floor kind = %q, want tpm-nv", st.Floor.Kind)
 	}
@@ -169,7 +172,7 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 	// registered is B good and the floor at the bundle's security version.
 	pB := startPhoneFrom(t, withUpdate("B"), nil)
 	pB.waitRegistered(t)
-	st = waitGood(pB, "B")
+	st = waitGood(pB, "B", 7)
 	if st.Floor.Value != 7 {
 		t.Errorf("floor after B marked good = %d, want 7", st.Floor.Value)
 	}
