@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/hardphone/hardphone/agent"
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/internal/cli"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,7 +58,7 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	caFile := fs.String("ca", "", "install: CA certificates (PEM) for an https URL (default: the system's)")
 	cfgPath := fs.String("config", "", "agent config: use its [update] table, credential store and floor; ask the running agent over its control socket when it runs")
-	pos, err := updateParseInterleaved(fs, rest)
+	pos, err := cli.ParseInterleaved(fs, rest)
 	if err != nil {
 		return err
 	}
@@ -498,23 +499,4 @@ func printUpdateStatus(w io.Writer, st *update.Status) {
 		weak = " (weaker: no TPM)"
 	}
 	fmt.Fprintf(w, "anti-rollback floor: %d, kept in %s%s\n", st.Floor.Value, st.Floor.Kind, weak)
-}
-
-// updateParseInterleaved lets flags follow positional arguments
-// (`install BUNDLE --force`).
-func updateParseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos, args = append(pos, args[0]), args[1:]
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/hardphone/hardphone/internal/cli"
 	"io"
 	"os"
 	"os/signal"
@@ -51,7 +52,7 @@ func bundleCreate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: hpctl bundle create --cert CERT --key KEY --compatible C --version V [--security-version N] [CLASS=]IMAGE... -o OUT")
 		fs.PrintDefaults()
 	}
-	images, err := parseInterleaved(fs, args)
+	images, err := cli.ParseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func bundleInspect(args []string, stdout, stderr io.Writer, verify bool) error {
 		fmt.Fprintf(stderr, "usage: hpctl bundle %s --keyring CA.pem [--check-purpose codesign] [--json] BUNDLE\n", name)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.ParseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
