@@ -30,6 +30,9 @@ func TestRegisterMutualTLS(t *testing.T) {
 	if st.Granted <= 0 || st.Counters.Registrations < 1 {
 		t.Errorf("status after register = %+v, want a granted expiry and a registration", st)
 	}
+	// Kamailio writes its SIP dump asynchronously: poll until the REGISTER
+	// is in it, then check it carries RFC 5626's parameters.
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(e.k.SIPDump(), "REGISTER sip:") })
 	dump := e.k.SIPDump()
 	for _, want := range []string{"+sip.instance=", "reg-id=1", "Supported: outbound"} {
 		if !strings.Contains(dump, want) {
@@ -116,7 +119,9 @@ func runInterop(t *testing.T, e *env, tc interopCase) {
 	exerciseDTMFAndHold(t, b, call)
 	call.Hangup(context.Background())
 	b.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
-	// Every SDP body of the call, re-INVITEs included, kept SRTP.
+	// Every SDP body of the call, re-INVITEs included, kept SRTP. The dump
+	// is written asynchronously: wait for the BYE to be in it.
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(e.k.SIPDump(), "BYE sip:") })
 	for _, l := range strings.Split(e.k.SIPDump(), "\n") {
 		if strings.HasPrefix(l, "m=audio") && strings.Contains(l, " RTP/AVP") {
 			t.Errorf("plain RTP media line in the call's signalling: %q", strings.TrimSpace(l))
