@@ -230,7 +230,9 @@ func StartBaresip(t testing.TB, opts ...BaresipOption) *Baresip {
 		dir: t.TempDir(),
 		// sip_listen P takes UDP and TCP P and TLS P+1.
 		sipPort: freePort(t, o.ip, 2),
-		rtpLo:   freePort(t, o.ip, baresipRTPPorts),
+		// baresip takes even RTP ports (RTCP on the next odd one): start the
+		// range on an even port so every port it may bind is inside it.
+		rtpLo: evenUp(freePort(t, o.ip, baresipRTPPorts+1)),
 	}
 	ctrlPort := freePort(t, o.ip, 1)
 	b.writeConfig(t, ctrlPort)
@@ -365,3 +367,5 @@ func writeFile(t testing.TB, path, content string) {
 		t.Fatalf("write %s: %v", path, err)
 	}
 }
+
+func evenUp(p int) int { return p + p%2 }
