@@ -351,7 +351,10 @@ func (s *supervisor) onUpdateStatus(us *update.Status) {
 		s.floorShown, s.floor = true, us.Floor.Value
 		s.mk.print("floor="+fmt.Sprint(us.Floor.Value), "kind", us.Floor.Kind)
 	}
-	if s.markedGood && !s.settled {
+	// MarkGood writes the slot record before it advances the floor (the
+	// order that survives a power cut): settle once both are written, so
+	// the status line shows the advanced floor.
+	if s.markedGood && !s.settled && (us.Floor.Value >= booted.SecurityVersion || us.Floor.Error != "") {
 		s.settled = true
 		s.printStatus(us)
 		s.maybeInstallFromMedium()
