@@ -11,6 +11,8 @@ import (
 // panics; a refusal is a *PolicyError whose line lies inside the input; an
 // accepted policy survives MarshalTOML and Parse unchanged, and MarshalTOML
 // is canonical.
+//
+//fuzz:budget 40000
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(readmeExample(f)))
 	f.Add([]byte(listenerHead))

@@ -56,6 +56,8 @@ func sdpSeeds(t testing.TB) []string {
 
 // FuzzParseSDP: parsing never panics, and whatever parses survives a
 // marshal/parse round trip unchanged.
+//
+//fuzz:budget 50000
 func FuzzParseSDP(f *testing.F) {
 	for _, s := range sdpSeeds(f) {
 		f.Add([]byte(s))
@@ -85,6 +87,8 @@ func FuzzParseSDP(f *testing.F) {
 // FuzzSDESCrypto: a=crypto parsing never panics, round-trips, and the
 // policy oracle holds for every accepted line: a suite the policy accepts
 // and a key||salt of exactly its length.
+//
+//fuzz:budget 100000
 func FuzzSDESCrypto(f *testing.F) {
 	for _, s := range []string{
 		rfc4568Offer, rfc4568Answer,
@@ -130,6 +134,8 @@ func FuzzSDESCrypto(f *testing.F) {
 // FuzzAnswerOffer runs the answerer on arbitrary offers. Oracle: an
 // accepted offer always yields SRTP (never RTP/AVP), one m= line per
 // offered one, and the crypto the policy allows.
+//
+//fuzz:budget 120000
 func FuzzAnswerOffer(f *testing.F) {
 	for _, s := range sdpSeeds(f) {
 		f.Add([]byte(s), false)

@@ -91,6 +91,7 @@ func TestParseAuthParamsMalformed(t *testing.T) {
 	}
 }
 
+//fuzz:budget 200000
 func FuzzParseChallenge(f *testing.F) {
 	f.Add(`Digest realm="127.0.0.1", nonce="Y2Fsa2Fi", qop="auth"`)
 	f.Add(`Digest realm="r", nonce="n", algorithm=SHA-256, qop="auth,auth-int", opaque="o\"q"`)

@@ -9,6 +9,8 @@ import (
 // FuzzRequestValidate feeds raw datagrams through sipgo's parser and our
 // RFC 3261 request checks, as a plain listener would. Property: no panic,
 // and a request validate accepts has the invariants it claims to check.
+//
+//fuzz:budget 150000
 func FuzzRequestValidate(f *testing.F) {
 	f.Add([]byte("OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa\r\n" +
 		"Max-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"))

@@ -8,6 +8,8 @@ import (
 
 // FuzzParseWAV feeds arbitrary files to the header parser. Property: no
 // panic, and an accepted layout lies inside the file with a sane format.
+//
+//fuzz:budget 400000
 func FuzzParseWAV(f *testing.F) {
 	f.Add(wavBytes(1, 1, 16, 8000, nil, make([]byte, 320)))
 	f.Add(wavBytes(1, 2, 16, 44100, append([]byte("LIST"), 3, 0, 0, 0, 'a', 'b', 'c', 0), make([]byte, 8)))

@@ -10,6 +10,8 @@ import (
 // parser behind the CRC is reached) to Decode. Properties: no panic, and
 // whatever decodes re-encodes into a block that decodes to the same
 // variables and flags.
+//
+//fuzz:budget 250000
 func FuzzDecode(f *testing.F) {
 	seed := func(vars map[string]string, redundant bool, flags byte) {
 		b, err := Encode(vars, 256, redundant, flags)

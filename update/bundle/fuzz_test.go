@@ -7,6 +7,8 @@ import (
 
 // FuzzParseManifest: no panic on any input, and whatever parses marshals
 // into a manifest that parses to the same value (round trip).
+//
+//fuzz:budget 70000
 func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte(raucVerityManifest))
 	f.Add([]byte("[update]\ncompatible=b\ndescription=\\sx\\n\n[meta.hardphone]\nsecurity-version=3\n[meta.v]\nk=\\t\n"))
