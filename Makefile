@@ -8,7 +8,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 PLATFORMS := linux/amd64 linux/arm64 linux/arm
 export CGO_ENABLED=0
 
-.PHONY: all build deps test fuzz fuzz-short fuzz-selftest bench soak demo clean vet
+.PHONY: all build deps check-targets test fuzz fuzz-short fuzz-selftest bench soak demo clean vet
 
 all: build
 
@@ -31,10 +31,10 @@ vet:
 # QEMU short slice (first boot + good update), the device-free unit tests
 # again for arm64 and armv7 under qemu-user, and a short fuzz slice of every
 # parser at a trust boundary.
-# image runs first, in the host's network namespace: it fetches the Debian
-# kernel into .cache/ (the QEMU tests run in a private namespace with no
-# way out).
-test: deps vet build image
+# kernel runs first, in the host's network namespace: it fetches the Debian
+# kernel into .cache/ (the QEMU tests build their images in a private
+# namespace with no way out).
+test: deps vet build kernel
 	$(GO) test -count=1 ./...
 	$(MAKE) test-arm
 	$(MAKE) fuzz-short
@@ -73,6 +73,12 @@ demo: deps build
 
 # Board targets (image, qemu, qemu-test) live in mk/.
 -include mk/*.mk
+
+# Every README target a user runs alone (demo, test, qemu-test, qemu, bench,
+# image), each from a fresh clone with an empty .cache/ (long: it runs make
+# test and make qemu-test among them). CHECK_TARGETS="test image" picks some.
+check-targets:
+	./scripts/check_targets.sh $(CHECK_TARGETS)
 
 clean:
 	rm -rf bin out

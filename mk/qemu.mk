@@ -1,6 +1,9 @@
 # The emulated desk phone (board qemu-arm64): Debian's U-Boot, A/B slots,
 # a swtpm TPM, QEMU's user network. Included by the top Makefile.
 #
+#   make kernel      fetch the board's Debian kernel into $(QEMU_CACHE): the only
+#                    step that needs the network, run from the host's namespace
+#                    before anything that builds images inside a test namespace
 #   make image       bin/linux-arm64/hardphone, then hpctl image build into $(IMAGE_DIR)
 #                    (a new phone: the next make qemu provisions it)
 #   make qemu        boot that image (built first if there is none), serial
@@ -14,7 +17,7 @@ IMAGE_DIR   ?= out/$(IMAGE_BOARD)
 QEMU_CACHE  ?= .cache/hpctl
 QEMU_TEST_TIMEOUT ?= 30m
 
-.PHONY: image qemu qemu-test deps-qemu
+.PHONY: kernel image qemu qemu-test deps-qemu
 
 # scripts/deps.sh lists them (qemu-system-arm qemu-user-static u-boot-qemu
 # u-boot-tools libubootenv-tool swtpm swtpm-tools mtools e2fsprogs
@@ -22,19 +25,25 @@ QEMU_TEST_TIMEOUT ?= 30m
 deps-qemu:
 	@./scripts/deps.sh
 
-image: deps-qemu
-	GOOS=linux GOARCH=arm64 $(GOBUILD) -o bin/linux-arm64/hardphone ./cmd/hardphone
+# One shared fetch: image, test and qemu-test all start from it, and the
+# builds after it run offline (hpctl image build --offline).
+kernel: deps-qemu
 	$(GOBUILD) -o bin/host/hpctl ./cmd/hpctl
+	bin/host/hpctl image kernel --board $(IMAGE_BOARD) --cache $(QEMU_CACHE)
+
+image: kernel
+	GOOS=linux GOARCH=arm64 $(GOBUILD) -o bin/linux-arm64/hardphone ./cmd/hardphone
 	bin/host/hpctl image build --board $(IMAGE_BOARD) --hardphone bin/linux-arm64/hardphone \
-		--cache $(QEMU_CACHE) -o $(IMAGE_DIR)
+		--cache $(QEMU_CACHE) --offline -o $(IMAGE_DIR)
 
 $(IMAGE_DIR)/image.json:
 	$(MAKE) image
 
-# The test binary runs QEMU inside a private network namespace, where the
-# guest's only way out (10.0.2.100:5061) reaches the Kamailio it starts.
+# The test binaries run QEMU inside a private network namespace, where the
+# guest's only way out (10.0.2.100:5061) reaches the Kamailio they start, and
+# build their images there offline from the kernel make kernel fetched.
 qemu: deps-qemu $(IMAGE_DIR)/image.json
 	HARDPHONE_QEMU_IMAGE=$(abspath $(IMAGE_DIR)) $(GO) test -count=1 -timeout 0 -run '^TestInteractive$$' -v ./test/qemu/
 
-qemu-test: deps-qemu
+qemu-test: kernel
 	HARDPHONE_QEMU_FULL=1 $(GO) test -count=1 -p 1 -timeout $(QEMU_TEST_TIMEOUT) -v ./test/qemu/

@@ -27,10 +27,54 @@ import (
 // needs root, a loop device or a mount.
 
 func cmdImage(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "build" {
-		return usagef("image: want build")
+	if len(args) == 0 {
+		return usagef("image: want build or kernel")
 	}
-	return imageBuild(args[1:], stdout, stderr)
+	switch args[0] {
+	case "build":
+		return imageBuild(args[1:], stdout, stderr)
+	case "kernel":
+		return imageKernel(args[1:], stdout, stderr)
+	}
+	return usagef("image: want build or kernel, not %q", args[0])
+}
+
+// imageKernel is `hpctl image kernel`: fetch the board's kernel into the
+// cache and nothing else, the one step of an image build that needs the
+// network (make kernel runs it before tests that build images inside a
+// network namespace).
+func imageKernel(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("image kernel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	boardName := fs.String("board", "", "board whose kernel to fetch ("+strings.Join(board.Names(), ", ")+")")
+	cache := fs.String("cache", ".cache/hpctl", "cache for the kernel package and apt lists")
+	refresh := fs.Bool("refresh", false, "refresh the apt lists even if they are recent")
+	offline := fs.Bool("offline", false, "run no apt: only check that the cache holds the kernel")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hpctl image kernel --board NAME [--cache DIR] [--refresh] [--offline]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("image kernel: unexpected argument %q", fs.Arg(0))
+	}
+	b, err := board.Lookup(*boardName)
+	if err != nil {
+		return usagef("image kernel: %v", err)
+	}
+	if b.Kernel == nil {
+		return usagef("image kernel: board %s has no kernel to fetch (it runs as an ordinary program)", b.Name)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	k, err := fetchKernel(ctx, *cache, b.Kernel, *refresh, *offline, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kernel: %s in %s\n", k.version, k.root)
+	return nil
 }
 
 // imageOptions are the flags of `image build`.
@@ -40,6 +84,7 @@ type imageOptions struct {
 	hardphone  string // the phone binary for the board's architecture
 	cache      string // kernel cache
 	refresh    bool   // apt-get update even when the lists are fresh
+	offline    bool   // no apt: the kernel must be in the cache already
 	config     string // agent config to ship; "" generates one
 	ca         string // SIP trust anchor for a generated config
 	keyring    string
@@ -61,6 +106,7 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.hardphone, "hardphone", "", "hardphone binary built for the board (CGO_ENABLED=0 GOARCH=...)")
 	fs.StringVar(&o.cache, "cache", ".cache/hpctl", "cache for the kernel package and apt lists")
 	fs.BoolVar(&o.refresh, "refresh", false, "refresh the apt lists even if they are recent")
+	fs.BoolVar(&o.offline, "offline", false, "run no apt: use the kernel `hpctl image kernel` left in the cache")
 	fs.StringVar(&o.config, "config", "", "agent config (TOML) to ship; default: generated for the board")
 	fs.StringVar(&o.ca, "ca", "", "SIP trust anchors (PEM) for the generated config; default: the development PKI in OUT/pki")
 	fs.StringVar(&o.keyring, "keyring", "", "bundle keyring (PEM); default: the development PKI's update CA")
@@ -152,7 +198,7 @@ func buildImage(ctx context.Context, o *imageOptions, stdout io.Writer) error {
 	if err := o.defaultPKI(); err != nil {
 		return err
 	}
-	k, err := fetchKernel(ctx, o.cache, b.Kernel, o.refresh, stdout)
+	k, err := fetchKernel(ctx, o.cache, b.Kernel, o.refresh, o.offline, stdout)
 	if err != nil {
 		return err
 	}

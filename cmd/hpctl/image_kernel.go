@@ -43,13 +43,40 @@ func aptOptions(cache, arch string) []string {
 	}
 }
 
+// errKernelNotCached: an offline build found no complete kernel in the
+// cache. The QEMU tests build images inside a network namespace with no way
+// out, so the kernel must be fetched before, from the host's namespace.
+var errKernelNotCached = errors.New("the board's kernel is not in the cache: run `make kernel` (or `make image`) first: " +
+	"the kernel is fetched outside the test's network namespace, which has no network")
+
+// currentFile, in the board's apt cache, names the kernel package the last
+// online fetch resolved and unpacked: what an offline build uses.
+const currentFile = "current"
+
 // fetchKernel resolves the board's kernel meta package to its versioned
 // package, downloads and unpacks it into the cache unless it is there, and
-// runs depmod on it (the .deb ships no modules.dep).
-func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh bool, log io.Writer) (*kernel, error) {
+// runs depmod on it (the .deb ships no modules.dep). Offline, it never runs
+// apt: it takes the kernel the last online fetch left, or fails with
+// errKernelNotCached.
+func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh, offline bool, log io.Writer) (*kernel, error) {
 	cache, err := filepath.Abs(filepath.Join(cacheDir, "apt-"+k.DebArch))
 	if err != nil {
 		return nil, err
+	}
+	if offline {
+		b, err := os.ReadFile(filepath.Join(cache, currentFile))
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s in %s: %w", k.Package, cache, errKernelNotCached)
+		}
+		release := strings.TrimSpace(string(b))
+		if release == "" || strings.ContainsAny(release, "/\\") || strings.HasPrefix(release, ".") {
+			return nil, fmt.Errorf("kernel cache %s: %s holds %q, not a kernel release", cache, currentFile, release)
+		}
+		kk := unpackedKernel(cache, release)
+		if _, err := os.Stat(filepath.Join(kk.root, ".complete")); err != nil {
+			return nil, fmt.Errorf("kernel %s in %s: %w", kk.version, cache, errKernelNotCached)
+		}
+		return kk, nil
 	}
 	for _, d := range []string{"lists/partial", "apt/archives/partial", "debs"} {
 		if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
@@ -69,7 +96,8 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh 
 	}
 	out, err := exec.CommandContext(ctx, "apt-cache", append(opts, "depends", k.Package)...).Output()
 	if err != nil {
-		return nil, fmt.Errorf("kernel: apt-cache depends %s: %w", k.Package, err)
+		// apt-get update exits 0 without a network and leaves no lists.
+		return nil, fmt.Errorf("kernel: apt-cache depends %s: %w (no package lists: is Debian's archive reachable from here?)", k.Package, err)
 	}
 	pkg := ""
 	for _, line := range strings.Split(string(out), "\n") {
@@ -81,12 +109,10 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh 
 	if pkg == "" {
 		return nil, fmt.Errorf("kernel: %s depends on no linux-image package:\n%s", k.Package, out)
 	}
-	release := strings.TrimPrefix(pkg, "linux-image-")
-	root := filepath.Join(cache, "kernels", release)
-	kk := &kernel{version: release, root: root, image: filepath.Join(root, "boot", "vmlinuz-"+release),
-		modDir: filepath.Join(root, "lib", "modules", release)}
+	kk := unpackedKernel(cache, strings.TrimPrefix(pkg, "linux-image-"))
+	root, release := kk.root, kk.version
 	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {
-		return kk, nil
+		return kk, writeCurrent(cache, release)
 	}
 	fmt.Fprintf(log, "kernel: downloading %s\n", pkg)
 	debs := filepath.Join(cache, "debs")
@@ -115,7 +141,27 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh 
 	if err := os.WriteFile(filepath.Join(root, ".complete"), nil, 0o644); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
-	return kk, nil
+	return kk, writeCurrent(cache, release)
+}
+
+// unpackedKernel is where a kernel release lies in the cache.
+func unpackedKernel(cache, release string) *kernel {
+	root := filepath.Join(cache, "kernels", release)
+	return &kernel{version: release, root: root, image: filepath.Join(root, "boot", "vmlinuz-"+release),
+		modDir: filepath.Join(root, "lib", "modules", release)}
+}
+
+// writeCurrent records the release an online fetch resolved, for offline
+// builds (write to a temporary name, then rename: a reader never sees half).
+func writeCurrent(cache, release string) error {
+	tmp := filepath.Join(cache, currentFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(release+"\n"), 0o644); err != nil {
+		return fmt.Errorf("kernel cache: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(cache, currentFile)); err != nil {
+		return fmt.Errorf("kernel cache: %w", err)
+	}
+	return nil
 }
 
 // module is one module file to put into the root filesystem.

@@ -231,3 +231,23 @@ func TestImageUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestImageOfflineNoKernel: an offline build or kernel check on an empty
+// cache (what the QEMU tests do inside their namespace when make kernel did
+// not run) fails with words a user can act on, and runs no apt.
+func TestImageOfflineNoKernel(t *testing.T) {
+	cache := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "kernel", "--board", "qemu-arm64", "--offline", "--cache", cache},
+		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", t.TempDir(), "--offline", "--cache", cache},
+	} {
+		_, se, code := hpctl(t, args...)
+		if code != 1 || !strings.Contains(se, "run `make kernel` (or `make image`) first") ||
+			!strings.Contains(se, "outside the test's network namespace") {
+			t.Errorf("hpctl %s: exit %d, stderr %q; want 1 and what to run", strings.Join(args, " "), code, se)
+		}
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("offline check wrote %d entries into the cache, want none", len(entries))
+	}
+}

@@ -19,7 +19,8 @@ commands:
   bundle create   make a signed RAUC verity bundle from images
   bundle info     show a bundle's verified manifest and signer
   bundle verify   check a bundle's signature and every payload byte
-  image build     make a board's disk image, slot image and bundle`)
+  image build     make a board's disk image, slot image and bundle
+  image kernel    fetch a board's kernel into the cache (the only step that needs the network)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

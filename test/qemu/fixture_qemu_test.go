@@ -86,6 +86,10 @@ func buildFixture(t *testing.T) *fixture {
 	f.phone = filepath.Join(workDir, "hardphone-arm64")
 	goBuild(t, f.root, f.hpctl, "./cmd/hpctl")
 	goBuild(t, f.root, f.phone, "./cmd/hardphone", "GOARCH=arm64")
+	// This namespace has no way out: the kernel must already be in the
+	// cache (make kernel, a prerequisite of make test and make qemu-test).
+	// Fail here, with hpctl's words on what to run, before anything else.
+	f.hpctlRun(t, "image", "kernel", "--board", "qemu-arm64", "--offline", "--cache", filepath.Join(f.root, ".cache", "hpctl"))
 	f.pki = test.NewPKI(t, filepath.Join(workDir, "pki"))
 	f.regCert, f.regKey = f.pki.Server("10.0.2.100", net.ParseIP("10.0.2.100"), net.ParseIP("127.0.0.1"))
 	f.upki = test.NewUpdatePKI(t, filepath.Join(workDir, "update-pki"))
@@ -98,7 +102,7 @@ func buildFixture(t *testing.T) *fixture {
 	f.tpmState = filepath.Join(workDir, "tpm")
 	f.provision(t, data)
 	f.base = filepath.Join(workDir, "base")
-	f.hpctlRun(t, "image", "build", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", f.base,
+	f.hpctlRun(t, "image", "build", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", f.base, "--offline",
 		"--cache", filepath.Join(f.root, ".cache", "hpctl"), "--ca", f.pki.CAFile,
 		"--keyring", f.upki.CA.CertFile, "--signer-cert", f.upki.Leaf.CertFile, "--signer-key", f.upki.Leaf.KeyFile,
 		"--user", sipUser, "--version", "1", "--security-version", "1", "--data", data)
@@ -214,7 +218,7 @@ func (f *fixture) bundle(t *testing.T, name, version, secver, config string, sig
 		signer = &f.upki.Leaf
 	}
 	out := filepath.Join(workDir, "bundle-"+name)
-	args := []string{"image", "build", "--slot-only", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", out,
+	args := []string{"image", "build", "--slot-only", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", out, "--offline",
 		"--cache", filepath.Join(f.root, ".cache", "hpctl"), "--ca", f.pki.CAFile,
 		"--keyring", f.upki.CA.CertFile, "--signer-cert", signer.CertFile, "--signer-key", signer.KeyFile,
 		"--user", sipUser, "--version", version, "--security-version", secver}
