@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hardphone/hardphone/update/bootchooser"
 )
 
 // BootEnv is the bootloader environment as the updater needs it: read some
@@ -18,74 +20,22 @@ type BootEnv interface {
 	Set(vars map[string]string) error
 }
 
-// The RAUC bootchooser convention for U-Boot (RAUC docs, "U-Boot"
-// integration; its example boot script): BOOT_ORDER lists slot names in the
-// order to try, BOOT_<name>_LEFT counts the attempts left. Each boot the
-// script takes the first slot in BOOT_ORDER with attempts left, decrements
-// its counter, saves the environment and boots it with rauc.slot=<name>;
-// when no slot has attempts left it resets every counter and resets the
-// board.
-const varOrder = "BOOT_ORDER"
+// The bootchooser variables and their meaning are update/bootchooser's;
+// the updater reads them through its BootEnv.
 
-func varLeft(slot string) string { return "BOOT_" + slot + "_LEFT" }
-
-// bootState is the bootchooser part of the environment.
-type bootState struct {
-	order []string
-	left  map[string]int // absent: variable missing or not a number
-}
-
-func (u *Updater) readBootState() (bootState, map[string]string, error) {
-	names := []string{varOrder}
-	for _, s := range u.cfg.Slots {
-		names = append(names, varLeft(s.Name))
-	}
-	vars, err := u.env.Get(names...)
+func (u *Updater) readBootState() (bootchooser.State, map[string]string, error) {
+	vars, err := u.env.Get(bootchooser.Vars(u.cfg.slotNames())...)
 	if err != nil {
-		return bootState{}, nil, fmt.Errorf("read boot environment: %w", err)
+		return bootchooser.State{}, nil, fmt.Errorf("read boot environment: %w", err)
 	}
-	st := bootState{order: strings.Fields(vars[varOrder]), left: map[string]int{}}
-	for _, s := range u.cfg.Slots {
-		if v, ok := vars[varLeft(s.Name)]; ok {
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				st.left[s.Name] = n
-			}
-		}
-	}
-	return st, vars, nil
-}
-
-// next is the slot the bootloader will try on the next boot, "" if none.
-func (b bootState) next() string {
-	for _, s := range b.order {
-		if b.left[s] > 0 {
-			return s
-		}
-	}
-	return ""
-}
-
-func (b bootState) first() string {
-	if len(b.order) == 0 {
-		return ""
-	}
-	return b.order[0]
-}
-
-func (b bootState) inOrder(slot string) bool {
-	for _, s := range b.order {
-		if s == slot {
-			return true
-		}
-	}
-	return false
+	return bootchooser.Parse(vars, u.cfg.slotNames()), vars, nil
 }
 
 // primaryOrder puts slot first and keeps the others in their order; slots
 // missing from the old order follow.
-func (u *Updater) primaryOrder(b bootState, slot string) string {
+func (u *Updater) primaryOrder(b bootchooser.State, slot string) string {
 	out := []string{slot}
-	for _, s := range b.order {
+	for _, s := range b.Order {
 		if s != slot && u.cfg.slot(s) != nil {
 			out = append(out, s)
 		}
@@ -119,7 +69,7 @@ type verdict struct {
 //   - booted into the target: booted, waiting for mark-good;
 //   - booted into the other slot after the switch: rolled back, slot bad,
 //     image known bad.
-func reconcile(r *records, booted, bootID string, env bootState, now time.Time) verdict {
+func reconcile(r *records, booted, bootID string, env bootchooser.State, now time.Time) verdict {
 	last := r.last
 	if last == nil || last.BootID == bootID {
 		return verdict{}
@@ -138,7 +88,7 @@ func reconcile(r *records, booted, bootID string, env bootState, now time.Time) 
 		rec.State = StateBad
 	case booted == target:
 		last.Outcome = OutcomeBooted
-	case last.Outcome == OutcomeWritten && env.first() != target:
+	case last.Outcome == OutcomeWritten && env.First() != target:
 		last.Outcome, last.Error = OutcomeInterrupted, "reboot before the boot order was switched"
 		rec.State = StateBad
 	default:
@@ -219,13 +169,13 @@ func (u *Updater) MarkGood() error {
 		return fmt.Errorf("mark good: %w", err)
 	}
 	set := map[string]string{}
-	if left, ok := env.left[booted.Name]; !ok || left != u.cfg.Attempts {
-		set[varLeft(booted.Name)] = strconv.Itoa(u.cfg.Attempts)
+	if left, ok := env.Left[booted.Name]; !ok || left != u.cfg.Attempts {
+		set[bootchooser.LeftVar(booted.Name)] = strconv.Itoa(u.cfg.Attempts)
 	}
-	if !env.inOrder(booted.Name) {
+	if !env.InOrder(booted.Name) {
 		// A slot that booted but is not in the order would never boot
 		// again; keep it as the last fallback.
-		set[varOrder] = strings.Join(append(append([]string(nil), env.order...), booted.Name), " ")
+		set[bootchooser.OrderVar] = strings.Join(append(append([]string(nil), env.Order...), booted.Name), " ")
 	}
 	if len(set) > 0 {
 		if err := u.env.Set(set); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/hardphone/hardphone/update/bootchooser"
 )
 
 // Slot is one A/B slot: its boot name (as in rauc.slot= on the kernel
@@ -97,6 +99,14 @@ func validSlotName(n string) bool {
 	return true
 }
 
+func (c *Config) slotNames() []string {
+	var out []string
+	for _, s := range c.Slots {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
 func (c *Config) slot(name string) *Slot {
 	for i := range c.Slots {
 		if c.Slots[i].Name == name {
@@ -122,13 +132,8 @@ func (c *Config) bootedSlot() (Slot, error) {
 		if err != nil {
 			return Slot{}, fmt.Errorf("read kernel command line: %w: %w", err, errNoBootedSlot)
 		}
-		for _, f := range strings.Fields(string(b)) {
-			if v, ok := strings.CutPrefix(f, "rauc.slot="); ok {
-				name = v
-			}
-		}
-		if name == "" {
-			return Slot{}, fmt.Errorf("no rauc.slot= in %s: %w", c.CmdlinePath, errNoBootedSlot)
+		if name = bootchooser.SlotFromCmdline(string(b)); name == "" {
+			return Slot{}, fmt.Errorf("no %s in %s: %w", bootchooser.CmdlineKey, c.CmdlinePath, errNoBootedSlot)
 		}
 	}
 	s := c.slot(name)

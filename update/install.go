@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/hal/blockdev"
+	"github.com/hardphone/hardphone/update/bootchooser"
 	"github.com/hardphone/hardphone/update/bundle"
 )
 
@@ -142,8 +143,8 @@ func (u *Updater) Install(ctx context.Context, path string, opts InstallOptions)
 	// The slot about to be overwritten must not be bootable meanwhile: a
 	// cut, then a failing booted slot, would otherwise fall back into half
 	// an image.
-	if left, ok := env.left[target.Name]; !ok || left != 0 {
-		if err := u.env.Set(map[string]string{varLeft(target.Name): "0"}); err != nil {
+	if left, ok := env.Left[target.Name]; !ok || left != 0 {
+		if err := u.env.Set(map[string]string{bootchooser.LeftVar(target.Name): "0"}); err != nil {
 			return fail(fmt.Errorf("mark slot %s unbootable: %w", target.Name, err))
 		}
 	}
@@ -166,8 +167,8 @@ func (u *Updater) Install(ctx context.Context, path string, opts InstallOptions)
 		return fail(err)
 	}
 	if err := u.env.Set(map[string]string{
-		varOrder:             u.primaryOrder(env, target.Name),
-		varLeft(target.Name): strconv.Itoa(u.cfg.Attempts),
+		bootchooser.OrderVar:             u.primaryOrder(env, target.Name),
+		bootchooser.LeftVar(target.Name): strconv.Itoa(u.cfg.Attempts),
 	}); err != nil {
 		return fail(fmt.Errorf("switch boot order: %w", err))
 	}

@@ -9,10 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/hardphone/hardphone/update/bootchooser"
 
 	"go.etcd.io/bbolt"
 
@@ -149,13 +149,8 @@ func TestPowerCut(t *testing.T) {
 			killedCount++
 		}
 		v := r.vars()
-		env := bootState{order: strings.Fields(v["BOOT_ORDER"]), left: map[string]int{}}
-		for _, s := range []string{"A", "B"} {
-			if n, err := strconv.Atoi(v["BOOT_"+s+"_LEFT"]); err == nil {
-				env.left[s] = n
-			}
-		}
-		switch env.next() {
+		env := bootchooser.Parse(v, []string{"A", "B"})
+		switch env.Next() {
 		case "A":
 			old++
 			if !bytes.Equal(readFile(t, r.SlotA), origA) {
@@ -166,7 +161,7 @@ func TestPowerCut(t *testing.T) {
 			if !r.slotHas(r.SlotB, image) {
 				t.Fatalf("point %d (%v): env selects B but slot B does not hold the whole image", i, delay)
 			}
-			if env.first() != "B" || env.left["B"] != 3 {
+			if env.First() != "B" || env.Left["B"] != 3 {
 				t.Fatalf("point %d (%v): env selects B without boot counting armed: %v", i, delay, v)
 			}
 		default:

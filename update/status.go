@@ -64,18 +64,18 @@ func (u *Updater) Status() (*Status, error) {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	reconcile(&r, booted.Name, bootID, env, u.now())
-	st := &Status{Compatible: u.cfg.Compatible, BootedSlot: booted.Name, BootOrder: env.order, NextSlot: env.next(),
+	st := &Status{Compatible: u.cfg.Compatible, BootedSlot: booted.Name, BootOrder: env.Order, NextSlot: env.Next(),
 		LastInstall: r.last}
 	if st.BootOrder == nil {
 		st.BootOrder = []string{}
 	}
 	for _, s := range u.cfg.Slots {
-		ss := SlotStatus{Name: s.Name, Device: s.Device, Booted: s.Name == booted.Name, InBootOrder: env.inOrder(s.Name)}
+		ss := SlotStatus{Name: s.Name, Device: s.Device, Booted: s.Name == booted.Name, InBootOrder: env.InOrder(s.Name)}
 		ss.SlotRecord = r.slots[s.Name]
 		if ss.State == "" {
 			ss.State = StateUnknown
 		}
-		if n, ok := env.left[s.Name]; ok {
+		if n, ok := env.Left[s.Name]; ok {
 			ss.AttemptsLeft = &n
 		}
 		st.Slots = append(st.Slots, ss)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardphone/hardphone/update/bootchooser"
+
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -276,13 +278,13 @@ func TestReconcile(t *testing.T) {
 	rec := func(outcome, bootID string) *InstallRecord {
 		return &InstallRecord{Target: "B", SHA256: "aa", Outcome: outcome, BootID: bootID}
 	}
-	switched := bootState{order: []string{"B", "A"}, left: map[string]int{"A": 3, "B": 0}}
-	unswitched := bootState{order: []string{"A", "B"}, left: map[string]int{"A": 2, "B": 0}}
+	switched := bootchooser.State{Order: []string{"B", "A"}, Left: map[string]int{"A": 3, "B": 0}}
+	unswitched := bootchooser.State{Order: []string{"A", "B"}, Left: map[string]int{"A": 2, "B": 0}}
 	tests := []struct {
 		name        string
 		last        *InstallRecord
 		booted      string
-		env         bootState
+		env         bootchooser.State
 		wantOutcome string
 		wantState   string
 		rollback    bool

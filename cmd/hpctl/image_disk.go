@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hardphone/hardphone/board"
+	"github.com/hardphone/hardphone/update/bootchooser"
 )
 
 // GPT partition type GUIDs (UEFI spec §5.3.3 and the Discoverable
@@ -127,8 +128,15 @@ func (o *imageOptions) bootPartition(ctx context.Context, work string) (string, 
 // layout with flags 1; equal flags make copy 0 current for every reader.
 func (o *imageOptions) envPartition(ctx context.Context, work string) (string, error) {
 	e := o.board.Env
-	vars := fmt.Sprintf("BOOT_ORDER=%s %s\nBOOT_%s_LEFT=%d\nBOOT_%s_LEFT=0\n",
-		o.board.Slots[0].Name, o.board.Slots[1].Name, o.board.Slots[0].Name, e.Attempts, o.board.Slots[1].Name)
+	var names []string
+	for _, sl := range o.board.Slots {
+		names = append(names, sl.Name)
+	}
+	initial := bootchooser.Initial(names, e.Attempts)
+	var vars string
+	for _, name := range bootchooser.Vars(names) {
+		vars += name + "=" + initial[name] + "\n"
+	}
 	block := filepath.Join(work, "env.bin")
 	if err := runTool(ctx, "", strings.NewReader(vars), "mkenvimage", "-r", "-p", "0", "-s", strconv.Itoa(e.Size), "-o", block, "-"); err != nil {
 		return "", fmt.Errorf("image build: %w", err)

@@ -1,0 +1,12 @@
+package bootchooser
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the convention is data and text; it needs nothing of ours.
+func TestDeps(t *testing.T) {
+	deptest.Check(t, "github.com/hardphone/hardphone/")
+}
