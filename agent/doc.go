@@ -1,6 +1,11 @@
-// Package agent is the hardphone daemon: it starts the subsystems in order
-// (identity, accounts, listeners, control socket), owns health, and exposes
-// status. It holds no protocol logic of its own.
+// Package agent is the hardphone daemon: it runs the accounts of one config
+// with the parts the wiring hands it (trust anchors and identity, the
+// credential store, the updater, the lockdown enforcer), applies the
+// lockdown policy before anything listens, opens pinholes as calls come and
+// go, marks a new slot good once every account stays registered, and
+// answers the control protocol (agent/control). It holds no protocol logic
+// of its own and opens no device: package system builds every part.
 //
-// Only cmd and board import it.
+// Imported by system (which builds it) and by tests; cmd reaches it through
+// system.
 package agent

@@ -67,6 +67,9 @@ type Board struct {
 	// Registrar is the registrar (host:port) a generated config points at;
 	// "" means the image builder needs a config of its own.
 	Registrar string
+	// BootedSlot names the booted slot instead of the kernel command line;
+	// only a test rig's layout file sets it ("" everywhere else).
+	BootedSlot string
 }
 
 // Disk is a GPT partition table. Partitions are laid out in order from
@@ -108,7 +111,7 @@ type Partition struct {
 
 // Slot is one A/B root slot.
 type Slot struct {
-	// Name is the boot name: rauc.slot=NAME and BOOT_NAME_LEFT.
+	// Name is the boot name the bootchooser uses for it (update/bootchooser).
 	Name string
 	// Partition is the partition number holding it.
 	Partition int
@@ -120,15 +123,21 @@ type Slot struct {
 // the redundant (flags byte) header on one raw partition.
 type Env struct {
 	// Partition is the partition number; Device its node on the phone.
+	// Partition is 0 on a board without a disk table (a test rig's files).
 	Partition int
 	Device    string
+	// RedundantDevice holds the second copy when it is not on Device
+	// ("" = Device).
+	RedundantDevice string
+	// LockFile is the lock shared with fw_setenv ("" = none).
+	LockFile string
 	// Offset and RedundantOffset are the copies' byte offsets in the
 	// partition; Size is the size of each copy.
 	Offset, RedundantOffset int64
 	Size                    int
-	// Attempts is what BOOT_<slot>_LEFT starts at and is reset to. It must
-	// equal the updater's (update.Config.Attempts, default 3) and stay a
-	// single digit: U-Boot's setexpr works in hex.
+	// Attempts is what a slot's attempt counter starts at and is reset to
+	// (update/bootchooser); the updater is built with the same value. One
+	// digit: U-Boot's setexpr works in hex.
 	Attempts int
 }
 
@@ -148,8 +157,8 @@ type Kernel struct {
 	Package string
 	// DebArch is the Debian architecture, e.g. "arm64".
 	DebArch string
-	// Cmdline is the kernel command line; the boot script appends
-	// rauc.slot=NAME.
+	// Cmdline is the kernel command line; the boot script appends the
+	// chosen slot (update/bootchooser).
 	Cmdline string
 	// Image and Initrd are the file names inside a slot.
 	Image, Initrd string
@@ -284,24 +293,6 @@ func (b *Board) Slot(name string) (Slot, bool) {
 	return Slot{}, false
 }
 
-// LayoutTOML renders the updater's layout file (update.ReadLayoutFile) for
-// this board: the image builder writes it into the root filesystem and the
-// agent's [update] layout names it.
-func (b *Board) LayoutTOML() (string, error) {
-	if len(b.Slots) != 2 || b.Env == nil {
-		return "", fmt.Errorf("board %s has no A/B slots: %w", b.Name, errInvalid)
-	}
-	var s strings.Builder
-	fmt.Fprintf(&s, "# Generated from board %q; the updater's view of the disk.\n", b.Name)
-	fmt.Fprintf(&s, "compatible = %q\n\n[slots]\n", b.Compatible)
-	for _, sl := range b.Slots {
-		fmt.Fprintf(&s, "%s = %q\n", sl.Name, sl.Device)
-	}
-	fmt.Fprintf(&s, "\n[env]\npath = %q\noffset = %#x\nsize = %#x\nredundant_offset = %#x\n",
-		b.Env.Device, b.Env.Offset, b.Env.Size, b.Env.RedundantOffset)
-	return s.String(), nil
-}
-
 // Validate checks that the description is consistent: partitions numbered
 // in order with unique names, slots and environment on partitions of the
 // right role, two environment copies that fit and do not overlap, and
@@ -373,8 +364,39 @@ func (b *Board) validateUpdates(bad func(string, ...any) error) error {
 	if len(b.Slots) != 2 || b.Slots[0].Name != "A" || b.Slots[1].Name != "B" {
 		return bad("slots must be A and B")
 	}
-	if b.Disk == nil || b.Env == nil || b.Kernel == nil {
-		return bad("A/B slots need a disk, an environment and a kernel")
+	if b.Env == nil {
+		return bad("A/B slots need an environment")
+	}
+	if b.Slots[0].Device == "" || b.Slots[1].Device == "" || b.Slots[0].Device == b.Slots[1].Device {
+		return bad("slots need two different devices")
+	}
+	if b.BootedSlot != "" && b.BootedSlot != "A" && b.BootedSlot != "B" {
+		return bad("booted slot %q is not A or B", b.BootedSlot)
+	}
+	e := b.Env
+	if e.Device == "" {
+		return bad("the environment needs a device")
+	}
+	if e.Attempts < 1 || e.Attempts > bootAttemptsMax {
+		return bad("attempts %d, want 1 to %d", e.Attempts, bootAttemptsMax)
+	}
+	if e.Size < 0x1000 || e.Size%512 != 0 || e.Offset%512 != 0 || e.RedundantOffset%512 != 0 {
+		// The boot script reads and writes each copy as whole 512-byte
+		// blocks.
+		return bad("environment copies must be sector aligned and at least 4 KiB")
+	}
+	if e.RedundantDevice == "" || e.RedundantDevice == e.Device {
+		lo, hi := min(e.Offset, e.RedundantOffset), max(e.Offset, e.RedundantOffset)
+		if lo+int64(e.Size) > hi {
+			return bad("environment copies at %#x and %#x (size %#x) overlap", e.Offset, e.RedundantOffset, e.Size)
+		}
+	}
+	if b.Disk == nil {
+		// A test rig's layout: slots and environment are files.
+		return nil
+	}
+	if b.Kernel == nil {
+		return bad("A/B slots on a disk need a kernel")
 	}
 	var slotParts []int
 	for _, s := range b.Slots {
@@ -390,24 +412,19 @@ func (b *Board) validateUpdates(bad func(string, ...any) error) error {
 	if slices.Contains(slotParts, 0) || slotParts[0] == slotParts[1] {
 		return bad("slots share a partition")
 	}
-	e := b.Env
 	p, ok := b.Disk.Partition(e.Partition)
-	if !ok || p.Role != RoleEnv || p.Device != e.Device {
+	if !ok || p.Role != RoleEnv || p.Device != e.Device || (e.RedundantDevice != "" && e.RedundantDevice != e.Device) {
 		return bad("environment partition %d is not the env partition with device %s", e.Partition, e.Device)
 	}
-	// The boot script reads and writes each copy as whole 512-byte blocks.
-	if e.Size < 0x1000 || e.Size%512 != 0 || e.Offset%512 != 0 || e.RedundantOffset%512 != 0 {
-		return bad("environment copies must be sector aligned and at least 4 KiB")
-	}
-	lo, hi := min(e.Offset, e.RedundantOffset), max(e.Offset, e.RedundantOffset)
-	if lo+int64(e.Size) > hi || hi+int64(e.Size) > int64(p.SizeMiB)*MiB {
-		return bad("environment copies at %#x and %#x (size %#x) overlap or leave the partition", e.Offset, e.RedundantOffset, e.Size)
-	}
-	if e.Attempts < 1 || e.Attempts > 9 {
-		return bad("attempts %d, want 1 to 9", e.Attempts)
+	if max(e.Offset, e.RedundantOffset)+int64(e.Size) > int64(p.SizeMiB)*MiB {
+		return bad("environment copies at %#x and %#x (size %#x) leave the partition", e.Offset, e.RedundantOffset, e.Size)
 	}
 	if b.Kernel.Package == "" || b.Kernel.DebArch == "" || b.Kernel.Image == "" || b.Kernel.Initrd == "" {
 		return bad("kernel needs package, architecture, image and initrd names")
 	}
 	return nil
 }
+
+// bootAttemptsMax is the largest BOOT_<slot>_LEFT the boot script can
+// count down (U-Boot's setexpr works in hex: one digit).
+const bootAttemptsMax = 9

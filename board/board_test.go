@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/hardphone/hardphone/update"
 )
 
 func TestLookup(t *testing.T) {
@@ -61,31 +59,47 @@ func TestQEMULayout(t *testing.T) {
 	}
 }
 
-// TestLayoutTOML: the layout the image ships is one update.ReadLayoutFile
-// accepts, with the board's devices.
-func TestLayoutTOML(t *testing.T) {
-	b, _ := Lookup("qemu-arm64")
-	text, err := b.LayoutTOML()
+// TestReadLayout: a rig's layout file becomes a board the updater can use,
+// and what is not a sound layout is refused.
+func TestReadLayout(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "layout.toml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	b, err := ReadLayout(write(`compatible = "hardphone-test"
+booted_slot = "B"
+[slots]
+A = "/rig/a"
+B = "/rig/b"
+[env]
+path = "/rig/env"
+redundant_offset = 0x4000
+`))
 	if err != nil {
-		t.Fatalf("LayoutTOML() = %v", err)
+		t.Fatalf("ReadLayout() = %v", err)
 	}
-	p := filepath.Join(t.TempDir(), "layout.toml")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
+	if b.Compatible != "hardphone-test" || b.BootedSlot != "B" || b.Slots[0].Device != "/rig/a" || b.Slots[1].Device != "/rig/b" {
+		t.Errorf("layout board = %+v", b)
 	}
-	lf, err := update.ReadLayoutFile(p)
-	if err != nil {
-		t.Fatalf("ReadLayoutFile(LayoutTOML()) = %v\n%s", err, text)
+	if e := b.Env; e.Device != "/rig/env" || e.Offset != 0 || e.RedundantOffset != 0x4000 || e.Size != 0x4000 || e.Attempts != 3 {
+		t.Errorf("layout env = %+v, want /rig/env 0x0 and 0x4000, size 0x4000, 3 attempts", e)
 	}
-	if lf.Compatible != b.Compatible || lf.Slots["A"] != "/dev/vda2" || lf.Slots["B"] != "/dev/vda3" {
-		t.Errorf("layout = %+v, want %s with A=/dev/vda2 B=/dev/vda3", lf, b.Compatible)
-	}
-	if lf.Env.Path != "/dev/vda5" || *lf.Env.Offset != 0 || *lf.Env.RedundantOffset != 0x4000 || lf.Env.Size != 0x4000 {
-		t.Errorf("layout env = %+v, want /dev/vda5 0x0 and 0x4000, size 0x4000", lf.Env)
-	}
-	d, _ := Lookup("desktop")
-	if _, err := d.LayoutTOML(); err == nil {
-		t.Errorf("desktop LayoutTOML() = nil error, want one (no slots)")
+	for name, body := range map[string]string{
+		"unknown key":       "compatible = \"x\"\nsecurity = \"off\"\n[slots]\nA = \"/a\"\nB = \"/b\"\n[env]\npath = \"/e\"\nredundant_offset = 0x4000\n",
+		"slot C":            "compatible = \"x\"\n[slots]\nA = \"/a\"\nC = \"/b\"\n[env]\npath = \"/e\"\nredundant_offset = 0x4000\n",
+		"no redundant copy": "compatible = \"x\"\n[slots]\nA = \"/a\"\nB = \"/b\"\n[env]\npath = \"/e\"\n",
+		"overlapping":       "compatible = \"x\"\n[slots]\nA = \"/a\"\nB = \"/b\"\n[env]\npath = \"/e\"\nredundant_offset = 0x2000\n",
+		"same slot device":  "compatible = \"x\"\n[slots]\nA = \"/a\"\nB = \"/a\"\n[env]\npath = \"/e\"\nredundant_offset = 0x4000\n",
+		"attempts 10":       "compatible = \"x\"\nattempts = 10\n[slots]\nA = \"/a\"\nB = \"/b\"\n[env]\npath = \"/e\"\nredundant_offset = 0x4000\n",
+		"no compatible":     "[slots]\nA = \"/a\"\nB = \"/b\"\n[env]\npath = \"/e\"\nredundant_offset = 0x4000\n",
+	} {
+		if _, err := ReadLayout(write(body)); err == nil {
+			t.Errorf("%s: ReadLayout() = nil error, want a refusal", name)
+		}
 	}
 }
 
@@ -97,7 +111,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"ok", func(b *Board) {}, ""},
 		{"overlapping env copies", func(b *Board) { b.Env.RedundantOffset = 0x2000 }, "overlap"},
-		{"env past partition", func(b *Board) { b.Env.RedundantOffset = 1<<20 - 0x2000 }, "overlap or leave"},
+		{"env past partition", func(b *Board) { b.Env.RedundantOffset = 1<<20 - 0x2000 }, "leave the partition"},
 		{"unaligned env", func(b *Board) { b.Env.Offset = 100 }, "sector aligned"},
 		{"slot on data partition", func(b *Board) { b.Slots[1].Partition, b.Slots[1].Device = 4, "/dev/vda4" }, "not a slot partition"},
 		{"partition numbering", func(b *Board) { b.Disk.Partitions[1].Number = 7 }, "number 7"},

@@ -229,7 +229,7 @@ func (p *PKI) ClientForCSR(csrDER []byte) (certFile string) {
 }
 
 // Enroller is what EnrolIdentity needs from a credential store; the
-// *crypto/credstore.Store (and agent/store.Credentials) has it.
+// *crypto/credstore.Store (and system.Credentials) has it.
 type Enroller interface {
 	CreateIdentity(replace bool) error
 	CreateCSR(tmpl *x509.CertificateRequest) ([]byte, error)

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/hal/tpm"
+	"github.com/hardphone/hardphone/system"
 )
 
 const swtpmTestCounter = 0x01800400
@@ -125,7 +125,7 @@ func TestClientForCSR(t *testing.T) {
 func TestEnrolIdentity(t *testing.T) {
 	sw := StartSWTPM(t)
 	pki := NewPKI(t, filepath.Join(t.TempDir(), "pki"))
-	creds, err := store.OpenCredentials(filepath.Join(t.TempDir(), "state"), sw.Spec, nil)
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: filepath.Join(t.TempDir(), "state"), Protector: sw.Spec}, nil)
 	if err != nil {
 		t.Fatalf("OpenCredentials = %v", err)
 	}

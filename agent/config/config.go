@@ -42,16 +42,25 @@ type Config struct {
 	// and checks every LockdownCheck; "" runs without one (a desktop).
 	LockdownPolicy string
 	LockdownCheck  time.Duration
-	// Update configures the A/B updater; its zero value (no Layout) means
+	// Board names the hardware (board.Lookup): its slots, boot environment
+	// and TPM. "" on a desktop.
+	Board string
+	// ControlUIDs may use the control socket besides root and the agent's
+	// own uid.
+	ControlUIDs []uint32
+	// Update configures the A/B updater; its zero value (no Keyring) means
 	// the agent runs without one (a desktop).
 	Update Update
 }
 
 // Update is the [update] table.
 type Update struct {
-	// Layout is the board's slot and boot-environment layout file.
+	// Layout is a test rig's slot and boot-environment layout file
+	// (board.ReadLayout), for a machine with no board of ours; a phone's
+	// layout comes from its Board.
 	Layout string
-	// Keyring holds the trusted bundle-signing CAs (PEM).
+	// Keyring holds the trusted bundle-signing CAs (PEM). Set means the
+	// agent runs the updater.
 	Keyring string
 	// Purpose is the signer certificate rule: "codesign" (default) or
 	// "smimesign" (rauc's default, for bundles from existing pipelines).
@@ -166,8 +175,10 @@ func (c *Config) Account(name string) (Account, error) {
 
 // file is the TOML shape. Pointers mark keys that may be absent.
 type file struct {
+	Board         string     `toml:"board"`
 	StateDir      string     `toml:"state_dir"`
 	ControlSocket *string    `toml:"control_socket"`
+	ControlUIDs   []int64    `toml:"control_uids"`
 	Listen        []string   `toml:"listen"`
 	Lockdown      string     `toml:"lockdown_policy"`
 	CredStore     string     `toml:"credential_store"`
@@ -268,6 +279,19 @@ func (f *file) validate(dir string) (*Config, error) {
 	if f.ControlSocket != nil {
 		c.ControlSocket = abs(*f.ControlSocket)
 	}
+	for i, u := range f.ControlUIDs {
+		if u < 0 || u > 1<<31-2 {
+			return nil, keyErr(fmt.Sprintf("control_uids[%d]", i), "%d: want a uid", u)
+		}
+		c.ControlUIDs = append(c.ControlUIDs, uint32(u))
+	}
+	if len(c.ControlUIDs) > 0 && c.ControlSocket == "" {
+		return nil, keyErr("control_uids", "needs control_socket")
+	}
+	c.Board = f.Board
+	if c.Board != "" && !validBoardName(c.Board) {
+		return nil, keyErr("board", "%q: want a board name such as qemu-arm64", c.Board)
+	}
 	for i, l := range f.Listen {
 		ln, err := parseListener(l)
 		if err != nil {
@@ -290,8 +314,14 @@ func (f *file) validate(dir string) (*Config, error) {
 		}
 		c.Update.MarkGoodAfter = d
 	}
-	if c.Update.Layout != "" && (c.Update.Keyring == "" || c.StateDir == "") {
-		return nil, keyErr("update.keyring", "an [update] layout needs keyring and state_dir")
+	if c.Update.Layout != "" && c.Update.Keyring == "" {
+		return nil, keyErr("update.keyring", "an [update] layout needs keyring")
+	}
+	if c.Update.Keyring != "" && c.StateDir == "" {
+		return nil, keyErr("state_dir", "required with [update] (the updater keeps its records in the state file)")
+	}
+	if c.Update.Layout != "" && c.Board != "" {
+		return nil, keyErr("update.layout", "a rig's layout file and board = %q exclude each other: the board says where its slots are", c.Board)
 	}
 	c.CredentialStore = f.CredStore
 	if c.CredentialStore != "" && c.StateDir == "" {
@@ -441,6 +471,20 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 		return a, keyErr(key+".retry_max", "%v is below retry_base %v", a.RetryMax, a.RetryBase)
 	}
 	return a, nil
+}
+
+// validBoardName is a board name as board.Lookup knows them: lower-case
+// letters, digits and dashes.
+func validBoardName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseListener(s string) (Listener, error) {

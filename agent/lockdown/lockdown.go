@@ -42,13 +42,24 @@ type Lockdown struct {
 	driftEvents atomic.Uint64
 }
 
+// Parts are the devices a Lockdown enforces through. The wiring (system)
+// builds them: this package decides what the system must look like, not
+// how a board reaches its firewall or init system.
+type Parts struct {
+	// Firewall is the netfilter connection (required). The caller owns it
+	// and closes it after the Lockdown.
+	Firewall *nft.Conn
+	// Services manages the init system's services (required).
+	Services *services.Manager
+	// Sysctl reads and writes kernel parameters (required).
+	Sysctl *sysctl.FS
+}
+
 // Option configures a Lockdown.
 type Option func(*options) error
 
 type options struct {
 	log          *slog.Logger
-	initRoot     string
-	sysctlRoot   string
 	modprobe     string
 	ownsPinholes bool
 }
@@ -60,30 +71,6 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("lockdown logger: nil")
 		}
 		o.log = l
-		return nil
-	}
-}
-
-// WithInitRoot manages services of the root filesystem at dir instead of
-// "/" (a staged image, tests).
-func WithInitRoot(dir string) Option {
-	return func(o *options) error {
-		if dir == "" {
-			return errors.New("init root: empty path")
-		}
-		o.initRoot = dir
-		return nil
-	}
-}
-
-// WithSysctlRoot reads and writes kernel parameters below dir instead of
-// /proc/sys.
-func WithSysctlRoot(dir string) Option {
-	return func(o *options) error {
-		if dir == "" {
-			return errors.New("sysctl root: empty path")
-		}
-		o.sysctlRoot = dir
 		return nil
 	}
 }
@@ -112,11 +99,14 @@ func WithPinholeOwner() Option {
 	}
 }
 
-// New prepares enforcement of p in the caller's network namespace. It
-// changes nothing; Apply does.
-func New(p *Policy, opts ...Option) (*Lockdown, error) {
+// New prepares enforcement of p in the caller's network namespace through
+// parts. It changes nothing; Apply does.
+func New(p *Policy, parts Parts, opts ...Option) (*Lockdown, error) {
 	if p == nil {
 		return nil, errors.New("lockdown: nil policy")
+	}
+	if parts.Firewall == nil || parts.Services == nil || parts.Sysctl == nil {
+		return nil, errors.New("lockdown: firewall, services and sysctl parts are required")
 	}
 	o := options{log: slog.New(slog.DiscardHandler), modprobe: DefaultModprobeFile}
 	for _, opt := range opts {
@@ -124,41 +114,16 @@ func New(p *Policy, opts ...Option) (*Lockdown, error) {
 			return nil, err
 		}
 	}
-	log := o.log.With("component", "lockdown")
 	rules, err := ruleset(p)
 	if err != nil {
 		return nil, err
 	}
-	svcOpts := []services.Option{services.WithLogger(log)}
-	if o.initRoot != "" {
-		svcOpts = append(svcOpts, services.WithRoot(o.initRoot))
-	}
-	svc, err := services.New(svcOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("lockdown services: %w", err)
-	}
-	var sysOpts []sysctl.Option
-	if o.sysctlRoot != "" {
-		sysOpts = append(sysOpts, sysctl.WithRoot(o.sysctlRoot))
-	}
-	sys, err := sysctl.New(sysOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("lockdown sysctls: %w", err)
-	}
-	fw, err := nft.Open()
-	if err != nil {
-		return nil, fmt.Errorf("lockdown firewall: %w", err)
-	}
 	return &Lockdown{
-		policy: p, rules: rules, fw: fw, svc: svc, sys: sys,
-		modprobe: o.modprobe, ownsPinholes: o.ownsPinholes, log: log,
+		policy: p, rules: rules, fw: parts.Firewall, svc: parts.Services, sys: parts.Sysctl,
+		modprobe: o.modprobe, ownsPinholes: o.ownsPinholes, log: o.log.With("component", "lockdown"),
 		calls: map[string][]nft.Pinhole{}, refs: map[nft.Pinhole]int{},
 	}, nil
 }
-
-// Close releases the netlink socket. Rules and pinholes stay in the kernel:
-// the phone stays locked down when the agent exits.
-func (l *Lockdown) Close() error { return l.fw.Close() }
 
 // Policy returns the policy being enforced.
 func (l *Lockdown) Policy() *Policy { return l.policy }

@@ -22,6 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardphone/hardphone/hal/nft"
+	"github.com/hardphone/hardphone/hal/services"
+	"github.com/hardphone/hardphone/hal/sysctl"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -64,16 +66,28 @@ func (e *env) lockdown(t *testing.T, src string, opts ...Option) *Lockdown {
 		t.Fatalf("Parse() = %v\n%s", err, src)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts = append([]Option{WithInitRoot(e.root), WithModprobeFile(e.modprobe), WithLogger(log)}, opts...)
-	l, err := New(p, opts...)
+	opts = append([]Option{WithModprobeFile(e.modprobe), WithLogger(log)}, opts...)
+	fw, err := nft.Open()
+	if err != nil {
+		t.Fatalf("nft.Open() = %v", err)
+	}
+	t.Cleanup(func() {
+		if err := fw.Close(); err != nil {
+			t.Errorf("firewall Close() = %v", err)
+		}
+	})
+	svc, err := services.New(services.WithRoot(e.root))
+	if err != nil {
+		t.Fatalf("services.New() = %v", err)
+	}
+	sys, err := sysctl.New()
+	if err != nil {
+		t.Fatalf("sysctl.New() = %v", err)
+	}
+	l, err := New(p, Parts{Firewall: fw, Services: svc, Sysctl: sys}, opts...)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close() = %v", err)
-		}
-	})
 	return l
 }
 

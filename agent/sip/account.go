@@ -92,13 +92,28 @@ type AccountStatus struct {
 	Calls      []CallStatus `json:"calls"`
 }
 
+// EventKind names a state change.
+type EventKind string
+
+// Event kinds.
+const (
+	EventRegistered   EventKind = "registered"
+	EventUnregistered EventKind = "unregistered"
+	// EventIncoming: an INVITE was accepted for answering (ringing).
+	EventIncoming EventKind = "incoming"
+	// EventMedia: the SDP is agreed or renegotiated, so the peer's media
+	// addresses are known (the agent opens pinholes for them).
+	EventMedia EventKind = "media"
+	// EventCallStarted: the media is secured (SRTP keys in place).
+	EventCallStarted EventKind = "call_started"
+	EventCallEnded   EventKind = "call_ended"
+)
+
 // Event reports a state change to the agent (health, pinholes, UI).
 type Event struct {
 	Account string
-	// Kind is "registered", "unregistered", "incoming", "media" (SDP agreed
-	// or renegotiated: the peer's media addresses are known), "call_started"
-	// (media secured) or "call_ended".
-	Kind string
+	Kind    EventKind
+	// Call is the call for call events, nil otherwise.
 	Call *Call
 }
 
@@ -218,7 +233,7 @@ func (a *Account) Run(ctx context.Context) {
 			a.registered = false
 			a.mu.Unlock()
 			if wasReg {
-				a.events(Event{Account: a.cfg.Name, Kind: "unregistered"})
+				a.events(Event{Account: a.cfg.Name, Kind: EventUnregistered})
 			}
 			wait = retryDelay(a.cfg.RetryBase, a.cfg.RetryMax, f-1, jitter)
 			a.log.Warn("registration failed", "error", err, "retry_in", wait.Round(time.Millisecond))
@@ -325,7 +340,7 @@ func (a *Account) flowDown() {
 			a.log.Debug("close failed flow", "error", err)
 		}
 	}
-	a.events(Event{Account: a.cfg.Name, Kind: "unregistered"})
+	a.events(Event{Account: a.cfg.Name, Kind: EventUnregistered})
 }
 
 func (a *Account) aor() sip.Uri {
@@ -403,7 +418,7 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 	a.registered, a.granted, a.regAt, a.lastErr, a.failures = true, granted, a.clock.Now(), "", 0
 	a.counters.Registrations++
 	a.mu.Unlock()
-	a.events(Event{Account: a.cfg.Name, Kind: "registered"})
+	a.events(Event{Account: a.cfg.Name, Kind: EventRegistered})
 	return granted, nil
 }
 

@@ -152,7 +152,7 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	}
 	// Media is agreed: the agent opens the firewall pinhole now, before the
 	// DTLS handshake or the first SRTP packet.
-	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: EventMedia, Call: c})
 	if err := c.ack(ctx, dlg); err != nil {
 		c.hangup(ctx, "ack failed")
 		return c, fmt.Errorf("dial %s: ack: %w", target, err)
@@ -170,7 +170,7 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	a.mu.Unlock()
 	c.log.Info("call established", "direction", "out", "setup_ms", c.SetupTime().Milliseconds(),
 		"srtp", ms.Stats().Suite)
-	a.events(Event{Account: a.cfg.Name, Kind: "call_started", Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: EventCallStarted, Call: c})
 	return c, nil
 }
 
@@ -326,7 +326,7 @@ func (c *Call) end(reason string) {
 	c.log.Info("call ended", "reason", reason, "rtp_sent", st.PacketsSent, "rtp_received", st.PacketsReceived,
 		"auth_failures", st.AuthFailures, "replays", st.Replays)
 	c.acct.removeCall(c)
-	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: "call_ended", Call: c})
+	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: EventCallEnded, Call: c})
 }
 
 // Hold puts the call on hold (a=sendonly) or takes it off (sendrecv) with a
@@ -378,7 +378,7 @@ func (c *Call) Hold(ctx context.Context, on bool) error {
 	c.mu.Lock()
 	c.hold = on
 	c.mu.Unlock()
-	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: "media", Call: c})
+	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: EventMedia, Call: c})
 	c.log.Info("hold changed", "hold", on)
 	return nil
 }

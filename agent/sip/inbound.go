@@ -111,8 +111,8 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ms.SetSink(o.Sink)
 	}
 	a.addCall(c)
-	a.events(Event{Account: a.cfg.Name, Kind: "incoming", Call: c})
-	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: EventIncoming, Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: EventMedia, Call: c})
 	if err := dlg.Respond(180, "Ringing", nil); err != nil {
 		c.log.Warn("ringing", "error", err)
 	}
@@ -196,7 +196,7 @@ func (c *Call) startMedia() {
 	}
 	c.mu.Unlock()
 	c.log.Info("call established", "direction", "in", "srtp", c.media.Stats().Suite)
-	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: "call_started", Call: c})
+	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: EventCallStarted, Call: c})
 }
 
 func callID(req *sip.Request) string {
@@ -228,7 +228,7 @@ func (a *Account) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.hold = c.media.Stats().Direction != "sendrecv"
 	c.remoteCSeq = req.CSeq().SeqNo
 	c.mu.Unlock()
-	a.events(Event{Account: a.cfg.Name, Kind: "media", Call: c})
+	a.events(Event{Account: a.cfg.Name, Kind: EventMedia, Call: c})
 	ct := a.dialogContact()
 	respond(a, tx, req, 200, "OK", answer, sip.NewHeader("Content-Type", "application/sdp"), &ct)
 }

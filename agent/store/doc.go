@@ -11,6 +11,6 @@
 // is lost. Nothing secret is stored in clear here: credstore encrypts every
 // value before it reaches bbolt.
 //
-// Imported by agent and cmd. It imports crypto/credstore only for
-// OpenCredentials, the one-call way to reach the credential store.
+// Imported by system (the wiring), which hands the *bbolt.DB to its other
+// owners, and by tests. It imports nothing of hardphone's.
 package store

@@ -16,9 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hardphone/hardphone/agent/config"
-	"github.com/hardphone/hardphone/agent/store"
-	"github.com/hardphone/hardphone/crypto/credstore"
-	"github.com/hardphone/hardphone/hal/tpm"
+	"github.com/hardphone/hardphone/internal/cli"
+	"github.com/hardphone/hardphone/system"
 )
 
 // maxCredInput bounds a value read from stdin.
@@ -36,7 +35,7 @@ type credFlags struct {
 func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "config file (TOML); its state_dir is used unless --state-dir is given")
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory holding state.db")
-	fs.StringVar(&c.tpm, "tpm", "", `key protector: a TPM device path, "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or "software:KEKFILE" (weaker: KEK in a 0600 file); default: the config's credential_store, else `+tpm.DefaultDevice)
+	fs.StringVar(&c.tpm, "tpm", "", `key protector: a TPM device path, "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or "software:KEKFILE" (weaker: KEK in a 0600 file); default: the config's credential_store, else `+system.DefaultTPM)
 	fs.StringVar(&c.pcrs, "pcrs", "", `comma-separated PCRs (SHA-256 bank) to bind the KEK to, e.g. 7, or "none" to remove the binding; unset keeps the store's; TPM only`)
 }
 
@@ -72,43 +71,44 @@ func (c *credFlags) spec() (string, error) {
 			return cfg.CredentialStore, nil
 		}
 	}
-	return tpm.DefaultDevice, nil
+	return system.DefaultTPM, nil
 }
 
-func (c *credFlags) tpmOptions() ([]credstore.TPMOption, error) {
+// credSpec is where the store lives and what protects it, from the flags.
+func (c *credFlags) credSpec() (system.CredentialSpec, error) {
+	dir, err := c.dir()
+	if err != nil {
+		return system.CredentialSpec{}, err
+	}
+	prot, err := c.spec()
+	if err != nil {
+		return system.CredentialSpec{}, err
+	}
+	spec := system.CredentialSpec{StateDir: dir, Protector: prot}
 	switch c.pcrs {
 	case "":
-		return nil, nil
 	case "none":
-		return []credstore.TPMOption{credstore.WithPCRs()}, nil
-	}
-	var pcrs []int
-	for _, f := range strings.Split(c.pcrs, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return nil, fmt.Errorf("--pcrs %q: %w", c.pcrs, err)
+		spec.PCRs = []int{}
+	default:
+		for _, f := range strings.Split(c.pcrs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return system.CredentialSpec{}, fmt.Errorf("--pcrs %q: %w", c.pcrs, err)
+			}
+			spec.PCRs = append(spec.PCRs, n)
 		}
-		pcrs = append(pcrs, n)
 	}
-	return []credstore.TPMOption{credstore.WithPCRs(pcrs...)}, nil
+	return spec, nil
 }
 
 // open opens the credential store. Warnings (a repaired record) go to
 // stderr.
-func (c *credFlags) open(stderr io.Writer) (*store.Credentials, error) {
-	dir, err := c.dir()
+func (c *credFlags) open(stderr io.Writer) (*system.Credentials, error) {
+	spec, err := c.credSpec()
 	if err != nil {
 		return nil, err
 	}
-	opts, err := c.tpmOptions()
-	if err != nil {
-		return nil, err
-	}
-	spec, err := c.spec()
-	if err != nil {
-		return nil, err
-	}
-	return store.OpenCredentials(dir, spec, credLogger(stderr), opts...)
+	return system.OpenCredentials(spec, credLogger(stderr))
 }
 
 func credLogger(stderr io.Writer) *slog.Logger {
@@ -141,33 +141,40 @@ flags (every command):
 func cmdCreds(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		credUsage(stderr)
-		return errors.New("missing command")
+		return usagef("missing command")
 	}
 	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("creds "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	wantArgs := 0
+	switch sub {
+	case "set", "rm":
+		wantArgs = 1
+	case "list", "wipe", "status":
+	case "-h", "--help", "-help", "help":
+		credUsage(stdout)
+		return nil
+	default:
+		credUsage(stderr)
+		return usagef("unknown command %q", sub)
+	}
+	line := "hardphone creds " + sub + " [--state-dir DIR | --config FILE] [--tpm SPEC] [--pcrs LIST]"
+	switch sub {
+	case "set":
+		line = "hardphone creds set NAME [flags]   (the value comes from stdin, or a no-echo prompt)"
+	case "rm":
+		line = "hardphone creds rm NAME [flags]"
+	case "wipe":
+		line = "hardphone creds wipe --yes [flags]"
+	}
+	fs := cli.NewFlagSet("creds "+sub, line, stderr)
 	var cf credFlags
 	cf.register(fs)
 	yes := false
 	if sub == "wipe" {
 		fs.BoolVar(&yes, "yes", false, "really wipe")
 	}
-	switch sub {
-	case "set", "list", "rm", "wipe", "status":
-	case "-h", "--help", "help":
-		credUsage(stdout)
-		return nil
-	default:
-		credUsage(stderr)
-		return fmt.Errorf("unknown command %q", sub)
-	}
-	if err := fs.Parse(rest); err != nil {
+	pos, err := parse(fs, rest, stdout, wantArgs, wantArgs)
+	if err != nil {
 		return err
-	}
-	pos := fs.Args()
-	wantArgs := map[string]int{"set": 1, "rm": 1}[sub]
-	if len(pos) != wantArgs {
-		return fmt.Errorf("%s takes %d argument(s), got %d", sub, wantArgs, len(pos))
 	}
 	if sub == "wipe" {
 		return credsWipe(&cf, yes, stdout, stderr)
@@ -193,7 +200,7 @@ func cmdCreds(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func credsSet(creds *store.Credentials, name string, stdout, stderr io.Writer) error {
+func credsSet(creds *system.Credentials, name string, stdout, stderr io.Writer) error {
 	value, err := readSecret(name, stderr)
 	if err != nil {
 		return err
@@ -251,7 +258,7 @@ func readSecret(name string, stderr io.Writer) ([]byte, error) {
 	return v, nil
 }
 
-func credsList(creds *store.Credentials, stdout io.Writer) error {
+func credsList(creds *system.Credentials, stdout io.Writer) error {
 	list, err := creds.List()
 	if err != nil {
 		return err
@@ -268,7 +275,7 @@ func credsList(creds *store.Credentials, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-func credsStatus(creds *store.Credentials, stdout io.Writer) error {
+func credsStatus(creds *system.Credentials, stdout io.Writer) error {
 	st, err := creds.Status()
 	if err != nil {
 		return err
@@ -278,7 +285,7 @@ func credsStatus(creds *store.Credentials, stdout io.Writer) error {
 		prot += " (WEAKER: the KEK is a file; anyone who reads it and state.db reads every secret)"
 	}
 	fmt.Fprintf(stdout, "protection:   %s\n", prot)
-	if st.Protection == credstore.ProtectionTPM {
+	if !st.Protection.Weaker() {
 		fmt.Fprintf(stdout, "pcr policy:   %s\n", pcrList(st.PCRs))
 		fmt.Fprintf(stdout, "generation:   %d (NV counter 0x%08x)\n", st.Generation, st.GenerationCounter)
 	}
@@ -305,31 +312,14 @@ func credsWipe(cf *credFlags, yes bool, stdout, stderr io.Writer) error {
 	if !yes {
 		return errors.New("wipe destroys every credential and the identity key for good; add --yes")
 	}
-	dir, err := cf.dir()
+	spec, err := cf.credSpec()
 	if err != nil {
 		return err
 	}
-	opts, err := cf.tpmOptions()
+	prot, err := system.WipeCredentials(spec, credLogger(stderr))
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(dir, store.WithLogger(credLogger(stderr)))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	spec, err := cf.spec()
-	if err != nil {
-		return err
-	}
-	p, err := credstore.OpenProtector(spec, opts...)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	if err := credstore.Wipe(st.DB(), p); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wiped: KEK destroyed (%s); every credential and the identity key are gone; NV counters kept\n", p.Protection())
+	fmt.Fprintf(stdout, "wiped: KEK destroyed (%s); every credential and the identity key are gone; NV counters kept\n", prot)
 	return nil
 }

@@ -6,15 +6,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/hardphone/hardphone/agent/store"
-	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/internal/cli"
+	"github.com/hardphone/hardphone/system"
 )
 
 // maxCertInput bounds a certificate chain read from a file or stdin.
@@ -41,11 +40,26 @@ flags (every command): --state-dir DIR | --config FILE, --tpm SPEC, --pcrs LIST
 func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		identityUsage(stderr)
-		return errors.New("missing command")
+		return usagef("missing command")
 	}
 	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("identity "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	lines := map[string]string{
+		"create":      "hardphone identity create [--force] [flags]",
+		"csr":         `hardphone identity csr --subject "CN=..,O=.." [--dns NAME,..] [--out FILE] [flags]`,
+		"import-cert": "hardphone identity import-cert FILE|- [flags]",
+		"show":        "hardphone identity show [flags]",
+	}
+	switch sub {
+	case "-h", "--help", "-help", "help":
+		identityUsage(stdout)
+		return nil
+	}
+	line, ok := lines[sub]
+	if !ok {
+		identityUsage(stderr)
+		return usagef("unknown command %q", sub)
+	}
+	fs := cli.NewFlagSet("identity "+sub, line, stderr)
 	var cf credFlags
 	cf.register(fs)
 	var (
@@ -63,25 +77,15 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&out, "out", "", "write the CSR here instead of stdout")
 	case "import-cert":
 		wantArgs = 1
-	case "show":
-	case "-h", "--help", "help":
-		identityUsage(stdout)
-		return nil
-	default:
-		identityUsage(stderr)
-		return fmt.Errorf("unknown command %q", sub)
 	}
-	if err := fs.Parse(rest); err != nil {
+	pos, err := parse(fs, rest, stdout, wantArgs, wantArgs)
+	if err != nil {
 		return err
-	}
-	if len(fs.Args()) != wantArgs {
-		return fmt.Errorf("%s takes %d argument(s), got %d", sub, wantArgs, len(fs.Args()))
 	}
 	// Parse input before touching the store.
 	var (
 		tmpl  *x509.CertificateRequest
 		chain [][]byte
-		err   error
 	)
 	switch sub {
 	case "csr":
@@ -89,7 +93,7 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	case "import-cert":
-		if chain, err = readChain(fs.Arg(0)); err != nil {
+		if chain, err = readChain(pos[0]); err != nil {
 			return err
 		}
 	}
@@ -101,7 +105,7 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "create":
 		if err := creds.CreateIdentity(force); err != nil {
-			if errors.Is(err, credstore.ErrExists) {
+			if errors.Is(err, system.ErrIdentityExists) {
 				return fmt.Errorf("%w; add --force to replace it (its certificate is dropped)", err)
 			}
 			return err
@@ -163,7 +167,7 @@ func csrTemplate(subject, dns string) (*x509.CertificateRequest, error) {
 	return tmpl, nil
 }
 
-func identityCSR(creds *store.Credentials, tmpl *x509.CertificateRequest, out string, stdout io.Writer) error {
+func identityCSR(creds *system.Credentials, tmpl *x509.CertificateRequest, out string, stdout io.Writer) error {
 	der, err := creds.CreateCSR(tmpl)
 	if err != nil {
 		return err
@@ -219,7 +223,7 @@ func readChain(path string) ([][]byte, error) {
 	return chain, nil
 }
 
-func identityShow(creds *store.Credentials, stdout io.Writer) error {
+func identityShow(creds *system.Credentials, stdout io.Writer) error {
 	info, err := creds.IdentityInfo()
 	if err != nil {
 		return err

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hardphone/hardphone/agent/lockdown"
+	"github.com/hardphone/hardphone/internal/cli"
+	"github.com/hardphone/hardphone/system"
 )
 
 // defaultPolicyFile is where the board installs its lockdown policy.
@@ -21,7 +20,7 @@ const defaultPolicyFile = "/etc/hardphone/lockdown.toml"
 // cmdLockdown runs `hardphone lockdown plan|apply|check`.
 //
 // Exit status: the error returned for drift found by `check` is a
-// *lockdown.DriftError (errors.Is(err, lockdown.ErrDrift)), which has an
+// lockdown drift error (errors.Is(err, system.ErrLockdownDrift)), which has an
 // ExitCode method returning 3; main maps it with
 //
 //	var ec interface{ ExitCode() int }
@@ -32,30 +31,26 @@ const defaultPolicyFile = "/etc/hardphone/lockdown.toml"
 func cmdLockdown(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		lockdownUsage(stderr)
-		return errors.New("lockdown: want plan, apply or check")
+		return usagef("want plan, apply or check")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
 	case "plan", "apply", "check":
-	case "-h", "--help", "help":
+	case "-h", "--help", "-help", "help":
 		lockdownUsage(stdout)
 		return nil
 	default:
 		lockdownUsage(stderr)
-		return fmt.Errorf("lockdown: unknown subcommand %q", sub)
+		return usagef("unknown subcommand %q", sub)
 	}
-	fs := flag.NewFlagSet("lockdown "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("lockdown "+sub, "hardphone lockdown "+sub+" [--policy FILE] [--json] [--modprobe-file FILE] [--init-root DIR]", stderr)
 	policyPath := fs.String("policy", defaultPolicyFile, "lockdown policy file (TOML)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	modprobe := fs.String("modprobe-file", lockdown.DefaultModprobeFile, "modprobe.d file for module blocks; empty when the board has no writable modprobe.d")
+	modprobe := fs.String("modprobe-file", system.DefaultModprobeFile, "modprobe.d file for module blocks; empty when the board has no writable modprobe.d")
 	initRoot := fs.String("init-root", "/", "root filesystem whose services are managed")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(rest); err != nil {
+	if _, err := parse(fs, rest, stdout, 0, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("lockdown %s: unexpected arguments %q", sub, fs.Args())
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -65,15 +60,7 @@ func cmdLockdown(args []string, stdout, stderr io.Writer) error {
 
 	// Verify, then commit: the policy is parsed and validated before
 	// anything on the system is touched.
-	pol, err := lockdown.Load(*policyPath)
-	if err != nil {
-		return err
-	}
-	opts := []lockdown.Option{lockdown.WithLogger(log), lockdown.WithModprobeFile(*modprobe)}
-	if *initRoot != "/" {
-		opts = append(opts, lockdown.WithInitRoot(*initRoot))
-	}
-	ld, err := lockdown.New(pol, opts...)
+	ld, err := system.OpenLockdown(system.LockdownSpec{Policy: *policyPath, InitRoot: *initRoot, ModprobeFile: *modprobe, Log: log})
 	if err != nil {
 		return err
 	}
@@ -84,7 +71,7 @@ func cmdLockdown(args []string, stdout, stderr io.Writer) error {
 
 	switch sub {
 	case "plan", "apply":
-		var pl *lockdown.Plan
+		var pl *system.LockdownPlan
 		if sub == "plan" {
 			pl, err = ld.Plan(ctx)
 		} else {

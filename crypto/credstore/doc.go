@@ -13,12 +13,13 @@
 // The consumer's view (the SIP layer):
 //
 //	st, _ := store.Open(stateDir)                    // agent/store: the bbolt file
-//	p, _ := credstore.OpenProtector(tpmSpec)         // "/dev/tpmrm0", "swtpm:unix:PATH", "software:FILE"
+//	p, _ := credstore.NewTPMProtector(t, credstore.OwnTPM()) // t from hal/tpm.Open; or NewSoftwareProtector(file)
 //	cs, _ := credstore.Open(st.DB(), p)
 //	cert, _ := cs.Identity()                         // *tls.Certificate, PrivateKey in the TPM
 //	pw, _ := cs.Get("sip/alice")                     // Secret; logs and prints as REDACTED
 //
-// or store.OpenCredentials(stateDir, tpmSpec) for the first three lines.
+// The wiring (system.OpenCredentials) does the first three lines from a
+// config's credential_store.
 //
 // Threat: theft of the state file or of the whole flash (every value is
 // ciphertext; the KEK exists only inside this TPM), tampering with it (a

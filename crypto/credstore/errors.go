@@ -42,7 +42,6 @@ var (
 	errBadValue  = errors.New("credstore: bad credential value")
 	errShort     = errors.New("record truncated")
 	errKEKCheck  = errors.New("unsealed KEK does not match the record's check value")
-	errPCRSoft   = errors.New("TPM options (PCRs, generation counter) need a TPM protector")
 	errKeyBlob   = errors.New("identity key record")
 	errCertMatch = errors.New("certificate does not match the identity key")
 )

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,4 +245,21 @@ func readPEMCert(t testing.TB, path string) []byte {
 		t.Fatalf("%s is not PEM", path)
 	}
 	return blk.Bytes
+}
+
+// openProtector opens the protector a spec names, as the wiring does:
+// "software:FILE" or a TPM hal/tpm.Open understands, owned by the protector.
+func openProtector(spec string) (*Protector, error) {
+	if path, ok := strings.CutPrefix(spec, "software:"); ok {
+		return NewSoftwareProtector(path)
+	}
+	t, err := tpm.Open(spec)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewTPMProtector(t, OwnTPM())
+	if err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	return p, nil
 }

@@ -44,7 +44,7 @@ func childPutLoop() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	p, err := OpenProtector(os.Getenv(childSpecEnv))
+	p, err := openProtector(os.Getenv(childSpecEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2

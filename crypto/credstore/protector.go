@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hardphone/hardphone/hal/tpm"
 )
@@ -71,39 +70,12 @@ type signer interface {
 	Close() error
 }
 
-// OpenProtector opens the protector spec names:
-//
-//	/dev/tpmrm0, swtpm:unix:PATH, swtpm:tcp:HOST:PORT   a TPM (hal/tpm.Open)
-//	software:PATH                                      a KEK file (weaker)
-//
-// TPM options are refused with the software protector. Close releases
-// what was opened.
-func OpenProtector(spec string, opts ...TPMOption) (*Protector, error) {
-	if path, ok := strings.CutPrefix(spec, "software:"); ok {
-		if len(opts) > 0 {
-			return nil, fmt.Errorf("open protector %q: %w", spec, errPCRSoft)
-		}
-		return NewSoftwareProtector(path)
-	}
-	t, err := tpm.Open(spec)
-	if err != nil {
-		return nil, fmt.Errorf("open protector: %w", err)
-	}
-	p, err := NewTPMProtector(t, opts...)
-	if err != nil {
-		// The options were bad; the TPM was never used.
-		_ = t.Close()
-		return nil, err
-	}
-	p.closer = t.Close
-	return p, nil
-}
-
 // Protection returns what guards the KEK.
 func (p *Protector) Protection() Protection { return p.impl.protection() }
 
-// Close releases what OpenProtector opened; for a protector made from a
-// caller's TPM it does nothing.
+// Close releases the TPM when the protector owns it (OwnTPM); for a
+// protector made from a caller's TPM, or the software one, it does
+// nothing.
 func (p *Protector) Close() error {
 	if p.closer == nil {
 		return nil

@@ -15,7 +15,8 @@ import (
 const DefaultGenerationCounter uint32 = 0x01800110
 
 type tpmProtector struct {
-	t *tpm.TPM
+	own bool // Close closes t (OwnTPM)
+	t   *tpm.TPM
 	// pcrSet is what WithPCRs asked for; pcrSetGiven tells "bind to no PCRs"
 	// (WithPCRs()) from "not configured" (keep the store's set).
 	pcrSet      []int
@@ -56,8 +57,16 @@ func WithGenerationCounter(index uint32) TPMOption {
 	}
 }
 
+// OwnTPM hands t to the protector: its Close closes t.
+func OwnTPM() TPMOption {
+	return func(p *tpmProtector) error {
+		p.own = true
+		return nil
+	}
+}
+
 // NewTPMProtector guards the KEK with t. The caller keeps t and closes it
-// after the store.
+// after the store, unless OwnTPM hands it over.
 func NewTPMProtector(t *tpm.TPM, opts ...TPMOption) (*Protector, error) {
 	p := &tpmProtector{t: t, genCounter: DefaultGenerationCounter}
 	for _, opt := range opts {
@@ -65,7 +74,11 @@ func NewTPMProtector(t *tpm.TPM, opts ...TPMOption) (*Protector, error) {
 			return nil, fmt.Errorf("TPM protector: %w", err)
 		}
 	}
-	return &Protector{impl: p}, nil
+	pr := &Protector{impl: p}
+	if p.own {
+		pr.closer = t.Close
+	}
+	return pr, nil
 }
 
 func (p *tpmProtector) protection() Protection { return ProtectionTPM }

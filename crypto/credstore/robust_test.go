@@ -186,7 +186,7 @@ func TestKilledMidPut(t *testing.T) {
 			if e.sw != nil {
 				spec = e.sw.Spec
 			}
-			p, err := OpenProtector(spec)
+			p, err := openProtector(spec)
 			if err != nil {
 				t.Fatalf("OpenProtector = %v", err)
 			}

@@ -92,38 +92,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestOpenProtectorSpec(t *testing.T) {
-	tests := []struct {
-		spec    string
-		opts    []TPMOption
-		want    Protection
-		wantErr bool
-	}{
-		{"software:" + filepath.Join(t.TempDir(), "kek"), nil, ProtectionSoftware, false},
-		{"software:/x/kek", []TPMOption{WithPCRs(7)}, 0, true},
-		{"software:", nil, 0, true},
-		{"swtpm:unix:/nonexistent.sock", nil, ProtectionTPM, false}, // opening sends nothing
-		{"swtpm:unix:/x.sock", []TPMOption{WithPCRs(99)}, 0, true},
-		{"swtpm:unix:/x.sock", []TPMOption{WithGenerationCounter(0x81000001)}, 0, true},
-		{"nonsense", nil, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.spec, func(t *testing.T) {
-			p, err := OpenProtector(tt.spec, tt.opts...)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("OpenProtector(%q) error = %v, want error %t", tt.spec, err, tt.wantErr)
-			}
-			if err != nil {
-				return
-			}
-			defer p.Close()
-			if p.Protection() != tt.want {
-				t.Fatalf("OpenProtector(%q).Protection() = %v, want %v", tt.spec, p.Protection(), tt.want)
-			}
-		})
-	}
-}
-
 // TestWrongProtector is issue item 7: a store opened by another TPM, or the
 // other kind of protector, or another KEK file, is refused with an error
 // naming the cause, and the refusal changes nothing on disk.

@@ -32,3 +32,48 @@ func Check(t *testing.T, banned ...string) {
 		}
 	}
 }
+
+// Module is hardphone's module path.
+const Module = "github.com/hardphone/hardphone"
+
+// Only fails t when the non-test build of the package in the current
+// directory depends, directly or transitively, on a package of this module
+// that is not itself and not under one of the allowed paths (relative to
+// the module: "agent/sip", "hal"). It is the precise form of Check for
+// packages whose whole set of our imports is known; testing and our test
+// harness stay banned.
+func Only(t *testing.T, allowed ...string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	self, err := exec.Command("go", "list", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	me := strings.TrimSpace(string(self))
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct{ ImportPath string }
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		if p.ImportPath == "testing" || p.ImportPath == "net/http/httptest" {
+			t.Errorf("depends on %s", p.ImportPath)
+		}
+		rel, ours := strings.CutPrefix(p.ImportPath, Module+"/")
+		if !ours || p.ImportPath == me {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if rel == a || strings.HasPrefix(rel, a+"/") {
+				ok = true
+			}
+		}
+		if !ok || rel == "test" || strings.HasPrefix(rel, "test/") || strings.HasPrefix(rel, "internal/deptest") {
+			t.Errorf("depends on %s, which is not among the allowed %v", p.ImportPath, allowed)
+		}
+	}
+}

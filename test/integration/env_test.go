@@ -14,6 +14,7 @@ import (
 	"github.com/hardphone/hardphone/agent"
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -57,6 +58,7 @@ type phoneConf struct {
 }
 
 type phone struct {
+	ph     *system.Phone
 	ag     *agent.Agent
 	acct   *sip.Account
 	cfg    *config.Config
@@ -161,14 +163,18 @@ func startPhoneFrom(t testing.TB, path string, inbound sip.Inbound) *phone {
 	}
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p := &phone{cfg: cfg, dir: filepath.Dir(path), done: make(chan struct{}), events: make(chan sip.Event, 64)}
-	p.ag, err = agent.New(cfg, log, agent.WithEventWatcher(func(ev sip.Event) {
+	if p.ph, err = system.Open(cfg, log); err != nil {
+		t.Fatalf("system.Open: %v", err)
+	}
+	p.ag, err = p.ph.Agent(system.Daemon, "test", agent.WithEventWatcher(func(ev sip.Event) {
 		select {
 		case p.events <- ev:
 		default:
 		}
 	}))
 	if err != nil {
-		t.Fatalf("agent.New: %v", err)
+		p.ph.Close()
+		t.Fatalf("system Agent: %v", err)
 	}
 	p.acct = p.ag.Accounts()[0]
 	if inbound != nil {
@@ -185,7 +191,9 @@ func startPhoneFrom(t testing.TB, path string, inbound sip.Inbound) *phone {
 	t.Cleanup(func() {
 		cancel()
 		<-p.done
-		p.ag.Close()
+		if err := p.ph.Close(); err != nil {
+			t.Errorf("close phone: %v", err)
+		}
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
@@ -204,7 +212,7 @@ func tail(s string, n int) string {
 }
 
 // waitEvent waits for an event of kind, failing the test after timeout.
-func (p *phone) waitEvent(t testing.TB, kind string, timeout time.Duration) sip.Event {
+func (p *phone) waitEvent(t testing.TB, kind sip.EventKind, timeout time.Duration) sip.Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -225,7 +233,7 @@ func (p *phone) waitRegistered(t testing.TB) {
 	if p.acct.Registered() {
 		return
 	}
-	p.waitEvent(t, "registered", 10*time.Second)
+	p.waitEvent(t, sip.EventRegistered, 10*time.Second)
 }
 
 // waitLastError waits until the account reports a registration error

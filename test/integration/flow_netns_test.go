@@ -56,7 +56,7 @@ func TestManualAnswer(t *testing.T) {
 	p := e.startPhone(t, phoneConf{user: "alice", answer: "manual"}, nil)
 	p.waitRegistered(t)
 	b.Dial(t, "sip:alice@"+e.k.IP())
-	ev := p.waitEvent(t, "incoming", 10*time.Second)
+	ev := p.waitEvent(t, sip.EventIncoming, 10*time.Second)
 	if got := ev.Call.Status().State; got != "ringing" {
 		t.Fatalf("state = %s, want ringing", got)
 	}
@@ -64,7 +64,7 @@ func TestManualAnswer(t *testing.T) {
 	if err := ev.Call.Answer(); err != nil {
 		t.Fatalf("Answer: %v", err)
 	}
-	p.waitEvent(t, "call_started", 10*time.Second)
+	p.waitEvent(t, sip.EventCallStarted, 10*time.Second)
 	b.WaitEvent(t, "CALL_ESTABLISHED", 5*time.Second)
 	waitFor(t, 5*time.Second, func() bool { return ev.Call.Media().Stats().PacketsReceived > 25 })
 	b.Hangup(t)

@@ -107,7 +107,7 @@ func runInterop(t *testing.T, e *env, tc interopCase) {
 		b.WaitEvent(t, "CALL_ESTABLISHED", 10*time.Second)
 	} else {
 		b.Dial(t, "sip:alice@"+e.k.IP())
-		ev := p.waitEvent(t, "call_started", 15*time.Second)
+		ev := p.waitEvent(t, sip.EventCallStarted, 15*time.Second)
 		call = ev.Call
 	}
 	t.Logf("setup %v, suite %q", call.SetupTime(), call.Media().Stats().Suite)

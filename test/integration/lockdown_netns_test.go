@@ -188,7 +188,7 @@ func (r *lockdownRig) call(t *testing.T, user string, outbound bool) {
 		r.b.WaitEvent(t, "CALL_ESTABLISHED", 10*time.Second)
 	} else {
 		r.b.Dial(t, "sip:"+user+"@"+r.kamailio.String())
-		call = p.waitEvent(t, "call_started", 15*time.Second).Call
+		call = p.waitEvent(t, sip.EventCallStarted, 15*time.Second).Call
 	}
 	// Should the test fail mid-call, end the call before its agent stops:
 	// a stopped agent leaves calls up, and their RTP sockets would be drift
@@ -240,7 +240,7 @@ func (r *lockdownRig) call(t *testing.T, user string, outbound bool) {
 	r.b.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
 	// The agent closes the pinhole before its other watchers hear of the
 	// end, so the set is empty once call_ended arrives here.
-	for p.waitEvent(t, "call_ended", 10*time.Second).Call != call {
+	for p.waitEvent(t, sip.EventCallEnded, 10*time.Second).Call != call {
 		// another call's end; this test makes one at a time
 	}
 	if got := setElements(t, nft.SetRTP4); len(got) != 0 {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -23,7 +23,7 @@ func TestRegisterWithTPMIdentity(t *testing.T) {
 	stateDir := filepath.Join(filepath.Dir(path), "state")
 
 	// Provision the phone as a factory or first boot would.
-	creds, err := store.OpenCredentials(stateDir, sw.Spec, nil)
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: stateDir, Protector: sw.Spec}, nil)
 	if err != nil {
 		t.Fatalf("OpenCredentials: %v", err)
 	}

@@ -2,18 +2,19 @@ package integration
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/hal/ubootenv"
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
+	"github.com/hardphone/hardphone/update"
 )
 
 // TestUpdateMarkGoodAdvancesTPMFloor is the agent's side of the A/B cycle
@@ -70,7 +71,7 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 	pc := phoneConf{user: "alice", certCN: "-", credStore: sw.Spec}
 	path := e.writeConfig(t, pc)
 	stateDir := filepath.Join(filepath.Dir(path), "state")
-	creds, err := store.OpenCredentials(stateDir, sw.Spec, nil)
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: stateDir, Protector: sw.Spec}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,40 +95,7 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 		}
 		return p
 	}
-	type slotStatus struct {
-		Name  string `json:"name"`
-		State string `json:"state"`
-	}
-	type updStatus struct {
-		BootedSlot string       `json:"booted_slot"`
-		BootOrder  []string     `json:"boot_order"`
-		Slots      []slotStatus `json:"slots"`
-		Floor      struct {
-			Kind  string `json:"kind"`
-			Value uint64 `json:"value"`
-		} `json:"anti_rollback_floor"`
-	}
-	control := func(p *phone, req map[string]any) updStatus {
-		t.Helper()
-		c, err := net.Dial("unix", p.cfg.ControlSocket)
-		if err != nil {
-			t.Fatalf("control socket: %v", err)
-		}
-		defer c.Close()
-		if err := json.NewEncoder(c).Encode(req); err != nil {
-			t.Fatal(err)
-		}
-		var raw json.RawMessage
-		if err := json.NewDecoder(c).Decode(&raw); err != nil {
-			t.Fatal(err)
-		}
-		var st updStatus
-		if err := json.Unmarshal(raw, &st); err != nil || st.BootedSlot == "" {
-			t.Fatalf("control %v = %s", req, raw)
-		}
-		return st
-	}
-	slotState := func(st updStatus, name string) string {
+	slotState := func(st *update.Status, name string) string {
 		for _, s := range st.Slots {
 			if s.Name == name {
 				return s.State
@@ -135,14 +103,22 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 		}
 		return ""
 	}
+	updStatus := func(p *phone) *update.Status {
+		t.Helper()
+		st, err := control.NewClient(p.cfg.ControlSocket).UpdateStatus(context.Background())
+		if err != nil {
+			t.Fatalf("update status over the control socket: %v", err)
+		}
+		return st
+	}
 	// waitGood waits until slot is good and the floor is at least floor:
 	// MarkGood writes the record first and the floor after it (the order
 	// that survives a power cut), so the two are seen one after the other.
-	waitGood := func(p *phone, slot string, floor uint64) updStatus {
+	waitGood := func(p *phone, slot string, floor uint64) *update.Status {
 		t.Helper()
-		var st updStatus
+		var st *update.Status
 		waitFor(t, 15*time.Second, func() bool {
-			st = control(p, map[string]any{"command": "update-status"})
+			st = updStatus(p)
 			return slotState(st, slot) == "good" && st.Floor.Value >= floor
 		})
 		return st
@@ -157,7 +133,7 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 	}
 	floor0 := st.Floor.Value
 	installRaw(t, pA.cfg.ControlSocket, bundlePath)
-	st = control(pA, map[string]any{"command": "update-status"})
+	st = updStatus(pA)
 	if len(st.BootOrder) == 0 || st.BootOrder[0] != "B" {
 		t.Fatalf("boot order after install = %v, want B first", st.BootOrder)
 	}
@@ -166,7 +142,9 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 	}
 	pA.cancel()
 	<-pA.done
-	pA.ag.Close()
+	if err := pA.ph.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Boot 2: the bootloader took B. Only after B's account stays
 	// registered is B good and the floor at the bundle's security version.
@@ -190,22 +168,8 @@ func TestUpdateMarkGoodAdvancesTPMFloor(t *testing.T) {
 // answer is an install result naming the target slot.
 func installRaw(t *testing.T, socket, bundle string) {
 	t.Helper()
-	c, err := net.Dial("unix", socket)
-	if err != nil {
-		t.Fatalf("control socket: %v", err)
-	}
-	defer c.Close()
-	if err := json.NewEncoder(c).Encode(map[string]any{"command": "update-install", "bundle": bundle}); err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Slot  string `json:"slot"`
-		Error string `json:"error"`
-	}
-	if err := json.NewDecoder(c).Decode(&res); err != nil {
-		t.Fatal(err)
-	}
-	if res.Error != "" || res.Slot != "B" {
-		t.Fatalf("update-install = %+v, want slot B", res)
+	res, err := control.NewClient(socket).UpdateInstall(context.Background(), bundle, false)
+	if err != nil || res.Slot != "B" {
+		t.Fatalf("update install = %+v, %v; want slot B", res, err)
 	}
 }

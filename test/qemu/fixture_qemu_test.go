@@ -20,8 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hardphone/hardphone/agent"
-	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -142,7 +141,7 @@ func provisionTPM(t *testing.T, tpmDir, state, password string, issue func(csrDE
 		}
 	}
 	sw := test.StartSWTPM(t, test.SWTPMState(tpmDir))
-	creds, err := store.OpenCredentials(state, sw.Spec, slog.New(slog.DiscardHandler))
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: state, Protector: sw.Spec}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("provision: open credential store on %s: %v", sw.Spec, err)
 	}
@@ -159,7 +158,7 @@ func provisionTPM(t *testing.T, tpmDir, state, password string, issue func(csrDE
 	if err := creds.Put("sip/"+sipUser, []byte(password)); err != nil {
 		t.Fatalf("provision: seal password: %v", err)
 	}
-	c, err := creds.Protector().Counter(agent.FloorCounterIndex)
+	c, err := creds.Protector().Counter(system.FloorCounterIndex)
 	if err != nil {
 		t.Fatalf("provision: floor counter: %v", err)
 	}
@@ -257,7 +256,8 @@ func (f *fixture) medium(t *testing.T, name, bundle string) string {
 // configFor is the board's generated agent config with changes, for the
 // bundles whose agent must fail.
 func configFor(registrar, caFile string) string {
-	return fmt.Sprintf(`state_dir = "/data/hardphone"
+	return fmt.Sprintf(`board = "qemu-arm64"
+state_dir = "/data/hardphone"
 control_socket = "/run/hardphone/control.sock"
 credential_store = "/dev/tpmrm0"
 
@@ -268,7 +268,6 @@ ca_file = %q
 local_ip = "10.0.2.15"
 
 [update]
-layout = "/etc/hardphone/layout.toml"
 keyring = "/etc/hardphone/keyring.pem"
 mark_good_after = "1s"
 

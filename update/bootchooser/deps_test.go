@@ -8,5 +8,5 @@ import (
 
 // TestDeps: the convention is data and text; it needs nothing of ours.
 func TestDeps(t *testing.T) {
-	deptest.Check(t, "github.com/hardphone/hardphone/")
+	deptest.Only(t)
 }

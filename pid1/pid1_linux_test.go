@@ -1,4 +1,4 @@
-package main
+package pid1
 
 import (
 	"bytes"

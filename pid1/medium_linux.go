@@ -1,6 +1,7 @@
-package main
+package pid1
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/update"
 )
 
@@ -40,7 +42,7 @@ func (s *supervisor) maybeInstallFromMedium() {
 		return
 	}
 	s.mediumTried = true
-	if waitDevice(m.Device, mediumWait) != nil {
+	if system.WaitDevice(m.Device, mediumWait) != nil {
 		return
 	}
 	go func() { s.installDone <- s.installFromMedium() }()
@@ -66,8 +68,11 @@ func (s *supervisor) installFromMedium() installOutcome {
 		return installOutcome{skip: "bundle " + sum[:16] + " already taken from a medium"}
 	}
 	s.mk.print("install-start", "bundle", path, "sha256", sum[:16])
-	var res update.InstallResult
-	err = s.control(map[string]any{"command": "update-install", "bundle": path}, installMax, &res)
+	var res *update.InstallResult
+	err = s.ask(installMax, func(ctx context.Context) (err error) {
+		res, err = s.agent.UpdateInstall(ctx, path, false)
+		return err
+	})
 	// Remember the bundle whatever the verdict: a refused bundle is refused
 	// again next time, and an installed one must not be installed twice.
 	if werr := writeSynced(done, sum+"\n"); werr != nil {
@@ -76,7 +81,7 @@ func (s *supervisor) installFromMedium() installOutcome {
 	if err != nil {
 		return installOutcome{err: err}
 	}
-	return installOutcome{result: &res}
+	return installOutcome{result: res}
 }
 
 // onInstalled prints the outcome and reports whether to reboot into the
@@ -88,9 +93,12 @@ func (s *supervisor) onInstalled(o installOutcome) bool {
 		return false
 	case o.err != nil:
 		s.mk.print("install-rejected", "error", o.err)
-		var us update.Status
-		if err := s.control(map[string]any{"command": "update-status"}, controlTimeout, &us); err == nil {
-			s.printStatus(&us)
+		var us *update.Status
+		if err := s.ask(controlTimeout, func(ctx context.Context) (err error) {
+			us, err = s.agent.UpdateStatus(ctx)
+			return err
+		}); err == nil {
+			s.printStatus(us)
 		}
 		return false
 	}

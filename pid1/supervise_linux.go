@@ -1,11 +1,9 @@
-package main
+package pid1
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,16 +13,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hardphone/hardphone/agent"
+	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/board"
-	"github.com/hardphone/hardphone/hal/ubootenv"
-	"github.com/hardphone/hardphone/hal/watchdog"
+	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/update"
 )
 
 // controlTimeout bounds one question to the agent; a hung agent must not
 // hang PID 1's loop.
 const controlTimeout = 2 * time.Second
+
+// watchdogDevice is the board's watchdog as the supervisor uses it.
+type watchdogDevice interface {
+	Pet() error
+	Timeout() time.Duration
+}
 
 // exit is one child PID 1 reaped.
 type exit struct {
@@ -36,10 +39,13 @@ type exit struct {
 // is owned by the goroutine in run, except healthy and lastTick, which the
 // watchdog goroutine reads.
 type supervisor struct {
-	b   *board.Board
-	mk  markers
-	log *slog.Logger
-	wd  *watchdog.Device // nil: the board has none, PID 1 resets by itself
+	b     *board.Board
+	mk    markers
+	log   *slog.Logger
+	wd    watchdogDevice  // nil: the board has none, PID 1 resets by itself
+	agent *control.Client // the agent's control socket
+	// argv starts the agent: this binary's `run` with the board's config.
+	argv []string
 
 	start time.Time
 	slot  string // booted slot, from the kernel command line
@@ -73,7 +79,8 @@ type supervisor struct {
 }
 
 func newSupervisor(b *board.Board, mk markers, log *slog.Logger) *supervisor {
-	s := &supervisor{b: b, mk: mk, log: log, start: mk.start, slot: bootedSlot(), initialLeft: -1,
+	s := &supervisor{b: b, mk: mk, log: log, start: mk.start, slot: system.BootedSlot(b), initialLeft: -1,
+		agent: control.NewClient(b.ControlSocket), argv: []string{"hardphone", "run", "--config", b.Config, "--log-format", "text"},
 		exits: make(chan exit, 16), sigs: make(chan os.Signal, 4), installDone: make(chan installOutcome, 1)}
 	s.healthy.Store(true)
 	return s
@@ -87,7 +94,7 @@ func (s *supervisor) run() int {
 	sigchld := make(chan os.Signal, 8)
 	signal.Notify(sigchld, unix.SIGCHLD)
 	go s.reap(sigchld)
-	wd, err := openWatchdog(s.b)
+	wd, err := system.OpenWatchdog(s.b, devWait)
 	if err != nil {
 		s.fail(fmt.Sprintf("watchdog: %v", err))
 	} else if wd != nil {
@@ -168,8 +175,7 @@ func (s *supervisor) startAgent() {
 		return
 	}
 	defer devnull.Close()
-	args := []string{"hardphone", "run", "--config", s.b.Config, "--log-format", "text"}
-	p, err := os.StartProcess("/proc/self/exe", args, &os.ProcAttr{
+	p, err := os.StartProcess("/proc/self/exe", s.argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   []string{"PATH=/", "HOME=" + s.b.StateDir, "TMPDIR=/tmp"},
 		Files: []*os.File{devnull, os.Stdout, os.Stderr},
@@ -238,73 +244,56 @@ func (s *supervisor) readEnv() {
 	if s.b.Env == nil {
 		return
 	}
-	e := s.b.Env
-	st, err := ubootenv.Open(ubootenv.Config{Size: e.Size, Copies: []ubootenv.Copy{
-		{Path: e.Device, Offset: e.Offset}, {Path: e.Device, Offset: e.RedundantOffset}}})
+	st, err := system.ReadBootState(s.b)
 	if err != nil {
 		s.log.Warn("read boot environment", "error", err)
 		return
 	}
-	name := "BOOT_" + s.slot + "_LEFT"
-	vars, err := st.Get("BOOT_ORDER", name)
-	if err != nil {
-		s.log.Warn("read boot environment", "error", err)
-		return
+	left, ok := st.Left[s.slot]
+	if ok {
+		s.initialLeft = left
 	}
-	var n int
-	if _, err := fmt.Sscanf(vars[name], "%d", &n); err == nil {
-		s.initialLeft = n
+	leftText := ""
+	if ok {
+		leftText = fmt.Sprint(left)
 	}
-	s.mk.print("bootenv", "order", strings.ReplaceAll(vars["BOOT_ORDER"], " ", ","), "left", vars[name])
+	s.mk.print("bootenv", "order", strings.Join(st.Order, ","), "left", leftText)
 }
 
-// control asks the agent one question over its control socket, with a
-// deadline; out receives the answer.
-func (s *supervisor) control(req map[string]any, timeout time.Duration, out any) error {
-	conn, err := net.DialTimeout("unix", s.b.ControlSocket, timeout)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := json.NewDecoder(conn).Decode(&raw); err != nil {
-		return err
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		return errors.New(e.Error)
-	}
-	return json.Unmarshal(raw, out)
+// ask runs one control request with a deadline: a hung agent must not hang
+// PID 1's loop.
+func (s *supervisor) ask(timeout time.Duration, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return f(ctx)
 }
 
 // poll asks the agent for its status and the updater's, prints what
 // changed and re-judges the boot.
 func (s *supervisor) poll(now time.Time) {
 	if s.agentPID != 0 {
-		var st agent.Status
-		if err := s.control(map[string]any{"command": "status"}, controlTimeout, &st); err == nil {
+		var st *control.Status
+		if err := s.ask(controlTimeout, func(ctx context.Context) (err error) {
+			st, err = s.agent.Status(ctx)
+			return err
+		}); err == nil {
 			s.lastAnswer = time.Now()
 			s.onStatus(st)
 		}
-		var us update.Status
 		if s.b.Env != nil {
-			if err := s.control(map[string]any{"command": "update-status"}, controlTimeout, &us); err == nil {
-				s.onUpdateStatus(&us)
+			var us *update.Status
+			if err := s.ask(controlTimeout, func(ctx context.Context) (err error) {
+				us, err = s.agent.UpdateStatus(ctx)
+				return err
+			}); err == nil {
+				s.onUpdateStatus(us)
 			}
 		}
 	}
 	s.evaluate(now)
 }
 
-func (s *supervisor) onStatus(st agent.Status) {
+func (s *supervisor) onStatus(st *control.Status) {
 	all := len(st.Accounts) > 0
 	for _, a := range st.Accounts {
 		all = all && a.Registered

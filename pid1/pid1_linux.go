@@ -1,4 +1,4 @@
-package main
+package pid1
 
 import (
 	"errors"
@@ -13,9 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardphone/hardphone/board"
-	"github.com/hardphone/hardphone/hal/kmod"
-	"github.com/hardphone/hardphone/hal/netif"
-	"github.com/hardphone/hardphone/hal/watchdog"
+	"github.com/hardphone/hardphone/system"
 )
 
 // PID 1 on a phone. The kernel starts /init from the slot's initramfs; it
@@ -38,13 +36,12 @@ const (
 	stopGrace  = 5 * time.Second        // for the agent to exit on SIGTERM
 	mediumWait = 300 * time.Millisecond // for an update medium's node
 	installMax = 10 * time.Minute       // for one install from a medium
-	cmdlineKey = "rauc.slot="           // the boot script's slot argument
 )
 
-// initIfPID1 runs the init path when this process is PID 1 and never
+// RunIfPID1 runs the init path when this process is PID 1 and never
 // returns then; otherwise it returns at once and hardphone runs as an
 // ordinary command (a desktop, or a phone under another init).
-func initIfPID1() {
+func RunIfPID1() {
 	if os.Getpid() != 1 {
 		return
 	}
@@ -132,22 +129,22 @@ func setUp(mk markers, log *slog.Logger) (*board.Board, error) {
 	if err != nil {
 		return nil, err
 	}
-	mk.print("init", "board", b.Name, "slot", bootedSlot())
+	mk.print("init", "board", b.Name, "slot", system.BootedSlot(b))
 	start := time.Now()
 	for _, m := range b.Modules {
-		if err := loadModule(m); err != nil {
+		if err := system.LoadModule(moduleDir, m); err != nil {
 			return b, err
 		}
 	}
 	mk.print("modules", "loaded", len(b.Modules), "ms", time.Since(start).Milliseconds())
 	if b.Network != nil {
-		if err := network(b.Network); err != nil {
+		if err := system.Network(b.Network, devWait); err != nil {
 			return b, err
 		}
 		mk.print("network", "interface", b.Network.Interface, "address", b.Network.Address)
 	}
 	if b.Data != nil {
-		if err := waitDevice(b.Data.Device, devWait); err != nil {
+		if err := system.WaitDevice(b.Data.Device, devWait); err != nil {
 			return b, err
 		}
 		flags, data := mountFlags(b.Data.Flags)
@@ -164,7 +161,7 @@ func setUp(mk markers, log *slog.Logger) (*board.Board, error) {
 		return b, fmt.Errorf("control socket dir: %w", err)
 	}
 	if b.TPM != "" {
-		if err := waitDevice(b.TPM, devWait); err != nil {
+		if err := system.WaitDevice(b.TPM, devWait); err != nil {
 			return b, err
 		}
 	}
@@ -204,79 +201,6 @@ func mountFlags(opts string) (uintptr, string) {
 		}
 	}
 	return flags, strings.Join(data, ",")
-}
-
-// loadModule loads NAME.ko (or a compressed NAME.ko.*) from moduleDir.
-func loadModule(m board.Module) error {
-	files, err := filepath.Glob(filepath.Join(moduleDir, m.Name+".ko*"))
-	if err != nil || len(files) != 1 {
-		return fmt.Errorf("module %s: want one file %s/%s.ko*, found %d", m.Name, moduleDir, m.Name, len(files))
-	}
-	return kmod.Load(files[0], m.Params)
-}
-
-func network(n *board.Network) error {
-	if err := netif.Up("lo"); err != nil {
-		return err
-	}
-	// The NIC's driver registers the interface while its module loads; a
-	// short wait covers a late probe.
-	deadline := time.Now().Add(devWait)
-	for {
-		err := netif.Up(n.Interface)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := netif.AddAddress(n.Interface, n.Address); err != nil {
-		return err
-	}
-	return netif.AddDefaultRoute(n.Interface, n.Gateway)
-}
-
-// waitDevice waits for a device node devtmpfs creates once its driver has
-// probed.
-func waitDevice(path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		_, err := os.Stat(path)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("device %s did not appear within %v: %w", path, timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// bootedSlot is rauc.slot= from the kernel command line, "" if absent.
-func bootedSlot() string {
-	b, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return ""
-	}
-	for _, f := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(f, cmdlineKey); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// openWatchdog arms the board's watchdog; nil when it has none.
-func openWatchdog(b *board.Board) (*watchdog.Device, error) {
-	if b == nil || b.Watchdog == nil {
-		return nil, nil
-	}
-	if err := waitDevice(b.Watchdog.Device, devWait); err != nil {
-		return nil, err
-	}
-	return watchdog.Open(b.Watchdog.Device, b.Watchdog.Timeout)
 }
 
 // powerDown syncs, unmounts the data partition and powers off or resets

@@ -1,13 +1,18 @@
-package agent
+package system
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/uuid"
 )
 
 // loadRoots reads the trust anchors.
@@ -27,9 +32,6 @@ func loadRoots(path string) (*x509.CertPool, error) {
 // handed on only as a crypto.Signer, the same seam the TPM-backed identity
 // key uses, so nothing above this function can tell them apart or export it.
 func loadIdentity(certFile, keyFile string) (*tls.Certificate, error) {
-	if certFile == "" {
-		return nil, nil
-	}
 	cb, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("client certificate: %w", err)
@@ -105,4 +107,29 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type eq interface{ Equal(crypto.PublicKey) bool }
 	e, ok := a.(eq)
 	return ok && e.Equal(b)
+}
+
+// instanceID is the RFC 5626 instance URN: stable across restarts when a
+// state directory is configured, per process otherwise.
+func instanceID(stateDir string) (string, error) {
+	if stateDir == "" {
+		return "urn:uuid:" + uuid.NewString(), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	p := filepath.Join(stateDir, "instance-id")
+	if b, err := os.ReadFile(p); err == nil {
+		if id, err := uuid.ParseBytes([]byte(strings.TrimSpace(string(b)))); err == nil {
+			return "urn:uuid:" + id.String(), nil
+		}
+	}
+	id, err := uuid.NewRandomFromReader(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	return "urn:uuid:" + id.String(), nil
 }

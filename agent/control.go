@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/update"
+)
+
+// subscriberBuffer is how many events a CmdWatch client may fall behind
+// before it loses some; a slow client never slows calls.
+const subscriberBuffer = 64
+
+// handle answers one control request.
+func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
+	switch req.Command {
+	case control.CmdStatus:
+		return a.Status(), nil
+	case control.CmdUpdateStatus, control.CmdUpdateInstall, control.CmdUpdateMarkGood:
+		return a.handleUpdate(ctx, req)
+	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold:
+		return a.handleCall(ctx, req)
+	}
+	return nil, &control.Error{Code: control.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", req.Command)}
+}
+
+func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, error) {
+	if req.Call == nil || req.Call.CallID == "" {
+		return nil, fmt.Errorf("%s needs call.call_id: %w", req.Command, control.ErrBadRequest)
+	}
+	acct, err := a.Account(req.Call.Account)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.FindCall(req.Call.CallID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
+	}
+	switch req.Command {
+	case control.CmdCallAnswer:
+		err = c.Answer()
+	case control.CmdCallHangup:
+		c.Hangup(ctx)
+	case control.CmdCallHold:
+		err = c.Hold(ctx, true)
+	case control.CmdCallUnhold:
+		err = c.Hold(ctx, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Status(), nil
+}
+
+// handleUpdate runs updater commands for `hardphone update` while the
+// agent runs: the agent owns the state file, so the command asks it.
+func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, error) {
+	if a.updater == nil {
+		return nil, fmt.Errorf("no updater configured ([update]): %w", control.ErrUnavailable)
+	}
+	switch req.Command {
+	case control.CmdUpdateInstall:
+		if req.Install == nil {
+			return nil, fmt.Errorf("update.install needs install.bundle: %w", control.ErrBadRequest)
+		}
+		path := req.Install.Bundle
+		if !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("bundle %q: want an absolute path on the phone: %w", path, control.ErrBadRequest)
+		}
+		// A FIFO or a device would hang or feed the updater forever.
+		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("bundle %q is not a regular file: %w", path, control.ErrBadRequest)
+		}
+		return a.updater.Install(ctx, path, update.InstallOptions{Force: req.Install.Force})
+	case control.CmdUpdateMarkGood:
+		if err := a.updater.MarkGood(); err != nil {
+			return nil, err
+		}
+	}
+	return a.updater.Status()
+}
+
+// Status returns the agent-wide snapshot.
+func (a *Agent) Status() control.Status {
+	s := control.Status{Version: a.version, Credentials: "none", Weaker: true, Updater: a.updater != nil}
+	if a.creds != nil {
+		p := a.creds.Protection()
+		s.Credentials, s.Weaker = p.String(), p.Weaker()
+	}
+	if a.lock != nil {
+		s.Lockdown = &control.LockdownStatus{Policy: a.cfg.LockdownPolicy, DriftEvents: a.lock.DriftEvents()}
+	}
+	for _, acct := range a.accounts {
+		s.Accounts = append(s.Accounts, acct.Status())
+	}
+	return s
+}
+
+// subscribe starts a CmdWatch subscription.
+func (a *Agent) subscribe() (<-chan control.Event, func()) {
+	ch := make(chan control.Event, subscriberBuffer)
+	a.mu.Lock()
+	a.subs[ch] = struct{}{}
+	a.mu.Unlock()
+	return ch, func() {
+		a.mu.Lock()
+		delete(a.subs, ch)
+		a.mu.Unlock()
+	}
+}
+
+// publish hands an account event to every subscriber that has room.
+func (a *Agent) publish(ev sip.Event) {
+	ce := control.Event{Time: time.Now().UTC(), Kind: ev.Kind, Account: ev.Account}
+	if ev.Call != nil {
+		cs := ev.Call.Status()
+		ce.CallID, ce.Call = ev.Call.ID(), &cs
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ch := range a.subs {
+		select {
+		case ch <- ce:
+		default:
+		}
+	}
+}

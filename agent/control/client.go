@@ -1,0 +1,182 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/update"
+)
+
+// DefaultTimeout bounds a request whose context has no deadline. An install
+// takes longer: give its context a deadline of its own.
+const DefaultTimeout = 10 * time.Second
+
+// maxResponseBytes bounds an answer: a status with many calls is tens of KiB.
+const maxResponseBytes = 4 << 20
+
+// Client talks to the agent listening on one control socket.
+type Client struct {
+	path string
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client { return &Client{path: path} }
+
+// Path is the socket the client talks to.
+func (c *Client) Path() string { return c.path }
+
+// dial connects, with ErrNoAgent when nothing listens.
+func (c *Client) dial(ctx context.Context) (*net.UnixConn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w (%s): %v", ErrNoAgent, c.path, err)
+		}
+		return nil, fmt.Errorf("control socket %s: %w", c.path, err)
+	}
+	return conn.(*net.UnixConn), nil
+}
+
+// Do sends req and decodes the answer's result into out (nil to discard).
+func (c *Client) Do(ctx context.Context, req Request, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	br, err := c.send(conn, req)
+	if err != nil {
+		return c.ctxErr(ctx, err)
+	}
+	resp, err := readResponse(br)
+	if err != nil {
+		return c.ctxErr(ctx, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Result, out); err != nil {
+		return fmt.Errorf("control %s: decode result: %w", req.Command, err)
+	}
+	return nil
+}
+
+func (c *Client) ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("control socket %s: %w", c.path, ctx.Err())
+	}
+	return fmt.Errorf("control socket %s: %w", c.path, err)
+}
+
+func (c *Client) send(conn net.Conn, req Request) (*bufio.Reader, error) {
+	req.V = Version
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(io.LimitReader(conn, maxResponseBytes), 64<<10), nil
+}
+
+func readResponse(br *bufio.Reader) (*Response, error) {
+	line, err := br.ReadBytes('\n')
+	if err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)) {
+		return nil, fmt.Errorf("read answer: %w", err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
+	}
+	if resp.V != Version {
+		return nil, fmt.Errorf("agent speaks protocol version %d, this client %d", resp.V, Version)
+	}
+	return &resp, nil
+}
+
+// Status asks for the agent's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	return &st, c.Do(ctx, Request{Command: CmdStatus}, &st)
+}
+
+// Call runs a call command (CmdCallAnswer, CmdCallHangup, CmdCallHold,
+// CmdCallUnhold) and returns the call's state after it.
+func (c *Client) Call(ctx context.Context, cmd Command, account, callID string) (*sip.CallStatus, error) {
+	var cs sip.CallStatus
+	return &cs, c.Do(ctx, Request{Command: cmd, Call: &CallRef{Account: account, CallID: callID}}, &cs)
+}
+
+// UpdateStatus asks for the updater's status.
+func (c *Client) UpdateStatus(ctx context.Context) (*update.Status, error) {
+	var st update.Status
+	return &st, c.Do(ctx, Request{Command: CmdUpdateStatus}, &st)
+}
+
+// UpdateMarkGood marks the booted slot good and returns the new status.
+func (c *Client) UpdateMarkGood(ctx context.Context) (*update.Status, error) {
+	var st update.Status
+	return &st, c.Do(ctx, Request{Command: CmdUpdateMarkGood}, &st)
+}
+
+// UpdateInstall installs the bundle file at path (absolute, on the phone).
+func (c *Client) UpdateInstall(ctx context.Context, path string, force bool) (*update.InstallResult, error) {
+	var res update.InstallResult
+	return &res, c.Do(ctx, Request{Command: CmdUpdateInstall, Install: &InstallArgs{Bundle: path, Force: force}}, &res)
+}
+
+// Watch streams events to fn until ctx ends, fn returns an error, or the
+// agent stops; it returns nil when ctx ended.
+func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	br, err := c.send(conn, Request{Command: CmdWatch})
+	if err != nil {
+		return c.ctxErr(ctx, err)
+	}
+	resp, err := readResponse(br)
+	if err != nil {
+		return c.ctxErr(ctx, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	dec := json.NewDecoder(br)
+	for {
+		var ev Event
+		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("control socket %s: event stream: %w", c.path, err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}

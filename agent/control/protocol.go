@@ -1,0 +1,102 @@
+package control
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/sip"
+)
+
+// Version is the protocol version this build speaks. A change that an
+// older peer would misread increments it.
+const Version = 1
+
+// Command names one request.
+type Command string
+
+// Commands. Call commands need Request.Call; CmdUpdateInstall needs
+// Request.Install.
+const (
+	// CmdStatus answers a Status.
+	CmdStatus Command = "status"
+	// CmdCallAnswer, CmdCallHangup, CmdCallHold and CmdCallUnhold act on one
+	// call and answer its sip.CallStatus.
+	CmdCallAnswer Command = "call.answer"
+	CmdCallHangup Command = "call.hangup"
+	CmdCallHold   Command = "call.hold"
+	CmdCallUnhold Command = "call.unhold"
+	// CmdUpdateStatus answers the updater's update.Status.
+	CmdUpdateStatus Command = "update.status"
+	// CmdUpdateInstall installs a bundle file on the phone and answers an
+	// update.InstallResult.
+	CmdUpdateInstall Command = "update.install"
+	// CmdUpdateMarkGood marks the booted slot good and answers the new
+	// update.Status.
+	CmdUpdateMarkGood Command = "update.mark-good"
+	// CmdWatch streams Events until the client closes.
+	CmdWatch Command = "watch"
+)
+
+// Request is what a client sends.
+type Request struct {
+	// V is the protocol version the client speaks (Version).
+	V       int     `json:"v"`
+	Command Command `json:"command"`
+	// Call names the call for the call commands.
+	Call *CallRef `json:"call,omitempty"`
+	// Install holds CmdUpdateInstall's arguments.
+	Install *InstallArgs `json:"install,omitempty"`
+}
+
+// CallRef names one call: its Call-ID on an account ("" is the first).
+type CallRef struct {
+	Account string `json:"account,omitempty"`
+	CallID  string `json:"call_id"`
+}
+
+// InstallArgs are CmdUpdateInstall's arguments.
+type InstallArgs struct {
+	// Bundle is an absolute path to a regular file on the phone.
+	Bundle string `json:"bundle"`
+	// Force installs an image that rolled back before, or over a booted
+	// slot that is not yet marked good.
+	Force bool `json:"force,omitempty"`
+}
+
+// Response is what the server answers: Result on success, Error otherwise.
+type Response struct {
+	V      int             `json:"v"`
+	Error  *Error          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Status is the agent-wide snapshot CmdStatus answers.
+type Status struct {
+	// Version is the agent's build version.
+	Version  string              `json:"version,omitempty"`
+	Accounts []sip.AccountStatus `json:"accounts"`
+	Lockdown *LockdownStatus     `json:"lockdown,omitempty"`
+	// Credentials is how secrets are protected: "tpm", "software" (with
+	// Weaker set), or "none" (files, Weaker set).
+	Credentials string `json:"credentials"`
+	Weaker      bool   `json:"credentials_weaker,omitempty"`
+	// Updater is true when the agent runs an A/B updater.
+	Updater bool `json:"updater"`
+}
+
+// LockdownStatus says which policy is enforced and how often the periodic
+// check found drift.
+type LockdownStatus struct {
+	Policy      string `json:"policy"`
+	DriftEvents uint64 `json:"drift_events"`
+}
+
+// Event is one state change on the CmdWatch stream.
+type Event struct {
+	Time    time.Time     `json:"time"`
+	Kind    sip.EventKind `json:"kind"`
+	Account string        `json:"account,omitempty"`
+	CallID  string        `json:"call_id,omitempty"`
+	// Call is the call's state after the event, for call events.
+	Call *sip.CallStatus `json:"call,omitempty"`
+}

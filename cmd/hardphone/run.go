@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/internal/cli"
+	"github.com/hardphone/hardphone/system"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) (err error) {
+	fs := cli.NewFlagSet("run", "hardphone run --config FILE [--play IN.wav] [--record-dir DIR]", stderr)
+	var cf commonFlags
+	cf.register(fs)
+	play := fs.String("play", "", "WAV file (8 kHz mono PCM) to play into answered calls")
+	recordDir := fs.String("record-dir", "", "directory to record each answered call into (CALL-ID.wav)")
+	if _, err := parse(fs, args, stdout, 0, 0); err != nil {
+		return err
+	}
+	log, err := cf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	ph, err := system.Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, ph.Close()) }()
+	ag, err := ph.Agent(system.Daemon, version)
+	if err != nil {
+		return err
+	}
+	for _, acct := range ag.Accounts() {
+		acct.SetInbound(inboundAudio(*play, *recordDir, log))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("hardphone starting", "version", version, "accounts", len(cfg.Accounts))
+	return ag.Run(ctx)
+}
+
+func inboundAudio(play, recordDir string, log *slog.Logger) sip.Inbound {
+	return func(c *sip.Call) sip.CallOptions {
+		var o sip.CallOptions
+		if play != "" {
+			src, err := system.OpenPlayback(play)
+			if err != nil {
+				log.Warn("play file", "error", err)
+			} else {
+				o.Source = src
+			}
+		}
+		if recordDir != "" {
+			sink, err := system.CreateRecording(fmt.Sprintf("%s/%s.wav", recordDir, sanitize(c.ID())))
+			if err != nil {
+				log.Warn("record file", "error", err)
+			} else {
+				o.Sink = sink
+				go func() {
+					<-c.Done()
+					if err := sink.Close(); err != nil {
+						log.Warn("close recording", "error", err)
+					}
+				}()
+			}
+		}
+		return o
+	}
+}
+
+// sanitize keeps a Call-ID usable as a file name.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}

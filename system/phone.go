@@ -1,0 +1,241 @@
+package system
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hardphone/hardphone/agent"
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/lockdown"
+	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/board"
+	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/update"
+)
+
+// Phone is one phone being assembled from a config: its board and the parts
+// opened so far. Parts open on first use and stay open until Close; a
+// command asks only for what it needs.
+type Phone struct {
+	cfg   *config.Config
+	board *board.Board // nil: no board (a desktop without updates)
+	log   *slog.Logger
+
+	state   *store.Store         // nil until State
+	creds   *Credentials         // nil until Credentials; owns state when set
+	updater *update.Updater      // nil until Updater
+	lock    *Lockdown            // nil until Lockdown
+	prot    *credstore.Protector // the floor's protector when no credential store is open
+}
+
+// Open resolves the config's board (board = NAME, or a test rig's [update]
+// layout file) and opens nothing else.
+func Open(cfg *config.Config, log *slog.Logger) (*Phone, error) {
+	if cfg == nil {
+		return nil, errors.New("system: nil config")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Phone{cfg: cfg, log: log}
+	var err error
+	switch {
+	case cfg.Update.Layout != "":
+		p.board, err = board.ReadLayout(cfg.Update.Layout)
+	case cfg.Board != "":
+		p.board, err = board.Lookup(cfg.Board)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	return p, nil
+}
+
+// Config is the phone's config.
+func (p *Phone) Config() *config.Config { return p.cfg }
+
+// Board is the phone's board, nil when the config names none.
+func (p *Phone) Board() *board.Board { return p.board }
+
+// State opens the state file (once).
+func (p *Phone) State() (*store.Store, error) {
+	if p.creds != nil {
+		return p.creds.State(), nil
+	}
+	if p.state == nil {
+		if p.cfg.StateDir == "" {
+			return nil, errors.New("system: the config has no state_dir")
+		}
+		st, err := store.Open(p.cfg.StateDir, store.WithLogger(p.log))
+		if err != nil {
+			return nil, err
+		}
+		p.state = st
+	}
+	return p.state, nil
+}
+
+// Credentials opens the credential store the config names (once), in the
+// state file.
+func (p *Phone) Credentials() (*Credentials, error) {
+	if p.creds != nil {
+		return p.creds, nil
+	}
+	if p.cfg.CredentialStore == "" {
+		return nil, ErrNoCredentialStore
+	}
+	st, err := p.State()
+	if err != nil {
+		return nil, err
+	}
+	c, err := openCredentialsIn(st, CredentialSpec{StateDir: p.cfg.StateDir, Protector: p.cfg.CredentialStore}, p.log)
+	if err != nil {
+		return nil, fmt.Errorf("credential store: %w", err)
+	}
+	// The credential store owns the state file from now on.
+	p.creds, p.state = c, nil
+	return c, nil
+}
+
+// Updater builds the A/B updater (once) with NewUpdater: the board's slots
+// and environment, the state file, and the credential store's protector for
+// the floor. ErrNoUpdater when the config has no [update] table.
+func (p *Phone) Updater() (*update.Updater, error) {
+	if p.updater != nil {
+		return p.updater, nil
+	}
+	if p.cfg.Update.Keyring == "" {
+		return nil, fmt.Errorf("config has no [update] keyring: %w", ErrNoUpdater)
+	}
+	params := UpdaterParams{Board: p.board, Keyring: p.cfg.Update.Keyring, Purpose: p.cfg.Update.Purpose, Log: p.log}
+	if p.cfg.CredentialStore != "" {
+		c, err := p.Credentials()
+		if err != nil {
+			return nil, err
+		}
+		params.State, params.Protector = c.State(), c.Protector()
+	} else {
+		st, err := p.State()
+		if err != nil {
+			return nil, err
+		}
+		params.State = st
+	}
+	u, err := NewUpdater(params)
+	if err != nil {
+		return nil, err
+	}
+	p.updater = u
+	return u, nil
+}
+
+// Lockdown builds the enforcer for the config's lockdown policy (once).
+func (p *Phone) Lockdown() (*Lockdown, error) {
+	if p.lock != nil {
+		return p.lock, nil
+	}
+	if p.cfg.LockdownPolicy == "" {
+		return nil, errors.New("system: the config names no lockdown_policy")
+	}
+	l, err := OpenLockdown(LockdownSpec{Policy: p.cfg.LockdownPolicy, ModprobeFile: lockdown.DefaultModprobeFile,
+		PinholeOwner: true, Log: p.log})
+	if err != nil {
+		return nil, err
+	}
+	p.lock = l
+	return l, nil
+}
+
+// Mode says what an agent is built for.
+type Mode int
+
+const (
+	// Daemon is `hardphone run`: everything the config configures — the
+	// lockdown policy applied and watched, the updater, the control socket.
+	Daemon Mode = iota
+	// OneShot is `hardphone call`: the accounts only. With a lockdown
+	// policy it opens its call's pinholes in the table the daemon applied,
+	// and changes nothing else.
+	OneShot
+)
+
+// Agent builds the agent for mode with the parts its config needs, plus
+// opts (event watchers). The phone keeps owning the parts: Close it after
+// the agent stops.
+func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.Agent, error) {
+	cfg := p.cfg
+	roots, err := loadRoots(cfg.TLS.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	base := []agent.Option{agent.WithRoots(roots), agent.WithVersion(version)}
+	if cfg.CredentialStore != "" {
+		c, err := p.Credentials()
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithCredentials(c))
+	}
+	switch {
+	case cfg.TLS.CertFile != "":
+		id, err := loadIdentity(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithIdentity(id))
+	case p.creds != nil:
+		id, err := p.creds.Identity()
+		if err != nil {
+			return nil, fmt.Errorf("tls identity from the credential store: %w", err)
+		}
+		base = append(base, agent.WithIdentity(id))
+	}
+	inst, err := instanceID(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, agent.WithInstanceID(inst))
+	if cfg.LockdownPolicy != "" {
+		l, err := p.Lockdown()
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithLockdown(l.Lockdown, mode == Daemon))
+	}
+	if mode == Daemon {
+		if cfg.Update.Keyring != "" {
+			u, err := p.Updater()
+			if err != nil {
+				return nil, fmt.Errorf("updater: %w", err)
+			}
+			base = append(base, agent.WithUpdater(u))
+		}
+		if cfg.ControlSocket != "" {
+			base = append(base, agent.WithControlSocket(cfg.ControlSocket, cfg.ControlUIDs...))
+		}
+	}
+	return agent.New(cfg, p.log, append(base, opts...)...)
+}
+
+// Close closes every part opened, in reverse order of need.
+func (p *Phone) Close() error {
+	var errs []error
+	if p.lock != nil {
+		errs = append(errs, p.lock.Close())
+		p.lock = nil
+	}
+	p.updater = nil // lives in the state file; nothing of its own to close
+	if p.creds != nil {
+		errs = append(errs, p.creds.Close())
+		p.creds = nil
+	}
+	if p.state != nil {
+		errs = append(errs, p.state.Close())
+		p.state = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("system: close: %w", err)
+	}
+	return nil
+}
