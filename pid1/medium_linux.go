@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardphone/hardphone/system"
-	"github.com/hardphone/hardphone/update"
 )
 
 // An update medium (a USB stick on a phone, a second virtio disk in QEMU)
@@ -29,7 +28,7 @@ const mediumDoneFile = "medium-installed"
 
 // installOutcome is the end of one install from a medium.
 type installOutcome struct {
-	result *update.InstallResult // nil unless installed
+	result *system.InstallResult // nil unless installed
 	err    error                 // the updater's refusal or failure
 	skip   string                // why nothing was tried
 }
@@ -58,7 +57,12 @@ func (s *supervisor) installFromMedium() installOutcome {
 			s.log.Warn("unmount update medium", "error", err)
 		}
 	}()
-	path := filepath.Join(m.Mountpoint, m.Bundle)
+	return s.installBundle(filepath.Join(m.Mountpoint, m.Bundle))
+}
+
+// installBundle asks the agent to install the bundle at path unless a
+// bundle with the same content was taken from a medium before.
+func (s *supervisor) installBundle(path string) installOutcome {
 	sum, err := fileSHA256(path)
 	if err != nil {
 		return installOutcome{skip: err.Error()}
@@ -68,7 +72,7 @@ func (s *supervisor) installFromMedium() installOutcome {
 		return installOutcome{skip: "bundle " + sum[:16] + " already taken from a medium"}
 	}
 	s.mk.print("install-start", "bundle", path, "sha256", sum[:16])
-	var res *update.InstallResult
+	var res *system.InstallResult
 	err = s.ask(installMax, func(ctx context.Context) (err error) {
 		res, err = s.agent.UpdateInstall(ctx, path, false)
 		return err
@@ -93,7 +97,7 @@ func (s *supervisor) onInstalled(o installOutcome) bool {
 		return false
 	case o.err != nil:
 		s.mk.print("install-rejected", "error", o.err)
-		var us *update.Status
+		var us *system.UpdateStatus
 		if err := s.ask(controlTimeout, func(ctx context.Context) (err error) {
 			us, err = s.agent.UpdateStatus(ctx)
 			return err

@@ -16,7 +16,6 @@ import (
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/system"
-	"github.com/hardphone/hardphone/update"
 )
 
 // controlTimeout bounds one question to the agent; a hung agent must not
@@ -281,7 +280,7 @@ func (s *supervisor) poll(now time.Time) {
 			s.onStatus(st)
 		}
 		if s.b.Env != nil {
-			var us *update.Status
+			var us *system.UpdateStatus
 			if err := s.ask(controlTimeout, func(ctx context.Context) (err error) {
 				us, err = s.agent.UpdateStatus(ctx)
 				return err
@@ -309,8 +308,8 @@ func (s *supervisor) onStatus(st *control.Status) {
 	}
 }
 
-func (s *supervisor) onUpdateStatus(us *update.Status) {
-	var booted *update.SlotStatus
+func (s *supervisor) onUpdateStatus(us *system.UpdateStatus) {
+	var booted *system.SlotStatus
 	for i := range us.Slots {
 		if us.Slots[i].Booted {
 			booted = &us.Slots[i]
@@ -322,7 +321,7 @@ func (s *supervisor) onUpdateStatus(us *update.Status) {
 	if !s.reported {
 		s.reported, s.firstState = true, booted.State
 	}
-	s.trial = booted.State == update.StatePending
+	s.trial = booted.State == system.SlotPending
 	if us.Rollback && !s.rollback {
 		s.rollback = true
 		s.mk.print("rollback", "slot", us.BootedSlot, "detail", us.RollbackDetail)
@@ -331,7 +330,7 @@ func (s *supervisor) onUpdateStatus(us *update.Status) {
 	if booted.AttemptsLeft != nil {
 		left = *booted.AttemptsLeft
 	}
-	if !s.markedGood && booted.State == update.StateGood && (s.firstState != update.StateGood || left > s.initialLeft) {
+	if !s.markedGood && booted.State == system.SlotGood && (s.firstState != system.SlotGood || left > s.initialLeft) {
 		s.markedGood = true
 		s.mk.print("marked-good", "slot", us.BootedSlot, "version", booted.Version, "security_version", booted.SecurityVersion)
 	}
@@ -352,7 +351,7 @@ func (s *supervisor) onUpdateStatus(us *update.Status) {
 
 // printStatus prints the boot state in one line, for tests that compare
 // two boots: "status slot=A order=A,B A=good/3 B=bad/0 floor=2".
-func (s *supervisor) printStatus(us *update.Status) {
+func (s *supervisor) printStatus(us *system.UpdateStatus) {
 	kv := []any{"slot", us.BootedSlot, "order", strings.Join(us.BootOrder, ",")}
 	for _, sl := range us.Slots {
 		left := "-"

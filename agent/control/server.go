@@ -109,7 +109,7 @@ func NewServer(h Handler, opts ...ServerOption) (*Server, error) {
 // under a temporary name, made 0600, and only then renamed into place. A
 // stale socket at path (an agent that died) is replaced; any other file
 // there is refused, never removed.
-func Listen(path string) (*net.UnixListener, error) {
+func Listen(path string) (*Listener, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("control socket %q: want an absolute path", path)
 	}
@@ -152,13 +152,22 @@ func Listen(path string) (*net.UnixListener, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return ln, nil
+	return &Listener{ln: ln, path: path}, nil
 }
+
+// Listener is a control socket made by Listen.
+type Listener struct {
+	ln   *net.UnixListener
+	path string
+}
+
+// Path is the socket's path.
+func (l *Listener) Path() string { return l.path }
 
 // Serve answers connections on ln until ctx ends, then closes ln and
 // removes the socket file.
-func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
-	path := ln.Addr().String()
+func (s *Server) Serve(ctx context.Context, l *Listener) error {
+	ln, path := l.ln, l.path
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })

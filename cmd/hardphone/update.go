@@ -21,7 +21,6 @@ import (
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/internal/cli"
 	"github.com/hardphone/hardphone/system"
-	"github.com/hardphone/hardphone/update"
 )
 
 // installTimeout bounds an install through the running agent.
@@ -88,7 +87,7 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 	if sub == "install" {
 		bundle = pos[0]
 		if strings.Contains(bundle, "://") {
-			dl, err := updateDownload(ctx, bundle, *caFile, uf.downloadDir(), log)
+			dl, err := system.DownloadBundle(ctx, bundle, *caFile, uf.downloadDir(), log)
 			if err != nil {
 				return err
 			}
@@ -144,7 +143,7 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	prog, done := updateProgress(stdout)
-	res, err := u.Install(ctx, bundle, update.InstallOptions{Force: *force, Progress: prog})
+	res, err := u.Install(ctx, bundle, system.InstallOptions{Force: *force, Progress: prog})
 	done()
 	if err != nil {
 		return err
@@ -161,8 +160,8 @@ func updateViaAgent(ctx context.Context, cfg *config.Config, sub, bundle string,
 	}
 	c := control.NewClient(cfg.ControlSocket)
 	var (
-		st  *update.Status
-		res *update.InstallResult
+		st  *system.UpdateStatus
+		res *system.InstallResult
 		err error
 	)
 	switch sub {
@@ -191,7 +190,7 @@ func updateViaAgent(ctx context.Context, cfg *config.Config, sub, bundle string,
 	return true, showInstalled(stdout, res)
 }
 
-func showUpdateStatus(w io.Writer, st *update.Status, asJSON bool) error {
+func showUpdateStatus(w io.Writer, st *system.UpdateStatus, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -201,7 +200,7 @@ func showUpdateStatus(w io.Writer, st *update.Status, asJSON bool) error {
 	return nil
 }
 
-func showInstalled(w io.Writer, res *update.InstallResult) error {
+func showInstalled(w io.Writer, res *system.InstallResult) error {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprintf(w, "installed %s into slot %s (security version %d, %d bytes); reboot to try it\n",
 			res.Version, res.Slot, res.SecurityVersion, res.Bytes)
@@ -241,7 +240,7 @@ func (f *updateFlags) downloadDir() string {
 
 // open builds the updater without a running agent: from the config when
 // there is one, else from the flags. Both go through system's one builder.
-func (f *updateFlags) open(cfg *config.Config, log *slog.Logger) (*update.Updater, func() error, error) {
+func (f *updateFlags) open(cfg *config.Config, log *slog.Logger) (*system.Updater, func() error, error) {
 	if cfg != nil {
 		ph, err := system.Open(cfg, log)
 		if err != nil {

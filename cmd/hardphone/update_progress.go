@@ -8,19 +8,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hardphone/hardphone/update"
+	"github.com/hardphone/hardphone/system"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
 // updateProgress shows install progress: a bar with bytes, percent and
 // rate on a terminal, one JSON event per phase change or percent otherwise.
-func updateProgress(w io.Writer) (func(update.Progress), func()) {
+func updateProgress(w io.Writer) (func(system.InstallProgress), func()) {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		var bar *progressbar.ProgressBar
 		phase := ""
-		return func(p update.Progress) {
-				if p.Phase == update.PhaseSwitch || p.Phase == update.PhaseDone {
+		return func(p system.InstallProgress) {
+				if p.Phase == system.PhaseSwitch || p.Phase == system.PhaseDone {
 					// Instant phases: no bar; the result line follows.
 					if bar != nil {
 						_ = bar.Finish() // only redraws the line
@@ -47,9 +47,9 @@ func updateProgress(w io.Writer) (func(update.Progress), func()) {
 			}
 	}
 	enc := json.NewEncoder(w)
-	last := update.Progress{}
-	return func(p update.Progress) {
-		pct := func(q update.Progress) int64 {
+	last := system.InstallProgress{}
+	return func(p system.InstallProgress) {
+		pct := func(q system.InstallProgress) int64 {
 			if q.Total <= 0 {
 				return 0
 			}
@@ -65,7 +65,7 @@ func updateProgress(w io.Writer) (func(update.Progress), func()) {
 	}, func() {}
 }
 
-func printUpdateStatus(w io.Writer, st *update.Status) {
+func printUpdateStatus(w io.Writer, st *system.UpdateStatus) {
 	fmt.Fprintf(w, "booted slot: %s   boot order: %s   next boot: %s\n", st.BootedSlot, strings.Join(st.BootOrder, " "), st.NextSlot)
 	for _, s := range st.Slots {
 		left := "unset"

@@ -6,10 +6,11 @@ import (
 	"github.com/hardphone/hardphone/internal/deptest"
 )
 
-// TestDeps: the host tool needs the bundle format and the board
-// descriptions (pure data, to build images), never the phone's agent or
-// devices.
+// TestDeps: the host tool talks to the board descriptions (pure data, to
+// build images), the bundle format and the bootchooser convention; it
+// never links the phone's agent, the wiring or device code.
 func TestDeps(t *testing.T) {
+	deptest.Imports(t, "board", "update/bundle", "update/bootchooser", "internal/cli")
 	deptest.Check(t, "github.com/hardphone/hardphone/agent", "github.com/hardphone/hardphone/hal",
-		"github.com/emiago", "go.etcd.io/bbolt")
+		"github.com/hardphone/hardphone/system", "github.com/emiago", "go.etcd.io/bbolt")
 }

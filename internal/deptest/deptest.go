@@ -77,3 +77,30 @@ func Only(t *testing.T, allowed ...string) {
 		}
 	}
 }
+
+// Imports fails t when the package in the current directory imports
+// directly a package of this module that is not under one of the allowed
+// paths (relative to the module). It states who a package talks to, where
+// Only states everything it reaches.
+func Imports(t *testing.T, allowed ...string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		rel, ours := strings.CutPrefix(imp, Module+"/")
+		if !ours {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if rel == a || strings.HasPrefix(rel, a+"/") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("imports %s, which is not among the allowed %v", imp, allowed)
+		}
+	}
+}

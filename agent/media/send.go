@@ -1,5 +1,9 @@
 package media
 
+// The send path: one ticker per session seals 20 ms audio frames, RFC 4733
+// events and RTCP reports, and writes them only through wire.go's sealed
+// writers.
+
 import (
 	"errors"
 	"io"

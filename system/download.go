@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 	"github.com/hardphone/hardphone/crypto/policy"
 )
 
-// updateDownload fetches an https bundle into a private file in dir, with
-// the crypto policy's TLS settings and certificate verification.
-func updateDownload(ctx context.Context, raw, caFile, dir string, log *slog.Logger) (string, error) {
+// DownloadBundle fetches an https bundle into a private file in dir, with
+// the crypto policy's TLS settings and certificate verification, and
+// returns the file's path (the caller removes it).
+func DownloadBundle(ctx context.Context, raw, caFile, dir string, log *slog.Logger) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("bundle URL: %w", err)

@@ -1,0 +1,13 @@
+package control
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the protocol reaches the status types of sip and update, never
+// the agent, the wiring or a device.
+func TestDeps(t *testing.T) {
+	deptest.Only(t, "agent/sip", "agent/config", "agent/media", "update", "crypto/policy", "hal/audio", "hal/blockdev")
+}

@@ -1,0 +1,21 @@
+// Package pid1 is hardphone as PID 1 on a phone: the kernel starts /init
+// from the slot's initramfs, and it is this binary. It mounts the pseudo
+// filesystems and the data partition, loads the board's modules, brings up
+// the network, arms the watchdog, starts the agent as its child and judges
+// the boot by what the agent answers on its control socket, pets the
+// watchdog only while the boot is healthy, installs a bundle from an update
+// medium once per distinct bundle, prints HARDPHONE-MARKER lines on the
+// console for tests, and owns poweroff and reboot. It never returns: a PID 1
+// that exits panics the kernel, which (panic=-1) resets the board.
+//
+// Threat: a new slot that cannot keep the phone working (it crashes, hangs,
+// never registers) must not stay installed; PID 1 stops petting the
+// watchdog so the board resets and the bootloader counts the attempt. A
+// medium is mounted read-only, nosuid, nodev, noexec and its bundle is
+// verified by the updater like any other, and only a boot already marked
+// good installs from it.
+//
+// Imported by cmd/hardphone. It is built on system (devices) and
+// agent/control (the agent); on other systems than Linux RunIfPID1 does
+// nothing.
+package pid1
