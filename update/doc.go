@@ -12,7 +12,8 @@
 // written is marked unbootable first, so a cut leaves the old slot selected;
 // the boot order names the new slot only after it is complete on disk.
 //
-// Imported by agent and cmd/hardphone. It imports update/bundle and
-// hal/blockdev; the boot environment (hal/ubootenv) and the floor (hal/tpm)
+// Imported by system (which builds it), agent (which runs it) and
+// agent/control (status types). It imports update/bundle,
+// update/bootchooser and hal/blockdev; the boot environment (hal/ubootenv) and the floor (hal/tpm)
 // reach it through the BootEnv and Floor interfaces it declares.
 package update

@@ -6,5 +6,6 @@
 // so (MD5 digest, plain SIP transports) must be asked for explicitly, and
 // there is no knob that disables TLS verification or SRTP.
 //
-// Imported by agent and cmd; it imports crypto/policy only.
+// Imported by agent, agent/sip, system and cmd/hardphone; it imports
+// crypto/policy only.
 package config

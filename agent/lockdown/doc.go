@@ -16,7 +16,8 @@
 // periodically so a rogue listener or a re-enabled service is reported as a
 // security event.
 //
-// Imported by agent and cmd/hardphone. It imports hal/nft, hal/services and
-// hal/sysctl; agent/media never imports it (the agent passes pinholes on
+// Imported by agent (the enforcer it is handed) and system (which builds it
+// over hal/nft, hal/services and hal/sysctl, the parts it is given);
+// agent/media never imports it (the agent passes pinholes on
 // from call events).
 package lockdown

@@ -31,8 +31,8 @@ func fuzzCaps(t testing.TB, sec Security) *localCaps {
 	}
 }
 
-// sdpSeeds are real-world shaped bodies: baresip's SDES and DTLS offers
-// (notes/interop-peers.md), our own offers, the RFC 4566 example.
+// sdpSeeds are real-world shaped bodies: baresip's SDES and DTLS offers (as
+// captured from Debian's baresip 1.0), our own offers, the RFC 4566 example.
 func sdpSeeds(t testing.TB) []string {
 	seeds := []string{
 		baresipSDESOffer(40000, "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),

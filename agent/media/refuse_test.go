@@ -450,8 +450,8 @@ func TestReofferMustKeepSecurity(t *testing.T) {
 	})
 }
 
-// TestBaresipStyleOffers: offers shaped like baresip's (notes/interop-
-// peers.md) are answered as the peer expects.
+// TestBaresipStyleOffers: offers shaped like Debian's baresip 1.0 sends them
+// are answered as the peer expects.
 func TestBaresipStyleOffers(t *testing.T) {
 	t.Run("sdes", func(t *testing.T) {
 		p := newRawPeer(t)

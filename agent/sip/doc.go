@@ -7,5 +7,6 @@
 // registrar challenge that downgrades the digest, and a call whose media
 // could fall back to plain RTP. Media decisions are delegated to agent/media.
 //
-// Only agent and cmd import it; sipgo types do not leave this package.
+// Imported by agent, agent/control (status and event types), system and
+// cmd/hardphone; sipgo types do not leave this package.
 package sip

@@ -128,8 +128,8 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 			db, err = nil, fmt.Errorf("%w: bbolt: %v", ErrCorrupt, r)
 		}
 	}()
-	// InitialMmapSize stays at bbolt's default: a large initial map fails on
-	// 32-bit ARM (see notes/go-stack.md).
+	// InitialMmapSize stays at bbolt's default: a large initial map (bbolt's
+	// own tests ask for 1 GiB) fails on 32-bit ARM's address space.
 	return bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 }
 

@@ -29,9 +29,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("is the agent running? %w", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		// One line, for scripts.
+		return json.NewEncoder(stdout).Encode(st)
 	}
 	printStatus(stdout, st)
 	return nil

@@ -9,5 +9,6 @@
 // to. create fills every image's sha256 and size itself and verify reads the
 // bundle back the way a phone does.
 //
-// Nothing imports it; it imports update/bundle and board (pure data).
+// Nothing imports it; it imports board (pure data), update/bundle,
+// update/bootchooser and internal/cli, never the agent or device code.
 package main

@@ -33,5 +33,6 @@
 // sealed KEK can ever be unsealed again). No value is ever logged or
 // printed: Secret redacts itself everywhere.
 //
-// Imported by agent, agent/store and cmd. It imports hal/tpm and bbolt.
+// Imported by system (which opens it) and agent (the store it is handed).
+// It imports hal/tpm and bbolt.
 package credstore

@@ -8,5 +8,5 @@
 // that is not PCM in the one supported layout is refused, never guessed at.
 //
 // Like all of hal/ it holds device code and no policy, and it imports nothing
-// of hardphone's. agent/media and board/ import it.
+// of hardphone's. agent/media, agent/sip and system import it.
 package audio

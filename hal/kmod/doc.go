@@ -7,5 +7,5 @@
 // signed root filesystem.
 //
 // Like all of hal/ it holds device code and no policy and imports nothing of
-// hardphone's. cmd/hardphone imports it when it runs as PID 1.
+// hardphone's. system imports it, for PID 1.
 package kmod

@@ -8,5 +8,5 @@
 // PID 1 knows whether the network it reports is the one it set.
 //
 // Like all of hal/ it holds device code and no policy and imports nothing of
-// hardphone's. cmd/hardphone imports it when it runs as PID 1.
+// hardphone's. system imports it, for PID 1.
 package netif

@@ -13,6 +13,6 @@
 // read for writing, flushed or deleted.
 //
 // Like all of hal/ it holds mechanism, not policy: which ports and sources
-// come from agent/lockdown. It imports nothing of hardphone's; agent/lockdown
-// and board/ import it.
+// come from agent/lockdown. It imports nothing of hardphone's; system opens
+// it and agent/lockdown uses it.
 package nft

@@ -11,6 +11,6 @@
 // comm and executable name.
 //
 // Like all of hal/ it holds mechanism, not policy: which services come from
-// agent/lockdown. It imports nothing of hardphone's; agent/lockdown and
-// board/ import it.
+// agent/lockdown. It imports nothing of hardphone's; system builds it and
+// agent/lockdown uses it.
 package services

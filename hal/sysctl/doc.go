@@ -7,5 +7,5 @@
 // prints them.
 //
 // Like all of hal/ it holds mechanism, not policy; it imports nothing of
-// hardphone's. agent/lockdown and board/ import it.
+// hardphone's. system builds it and agent/lockdown uses it.
 package sysctl

@@ -18,6 +18,6 @@
 //
 // Like all of hal/ it holds device code and no policy: which PCRs, which NV
 // indices and what a sealed secret means are the caller's choices. It
-// imports nothing of hardphone's. crypto/credstore, update/ and board/
-// import it.
+// imports nothing of hardphone's. system opens it and crypto/credstore
+// uses it (update reaches its NV counter through the Floor interface).
 package tpm

@@ -10,6 +10,6 @@
 // previous copy. A block whose CRC does not match is never trusted.
 //
 // Like all of hal/ it holds device code and no policy and imports nothing of
-// hardphone's. board/ and cmd/hardphone import it; update/ reaches it only
-// through its own BootEnv interface, which Store satisfies.
+// hardphone's. system imports it; update/ reaches it only through its own
+// BootEnv interface, which Store satisfies.
 package ubootenv

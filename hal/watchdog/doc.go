@@ -8,6 +8,6 @@
 // Disarm, used right before an orderly reboot, stops it.
 //
 // Like all of hal/ it holds device code and no policy (when to stop petting
-// is PID 1's decision) and imports nothing of hardphone's. cmd/hardphone
-// imports it when it runs as PID 1.
+// is PID 1's decision) and imports nothing of hardphone's. system imports
+// it, for PID 1.
 package watchdog

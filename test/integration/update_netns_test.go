@@ -3,10 +3,12 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +174,129 @@ func installRaw(t *testing.T, socket, bundle string) {
 	if err != nil || res.Slot != "B" {
 		t.Fatalf("update install = %+v, %v; want slot B", res, err)
 	}
+}
+
+// TestUpdateFloorEveryWay: on a TPM phone the anti-rollback floor is the
+// TPM's NV counter whichever way `hardphone update install` runs: through
+// the running agent, with --config and no agent, and with flags only. The
+// TPM floor is 5 and the state file's would be 0: a bundle with security
+// version 0 (one of rauc's own) is refused all three ways, with nothing
+// written.
+func TestUpdateFloorEveryWay(t *testing.T) {
+	e := newEnv(t)
+	sw := test.StartSWTPM(t)
+	dir := t.TempDir()
+	for _, s := range []string{"A", "B"} {
+		if err := os.WriteFile(filepath.Join(dir, "slot"+s), make([]byte, 4<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envFile := filepath.Join(dir, "ubootenv")
+	if err := os.WriteFile(envFile, make([]byte, 0x8000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, err := ubootenv.Open(ubootenv.Config{Size: 0x4000, Copies: []ubootenv.Copy{{Path: envFile}, {Path: envFile, Offset: 0x4000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Init(map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "layout.toml")
+	if err := os.WriteFile(layout, []byte(fmt.Sprintf("compatible = \"hardphone-test\"\nbooted_slot = \"A\"\n[slots]\nA = %q\nB = %q\n[env]\npath = %q\nredundant_offset = 0x4000\n",
+		filepath.Join(dir, "slotA"), filepath.Join(dir, "slotB"), envFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	upki := test.NewUpdatePKI(t, filepath.Join(dir, "upki"))
+	image := filepath.Join(dir, "rootfs.img")
+	content := make([]byte, 1<<20)
+	if _, err := rand.Read(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(image, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// rauc 1.8 drops [meta.*]: its bundles carry security version 0.
+	old := test.RaucBundle(t, test.RaucBundleSpec{Compatible: "hardphone-test", Version: "3.0", Format: "verity",
+		Images: map[string]string{"rootfs": image}, Cert: upki.Leaf.CertFile, Key: upki.Leaf.KeyFile}, filepath.Join(dir, "v3.raucb"))
+
+	pc := phoneConf{user: "alice", certCN: "-", credStore: sw.Spec}
+	base := e.writeConfig(t, pc)
+	stateDir := filepath.Join(filepath.Dir(base), "state")
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: stateDir, Protector: sw.Spec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pki.EnrolIdentity(creds, "alice")
+	if err := creds.Put("sip/alice", []byte(users["alice"])); err != nil {
+		t.Fatal(err)
+	}
+	c, err := creds.Protector().Counter(system.FloorCounterIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AdvanceTo(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(filepath.Dir(base), "hardphone-update.toml")
+	if err := os.WriteFile(cfgPath, append(body, fmt.Sprintf("\n[update]\nlayout = %q\nkeyring = %q\n", layout, upki.CA.CertFile)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slotB, _ := os.ReadFile(filepath.Join(dir, "slotB"))
+	bin := hardphoneBinary(t)
+	install := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"update", "install", old}, args...)...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("hardphone update install %v succeeded:\n%s", args, out)
+		}
+		return string(out)
+	}
+	wantRefused := func(way, out string) {
+		t.Helper()
+		if !strings.Contains(out, "security version 0, floor (tpm-nv) is 5") {
+			t.Errorf("%s: %s\nwant a refusal by the TPM floor", way, out)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "slotB")); !bytes.Equal(got, slotB) {
+			t.Errorf("%s: slot B changed by a refused install", way)
+		}
+	}
+
+	// 1. Through the running agent.
+	p := startPhoneFrom(t, cfgPath, nil)
+	waitFor(t, 10*time.Second, func() bool {
+		_, err := control.NewClient(p.cfg.ControlSocket).Status(context.Background())
+		return err == nil
+	})
+	wantRefused("through the agent", install("--config", cfgPath))
+	p.cancel()
+	<-p.done
+	if err := p.ph.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// 2. With --config and no agent: the config's credential store's TPM.
+	wantRefused("--config, no agent", install("--config", cfgPath))
+	// 3. With flags only: the layout, the state dir and the TPM.
+	wantRefused("flags only", install("--layout", layout, "--state-dir", stateDir, "--tpm", sw.Spec, "--keyring", upki.CA.CertFile))
+	// And without naming the TPM, the flags-only path says which floor it
+	// used: the weaker state file (no TPM was named or on the board).
+	out := string(must(exec.Command(bin, "update", "status", "--layout", layout, "--state-dir", stateDir,
+		"--keyring", upki.CA.CertFile).CombinedOutput()))
+	if !strings.Contains(out, "kept in state-file (weaker: no TPM)") {
+		t.Errorf("flags-only status without a TPM:\n%s\nwant the state-file floor reported as weaker", out)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(fmt.Sprintf("%v: %s", err, b))
+	}
+	return b
 }

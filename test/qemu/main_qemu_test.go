@@ -1,13 +1,3 @@
-// Package qemu holds the end-to-end tests of the emulated desk phone (board
-// qemu-arm64): the image hpctl builds, booted by Debian's U-Boot in
-// qemu-system-aarch64 with a swtpm as its TPM, registering to a Kamailio
-// the test starts on its own loopback, updated, rolled back and powered off
-// mid-write. Every scenario is judged by the HARDPHONE-MARKER lines PID 1
-// prints on the serial console (and the U-Boot script's HPBOOT lines).
-//
-// A short slice (first boot, good update) runs in `go test ./...`; the
-// rest needs HARDPHONE_QEMU_FULL=1, which `make qemu-test` sets. Scenarios
-// run one at a time: each is a whole emulated phone.
 package qemu
 
 import (
