@@ -17,7 +17,7 @@ type predictor struct {
 	d      [6]int32 // d(n-1)..d(n-6), newest first
 	pNeg   [2]bool  // sign of the partial reconstruction p(n-1), p(n-2)
 	r      [2]int32 // reconstructed signal r(n-1), r(n-2)
-	sz     int32    // zero-section output for the next sample, 16-bit
+	sz     int32    // zero-section output for the next sample, |sz| <= 122730
 	s      int32    // predicted signal for the next sample, 16-bit
 }
 
@@ -82,15 +82,21 @@ func (p *predictor) update(dq int32) {
 	// FILTEP: the pole section on 2·r.
 	sp := sat16i((p.a1*sat16i(p.r[0]+p.r[0]))>>15 + (p.a2*sat16i(p.r[1]+p.r[1]))>>15)
 
-	// FILTEZ: the zero section on 2·d, summed wide and saturated once.
+	// FILTEZ: the zero section on 2·d. The six products are summed in 32
+	// bits and not saturated: only PREDIC's sum is. With 16-bit saturation
+	// here the prediction differs once |sz| passes 32767, which takes
+	// hostile or pathological codewords (all six zeros saturated and in
+	// agreement); fixed-point implementations differ on that corner, and we
+	// match ffmpeg's, so that both decode any octet stream to the same
+	// samples (the tests check it on such streams). |sz| <= 6·20455.
 	var sz int32
 	for i, b := range p.b {
 		sz += (b * sat16i(p.d[i]+p.d[i])) >> 15
 	}
-	p.sz = sat16i(sz)
+	p.sz = sz
 
 	// PREDIC.
-	p.s = sat16i(sp + p.sz)
+	p.s = sat16i(sp + sz)
 }
 
 // scaleTable is ILB of §6 (SCALEL): 2048·2^(i/32) rounded, the mantissa of
