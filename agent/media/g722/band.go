@@ -14,17 +14,18 @@ package g722
 type predictor struct {
 	a1, a2 int32    // pole coefficients, |a2| <= 12288, |a1| <= 15360-a2
 	b      [6]int32 // zero coefficients b1..b6, each in [-32768, 32767]
-	d      [6]int32 // d(n-1)..d(n-6), newest first
+	d      [6]int32 // d(n-1)..d(n-6), newest first, |d| <= 10228
 	pNeg   [2]bool  // sign of the partial reconstruction p(n-1), p(n-2)
 	r      [2]int32 // reconstructed signal r(n-1), r(n-2)
-	sz     int32    // zero-section output for the next sample, |sz| <= 122730
+	sz     int32    // zero-section output for the next sample, |sz| <= 6·20456
 	s      int32    // predicted signal for the next sample, 16-bit
 }
 
 // update runs BLOCK 4 for one sample with quantized difference dq: it
 // adapts the coefficients (UPPOL2, UPPOL1, UPZERO), shifts the delay lines
 // (DELAYA) and forms the prediction for the next sample (FILTEP, FILTEZ,
-// PREDIC).
+// PREDIC), in the spec's order except that the zero section's three steps
+// share one loop.
 func (p *predictor) update(dq int32) {
 	// RECONS and PARREC: the reconstructed signal and the partial one that
 	// leaves out the pole section. Only the sign of p is used; saturating
@@ -57,24 +58,44 @@ func (p *predictor) update(dq int32) {
 	lim := sat16i(15360 - a2)
 	a1 = clamp(a1, -lim, lim)
 
-	// UPZERO: each b leaks by 1/256 and moves by 128 towards agreement of
-	// the sign of d(n) with that of the d it weights; no move when d(n) is
-	// zero.
+	// UPZERO, DELAYA and FILTEZ for the zero section in one pass: each b
+	// leaks by 1/256 and moves by 128 towards agreement of the sign of
+	// d(n) with that of the d it weights (no move when d(n) is zero); the
+	// delay line shifts by one; and the new b weigh the shifted line.
+	//
+	// The spec saturates b's update, but b·255/256 ± 128 stays within
+	// [-32768, 32767] for any 16-bit b. |d| <= 10228 (the largest scale
+	// factor, 16384, times the largest inverse quantizer level, 20456, over
+	// 2^15), so 2·d needs no saturation either. The sign test is
+	// branch-free: m is -1 when the signs differ, 0 when they agree, and
+	// (g^m)-m is then -g or g.
+	//
+	// The six products of FILTEZ are summed in 32 bits and not saturated:
+	// only PREDIC's sum is. With 16-bit saturation here the prediction
+	// differs once |sz| passes 32767, which takes hostile or pathological
+	// codewords (all six zeros saturated and in agreement; real audio stays
+	// below a third of that); fixed-point implementations differ on that
+	// corner, and we match ffmpeg's, so that both decode any octet stream
+	// to the same samples (the tests check it on such streams).
+	// |sz| <= 6·20456.
 	var g int32
 	if dq != 0 {
 		g = 128
 	}
-	for i := range p.b {
-		step := g
-		if (p.d[i] < 0) != (dq < 0) {
-			step = -g
-		}
-		p.b[i] = sat16i(step + (p.b[i]*32640)>>15)
+	var sz int32
+	in := dq
+	for i := range p.d {
+		d := p.d[i]
+		m := (d ^ dq) >> 31
+		b := (g ^ m) - m + (p.b[i]*32640)>>15
+		p.b[i] = b
+		sz += (b * (in * 2)) >> 15
+		p.d[i] = in
+		in = d
 	}
+	p.sz = sz
 
-	// DELAYA.
-	copy(p.d[1:], p.d[:5])
-	p.d[0] = dq
+	// DELAYA for the pole section.
 	p.pNeg[1], p.pNeg[0] = p.pNeg[0], pNeg
 	p.r[1], p.r[0] = p.r[0], r
 	p.a1, p.a2 = a1, a2
@@ -82,21 +103,8 @@ func (p *predictor) update(dq int32) {
 	// FILTEP: the pole section on 2·r.
 	sp := sat16i((p.a1*sat16i(p.r[0]+p.r[0]))>>15 + (p.a2*sat16i(p.r[1]+p.r[1]))>>15)
 
-	// FILTEZ: the zero section on 2·d. The six products are summed in 32
-	// bits and not saturated: only PREDIC's sum is. With 16-bit saturation
-	// here the prediction differs once |sz| passes 32767, which takes
-	// hostile or pathological codewords (all six zeros saturated and in
-	// agreement); fixed-point implementations differ on that corner, and we
-	// match ffmpeg's, so that both decode any octet stream to the same
-	// samples (the tests check it on such streams). |sz| <= 6·20455.
-	var sz int32
-	for i, b := range p.b {
-		sz += (b * sat16i(p.d[i]+p.d[i])) >> 15
-	}
-	p.sz = sz
-
 	// PREDIC.
-	p.s = sat16i(sp + sz)
+	p.s = sat16i(sp + p.sz)
 }
 
 // scaleTable is ILB of §6 (SCALEL): 2048·2^(i/32) rounded, the mantissa of

@@ -82,29 +82,7 @@ func (l *lowBand) reset() {
 // encode quantizes one lower-band sample xl (15-bit) to the 6-bit codeword
 // IL (SUBTRA, QUANTL) and adapts the state as the decoder will.
 func (l *lowBand) encode(xl int32) uint8 {
-	el := sat16i(xl - l.pred.s)
-	// QUANTL compares the ones' complement magnitude, so -1 falls in the
-	// same interval as 0 and the intervals are symmetric.
-	wd := el
-	if el < 0 {
-		wd = ^el
-	}
-	// The first level above wd; the scaled levels are non-decreasing in k.
-	k, hi := 0, len(lowLevels)
-	for k < hi {
-		mid := int(uint(k+hi) >> 1)
-		if wd >= (lowLevels[mid]*l.det)>>12 {
-			k = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	var il uint8
-	if el < 0 {
-		il = lowCodeNeg[k]
-	} else {
-		il = lowCodePos[k]
-	}
+	il := quantizeLow(sat16i(xl-l.pred.s), l.det)
 	l.adapt(il)
 	return il
 }
@@ -115,6 +93,33 @@ func (l *lowBand) decode(il uint8) int32 {
 	rl := clamp(l.pred.s+(l.det*lowInv6[il&63])>>15, -16384, 16383)
 	l.adapt(il)
 	return rl
+}
+
+// quantizeLow is QUANTL: the 6-bit codeword for difference signal el at
+// scale factor det.
+func quantizeLow(el, det int32) uint8 {
+	// QUANTL compares the ones' complement magnitude, so -1 falls in the
+	// same interval as 0 and the intervals are symmetric.
+	wd := el
+	if el < 0 {
+		wd = ^el
+	}
+	// Binary search for the first level above wd, where QUANTL scans
+	// upwards: the scaled levels are non-decreasing, so both find the same
+	// interval (TestQuantizeLowMatchesScan).
+	k, hi := 0, len(lowLevels)
+	for k < hi {
+		mid := int(uint(k+hi) >> 1)
+		if wd >= (lowLevels[mid]*det)>>12 {
+			k = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if el < 0 {
+		return lowCodeNeg[k]
+	}
+	return lowCodePos[k]
 }
 
 // adapt runs the feedback path for codeword il: INVQAL, LOGSCL, SCALEL and
