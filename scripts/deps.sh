@@ -3,12 +3,14 @@
 # missing, so `make test` on a machine that has them costs nothing.
 set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
-# (4), netfilter inspection (5), the emulated phone and arm unit tests (6).
+# (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
+# the G.722 reference encoder/decoder (15).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
-qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat"
+qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
+ffmpeg"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
