@@ -8,7 +8,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 PLATFORMS := linux/amd64 linux/arm64 linux/arm
 export CGO_ENABLED=0
 
-.PHONY: all build deps check-targets test fuzz fuzz-short fuzz-selftest bench soak demo clean vet
+.PHONY: all build check deps check-targets test fuzz fuzz-short fuzz-selftest bench soak demo clean vet
 
 all: build
 
@@ -25,6 +25,14 @@ deps:
 
 vet:
 	$(GO) vet ./...
+
+# The inner loop (under 2 minutes on 2 cores): every package's unit tests
+# with -short, which skips the suites that start real peers in network
+# namespaces (test/integration), the emulated phone (test/qemu) and most
+# power-cut points; no deps, no builds for other platforms, no fuzzing.
+check:
+	$(GO) vet ./...
+	$(GO) test -short -count=1 ./...
 
 # Unit tests, the integration suite against real Kamailio and baresip in a
 # private network namespace (the test binaries create it themselves), the

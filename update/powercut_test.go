@@ -71,6 +71,9 @@ func TestPowerCutChild(t *testing.T) {
 // (simulated bootloader) and checks the updater recovers.
 func TestPowerCut(t *testing.T) {
 	points := 50
+	if testing.Short() {
+		points = 5
+	}
 	if os.Getenv("HARDPHONE_SOAK") == "1" {
 		points = 500
 	}

@@ -60,13 +60,12 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	br, err := c.send(conn, req)
-	if err != nil {
-		return c.ctxErr(ctx, err)
-	}
+	br, werr := c.send(conn, req)
+	// A server that refuses a caller answers without reading the request:
+	// the write may fail while the refusal waits to be read.
 	resp, err := readResponse(br)
 	if err != nil {
-		return c.ctxErr(ctx, err)
+		return c.ctxErr(ctx, errors.Join(werr, err))
 	}
 	if resp.Error != nil {
 		return resp.Error
@@ -87,16 +86,17 @@ func (c *Client) ctxErr(ctx context.Context, err error) error {
 	return fmt.Errorf("control socket %s: %w", c.path, err)
 }
 
+// send writes req and returns the reader for the answer, also when the
+// write failed (the answer may already be there).
 func (c *Client) send(conn net.Conn, req Request) (*bufio.Reader, error) {
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxResponseBytes), 64<<10)
 	req.V = Version
 	b, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return br, err
 	}
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return nil, err
-	}
-	return bufio.NewReaderSize(io.LimitReader(conn, maxResponseBytes), 64<<10), nil
+	_, err = conn.Write(append(b, '\n'))
+	return br, err
 }
 
 func readResponse(br *bufio.Reader) (*Response, error) {
@@ -155,13 +155,10 @@ func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	br, err := c.send(conn, Request{Command: CmdWatch})
-	if err != nil {
-		return c.ctxErr(ctx, err)
-	}
+	br, werr := c.send(conn, Request{Command: CmdWatch})
 	resp, err := readResponse(br)
 	if err != nil {
-		return c.ctxErr(ctx, err)
+		return c.ctxErr(ctx, errors.Join(werr, err))
 	}
 	if resp.Error != nil {
 		return resp.Error

@@ -21,6 +21,20 @@ func TestRunExitCodes(t *testing.T) {
 		{"run without config", []string{"run"}, 1, ""},
 		{"status without config", []string{"status"}, 1, ""},
 		{"bad config", []string{"run", "--config", "/nonexistent/hardphone.toml"}, 1, ""},
+		{"help", []string{"--help"}, 0, "usage: hardphone <command>"},
+		{"run help", []string{"run", "--help"}, 0, "usage: hardphone run"},
+		{"call help after args", []string{"call", "sip:x@y", "--help"}, 0, "usage: hardphone call"},
+		{"status help", []string{"status", "-h"}, 0, "usage: hardphone status"},
+		{"creds help", []string{"creds", "--help"}, 0, "usage: hardphone creds"},
+		{"creds set help", []string{"creds", "set", "--help"}, 0, "usage: hardphone creds set NAME"},
+		{"identity csr help", []string{"identity", "csr", "--help"}, 0, "usage: hardphone identity csr"},
+		{"update install help", []string{"update", "install", "--help"}, 0, "usage: hardphone update install"},
+		{"update help", []string{"update", "help"}, 0, "usage: hardphone update <subcommand>"},
+		{"lockdown check help", []string{"lockdown", "check", "--help"}, 0, "usage: hardphone lockdown check"},
+		{"unknown flag", []string{"status", "--nope"}, 2, ""},
+		{"creds rm without name", []string{"creds", "rm", "--state-dir", "/x"}, 2, ""},
+		{"update install two bundles", []string{"update", "install", "a", "b"}, 2, ""},
+		{"flags after arguments", []string{"creds", "rm", "sip/x", "--state-dir", "/nonexistent/state", "--tpm", "software:/nonexistent/kek"}, 1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/hardphone/hardphone/internal/cli"
 	"io"
 	"os"
 	"os/signal"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hardphone/hardphone/internal/cli"
 
 	"github.com/hardphone/hardphone/update/bundle"
 )
@@ -49,10 +50,10 @@ func bundleCreate(args []string, stdout, stderr io.Writer) error {
 	class := fs.String("slot-class", "rootfs", "slot class for an IMAGE given without CLASS=")
 	out := fs.String("o", "", "output bundle file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hpctl bundle create --cert CERT --key KEY --compatible C --version V [--security-version N] [CLASS=]IMAGE... -o OUT")
+		fmt.Fprintln(fs.Output(), "usage: hpctl bundle create --cert CERT --key KEY --compatible C --version V [--security-version N] [CLASS=]IMAGE... -o OUT")
 		fs.PrintDefaults()
 	}
-	images, err := cli.ParseInterleaved(fs, args)
+	images, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -148,10 +149,10 @@ func bundleInspect(args []string, stdout, stderr io.Writer, verify bool) error {
 	purpose := fs.String("check-purpose", "codesign", "signer certificate rule: codesign (RAUC check-purpose=codesign) or smimesign (RAUC's default)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: hpctl bundle %s --keyring CA.pem [--check-purpose codesign] [--json] BUNDLE\n", name)
+		fmt.Fprintf(fs.Output(), "usage: hpctl bundle %s --keyring CA.pem [--check-purpose codesign] [--json] BUNDLE\n", name)
 		fs.PrintDefaults()
 	}
-	pos, err := cli.ParseInterleaved(fs, args)
+	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
 	}

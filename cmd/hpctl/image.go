@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/board"
+	"github.com/hardphone/hardphone/internal/cli"
 	"github.com/hardphone/hardphone/update/bundle"
 )
 
@@ -51,14 +52,15 @@ func imageKernel(args []string, stdout, stderr io.Writer) error {
 	refresh := fs.Bool("refresh", false, "refresh the apt lists even if they are recent")
 	offline := fs.Bool("offline", false, "run no apt: only check that the cache holds the kernel")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hpctl image kernel --board NAME [--cache DIR] [--refresh] [--offline]")
+		fmt.Fprintln(fs.Output(), "usage: hpctl image kernel --board NAME [--cache DIR] [--refresh] [--offline]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usagef("image kernel: unexpected argument %q", fs.Arg(0))
+	if len(pos) != 0 {
+		return usagef("image kernel: unexpected argument %q", pos[0])
 	}
 	b, err := board.Lookup(*boardName)
 	if err != nil {
@@ -118,14 +120,15 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.data, "data", "", "directory whose contents become the data partition (e.g. a provisioned hardphone/ state dir)")
 	fs.BoolVar(&o.slotOnly, "slot-only", false, "build only the slot image and its bundle, no disk")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hpctl image build --board NAME --hardphone BIN -o DIR [flags]")
+		fmt.Fprintln(fs.Output(), "usage: hpctl image build --board NAME --hardphone BIN -o DIR [flags]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usagef("image build: unexpected argument %q", fs.Arg(0))
+	if len(pos) != 0 {
+		return usagef("image build: unexpected argument %q", pos[0])
 	}
 	if *boardName == "" || o.out == "" || o.hardphone == "" {
 		return usagef("image build: --board, --hardphone and -o are required")

@@ -3,6 +3,8 @@
 package integration
 
 import (
+	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -12,6 +14,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// make check: the inner loop runs unit tests only.
+		fmt.Println("integration: skipped with -short (real Kamailio, baresip and SIPp in a namespace: make test)")
+		os.Exit(0)
+	}
 	// sipgo's package-level logger: errors only, so its shutdown warnings do
 	// not interleave with benchmark result lines.
 	sip.SetLibraryLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))

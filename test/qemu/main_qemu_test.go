@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -17,6 +18,12 @@ var workDir string
 // guest forward reaches Kamailio on that namespace's loopback, and nothing
 // else), then runs them with a shared work directory.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// make check: the inner loop runs unit tests only.
+		fmt.Println("qemu: skipped with -short (emulated phone scenarios: make test, make qemu-test)")
+		os.Exit(0)
+	}
 	if !test.InNetns() {
 		test.RunInNetns(m) // does not return
 	}
