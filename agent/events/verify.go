@@ -321,7 +321,7 @@ func (v *verifier) run() {
 			if expect == anchorFirst && anchor != nil && anchor.rec.Type == RecordGenesis || expect == anchorFirst && anchor == nil {
 				v.problem(expect, ProblemTruncatedHead, "records %d..%d missing at the start, and no signed truncation record accounts for them", expect, e.key-1)
 			} else {
-				v.problem(expect, ProblemMissing, "records %d..%d missing (deleted)", expect, e.key-1)
+				v.problem(expect, ProblemMissing, "%s missing (deleted)", seqRange(expect, e.key-1))
 			}
 		} else if e.prev != expectPrev {
 			breaks[e.key] = true
@@ -430,4 +430,11 @@ func (v *verifier) tail(chain [chainIDLen]byte) {
 			v.problem(v.o.knownSeq, ProblemEdited, "differs from the record the collector received")
 		}
 	}
+}
+
+func seqRange(a, b uint64) string {
+	if a == b {
+		return fmt.Sprintf("record %d", a)
+	}
+	return fmt.Sprintf("records %d..%d", a, b)
 }
