@@ -121,6 +121,9 @@ type Record struct {
 	// Err is set by List for a record that does not decode (the other
 	// fields then hold only Seq and Hash) or sits under the wrong key.
 	Err error
+	// chain is the journal ID in hex, set by the exporter on event
+	// records for their syslog message.
+	chain string
 	// raw is the stored value; Size is its length.
 	raw []byte
 }
