@@ -274,6 +274,12 @@ func (e *Exporter) session(ctx context.Context) (progressed bool, err error) {
 	defer conn.Close()
 	e.update(func(s *ExportStats) { s.Connected = true })
 	e.log.Info("collector connected", "tls_version", tls.VersionName(conn.ConnectionState().Version))
+	return e.ship(ctx, conn, dead)
+}
+
+// ship delivers records on an established connection until it fails or
+// ctx is done.
+func (e *Exporter) ship(ctx context.Context, conn *tls.Conn, dead <-chan error) (progressed bool, err error) {
 	var lastCheckpoint time.Time
 	for {
 		changed := e.j.Changed() // before reading, so no commit is missed

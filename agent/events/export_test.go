@@ -33,7 +33,7 @@ type collectorEnv struct {
 
 const phoneCN = "phone-1"
 
-func newCollectorEnv(t *testing.T) *collectorEnv {
+func newCollectorEnv(t testing.TB) *collectorEnv {
 	t.Helper()
 	pki := test.NewPKI(t, filepath.Join(t.TempDir(), "pki"))
 	rs := test.StartRsyslog(t, pki, phoneCN)
@@ -52,13 +52,13 @@ func newCollectorEnv(t *testing.T) *collectorEnv {
 	return e
 }
 
+func (e *collectorEnv) clientTLS(cert *tls.Certificate) policy.ClientTLS {
+	return policy.ClientTLS{Roots: e.rs.Roots, ServerName: e.rs.ServerName, Certificate: cert}
+}
+
 func (e *collectorEnv) exporter(t *testing.T, cert *tls.Certificate) *Exporter {
 	t.Helper()
-	x, err := NewExporter(e.j, ExportConfig{
-		Addr:     e.rs.Addr,
-		TLS:      policy.ClientTLS{Roots: e.rs.Roots, ServerName: e.rs.ServerName, Certificate: cert},
-		Hostname: phoneCN,
-	}, WithBackoff(20*time.Millisecond, 200*time.Millisecond), WithExportCheckpoint(50*time.Millisecond))
+	x, err := NewExporter(e.j, ExportConfig{Addr: e.rs.Addr, TLS: e.clientTLS(cert), Hostname: phoneCN}, WithBackoff(20*time.Millisecond, 200*time.Millisecond), WithExportCheckpoint(50*time.Millisecond))
 	if err != nil {
 		t.Fatalf("NewExporter = %v", err)
 	}
