@@ -23,12 +23,15 @@ import (
 //	  last_checkpoint   a copy of the newest signed record (Verify's
 //	                    tail-truncation check)
 //	  cursor            u64 BE: the last seq the exporter delivered
+//	  damaged/records   the records of a journal that could not be
+//	                    continued, kept for forensics (the newest only)
 var (
 	bucketEvents      = []byte("events")
 	bucketRecords     = []byte("records")
 	keyChain          = []byte("chain")
 	keyLastCheckpoint = []byte("last_checkpoint")
 	keyCursor         = []byte("cursor")
+	bucketDamaged     = []byte("damaged")
 )
 
 // Defaults of a Journal.
@@ -186,9 +189,57 @@ func Open(db *bolt.DB, signer crypto.Signer, opts ...JournalOption) (*Journal, e
 		}
 	}
 	if err := j.load(); err != nil {
-		return nil, fmt.Errorf("open event journal: %w", err)
+		if !exists {
+			return nil, fmt.Errorf("open event journal: %w", err)
+		}
+		// Whoever emptied or broke the journal must not also stop it
+		// from recording: keep the remains aside and start a new chain.
+		if err := j.reset(err); err != nil {
+			return nil, fmt.Errorf("open event journal: %w", err)
+		}
 	}
 	return j, nil
+}
+
+// reset moves the unusable journal's records to events/damaged (replacing
+// an older damaged copy), starts a new chain and records why.
+func (j *Journal) reset(cause error) error {
+	j.log.Error("event journal cannot be continued; keeping its records aside and starting a new chain", "err", cause)
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		if b.Bucket(bucketDamaged) != nil {
+			if err := b.DeleteBucket(bucketDamaged); err != nil {
+				return err
+			}
+		}
+		d, err := b.CreateBucket(bucketDamaged)
+		if err != nil {
+			return err
+		}
+		if b.Bucket(bucketRecords) != nil {
+			if err := tx.MoveBucket(bucketRecords, b, d); err != nil {
+				return err
+			}
+		}
+		for _, k := range [][]byte{keyChain, keyLastCheckpoint, keyCursor} {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set the damaged journal aside: %w", err)
+	}
+	*j = Journal{db: j.db, signer: j.signer, keyID: j.keyID, o: j.o, log: j.log, changed: j.changed}
+	if err := j.create(); err != nil {
+		return err
+	}
+	if err := j.load(); err != nil {
+		return err
+	}
+	_, err = j.Append(Event{Kind: KindJournalReset, Detail: Detail{"cause": cause.Error()}})
+	return err
 }
 
 // create writes the bucket and the genesis record.
@@ -202,12 +253,12 @@ func (j *Journal) create() error {
 		return err
 	}
 	err = j.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketEvents) != nil {
-			return errors.New("bucket appeared while creating it")
-		}
-		b, err := tx.CreateBucket(bucketEvents)
+		b, err := tx.CreateBucketIfNotExists(bucketEvents)
 		if err != nil {
 			return err
+		}
+		if b.Bucket(bucketRecords) != nil {
+			return errors.New("records bucket appeared while creating it")
 		}
 		r, err := b.CreateBucket(bucketRecords)
 		if err != nil {

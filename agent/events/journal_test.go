@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestJournalAppendVerify(t *testing.T) {
@@ -159,5 +161,63 @@ func listAll(t testing.TB, j *Journal) []Record {
 			return out
 		}
 		from = recs[len(recs)-1].Seq + 1
+	}
+}
+
+// TestEmptiedJournalKeepsRecording: an attacker who deletes the records
+// does not stop the journal; a new chain starts with a reset event, and
+// the remains are kept aside.
+func TestEmptiedJournalKeepsRecording(t *testing.T) {
+	db, key, clk := newDB(t), newKey(t), newClock()
+	j := openJournal(t, db, key, clk)
+	appendN(t, j, clk, 10, 5)
+	old := j.Stats().Chain
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvents).Bucket(bucketRecords).ForEach(func(k, _ []byte) error {
+			return tx.Bucket(bucketEvents).Bucket(bucketRecords).Delete(k)
+		})
+	}); err != nil {
+		t.Fatalf("empty records: %v", err)
+	}
+	j2 := openJournal(t, db, key, clk)
+	st := j2.Stats()
+	if st.Chain == old {
+		t.Errorf("reopened journal kept chain %x, want a new one", old)
+	}
+	recs := listAll(t, j2)
+	if len(recs) != 2 || recs[1].Event == nil || recs[1].Event.Kind != KindJournalReset {
+		t.Fatalf("new journal = %v, want genesis and a reset event", recs)
+	}
+	if _, err := j2.Append(testEvent(1)); err != nil {
+		t.Fatalf("Append after reset = %v", err)
+	}
+	if rep, err := Verify(db, key.Public()); err != nil {
+		t.Errorf("Verify(new chain) = %v, %v", err, rep.Problems)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketEvents).Bucket(bucketDamaged).Bucket(bucketRecords) == nil {
+			t.Errorf("damaged records not kept aside")
+		}
+		return nil
+	})
+}
+
+func TestTimeCheckpoint(t *testing.T) {
+	db, key, clk := newDB(t), newKey(t), newClock()
+	j := openJournal(t, db, key, clk, WithCheckpointInterval(time.Minute))
+	appendN(t, j, clk, 3, 1)
+	if err := j.CheckpointIfDue(); err != nil || j.Stats().Unsigned != 3 {
+		t.Fatalf("CheckpointIfDue(3 s old) = %v, unsigned %d; want no checkpoint yet", err, j.Stats().Unsigned)
+	}
+	clk.advance(time.Minute)
+	if err := j.CheckpointIfDue(); err != nil || j.Stats().Unsigned != 0 {
+		t.Fatalf("CheckpointIfDue(a minute old) = %v, unsigned %d; want a checkpoint", err, j.Stats().Unsigned)
+	}
+	// An Append that finds its predecessors old enough signs them too.
+	appendN(t, j, clk, 1, 1)
+	clk.advance(2 * time.Minute)
+	appendN(t, j, clk, 1, 1)
+	if u := j.Stats().Unsigned; u != 0 {
+		t.Errorf("Stats().Unsigned = %d after an Append past the interval, want 0", u)
 	}
 }

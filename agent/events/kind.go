@@ -61,6 +61,11 @@ const (
 	// KindExportGap is written by the Journal: a truncation dropped events
 	// the exporter had not delivered; its detail says how many.
 	KindExportGap Kind = "events.export_gap"
+	// KindJournalReset is written by the Journal as the first event of a
+	// new chain, when the stored journal could not be continued (its
+	// records or bookkeeping gone or damaged); the old records are kept
+	// aside in events/damaged.
+	KindJournalReset Kind = "events.journal_reset"
 )
 
 // Severity is an RFC 5424 §6.2.1 severity: 0 (emergency) to 7 (debug).
@@ -135,6 +140,7 @@ var kinds = map[Kind]kindInfo{
 	KindStaleMetadata:   {SeverityError, "signed metadata stale"},
 	KindSuppressed:      {SeverityNotice, "events suppressed by the rate limit"},
 	KindExportGap:       {SeverityError, "journal truncated events not yet exported"},
+	KindJournalReset:    {SeverityCritical, "event journal could not be continued; a new chain starts"},
 }
 
 // Kinds returns every kind the model knows, for documentation and tests.
