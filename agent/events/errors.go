@@ -20,7 +20,6 @@ var ErrClosed = errors.New("event journal closed")
 var ErrUnsupported = errors.New("not supported on this platform")
 
 var (
-	errShort      = errors.New("record truncated")
-	errUnknownKey = errors.New("signed by an unknown key")
-	errKeyType    = errors.New("unsupported key type")
+	errShort   = errors.New("record truncated")
+	errKeyType = errors.New("unsupported key type")
 )
