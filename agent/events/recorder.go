@@ -100,7 +100,9 @@ type RecorderStats struct {
 // Recorder is what the agent's parts emit events through: Record never
 // blocks on the disk. It cleans and rate limits each event, queues it in a
 // bounded queue, and Run writes the queue to the journal in batches (one
-// fsynced commit per batch).
+// fsynced commit per batch). Record returns before the event is on disk:
+// a crash loses at most what is queued (the queue bound). Flush waits
+// until what was recorded is committed, for callers that need that.
 type Recorder struct {
 	j    *Journal
 	o    recorderOptions

@@ -86,6 +86,8 @@ func TestFloodIsBounded(t *testing.T) {
 			stop()
 			st := r.Stats()
 			events, summarised := tally(t, j, KindINVITEFlood)
+			t.Logf("%d events: %d written, %d summarised in %d summaries; journal %d records, %d bytes",
+				n, events, summarised, st.Queued-events, j.Stats().Records, j.Stats().Bytes)
 			if events+summarised != n {
 				t.Errorf("journal holds %d events + %d summarised, want %d in all", events, summarised, n)
 			}

@@ -192,3 +192,21 @@ func TestVerifyUnsignedTailLimit(t *testing.T) {
 		t.Errorf("Verify(known head %d) = %v, problems %v, want rollback at %d", st.Head, err, rep.Problems, st.Head)
 	}
 }
+
+// TestVerifyAfterIdentityChange: a replaced identity key signs on; Verify
+// needs both keys, and names the old key's records without it.
+func TestVerifyAfterIdentityChange(t *testing.T) {
+	db, oldKey, clk := newDB(t), newKey(t), newClock()
+	j := openJournal(t, db, oldKey, clk, WithCheckpointEvery(4))
+	appendN(t, j, clk, 10, 2)
+	newK := newKey(t)
+	j2 := openJournal(t, db, newK, clk, WithCheckpointEvery(4))
+	appendN(t, j2, clk, 10, 2)
+	if rep, err := Verify(db, newK.Public(), VerifyKeys(oldKey.Public())); err != nil {
+		t.Fatalf("Verify(both keys) = %v, %v", err, rep.Problems)
+	}
+	rep, err := Verify(db, newK.Public())
+	if !errors.Is(err, ErrTampered) || !hasProblem(rep, 1, ProblemUnknownKey) {
+		t.Errorf("Verify(new key only) = %v, %v; want the genesis named as signed by an unknown key", err, rep.Problems)
+	}
+}
