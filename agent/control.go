@@ -87,7 +87,7 @@ func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, er
 
 // Status returns the agent-wide snapshot.
 func (a *Agent) Status() control.Status {
-	s := control.Status{Version: a.version, Credentials: "none", Weaker: true, Updater: a.updater != nil}
+	s := control.Status{Version: a.version, Credentials: "none", Weaker: true, Updater: a.updater != nil, Runtime: runtimeStatus()}
 	if a.creds != nil {
 		p := a.creds.Protection()
 		s.Credentials, s.Weaker = p.String(), p.Weaker()

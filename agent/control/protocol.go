@@ -82,6 +82,26 @@ type Status struct {
 	Weaker      bool   `json:"credentials_weaker,omitempty"`
 	// Updater is true when the agent runs an A/B updater.
 	Updater bool `json:"updater"`
+	// Runtime is where the agent's own memory goes (Go's runtime/metrics).
+	Runtime RuntimeStatus `json:"runtime"`
+}
+
+// RuntimeStatus is the Go runtime's view of the agent's memory, from
+// runtime/metrics: what `hardphone status` shows for memory questions.
+type RuntimeStatus struct {
+	Goroutines int `json:"goroutines"`
+	// HeapLiveBytes is the heap the last GC found reachable.
+	HeapLiveBytes uint64 `json:"heap_live_bytes"`
+	// HeapBytes is heap memory in use or cached for objects.
+	HeapBytes uint64 `json:"heap_bytes"`
+	// StackBytes is goroutine stack memory.
+	StackBytes uint64 `json:"stack_bytes"`
+	// RuntimeBytes is the runtime's own metadata (GC, spans, profiling).
+	RuntimeBytes uint64 `json:"runtime_bytes"`
+	// MappedBytes is all memory the Go runtime has mapped and not released
+	// to the OS (an upper bound of its share of RSS; the binary's own pages
+	// are not in it).
+	MappedBytes uint64 `json:"mapped_bytes"`
 }
 
 // LockdownStatus says which policy is enforced and how often the periodic

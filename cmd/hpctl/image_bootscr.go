@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hardphone/hardphone/board"
-	"github.com/hardphone/hardphone/update/bootchooser"
+	"github.com/hardphone/hardphone/update/bootchooser/ubootscript"
 )
 
 // scratch addresses in the guest's RAM (QEMU virt: RAM from 0x40000000;
@@ -23,16 +23,16 @@ const (
 // is update/bootchooser's; the RAM addresses are this board family's).
 func bootScriptText(b *board.Board) ([]byte, error) {
 	e := b.Env
-	p := bootchooser.ScriptParams{
+	p := ubootscript.ScriptParams{
 		Board: b.Name, Interface: b.Disk.UBootInterface, Device: b.Disk.UBootDevice,
 		EnvPartition: e.Partition, EnvOffset: e.Offset, EnvRedundantOffset: e.RedundantOffset, EnvSize: e.Size,
 		Attempts: e.Attempts, Image: b.Kernel.Image, Initrd: b.Kernel.Initrd, Cmdline: b.Kernel.Cmdline,
 		Env0: scrEnv0, Env1: scrEnv1, Tmp: scrTmp, Export: scrExport,
 	}
 	for _, s := range b.Slots {
-		p.Slots = append(p.Slots, bootchooser.ScriptSlot{Name: s.Name, Partition: s.Partition})
+		p.Slots = append(p.Slots, ubootscript.ScriptSlot{Name: s.Name, Partition: s.Partition})
 	}
-	return bootchooser.Script(p)
+	return ubootscript.Script(p)
 }
 
 // ubootFlashEnv is U-Boot's own environment, in QEMU's second flash bank:

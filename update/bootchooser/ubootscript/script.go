@@ -1,4 +1,4 @@
-package bootchooser
+package ubootscript
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+
+	"github.com/hardphone/hardphone/update/bootchooser"
 )
 
 // Script renders the U-Boot boot script (a `mkimage -T script` source)
@@ -20,10 +22,11 @@ import (
 //     never trusted;
 //   - the current copy is the valid one with the newer flags (larger wins,
 //     0 follows 255; equal keeps copy 0), libubootenv's rule;
-//   - take the first slot in OrderVar with attempts left and decrement
+//   - take the first slot in bootchooser.OrderVar with attempts left and decrement
 //     them; when none has any, reset every counter and reset the board;
 //   - write the other copy with flags+1 (`env export -c`, CRC moved back
-//     down, flags byte set), then boot the slot with CmdlineKey+NAME.
+//     down, flags byte set), then boot the slot with bootchooser.CmdlineKey
+//     and its name.
 //
 // A power cut during the write leaves the copy being written with a bad
 // CRC: the next boot uses the old copy (the attempt is not counted, which
@@ -45,15 +48,15 @@ func Script(p ScriptParams) ([]byte, error) {
 		Slots                                    []scriptSlot
 	}{
 		ScriptParams: p,
-		Vars:         strings.Join(Vars(names), " "), DefaultOrder: strings.Join(names, " "),
-		OrderVar: OrderVar, CmdlineKey: CmdlineKey,
+		Vars:         strings.Join(bootchooser.Vars(names), " "), DefaultOrder: strings.Join(names, " "),
+		OrderVar: bootchooser.OrderVar, CmdlineKey: bootchooser.CmdlineKey,
 		Off0: p.EnvOffset / 512, Off1: p.EnvRedundantOffset / 512, Blocks: int64(p.EnvSize) / 512,
 		// The copy's data area plus the CRC in front: the size minus the
 		// flags byte.
 		ImportSize: int64(p.EnvSize) - 1,
 	}
 	for _, s := range p.Slots {
-		data.Slots = append(data.Slots, scriptSlot{Name: s.Name, Partition: s.Partition, Left: LeftVar(s.Name)})
+		data.Slots = append(data.Slots, scriptSlot{Name: s.Name, Partition: s.Partition, Left: bootchooser.LeftVar(s.Name)})
 	}
 	var out bytes.Buffer
 	if err := scriptTemplate.Execute(&out, data); err != nil {
@@ -77,12 +80,12 @@ type ScriptParams struct {
 	EnvOffset, EnvRedundantOffset int64
 	EnvSize                       int
 	// Attempts is what a counter starts at and is reset to (1 to
-	// MaxAttempts).
+	// bootchooser.MaxAttempts).
 	Attempts int
 	// Slots in default order, each with its partition number.
 	Slots []ScriptSlot
 	// Image and Initrd are the file names inside a slot; Cmdline the
-	// kernel command line before CmdlineKey.
+	// kernel command line before bootchooser.CmdlineKey.
 	Image, Initrd, Cmdline string
 	// Scratch RAM addresses: Env0 and Env1 receive the two copies, Tmp is
 	// four bytes of scratch, Export receives the written copy and must have
@@ -112,8 +115,8 @@ func (p ScriptParams) validate() error {
 			return fmt.Errorf("slot %q on partition %d: want a name of letters and digits on a partition >= 1", s.Name, s.Partition)
 		}
 	}
-	if p.Attempts < 1 || p.Attempts > MaxAttempts {
-		return fmt.Errorf("attempts %d, want 1 to %d", p.Attempts, MaxAttempts)
+	if p.Attempts < 1 || p.Attempts > bootchooser.MaxAttempts {
+		return fmt.Errorf("attempts %d, want 1 to %d", p.Attempts, bootchooser.MaxAttempts)
 	}
 	if p.EnvSize < 0x1000 || p.EnvSize%512 != 0 || p.EnvOffset%512 != 0 || p.EnvRedundantOffset%512 != 0 {
 		return errors.New("environment copies must be sector aligned and at least 4 KiB")
