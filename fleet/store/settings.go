@@ -7,7 +7,8 @@ import (
 	"strconv"
 )
 
-// MaxSettingValue bounds a setting's value.
+// MaxSettingValue bounds a setting's value: 1..MaxSettingValue bytes of
+// printable ASCII.
 const MaxSettingValue = MaxTextLen
 
 // SettingKey names a fleet setting: 1..MaxNameLen bytes of [a-z0-9_.],
@@ -41,10 +42,10 @@ func ValidateSetting(k SettingKey, value string) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
-	if err := checkText("setting "+string(k), value, MaxSettingValue); err != nil {
-		return err
+	if value == "" {
+		return fmt.Errorf("%w: setting %s: empty value (delete the setting instead)", ErrInvalid, k)
 	}
-	return nil
+	return checkText("setting "+string(k), value, MaxSettingValue)
 }
 
 // SettingReader is what the typed getters need.
