@@ -45,6 +45,19 @@ func TestConformance(t *testing.T) {
 			}
 			return err
 		},
+		StoredReports: func(t *testing.T, s store.Store, id store.DeviceID) int {
+			n := 0
+			err := s.(*Store).db.View(func(tx *bolt.Tx) error {
+				if b := tx.Bucket(bReports).Bucket([]byte(id)); b != nil {
+					n = b.Stats().KeyN
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("count reports: %v", err)
+			}
+			return n
+		},
 	})
 }
 

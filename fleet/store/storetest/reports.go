@@ -73,6 +73,9 @@ func testReportHistoryBound(t *testing.T, b Backend) {
 	const total = store.MaxReportHistory + 7
 	for n := 1; n <= total; n++ {
 		noErr(t, fmt.Sprintf("PutReport(%d)", n), s.PutReport(ctx, d.ID, report(n, at(time.Duration(n)*time.Second))))
+		if got, want := b.StoredReports(t, s, d.ID), min(n, store.MaxReportHistory); got != want {
+			t.Fatalf("after %d reports the store holds %d, want %d", n, got, want)
+		}
 	}
 	h, err := s.ReportHistory(ctx, d.ID, store.MaxReportHistory)
 	noErr(t, "ReportHistory", err)

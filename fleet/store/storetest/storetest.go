@@ -24,12 +24,16 @@ type Backend struct {
 	// than this binary knows, opens it again and returns Open's error,
 	// closing the store if Open wrongly succeeded.
 	OpenTooNew func(t *testing.T, s store.Store) error
+	// StoredReports counts the reports s holds for a device, looking
+	// past the API (which never lists more than MaxReportHistory), to
+	// check that PutReport deletes what falls off the history.
+	StoredReports func(t *testing.T, s store.Store, id store.DeviceID) int
 }
 
 // Run runs the conformance suite against b as subtests of t.
 func Run(t *testing.T, b Backend) {
-	if b.Open == nil || b.Reopen == nil || b.OpenTooNew == nil {
-		t.Fatalf("storetest.Run: Backend needs Open, Reopen and OpenTooNew")
+	if b.Open == nil || b.Reopen == nil || b.OpenTooNew == nil || b.StoredReports == nil {
+		t.Fatalf("storetest.Run: Backend needs Open, Reopen, OpenTooNew and StoredReports")
 	}
 	tests := []struct {
 		name string
