@@ -3,11 +3,13 @@
 # missing, so `make test` on a machine that has them costs nothing.
 set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
-# (4), netfilter inspection (5), the emulated phone and arm unit tests (6).
+# (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
+# the fleet store on PostgreSQL (11).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
+postgresql
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat"
 missing=""
 for p in $PKGS; do
