@@ -32,7 +32,7 @@ var (
 )
 
 // pubKey is a DER SubjectPublicKeyInfo of a P-256 key.
-func pubKey(t *testing.T) []byte {
+func pubKey(t testing.TB) []byte {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -57,7 +57,7 @@ func allowEntry(i int) store.AllowEntry {
 }
 
 // allow puts test TPMs on the allow-list.
-func allow(t *testing.T, s store.Store, tpms ...int) {
+func allow(t testing.TB, s store.Store, tpms ...int) {
 	t.Helper()
 	var entries []store.AllowEntry
 	for _, i := range tpms {
@@ -69,7 +69,7 @@ func allow(t *testing.T, s store.Store, tpms ...int) {
 }
 
 // challenge is a valid challenge for test TPM i created at created.
-func challenge(t *testing.T, i int, created time.Time) store.Challenge {
+func challenge(t testing.TB, i int, created time.Time) store.Challenge {
 	return store.Challenge{ID: store.NewChallengeID(), EK: ek(i), AKName: append([]byte{0, 0x0b}, make([]byte, 32)...),
 		IdentityPublicKey: pubKey(t), SecretHash: sha256.Sum256([]byte("secret")),
 		CreatedAt: created, ExpiresAt: created.Add(time.Minute)}
@@ -77,7 +77,7 @@ func challenge(t *testing.T, i int, created time.Time) store.Challenge {
 
 // newDevice is a device and first certificate for test TPM i, with a
 // serial from s.
-func newDevice(t *testing.T, s store.Store, i int, enrolled time.Time) (store.Device, store.Cert) {
+func newDevice(t testing.TB, s store.Store, i int, enrolled time.Time) (store.Device, store.Cert) {
 	t.Helper()
 	e := allowEntry(i)
 	d := store.Device{ID: store.NewDeviceID(), Serial: e.Serial, Model: e.Model, Group: e.Group, EK: e.EK,
@@ -87,7 +87,7 @@ func newDevice(t *testing.T, s store.Store, i int, enrolled time.Time) (store.De
 
 // newCert is a 30-day certificate for device id from notBefore, with a
 // serial from s.
-func newCert(t *testing.T, s store.Store, id store.DeviceID, notBefore time.Time) store.Cert {
+func newCert(t testing.TB, s store.Store, id store.DeviceID, notBefore time.Time) store.Cert {
 	t.Helper()
 	serial, err := s.NextCertSerial(ctx)
 	if err != nil {
@@ -99,7 +99,7 @@ func newCert(t *testing.T, s store.Store, id store.DeviceID, notBefore time.Time
 
 // enrol allows test TPM i and creates its device; it returns the device as
 // the store should hold it.
-func enrol(t *testing.T, s store.Store, i int, enrolled time.Time) (store.Device, store.Cert) {
+func enrol(t testing.TB, s store.Store, i int, enrolled time.Time) (store.Device, store.Cert) {
 	t.Helper()
 	allow(t, s, i)
 	d, c := newDevice(t, s, i, enrolled)
@@ -172,7 +172,7 @@ func storedReport(r store.Report) store.Report {
 }
 
 // wantErr fails t unless err wraps want.
-func wantErr(t *testing.T, call string, err, want error) {
+func wantErr(t testing.TB, call string, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("%s error = %v, want %v", call, err, want)
@@ -180,7 +180,7 @@ func wantErr(t *testing.T, call string, err, want error) {
 }
 
 // noErr fails t on err.
-func noErr(t *testing.T, call string, err error) {
+func noErr(t testing.TB, call string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s error %v", call, err)
