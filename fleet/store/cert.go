@@ -12,6 +12,12 @@ import (
 // MaxCertDER bounds a stored certificate.
 const MaxCertDER = 16 << 10
 
+// MaxLiveCertsPerDevice bounds the certificates of one device that are
+// neither revoked nor expired at a new one's NotBefore: a phone renewing
+// in a loop cannot grow the table (AddCert returns ErrLimit). A server that
+// renews at two-thirds of the life has two live at a time.
+const MaxLiveCertsPerDevice = 4
+
 // CertSerial is a certificate serial number as NextCertSerial makes it:
 // 16 bytes big-endian, a database sequence number (>= 1, below 2^63) in the
 // first 8 and 64 bits from crypto/rand in the last 8. The sequence makes it

@@ -80,8 +80,9 @@ type Store interface {
 	// and 64 random bits below.
 	NextCertSerial(ctx context.Context) (CertSerial, error)
 	// AddCert records a renewal certificate and makes it the device's
-	// current one. The device must be enrolled (ErrState) and the serial
-	// new (ErrExists).
+	// current one. The device must be enrolled (ErrState), the serial new
+	// (ErrExists), and the device may hold at most MaxLiveCertsPerDevice
+	// certificates live at c.NotBefore, c included (ErrLimit).
 	AddCert(ctx context.Context, c Cert) error
 	// GetCert returns a certificate by serial, or ErrNotFound.
 	GetCert(ctx context.Context, serial CertSerial) (Cert, error)

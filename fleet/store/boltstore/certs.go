@@ -43,6 +43,23 @@ func (s *Store) AddCert(ctx context.Context, c store.Cert) error {
 		if d.State != store.StateEnrolled {
 			return fmt.Errorf("%w: device %s is %s", store.ErrState, d.ID, d.State)
 		}
+		serials, err := deviceCerts(tx, d.ID)
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, serial := range serials {
+			old, err := decCert(serial[:], tx.Bucket(bCert).Get(serial[:]))
+			if err != nil {
+				return err
+			}
+			if old.RevokedAt == nil && old.NotAfter.After(c.NotBefore) {
+				live++
+			}
+		}
+		if live >= store.MaxLiveCertsPerDevice {
+			return fmt.Errorf("%w: device %s has %d certificates live", store.ErrLimit, d.ID, live)
+		}
 		if err := putNewCert(tx, c); err != nil {
 			return err
 		}

@@ -79,6 +79,14 @@ func (s *Store) AddCert(ctx context.Context, c store.Cert) error {
 		if state != store.StateEnrolled {
 			return fmt.Errorf("%w: device %s is %s", store.ErrState, c.DeviceID, state)
 		}
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM hpfleet.certs
+			WHERE device_id = $1 AND revoked_at IS NULL AND not_after > $2`, string(c.DeviceID), c.NotBefore).Scan(&live); err != nil {
+			return err
+		}
+		if live >= store.MaxLiveCertsPerDevice {
+			return fmt.Errorf("%w: device %s has %d certificates live", store.ErrLimit, c.DeviceID, live)
+		}
 		if err := insertCert(ctx, tx, c); err != nil {
 			return err
 		}

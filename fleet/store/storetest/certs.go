@@ -178,6 +178,29 @@ func testListRevoked(t *testing.T, b Backend) {
 	wantErr(t, "ListRevoked(bad cursor)", err, store.ErrInvalid)
 }
 
+// testLiveCertBound: a device renewing in a loop stops at
+// MaxLiveCertsPerDevice live certificates; revoked or expired ones make
+// room.
+func testLiveCertBound(t *testing.T, b Backend) {
+	s := open(t, b)
+	d, first := enrol(t, s, 0, t0)
+	var renewals []store.Cert
+	for i := 1; i < store.MaxLiveCertsPerDevice; i++ {
+		c := newCert(t, s, d.ID, at(time.Duration(i)*time.Hour))
+		noErr(t, fmt.Sprintf("AddCert(%d)", i), s.AddCert(ctx, c))
+		renewals = append(renewals, c)
+	}
+	before := snap(t, s)
+	over := newCert(t, s, d.ID, at(10*time.Hour))
+	wantErr(t, "AddCert(one over the bound)", s.AddCert(ctx, over), store.ErrLimit)
+	unchanged(t, s, before, "AddCert over the bound")
+	noErr(t, "RevokeCert", s.RevokeCert(ctx, first.Serial, store.ReasonSuperseded, at(10*time.Hour)))
+	noErr(t, "AddCert(after a revocation)", s.AddCert(ctx, over))
+	// At a NotBefore past every expiry, nothing counts.
+	late := newCert(t, s, d.ID, renewals[len(renewals)-1].NotAfter)
+	noErr(t, "AddCert(after every certificate expired)", s.AddCert(ctx, late))
+}
+
 // sortCerts sorts by serial, the order of ListRevoked.
 func sortCerts(cs []store.Cert) {
 	for i := 1; i < len(cs); i++ {

@@ -129,7 +129,7 @@ func testConcurrentRenewRevoke(t *testing.T, b Backend) {
 			renewed int
 		)
 		start := make(chan struct{})
-		certs := make([]store.Cert, 5)
+		certs := make([]store.Cert, store.MaxLiveCertsPerDevice-1)
 		for i := range certs {
 			certs[i] = newCert(t, s, d.ID, at(time.Duration(i+1)*time.Hour))
 		}

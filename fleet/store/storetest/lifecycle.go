@@ -91,3 +91,19 @@ func testContextCanceled(t *testing.T, b Backend) {
 	}
 	unchanged(t, s, before, "calls with a canceled context")
 }
+
+// testClosed: calls after Close fail with an error, never a panic.
+func testClosed(t *testing.T, b Backend) {
+	s := b.Open(t)
+	d, _ := enrol(t, s, 0, t0)
+	noErr(t, "Close", s.Close())
+	if _, err := s.GetDevice(ctx, d.ID); err == nil {
+		t.Fatalf("GetDevice after Close = nil error")
+	}
+	if err := s.PutReport(ctx, d.ID, report(1, t0)); err == nil {
+		t.Fatalf("PutReport after Close = nil error")
+	}
+	if _, err := s.NextCertSerial(ctx); err == nil {
+		t.Fatalf("NextCertSerial after Close = nil error")
+	}
+}
