@@ -67,6 +67,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./agent/media/g722/ ./hal/tpm/ ./crypto/credstore/ ./agent/events/
 	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./fleet/store/boltstore/ ./fleet/store/pgstore/
 
 # Long suites: 500 power cuts during installs (make test runs 50).
 soak: deps

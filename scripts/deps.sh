@@ -4,12 +4,13 @@
 set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
 # (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
-# the syslog-over-TLS collector for security events (14), the G.722
-# reference encoder/decoder (15).
+# the fleet store on PostgreSQL (11), the syslog-over-TLS collector for
+# security events (14), the G.722 reference encoder/decoder (15).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
+postgresql
 rsyslog rsyslog-gnutls
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
 ffmpeg"

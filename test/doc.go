@@ -1,6 +1,8 @@
 // Package test holds the harness that runs real SIP peers (Kamailio,
 // baresip, SIPp), an rsyslog collector over TLS, packet captures and test
-// PKIs inside a throwaway network namespace, for interop tests only.
+// PKIs inside a throwaway network namespace, and the servers the fleet
+// server uses (PostgreSQL, as an unprivileged user on a private unix
+// socket), for tests only.
 //
 // Only _test.go files may import it; production code never does. Every
 // helper takes a testing.TB, waits on a readiness probe rather than a sleep,

@@ -33,11 +33,21 @@ type process struct {
 	waitErr error
 	// nudge makes stop send a second SIGTERM after termNudge.
 	nudge bool
+	// stopSignal is what stop sends; SIGTERM when zero. PostgreSQL wants
+	// SIGINT: on SIGTERM it waits for every client to disconnect.
+	stopSignal syscall.Signal
 }
 
 // startProcess starts bin with args in its own process group, logging to
 // logPath, and registers a cleanup that stops it.
 func startProcess(t testing.TB, logPath, dir, bin string, args ...string) *process {
+	t.Helper()
+	return startProcessAs(t, nil, logPath, dir, bin, args...)
+}
+
+// startProcessAs is startProcess running the program as another user (cred
+// nil: as ourselves), for servers that refuse to run as root.
+func startProcessAs(t testing.TB, cred *syscall.Credential, logPath, dir, bin string, args ...string) *process {
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -51,6 +61,9 @@ func startProcess(t testing.TB, logPath, dir, bin string, args ...string) *proce
 		// forks workers) by the PID we started.
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
+		// Go sets the parent-death signal after switching user, so it
+		// survives the switch.
+		Credential: cred,
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -79,11 +92,15 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop sends SIGTERM (twice when nudge is set: baresip exits at once on
-// the second, while on the first it waits for pending transactions), then
-// after stopGrace kills the whole process group.
+// stop sends SIGTERM, or stopSignal (twice when nudge is set: baresip
+// exits at once on the second, while on the first it waits for pending
+// transactions), then after stopGrace kills the whole process group.
 func (p *process) stop(t testing.TB) {
 	pid := p.pid()
+	sig := p.stopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
 	deadline := time.After(stopGrace)
 	waits := []<-chan time.Time{deadline}
 	if p.nudge {
@@ -94,15 +111,15 @@ func (p *process) stop(t testing.TB) {
 			break
 		}
 		// ESRCH only means it is already gone.
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		_ = syscall.Kill(pid, sig)
 		select {
 		case <-p.done:
 		case <-wait:
 		}
 	}
 	if ok, _ := p.exited(); !ok {
-		t.Logf("%s pid %d still running %v after SIGTERM; killing its process group:\n%s\n--- log tail ---\n%s",
-			p.name, pid, stopGrace, groupMembers(pid), p.logTail(3000))
+		t.Logf("%s pid %d still running %v after %v; killing its process group:\n%s\n--- log tail ---\n%s",
+			p.name, pid, stopGrace, sig, groupMembers(pid), p.logTail(3000))
 	}
 	// Children the leader left behind are still in its group.
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // ESRCH when the group is empty
