@@ -32,6 +32,9 @@ type SWTPM struct {
 	// Spec names this TPM for hal/tpm.Open: "swtpm:unix:SOCKET", or
 	// "swtpm:tcp:127.0.0.1:PORT" with SWTPMTCP.
 	Spec string
+	// EKCertRSA2048 and EKCertECCP384 are the DER EK certificates
+	// SWTPMWithEK had its CA issue and stored in NV; nil without it.
+	EKCertRSA2048, EKCertECCP384 []byte
 
 	o      swtpmOptions
 	runDir string
@@ -42,6 +45,7 @@ type SWTPM struct {
 type swtpmOptions struct {
 	stateDir string // "" means a fresh one
 	tcp      bool
+	ekCA     *ManufacturerCA // nil: no EK certificates (SWTPMWithEK)
 }
 
 // SWTPMOption configures StartSWTPM.
@@ -108,6 +112,9 @@ func StartSWTPM(t testing.TB, opts ...SWTPMOption) *SWTPM {
 	} else {
 		s.Socket = filepath.Join(runDir, "tpm.sock")
 		s.Spec = "swtpm:unix:" + s.Socket
+	}
+	if o.ekCA != nil {
+		s.manufacture(t)
 	}
 	s.start(t, bin)
 	// Stop whichever process is current when the test ends, in the order
