@@ -181,8 +181,15 @@ func TPMDescription(cert *x509.Certificate) (TPMInfo, error) {
 	if len(cert.Subject.Names) == 0 && !critical {
 		return TPMInfo{}, fmt.Errorf("%w: empty subject and a non-critical subject alternative name", ErrNotEK)
 	}
-	// GeneralNames ::= SEQUENCE SIZE (1..MAX) OF GeneralName, and here
-	// exactly one: directoryName [4] Name (explicit, Name is a CHOICE).
+	return parseTPMSAN(ext)
+}
+
+// parseTPMSAN parses the subject alternative name of an EK certificate.
+// GeneralNames ::= SEQUENCE SIZE (1..MAX) OF GeneralName, and here exactly
+// one: directoryName [4] Name (explicit, Name being a CHOICE), whose
+// relative distinguished names hold the three TPM attributes once each
+// and nothing else.
+func parseTPMSAN(ext []byte) (TPMInfo, error) {
 	var names []asn1.RawValue
 	if rest, err := asn1.Unmarshal(ext, &names); err != nil || len(rest) != 0 {
 		return TPMInfo{}, fmt.Errorf("%w: subject alternative name: malformed (%v)", ErrNotEK, err)
