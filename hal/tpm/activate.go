@@ -79,6 +79,9 @@ func (t *TPM) ActivateCredential(ek EKType, key Blob, credentialBlob, encryptedS
 	}
 	var secret []byte
 	err = t.do("activate credential", func(srk *object) error {
+		// SRK, key and EK: three slots, all there are without a resource
+		// manager.
+		t.unloadSignersLocked()
 		obj, err := t.loadLocked(srk, key)
 		if err != nil {
 			return err

@@ -82,7 +82,13 @@ func TestReadEK(t *testing.T) {
 			if err != nil {
 				t.Fatalf("spec = %v", err)
 			}
+			if h := ekHandle(t, tp, tt.typ); h != spec.persistent {
+				t.Fatalf("EK handle = 0x%08x, want the persistent 0x%08x swtpm_setup made", uint32(h), uint32(spec.persistent))
+			}
 			evictPersistent(t, tp, spec.persistent)
+			if h := ekHandle(t, tp, tt.typ); h == spec.persistent {
+				t.Fatalf("EK handle after eviction = 0x%08x, want a transient one", uint32(h))
+			}
 			again, err := tp.ReadEK(tt.typ)
 			if err != nil {
 				t.Fatalf("ReadEK(%v) from the template = %v", tt.typ, err)
@@ -92,6 +98,32 @@ func TestReadEK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ekHandle is the handle ekLocked finds or makes the EK at.
+func ekHandle(t testing.TB, tp *TPM, k EKType) tpm2.TPMHandle {
+	t.Helper()
+	der, err := tp.EKCertificate(k)
+	if err != nil {
+		t.Fatalf("EKCertificate = %v", err)
+	}
+	key, err := certificateKey(der)
+	if err != nil {
+		t.Fatalf("certificateKey = %v", err)
+	}
+	var h tpm2.TPMHandle
+	err = tp.do("ek", func(srk *object) error {
+		obj, flush, err := tp.ekLocked(srk, k, key)
+		if err != nil {
+			return err
+		}
+		h = obj.handle
+		return flush()
+	})
+	if err != nil {
+		t.Fatalf("ekLocked = %v", err)
+	}
+	return h
 }
 
 // evictPersistent removes a persistent object with owner authorization.
@@ -164,6 +196,13 @@ func TestActivateCredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PublicArea = %v", err)
 	}
+	// A loaded signer takes a slot; activation needs all three of
+	// swtpm's, and the signer must sign again afterwards.
+	signer, err := tp.LoadSigner(key)
+	if err != nil {
+		t.Fatalf("LoadSigner = %v", err)
+	}
+	digest := make([]byte, 32)
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	flip := func(b []byte, i int) []byte {
 		c := bytes.Clone(b)
@@ -207,6 +246,9 @@ func TestActivateCredential(t *testing.T) {
 						t.Fatalf("ActivateCredential(%s) = %x, %v, want ErrActivation", r.name, got, err)
 					}
 				})
+			}
+			if _, err := signer.Sign(nil, digest, crypto.SHA256); err != nil {
+				t.Fatalf("Sign after activations = %v", err)
 			}
 			// Nothing above disturbed the TPM: the good credential still
 			// activates.

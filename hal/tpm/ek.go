@@ -173,6 +173,7 @@ func (t *TPM) ReadEK(k EKType) (*EK, error) {
 	}
 	ek := &EK{Type: k, Certificate: der}
 	err = t.do(fmt.Sprintf("read %v EK", k), func(srk *object) error {
+		t.unloadSignersLocked()
 		obj, flush, err := t.ekLocked(srk, k, certKey)
 		if err != nil {
 			return err
