@@ -8,15 +8,21 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-tpm/tpm2"
 )
 
 // swtpmSetupTimeout bounds one swtpm_setup run: it creates an RSA-2048 and
@@ -130,15 +136,23 @@ func (ca *ManufacturerCA) Pool() *x509.CertPool {
 	return p
 }
 
-// SWTPMWithEK manufactures the TPM before it starts, as a TPM vendor's
-// factory does: swtpm_setup creates the TCG default RSA-2048 EK (template
-// L-1) and the ECC NIST P-384 EK (template H-3), has ca certify both
-// through swtpm_localca, and stores the certificates in the TPM's NV at
-// the indices of the TCG EK Credential Profile for TPM Family 2.0
-// ("EK Credential NV indices"): 0x01c00002 for RSA-2048 and 0x01c00016 (high
-// range) for ECC P-384, plus a platform certificate at 0x01c08000. The
-// indices are write-locked afterwards. The DER certificates swtpm_setup
-// wrote are in SWTPM.EKCertRSA2048 and SWTPM.EKCertECCP384.
+// SWTPMWithEK manufactures the TPM, as a TPM vendor's factory does, with
+// the EKs and certificates of the TCG EK Credential Profile for TPM Family
+// 2.0 (its EK templates and "EK Credential NV indices"), all certified by
+// ca through swtpm_localca:
+//
+//   - before swtpm starts, swtpm_setup creates the RSA-2048 EK (template
+//     L-1, persisted at 0x81010001) and the ECC NIST P-384 EK (template
+//     H-3, persisted at 0x81010016) and stores their certificates at NV
+//     0x01c00002 (low range) and 0x01c00016 (high range), plus a platform
+//     certificate at 0x01c08000, write-locked;
+//   - once it runs, the ECC NIST P-256 EK (template L-2, which swtpm_setup
+//     0.7 does not make) is derived here, certified the same way and stored
+//     at NV 0x01c0000a (low range) with the platform's authorization,
+//     write-locked, and not persisted: a client must derive it.
+//
+// The DER certificates are in SWTPM.EKCertRSA2048, EKCertECCP256 and
+// EKCertECCP384.
 //
 // It needs a fresh state: it cannot be combined with SWTPMState.
 func SWTPMWithEK(ca *ManufacturerCA) SWTPMOption {
@@ -198,6 +212,147 @@ func (s *SWTPM) manufacture(t testing.TB) {
 		}
 		*f.dst = b
 	}
+}
+
+// ECC P-256 EK certificate index and NV attributes, as swtpm_setup gives
+// its own EK certificate indices: written and read by the platform, read
+// by the owner or with the (empty) index auth, locked until the index is
+// deleted (TCG EK Credential Profile, "EK Credential NV indices").
+const nvIndexECCP256EKCert = 0x01c0000a
+
+// provisionP256EK derives the L-2 EK of the running TPM, has the CA
+// certify it and stores the certificate in NV.
+func (s *SWTPM) provisionP256EK(t testing.TB) {
+	t.Helper()
+	tr := swtpmConn{s}
+	platform := tpm2.AuthHandle{Handle: tpm2.TPMRHPlatform, Auth: tpm2.PasswordAuth(nil)}
+	ek, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		InPublic:      tpm2.New2B(tpm2.ECCEKTemplate),
+	}.Execute(tr)
+	if err != nil {
+		t.Fatalf("provision P-256 EK: create: %v", err)
+	}
+	if _, err := (tpm2.FlushContext{FlushHandle: ek.ObjectHandle}).Execute(tr); err != nil {
+		t.Fatalf("provision P-256 EK: flush: %v", err)
+	}
+	pub, err := ek.OutPublic.Contents()
+	if err != nil {
+		t.Fatalf("provision P-256 EK: %v", err)
+	}
+	pt, err := pub.Unique.ECC()
+	if err != nil {
+		t.Fatalf("provision P-256 EK: %v", err)
+	}
+	cert := s.o.ekCA.certifyECCEK(t, s.runDir, pt.X.Buffer, pt.Y.Buffer)
+
+	idx := tpm2.TPMHandle(nvIndexECCP256EKCert)
+	if _, err := (tpm2.NVDefineSpace{
+		AuthHandle: platform,
+		PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
+			NVIndex: idx,
+			NameAlg: tpm2.TPMAlgSHA256,
+			Attributes: tpm2.TPMANV{
+				PPWrite: true, WriteDefine: true, PPRead: true, OwnerRead: true,
+				AuthRead: true, NoDA: true, PlatformCreate: true, NT: tpm2.TPMNTOrdinary,
+			},
+			DataSize: uint16(len(cert)),
+		}),
+	}).Execute(tr); err != nil {
+		t.Fatalf("provision P-256 EK: define NV 0x%08x: %v", uint32(idx), err)
+	}
+	// The index's Name changes once written, so it is read before each use.
+	named := func() tpm2.NamedHandle {
+		rsp, err := tpm2.NVReadPublic{NVIndex: idx}.Execute(tr)
+		if err != nil {
+			t.Fatalf("provision P-256 EK: read NV public: %v", err)
+		}
+		return tpm2.NamedHandle{Handle: idx, Name: rsp.NVName}
+	}
+	const chunk = 512
+	for off := 0; off < len(cert); off += chunk {
+		if _, err := (tpm2.NVWrite{
+			AuthHandle: platform,
+			NVIndex:    named(),
+			Data:       tpm2.TPM2BMaxNVBuffer{Buffer: cert[off:min(off+chunk, len(cert))]},
+			Offset:     uint16(off),
+		}).Execute(tr); err != nil {
+			t.Fatalf("provision P-256 EK: write NV at %d: %v", off, err)
+		}
+	}
+	if _, err := (tpm2.NVWriteLock{AuthHandle: platform, NVIndex: named()}).Execute(tr); err != nil {
+		t.Fatalf("provision P-256 EK: lock NV: %v", err)
+	}
+	s.EKCertECCP256 = cert
+}
+
+// certifyECCEK has swtpm_localca issue an EK certificate for the P-256
+// point (x, y), with the TPM description swtpm_setup gives swtpm's EKs.
+func (ca *ManufacturerCA) certifyECCEK(t testing.TB, runDir string, x, y []byte) []byte {
+	t.Helper()
+	bin := requireBinary(t, "swtpm_localca")
+	dir, err := os.MkdirTemp(runDir, "p256ek-")
+	if err != nil {
+		t.Fatalf("certify P-256 EK: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), swtpmSetupTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin,
+		"--type", "ek",
+		"--ek", fmt.Sprintf("x=%x,y=%x,id=secp256r1", x, y),
+		"--dir", dir,
+		"--configfile", filepath.Join(ca.Dir, "swtpm-localca.conf"),
+		"--optsfile", filepath.Join(ca.Dir, "swtpm-localca.options"),
+		"--logfile", filepath.Join(dir, "localca.log"),
+		"--tpm2",
+		"--tpm-spec-family", "2.0", "--tpm-spec-level", "0", "--tpm-spec-revision", "164",
+		"--tpm-manufacturer", "id:00001014", "--tpm-model", "swtpm", "--tpm-version", "id:20191023",
+	).CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "localca.log"))
+		t.Fatalf("swtpm_localca: %v\n%s\n%s", err, out, tail(log, 3000))
+	}
+	cert, err := os.ReadFile(filepath.Join(dir, "ek.cert"))
+	if err != nil {
+		t.Fatalf("swtpm_localca wrote no ek.cert: %v", err)
+	}
+	return cert
+}
+
+// swtpmConn sends raw TPM commands to the swtpm, one connection each, for
+// the harness's own provisioning.
+type swtpmConn struct{ s *SWTPM }
+
+func (c swtpmConn) Send(cmd []byte) ([]byte, error) {
+	network, addr := "unix", c.s.Socket
+	if c.s.o.tcp {
+		network, addr = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.s.port))
+	}
+	conn, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(cmd); err != nil {
+		return nil, err
+	}
+	var hdr [10]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[2:6])
+	if n < 10 || n > 64<<10 {
+		return nil, fmt.Errorf("swtpm response size %d", n)
+	}
+	rsp := make([]byte, n)
+	copy(rsp, hdr[:])
+	if _, err := io.ReadFull(conn, rsp[10:]); err != nil {
+		return nil, err
+	}
+	return rsp, nil
 }
 
 func tail(b []byte, n int) string {

@@ -160,6 +160,7 @@ func TestSWTPMWithEK(t *testing.T) {
 		alg  x509.PublicKeyAlgorithm
 	}{
 		{"rsa2048", s.EKCertRSA2048, x509.RSA},
+		{"p256", s.EKCertECCP256, x509.ECDSA},
 		{"p384", s.EKCertECCP384, x509.ECDSA},
 	}
 	for _, tt := range tests {

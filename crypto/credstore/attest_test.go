@@ -61,10 +61,9 @@ func TestIdentityAttestation(t *testing.T) {
 		prefer []tpm.EKType
 		want   tpm.EKType
 	}{
-		// swtpm has no P-256 EK: the default order falls through to P-384.
-		{nil, tpm.EKECCP384},
+		{nil, tpm.EKECCP256},
 		{[]tpm.EKType{tpm.EKRSA2048}, tpm.EKRSA2048},
-		{[]tpm.EKType{tpm.EKECCP256, tpm.EKRSA2048}, tpm.EKRSA2048},
+		{[]tpm.EKType{tpm.EKECCP384, tpm.EKRSA2048}, tpm.EKECCP384},
 	}
 	var secrets [][]byte
 	for _, tt := range tests {
@@ -90,8 +89,8 @@ func TestIdentityAttestation(t *testing.T) {
 			secrets = append(secrets, secret)
 		})
 	}
-	if _, err := s.IdentityAttestation(tpm.EKECCP256); !errors.Is(err, tpm.ErrNoEKCert) {
-		t.Fatalf("IdentityAttestation(P-256 only) = %v, want tpm.ErrNoEKCert", err)
+	if _, err := s.IdentityAttestation(tpm.EKType(9)); err == nil {
+		t.Fatalf("IdentityAttestation(unknown EK type) = nil error, want an error")
 	}
 
 	// A new identity key has a new Name: a credential made for the old

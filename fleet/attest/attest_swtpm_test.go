@@ -80,8 +80,8 @@ func newCA(t testing.TB, name string) *test.ManufacturerCA {
 	return test.NewManufacturerCA(t, filepath.Join(t.TempDir(), name))
 }
 
-// swtpmEKTypes are the EK types swtpm_setup certifies.
-var swtpmEKTypes = []tpm.EKType{tpm.EKRSA2048, tpm.EKECCP384}
+// swtpmEKTypes are the EK types test.SWTPMWithEK certifies.
+var swtpmEKTypes = []tpm.EKType{tpm.EKRSA2048, tpm.EKECCP256, tpm.EKECCP384}
 
 // enrol is the fleet's side: verify the EK certificate and the identity
 // key, make a credential. It returns the EK key and the secret to expect.
