@@ -56,7 +56,7 @@ fuzz:
 
 # Every benchmark prints its number beside a reference measured in the same run.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./hal/tpm/ ./crypto/credstore/
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./hal/tpm/ ./crypto/credstore/ ./fleet/attest/
 	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
 

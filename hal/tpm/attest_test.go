@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -293,5 +294,50 @@ func TestPublicArea(t *testing.T) {
 	}
 	if _, _, err := PublicArea(Blob{Public: append(bytes.Clone(key.Public), 0)}); err == nil {
 		t.Fatalf("PublicArea(trailing byte) = nil error, want an error")
+	}
+}
+
+// TestActivatedSecretNeverOnTheBus: the secret ActivateCredential returns
+// crosses the bus only encrypted, for every EK type.
+func TestActivatedSecretNeverOnTheBus(t *testing.T) {
+	ca := test.NewManufacturerCA(t, filepath.Join(t.TempDir(), "mfg"))
+	sw := test.StartSWTPM(t, test.SWTPMWithEK(ca))
+	inner, err := Open(sw.Spec)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	bus := &tap{inner: inner.tr}
+	tp := &TPM{spec: sw.Spec, tr: bus, loaded: map[*Signer]struct{}{}}
+	t.Cleanup(func() { tp.Close() })
+	key, err := tp.CreateSigningKey()
+	if err != nil {
+		t.Fatalf("CreateSigningKey = %v", err)
+	}
+	_, name, err := PublicArea(key)
+	if err != nil {
+		t.Fatalf("PublicArea = %v", err)
+	}
+	for _, ek := range swtpmEKTypes(sw) {
+		secret := []byte(fmt.Sprintf("NEVER-ON-THE-BUS-%-14s", ek.typ))
+		// TPM2_MakeCredential carries the secret in clear: it is the
+		// server's operation, done here only for the test.
+		blob, enc := tpmMakeCredential(t, tp, ek.typ, name, secret)
+		bus.mu.Lock()
+		bus.traffic = nil
+		bus.mu.Unlock()
+		got, err := tp.ActivateCredential(ek.typ, key, blob, enc)
+		if err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("ActivateCredential(%v) = %q, %v", ek.typ, got, err)
+		}
+		bus.mu.Lock()
+		if len(bus.traffic) == 0 {
+			t.Fatalf("tap saw no traffic")
+		}
+		for j, msg := range bus.traffic {
+			if bytes.Contains(msg, secret[:16]) {
+				t.Errorf("%v: message %d on the bus holds the activated secret in clear", ek.typ, j)
+			}
+		}
+		bus.mu.Unlock()
 	}
 }
