@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
@@ -49,7 +50,7 @@ const (
 // The cryptography is go-tpm's tpm2.CreateCredential, which implements
 // both the RSA and the ECC secret sharing; the tests check it against
 // swtpm's own TPM2_MakeCredential and TPM2_ActivateCredential.
-func MakeCredential(ekPub any, identityName, secret []byte) (credentialBlob, encryptedSecret []byte, err error) {
+func MakeCredential(ekPub crypto.PublicKey, identityName, secret []byte) (credentialBlob, encryptedSecret []byte, err error) {
 	if len(secret) < MinSecret || len(secret) > MaxSecret {
 		return nil, nil, fmt.Errorf("make credential: %w: %d bytes, want %d..%d", errSecret, len(secret), MinSecret, MaxSecret)
 	}
@@ -84,7 +85,7 @@ func checkName(name []byte) error {
 // default template made it. Only the type, nameAlg, symmetric definition
 // and unique field enter the credential; the rest follows the template
 // for the record.
-func ekPublicArea(ekPub any) (*tpm2.TPMTPublic, error) {
+func ekPublicArea(ekPub crypto.PublicKey) (*tpm2.TPMTPublic, error) {
 	p, err := ekParamsOf(ekPub)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -273,7 +274,7 @@ type ekParams struct {
 // default for its type, and a TPM whose manufacturer used another one
 // cannot activate the credential (the phone finds out first: its EK does
 // not match the certificate).
-func ekParamsOf(pub any) (ekParams, error) {
+func ekParamsOf(pub crypto.PublicKey) (ekParams, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() != 2048 || k.E != 65537 {
@@ -295,7 +296,7 @@ func ekParamsOf(pub any) (ekParams, error) {
 // EKType names the EK type of a verified EK certificate's key: "rsa2048",
 // "ecc-p256" or "ecc-p384" (the names hal/tpm uses), for logs and the
 // inventory.
-func EKType(ekPub any) (string, error) {
+func EKType(ekPub crypto.PublicKey) (string, error) {
 	p, err := ekParamsOf(ekPub)
 	return p.name, err
 }

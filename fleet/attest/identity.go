@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
@@ -73,7 +74,7 @@ type IdentityKey struct {
 //	|   scheme u16 = TPM_ALG_ECDSA | scheme hashAlg u16 = TPM_ALG_SHA256 |
 //	|   curveID u16 = TPM_ECC_NIST_P256 | kdf u16 = TPM_ALG_NULL |
 //	| unique TPMS_ECC_POINT: x size u16 = 32 | x | y size u16 = 32 | y |
-func CheckIdentityKey(tpmtPublic []byte, tlsPublicKey any) (*IdentityKey, error) {
+func CheckIdentityKey(tpmtPublic []byte, tlsPublicKey crypto.PublicKey) (*IdentityKey, error) {
 	key, err := parseIdentityPublic(tpmtPublic)
 	if err != nil {
 		return nil, fmt.Errorf("check identity key: %w: %w", ErrIdentityKey, err)

@@ -341,3 +341,31 @@ func TestActivatedSecretNeverOnTheBus(t *testing.T) {
 		bus.mu.Unlock()
 	}
 }
+
+func TestTrimCertificate(t *testing.T) {
+	der := []byte{0x30, 0x03, 0x02, 0x01, 0x07}
+	header := func(n int) []byte { return []byte{0x10, 0x01, 0x00, byte(n >> 8), byte(n)} }
+	tests := []struct {
+		name string
+		raw  []byte
+		ok   bool
+	}{
+		{"bare", der, true},
+		{"padded with zeros", append(bytes.Clone(der), 0, 0, 0), true},
+		{"padded with 0xff", append(bytes.Clone(der), 0xff, 0xff), true},
+		{"TCG PC Client header", append(header(len(der)), der...), true},
+		{"header and padding", append(append(header(len(der)), der...), 0, 0), true},
+		{"header longer than the index", append(header(len(der)+10), der...), false},
+		{"not a SEQUENCE", []byte{0x04, 0x01, 0x00}, false},
+		{"truncated", der[:4], false},
+		{"empty", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := trimCertificate(tt.raw)
+			if tt.ok != (err == nil) || (tt.ok && !bytes.Equal(got, der)) {
+				t.Fatalf("trimCertificate(%x) = %x, %v, want %x ok=%t", tt.raw, got, err, der, tt.ok)
+			}
+		})
+	}
+}

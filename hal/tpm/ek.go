@@ -55,11 +55,12 @@ func (k EKType) String() string {
 // ekSpec is what the TPM needs to know about an EK type.
 type ekSpec struct {
 	certIndex tpm2.TPMHandle
-	// persistent is where provisioning commonly leaves the EK (TCG TPM
-	// v2.0 Provisioning Guidance: 0x81010001 for the RSA EK; swtpm_setup
-	// uses 0x81010016 for the P-384 one). An object there is used only
-	// when its public area is exactly the template's with the
-	// certificate's key; otherwise the EK is derived again.
+	// persistent is where provisioning commonly leaves the EK: 0x81010001
+	// for the RSA EK (TCG TPM v2.0 Provisioning Guidance), 0x81010002 for
+	// an ECC P-256 one by the same tools' habit, 0x81010016 for P-384 (where
+	// swtpm_setup puts it). An object there is used only when its public
+	// area is exactly the template's with the certificate's key, so a
+	// wrong guess costs one TPM2_ReadPublic and the EK is derived again.
 	persistent tpm2.TPMHandle
 	template   tpm2.TPMTPublic
 }
