@@ -131,14 +131,14 @@ func softActivate(ekPriv any, name, blob, encSecret []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Part 1 §24.5: HMAC over encIdentity || Name with the INTEGRITY key.
+	// Part 1 §24, "HMAC": over encIdentity || Name with the INTEGRITY key.
 	m := hmac.New(h, kdfa(h, seed, "INTEGRITY", nil, nil, h().Size()*8))
 	m.Write(encIdentity)
 	m.Write(name)
 	if !hmac.Equal(m.Sum(nil), integrity) {
 		return nil, errors.New("integrity HMAC mismatch")
 	}
-	// Part 1 §24.4: AES-CFB, zero IV, key KDFa(seed, "STORAGE", Name).
+	// Part 1 §24, "Symmetric Encryption": AES-CFB, zero IV, key KDFa(seed, "STORAGE", Name).
 	block, err := aes.NewCipher(kdfa(h, seed, "STORAGE", name, nil, aesBits))
 	if err != nil {
 		return nil, err
