@@ -69,7 +69,7 @@ func binary32(b []byte) uint32 {
 // key and re-encodes byte for byte, with the same Name; and whatever go-tpm
 // decodes canonically into the accepted shape, it accepts.
 //
-//fuzz:budget 150000
+//fuzz:budget 200000
 func FuzzCheckIdentityKey(f *testing.F) {
 	seed, err := hex.DecodeString(swtpmIdentityPublic)
 	if err != nil {
