@@ -32,6 +32,10 @@ type SWTPM struct {
 	// Spec names this TPM for hal/tpm.Open: "swtpm:unix:SOCKET", or
 	// "swtpm:tcp:127.0.0.1:PORT" with SWTPMTCP.
 	Spec string
+	// EKCertRSA2048, EKCertECCP256 and EKCertECCP384 are the DER EK
+	// certificates SWTPMWithEK had its CA issue and stored in NV; nil
+	// without it.
+	EKCertRSA2048, EKCertECCP256, EKCertECCP384 []byte
 
 	o      swtpmOptions
 	runDir string
@@ -42,6 +46,7 @@ type SWTPM struct {
 type swtpmOptions struct {
 	stateDir string // "" means a fresh one
 	tcp      bool
+	ekCA     *ManufacturerCA // nil: no EK certificates (SWTPMWithEK)
 }
 
 // SWTPMOption configures StartSWTPM.
@@ -109,10 +114,16 @@ func StartSWTPM(t testing.TB, opts ...SWTPMOption) *SWTPM {
 		s.Socket = filepath.Join(runDir, "tpm.sock")
 		s.Spec = "swtpm:unix:" + s.Socket
 	}
+	if o.ekCA != nil {
+		s.manufacture(t)
+	}
 	s.start(t, bin)
 	// Stop whichever process is current when the test ends, in the order
 	// of StartSWTPM: after anything opened on the TPM later has closed.
 	t.Cleanup(func() { s.proc.stop(t) })
+	if o.ekCA != nil {
+		s.provisionP256EK(t)
+	}
 	return s
 }
 

@@ -148,3 +148,37 @@ func TestEnrolIdentity(t *testing.T) {
 		t.Fatalf("enrolled CN = %q, want alice", cert.Leaf.Subject.CommonName)
 	}
 }
+
+// TestSWTPMWithEK: swtpm_setup certified both EKs with the test CA, and
+// with nothing but the CA's files.
+func TestSWTPMWithEK(t *testing.T) {
+	ca := NewManufacturerCA(t, filepath.Join(t.TempDir(), "mfg"))
+	s := StartSWTPM(t, SWTPMWithEK(ca))
+	tests := []struct {
+		name string
+		der  []byte
+		alg  x509.PublicKeyAlgorithm
+	}{
+		{"rsa2048", s.EKCertRSA2048, x509.RSA},
+		{"p256", s.EKCertECCP256, x509.ECDSA},
+		{"p384", s.EKCertECCP384, x509.ECDSA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := x509.ParseCertificate(tt.der)
+			if err != nil {
+				t.Fatalf("ParseCertificate = %v", err)
+			}
+			if c.PublicKeyAlgorithm != tt.alg {
+				t.Fatalf("EK public key algorithm = %v, want %v", c.PublicKeyAlgorithm, tt.alg)
+			}
+			if err := c.CheckSignatureFrom(ca.Cert); err != nil {
+				t.Fatalf("CheckSignatureFrom(test CA) = %v", err)
+			}
+		})
+	}
+	tp := openTPM(t, s)
+	if _, err := tp.SRKName(); err != nil {
+		t.Fatalf("SRKName on the manufactured TPM = %v", err)
+	}
+}

@@ -33,6 +33,11 @@
 // sealed KEK can ever be unsealed again). No value is ever logged or
 // printed: Secret redacts itself everywhere.
 //
+// For attested enrolment it describes the identity key and the TPM it lives
+// in (IdentityAttestation: the EK certificate, the key's TPMT_PUBLIC and
+// Name) and has the TPM open the fleet's credential for it
+// (ActivateCredential); the fleet's half is fleet/attest.
+//
 // Imported by system (which opens it) and agent (the store it is handed).
 // It imports hal/tpm and bbolt.
 package credstore

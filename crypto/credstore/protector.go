@@ -105,7 +105,7 @@ func errorRank(err error) int {
 }
 
 // ErrNoTPM is returned for TPM-only operations on the software protector.
-var ErrNoTPM = errors.New("no TPM: the software protector has no NV counters")
+var ErrNoTPM = errors.New("no TPM: the software protector has no NV counters and no attestable identity")
 
 // Counter opens the monotonic NV counter at index on the protector's TPM,
 // defining it when absent (the updater's anti-rollback floor). It shares

@@ -3,7 +3,11 @@
 // operations the phone needs, on go-tpm's pure-Go tpm2 direct API: an ECC
 // P-256 storage root key (SRK), sealing a secret under it with an optional
 // PCR and NV-counter policy, a non-exportable ECC P-256 signing key used as
-// a crypto.Signer, PCR reads and extends, and monotonic NV counters.
+// a crypto.Signer, PCR reads and extends, monotonic NV counters, and the
+// phone's half of attestation: the EK certificates a TPM's manufacturer
+// stored in NV, the EK derived from its TCG template and checked against
+// its certificate, and TPM2_ActivateCredential of a credential a server
+// made for a key's Name.
 //
 // Threat: a passive or active attacker on the TPM bus (a SPI/I2C probe, or a
 // process that can read the swtpm socket). Every command that carries a
@@ -12,9 +16,11 @@
 // never crosses the bus in clear (a test taps the bus to check). Commands
 // authorised by the owner (NV define and increment) use sessions salted to
 // the SRK too, so a future owner password cannot be learnt off the bus.
-// Signing, PCR and counter reads carry nothing secret and use plain
-// password sessions. Blobs the TPM hands out are bound to this TPM's SRK:
-// another TPM refuses them (ErrBadBlob).
+// ActivateCredential returns its secret in a session salted to the SRK
+// that encrypts it too. Signing, PCR, counter and EK certificate reads
+// carry nothing secret and use plain password sessions. Blobs the TPM
+// hands out are bound to this TPM's SRK: another TPM refuses them
+// (ErrBadBlob).
 //
 // Like all of hal/ it holds device code and no policy: which PCRs, which NV
 // indices and what a sealed secret means are the caller's choices. It

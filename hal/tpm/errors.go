@@ -23,7 +23,23 @@ var ErrBadBlob = errors.New("tpm: object blob refused (altered, or from another 
 // the given handle.
 var ErrNoCounter = errors.New("tpm: NV counter not defined")
 
+// ErrNoEKCert is returned when the TPM holds no EK certificate of the type
+// asked for: its manufacturer stored none at that NV index.
+var ErrNoEKCert = errors.New("tpm: no EK certificate")
+
+// ErrEKMismatch is returned when the EK the TPM derives from the TCG
+// default template is not the key its EK certificate certifies (the
+// manufacturer used another template, or the certificate is not this
+// TPM's).
+var ErrEKMismatch = errors.New("tpm: EK does not match its certificate")
+
+// ErrActivation is returned when the TPM refuses to activate a credential:
+// it was made for another key's Name or another TPM's EK, or altered.
+var ErrActivation = errors.New("tpm: credential activation refused")
+
 var (
+	errEKType        = errors.New("tpm: unknown EK type")
+	errEKCert        = errors.New("tpm: malformed EK certificate in NV")
 	errClosed        = errors.New("tpm: closed")
 	errBadSpec       = errors.New("tpm: bad spec")
 	errShortResponse = errors.New("tpm: short response")

@@ -231,3 +231,16 @@ func (s *Signer) flushLocked() error {
 	delete(s.t.loaded, s)
 	return s.t.flush(h)
 }
+
+// unloadSignersLocked flushes every loaded signing key, freeing object
+// slots for a sequence that needs more of them than a TPM without a
+// resource manager has (swtpm and /dev/tpm0 hold three transient objects,
+// and a persistent object takes one while a command uses it). Each signer
+// reloads on its next Sign. Callers hold t.mu.
+func (t *TPM) unloadSignersLocked() {
+	for s := range t.loaded {
+		// A flush that fails leaves the slot taken; the sequence then
+		// fails with TPM_RC_OBJECT_MEMORY, which says why.
+		_ = s.flushLocked()
+	}
+}
