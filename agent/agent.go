@@ -32,6 +32,8 @@ type Agent struct {
 	enforce  bool               // apply the policy at Run and watch it (the daemon); else pinholes only
 	ctl      *controlConfig     // nil: no control socket
 	instance string
+	certTime func() time.Time                    // nil: time.Now
+	timeSeen func(t time.Time, src string) error // nil: none
 	accounts []*sip.Account
 
 	mu       sync.Mutex // guards watchers and subs
@@ -136,6 +138,18 @@ func WithInstanceID(urn string) Option {
 	}
 }
 
+// WithTimeFloor makes every certificate check use now (the phone's time
+// floor) and reports the verified registrar certificates' NotBefore to seen.
+func WithTimeFloor(now func() time.Time, seen func(t time.Time, source string) error) Option {
+	return func(a *Agent) error {
+		if now == nil || seen == nil {
+			return errors.New("agent: nil time floor")
+		}
+		a.certTime, a.timeSeen = now, seen
+		return nil
+	}
+}
+
 // WithVersion sets the build version status reports.
 func WithVersion(v string) Option {
 	return func(a *Agent) error {
@@ -191,7 +205,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		}
 		acct, err := sip.NewAccount(ac, sip.AccountDeps{
 			Roots: a.roots, Cert: a.ident, Password: pw, Media: mp, Instance: a.instance,
-			Log: log.With("component", "sip"), Events: a.dispatch,
+			Log: log.With("component", "sip"), Events: a.dispatch, CertTime: a.certTime, TimeSeen: a.certSeen,
 		})
 		if err != nil {
 			return nil, err
@@ -199,6 +213,17 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		a.accounts = append(a.accounts, acct)
 	}
 	return a, nil
+}
+
+// certSeen raises the time floor to a verified registrar certificate's
+// NotBefore.
+func (a *Agent) certSeen(t time.Time) {
+	if a.timeSeen == nil {
+		return
+	}
+	if err := a.timeSeen(t, "registrar certificate"); err != nil {
+		a.log.Warn("time floor", "error", err)
+	}
 }
 
 // passwordFor returns where an account's digest password comes from.

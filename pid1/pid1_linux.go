@@ -157,6 +157,13 @@ func setUp(mk markers, log *slog.Logger) (*board.Board, error) {
 			return b, fmt.Errorf("state dir: %w", err)
 		}
 	}
+	// Before anything checks a certificate: a clock behind the time floor
+	// (no RTC, or one wound back) is set forward to it.
+	c, err := system.SetClockFromFloor(b.StateDir)
+	if err != nil {
+		log.Warn("clock", "error", err)
+	}
+	mk.print("clock", "set", c.Set, "was", c.Was.Format(time.RFC3339), "now", c.Now.Format(time.RFC3339), "floor_source", c.Source)
 	if err := os.MkdirAll(filepath.Dir(b.ControlSocket), 0o700); err != nil {
 		return b, fmt.Errorf("control socket dir: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/crypto/timefloor"
 	"github.com/hardphone/hardphone/hal/tpm"
 )
 
@@ -70,7 +71,13 @@ func openCredentialsIn(st *store.Store, spec CredentialSpec, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	cs, err := credstore.Open(st.DB(), p, credstore.WithLogger(log))
+	// Certificates imported into the store are checked against the time
+	// floor, not a clock that may have been wound back.
+	floor, err := timefloor.Open(st.DB(), BuildTime())
+	if err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	cs, err := credstore.Open(st.DB(), p, credstore.WithLogger(log), credstore.WithClock(floor.Now))
 	if err != nil {
 		return nil, errors.Join(err, p.Close())
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/board"
-	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/crypto/timefloor"
 	"github.com/hardphone/hardphone/update"
 )
 
@@ -22,11 +22,11 @@ type Phone struct {
 	board *board.Board // nil: no board (a desktop without updates)
 	log   *slog.Logger
 
-	state   *store.Store         // nil until State
-	creds   *Credentials         // nil until Credentials; owns state when set
-	updater *update.Updater      // nil until Updater
-	lock    *Lockdown            // nil until Lockdown
-	prot    *credstore.Protector // the floor's protector when no credential store is open
+	state   *store.Store     // nil until State
+	creds   *Credentials     // nil until Credentials; owns state when set
+	updater *update.Updater  // nil until Updater
+	lock    *Lockdown        // nil until Lockdown
+	floor   *timefloor.Floor // nil until TimeFloor
 }
 
 // Open resolves the config's board (board = NAME, or a test rig's [update]
@@ -108,7 +108,11 @@ func (p *Phone) Updater() (*update.Updater, error) {
 	if p.cfg.Update.Keyring == "" {
 		return nil, fmt.Errorf("config has no [update] keyring: %w", ErrNoUpdater)
 	}
-	params := UpdaterParams{Board: p.board, Keyring: p.cfg.Update.Keyring, Purpose: p.cfg.Update.Purpose, Log: p.log}
+	floor, err := p.TimeFloor()
+	if err != nil {
+		return nil, err
+	}
+	params := UpdaterParams{Board: p.board, Keyring: p.cfg.Update.Keyring, Purpose: p.cfg.Update.Purpose, Log: p.log, Now: floor.Now}
 	if p.cfg.CredentialStore != "" {
 		c, err := p.Credentials()
 		if err != nil {
@@ -190,6 +194,21 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 			return nil, fmt.Errorf("tls identity from the credential store: %w", err)
 		}
 		base = append(base, agent.WithIdentity(id))
+	}
+	// The time floor lives in the state file, which a one-shot call leaves
+	// to the running agent: it checks against the build time only.
+	if mode == Daemon || p.creds != nil {
+		floor, err := p.TimeFloor()
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithTimeFloor(floor.Now, floor.Advance))
+	} else {
+		floor, err := timefloor.Open(nil, BuildTime())
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithTimeFloor(floor.Now, floor.Advance))
 	}
 	inst, err := instanceID(cfg.StateDir)
 	if err != nil {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/crypto/timefloor"
 	"github.com/hardphone/hardphone/hal/ubootenv"
 	"github.com/hardphone/hardphone/update"
 	"github.com/hardphone/hardphone/update/bundle"
@@ -37,6 +39,9 @@ type UpdaterParams struct {
 	// state file's directory).
 	WorkDir string
 	Log     *slog.Logger // nil: discard
+	// Now is the clock signer certificates are checked against (the time
+	// floor); nil: time.Now.
+	Now func() time.Time
 }
 
 // NewUpdater is the one function that builds an A/B updater. The floor is
@@ -68,6 +73,9 @@ func NewUpdater(p UpdaterParams) (*update.Updater, error) {
 		return nil, fmt.Errorf("updater: %w", err)
 	}
 	opts := []update.Option{update.WithLogger(log), update.WithPurpose(purpose)}
+	if p.Now != nil {
+		opts = append(opts, update.WithClock(p.Now))
+	}
 	if p.Protector != nil {
 		c, err := p.Protector.Counter(FloorCounterIndex)
 		switch {
@@ -162,7 +170,11 @@ func OpenUpdater(spec UpdaterSpec) (u *update.Updater, closeFn func() error, err
 		}
 		closers = append(closers, pr.Close)
 	}
-	u, err = NewUpdater(UpdaterParams{Board: b, State: st, Protector: pr, Keyring: spec.Keyring, Purpose: spec.Purpose, Log: spec.Log})
+	floor, err := timefloor.Open(st.DB(), BuildTime())
+	if err != nil {
+		return nil, nil, errors.Join(err, closeAll())
+	}
+	u, err = NewUpdater(UpdaterParams{Board: b, State: st, Protector: pr, Keyring: spec.Keyring, Purpose: spec.Purpose, Log: spec.Log, Now: floor.Now})
 	if err != nil {
 		return nil, nil, errors.Join(err, closeAll())
 	}

@@ -37,6 +37,7 @@ type Account struct {
 	media     MediaParams
 	events    func(Event)
 	password  func() (string, error) // the digest password, asked for per challenge
+	timeSeen  func(time.Time)        // nil: nobody wants verified certificate times
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -131,6 +132,12 @@ type AccountDeps struct {
 	Log      *slog.Logger // required
 	Clock    Clock        // nil: the real clock
 	Events   func(Event)  // nil: none
+	// CertTime is the clock the registrar's certificate is checked against
+	// (the phone's time floor); nil: time.Now.
+	CertTime func() time.Time
+	// TimeSeen is told the NotBefore of every registrar certificate that
+	// verified: a time the phone has securely seen. nil: nobody.
+	TimeSeen func(time.Time)
 }
 
 // NewAccount builds the account's user agent.
@@ -165,14 +172,14 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("account %s registrar port %q: %w", cfg.Name, port, err)
 	}
-	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: d.Roots, ServerName: cfg.ServerName, Certificate: d.Cert})
+	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: d.Roots, ServerName: cfg.ServerName, Certificate: d.Cert, Time: d.CertTime})
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", cfg.Name, err)
 	}
 	a := &Account{
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
-		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[string]*Call{},
+		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[string]*Call{}, timeSeen: d.TimeSeen,
 	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.User),

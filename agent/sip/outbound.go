@@ -145,8 +145,14 @@ func (a *Account) flow(ctx context.Context) (sip.Connection, error) {
 	if !ok {
 		return nil, fmt.Errorf("tls flow to %s: connection is not TLS", a.registrar)
 	}
-	if err := policy.CheckTLSState(st.ConnectionState()); err != nil {
+	cs := st.ConnectionState()
+	if err := policy.CheckTLSState(cs); err != nil {
 		return nil, fmt.Errorf("tls flow to %s: %w", a.registrar, err)
+	}
+	if a.timeSeen != nil && len(cs.PeerCertificates) > 0 {
+		// The handshake verified this certificate: its issuer vouches that
+		// NotBefore has passed.
+		a.timeSeen(cs.PeerCertificates[0].NotBefore)
 	}
 	local, err := netip.ParseAddrPort(conn.LocalAddr().String())
 	if err != nil {

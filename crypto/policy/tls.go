@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // tlsSuites are the TLS 1.2 suites allowed: ECDHE key exchange with an AEAD
@@ -35,6 +36,10 @@ type ClientTLS struct {
 	// Certificate, when non-nil, is presented for mutual TLS. Its PrivateKey is a
 	// crypto.Signer (a file key today, a TPM key later).
 	Certificate *tls.Certificate
+	// Time is the clock certificate validity is checked against: the phone's
+	// time floor (crypto/timefloor), so a clock wound back cannot revive an
+	// expired certificate. nil means time.Now.
+	Time func() time.Time
 }
 
 // ClientConfig builds the tls.Config for a client channel. Verification is
@@ -52,6 +57,7 @@ func ClientConfig(c ClientTLS) (*tls.Config, error) {
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
 		RootCAs:          c.Roots,
 		ServerName:       c.ServerName,
+		Time:             c.Time,
 	}
 	if c.Certificate != nil {
 		cert := *c.Certificate

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/crypto/timefloor"
 	"github.com/hardphone/hardphone/hal/ubootenv"
 	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
@@ -280,6 +282,19 @@ func TestUpdateFloorEveryWay(t *testing.T) {
 	<-p.done
 	if err := p.ph.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// The agent raised the time floor to the registrar certificate's
+	// NotBefore, which its handshake verified.
+	st, err := store.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor, src, err := timefloor.Read(st.DB())
+	if cerr := st.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil || src != "registrar certificate" || floor.Before(time.Now().Add(-2*time.Hour)) {
+		t.Errorf("time floor after registering = %v from %q (%v), want the registrar certificate's NotBefore", floor, src, err)
 	}
 	// 2. With --config and no agent: the config's credential store's TPM.
 	wantRefused("--config, no agent", install("--config", cfgPath))
