@@ -78,10 +78,10 @@ func BenchmarkIdleRSS(b *testing.B) {
 		}
 		var st struct {
 			R struct {
-				Goroutines    int    `json:"goroutines"`
-				HeapBytes     uint64 `json:"heap_bytes"`
-				StackBytes    uint64 `json:"stack_bytes"`
-				MappedBytes   uint64 `json:"mapped_bytes"`
+				Goroutines  int    `json:"goroutines"`
+				HeapBytes   uint64 `json:"heap_bytes"`
+				StackBytes  uint64 `json:"stack_bytes"`
+				MappedBytes uint64 `json:"mapped_bytes"`
 			} `json:"runtime"`
 		}
 		if err := json.Unmarshal(out, &st); err != nil {
