@@ -29,7 +29,7 @@ const (
 )
 
 // openPair opens a sink on the null speaker and a source on its monitor.
-func openPair(t *testing.T, p *test.Pulse, rate int, opts ...PulseOption) (*PulseSource, *PulseSink) {
+func openPair(t testing.TB, p *test.Pulse, rate int, opts ...PulseOption) (*PulseSource, *PulseSink) {
 	t.Helper()
 	base := []PulseOption{PulseServer(p.Server), PulseAppName("hal-audio-test"), PulseReadTimeout(firstFrameTimeout)}
 	src, err := OpenPulseSource(rate, append(slices.Clone(base), append(opts, PulseDevice(test.PulseSpeakerMonitor))...)...)
@@ -37,6 +37,12 @@ func openPair(t *testing.T, p *test.Pulse, rate int, opts ...PulseOption) (*Puls
 		t.Fatalf("OpenPulseSource(%d) = %v\n%s", rate, err, p.LogTail())
 	}
 	t.Cleanup(func() { src.Close() }) // ErrClosed when the test closed it already
+	// The first frame arrives once the idle null sink has finished its
+	// 2 s block and adopted our latency; a sink opened after that starts
+	// at the low latency instead of underrunning on the long block.
+	if _, err := src.ReadFrame(make([]int16, FrameSamplesAt(rate))); err != nil {
+		t.Fatalf("first ReadFrame = %v", err)
+	}
 	sink, err := OpenPulseSink(rate, append(slices.Clone(base), append(opts, PulseDevice(test.PulseSpeaker))...)...)
 	if err != nil {
 		t.Fatalf("OpenPulseSink(%d) = %v\n%s", rate, err, p.LogTail())
@@ -421,4 +427,3 @@ func TestPulseStalled(t *testing.T) {
 		t.Fatalf("ReadFrame after resume = %v", err)
 	}
 }
-
