@@ -192,8 +192,10 @@ func checkTone(t *testing.T, p *test.Pulse, rate int) {
 			t.Fatalf("WriteFrame #%d = %v", i, err)
 		}
 	}
+	// Stop reading 400 ms before the queue runs out: the underrun that
+	// ends the playback is not one to count.
 	rec := make([]int16, 0, total*fs)
-	for i := range total {
+	for i := range total - 20 {
 		n, err := src.ReadFrame(frame)
 		if err != nil || n != fs {
 			t.Fatalf("ReadFrame #%d = %d, %v, want %d, nil", i, n, err, fs)
