@@ -57,6 +57,8 @@ fuzz:
 # Every benchmark prints its number beside a reference measured in the same run.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./hal/tpm/ ./crypto/credstore/
+	$(GO) test -run '^$$' -bench BenchmarkPulseFrame -benchmem ./hal/audio/
+	$(GO) test -run '^$$' -bench BenchmarkPulseRoundTrip -benchtime 20x ./hal/audio/
 	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
 

@@ -3,8 +3,10 @@
 # missing, so `make test` on a machine that has them costs nothing.
 set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
-# (4), netfilter inspection (5), the emulated phone and arm unit tests (6).
+# (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
+# sound devices without a sound card (15).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
+pulseaudio pulseaudio-utils
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
