@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jfreymuth/pulse/proto"
@@ -326,8 +327,19 @@ func dialPulseAddr(cfg *pulseConfig, a pulseAddr, cookie []byte, onMsg func(any)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s:%s: %w", a.network, a.addr, err)
 	}
-	fr := &frameReader{r: conn, max: maxPulseFrame, onErr: onErr}
-	c := &proto.Client{Callback: onMsg}
+	// Only the connection dialPulse returns may report its end: a failed
+	// attempt at an earlier address must not mark the stream broken.
+	var kept atomic.Bool
+	fr := &frameReader{r: conn, max: maxPulseFrame, onErr: func(err error) {
+		if kept.Load() {
+			onErr(err)
+		}
+	}}
+	c := &proto.Client{Callback: func(msg any) {
+		if kept.Load() {
+			onMsg(msg)
+		}
+	}}
 	c.SetTimeout(pulseRequestTimeout)
 	c.Open(struct {
 		io.Reader
@@ -354,6 +366,7 @@ func dialPulseAddr(cfg *pulseConfig, a pulseAddr, cookie []byte, onMsg func(any)
 		conn.Close()
 		return nil, fmt.Errorf("set client name on %s: %w", pc.addr, err)
 	}
+	kept.Store(true)
 	return pc, nil
 }
 

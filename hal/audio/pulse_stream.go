@@ -299,7 +299,12 @@ func (s *PulseSink) WriteFrame(buf []int16) error {
 // stream on the server and closes the connection. A second Close returns
 // ErrClosed.
 func (s *PulseSink) Close() error {
-	return s.close(&proto.DeletePlaybackStream{StreamIndex: s.index}, func() { <-s.senderDone })
+	return s.close(&proto.DeletePlaybackStream{StreamIndex: s.index}, func() {
+		// A server that stopped reading would hold the sender (and the
+		// delete request) in a socket write forever: bound both.
+		_ = s.pc.conn.SetWriteDeadline(time.Now().Add(pulseRequestTimeout)) // only fails on a closed conn
+		<-s.senderDone
+	})
 }
 
 // PulseSource records 16-bit mono frames from a PulseAudio source (a

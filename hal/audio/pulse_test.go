@@ -429,3 +429,18 @@ func TestPulseStalled(t *testing.T) {
 		t.Fatalf("ReadFrame after resume = %v", err)
 	}
 }
+
+// TestPulseServerFallback lists a dead address before the live one: the
+// device opens on the second and the failed attempt leaves it healthy.
+func TestPulseServerFallback(t *testing.T) {
+	p := test.StartPulse(t)
+	srv := "unix:" + t.TempDir() + "/nobody-listens " + p.Server
+	src, err := OpenPulseSource(8000, PulseServer(srv), PulseDevice(test.PulseSpeakerMonitor), PulseReadTimeout(firstFrameTimeout))
+	if err != nil {
+		t.Fatalf("OpenPulseSource(%q) = %v", srv, err)
+	}
+	defer src.Close()
+	if _, err := src.ReadFrame(make([]int16, FrameSamplesAt(8000))); err != nil {
+		t.Fatalf("ReadFrame = %v", err)
+	}
+}
