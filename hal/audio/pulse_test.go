@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -430,11 +432,31 @@ func TestPulseStalled(t *testing.T) {
 	}
 }
 
-// TestPulseServerFallback lists a dead address before the live one: the
-// device opens on the second and the failed attempt leaves it healthy.
+// TestPulseServerFallback lists two bad addresses before the live one (one
+// nobody listens on, one that hangs up after accepting): the device opens
+// on the third, and the failed attempts leave it healthy.
 func TestPulseServerFallback(t *testing.T) {
 	p := test.StartPulse(t)
-	srv := "unix:" + t.TempDir() + "/nobody-listens " + p.Server
+	dir, err := os.MkdirTemp("", "hangup-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	l, err := net.Listen("unix", dir+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	srv := "unix:" + dir + "/nobody-listens unix:" + dir + "/s " + p.Server
 	src, err := OpenPulseSource(8000, PulseServer(srv), PulseDevice(test.PulseSpeakerMonitor), PulseReadTimeout(firstFrameTimeout))
 	if err != nil {
 		t.Fatalf("OpenPulseSource(%q) = %v", srv, err)
