@@ -67,6 +67,8 @@ fuzz:
 # Every benchmark prints its number beside a reference measured in the same run.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/media/ ./agent/media/g722/ ./hal/tpm/ ./crypto/credstore/ ./agent/events/ ./fleet/attest/
+	$(GO) test -run '^$$' -bench BenchmarkPulseFrame -benchmem ./hal/audio/
+	$(GO) test -run '^$$' -bench BenchmarkPulseRoundTrip -benchtime 20x ./hal/audio/
 	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./fleet/store/boltstore/ ./fleet/store/pgstore/

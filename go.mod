@@ -10,6 +10,7 @@ require (
 	github.com/google/nftables v0.3.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/jfreymuth/pulse v0.1.1
 	github.com/leodido/go-syslog/v4 v4.6.0
 	github.com/pion/dtls/v3 v3.1.15
 	github.com/pion/logging v0.2.4

@@ -5,8 +5,10 @@ set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
 # (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
 # the fleet store on PostgreSQL (11), the syslog-over-TLS collector for
-# security events (14), the G.722 reference encoder/decoder (15).
+# security events (14), the G.722 reference encoder/decoder and sound
+# devices without a sound card (15).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
+pulseaudio pulseaudio-utils
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables

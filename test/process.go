@@ -42,29 +42,40 @@ type process struct {
 // logPath, and registers a cleanup that stops it.
 func startProcess(t testing.TB, logPath, dir, bin string, args ...string) *process {
 	t.Helper()
-	return startProcessAs(t, nil, logPath, dir, bin, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	return startCmd(t, logPath, cmd)
 }
 
 // startProcessAs is startProcess running the program as another user (cred
 // nil: as ourselves), for servers that refuse to run as root.
 func startProcessAs(t testing.TB, cred *syscall.Credential, logPath, dir, bin string, args ...string) *process {
 	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	// Go sets the parent-death signal after switching user, so it survives
+	// the switch.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return startCmd(t, logPath, cmd)
+}
+
+// startCmd starts a prepared command (its Env, or SysProcAttr.Credential
+// to drop to another user, already set) like startProcess does.
+func startCmd(t testing.TB, logPath string, cmd *exec.Cmd) *process {
+	t.Helper()
+	bin, args := cmd.Path, cmd.Args[1:]
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// A group of its own lets cleanup kill the peer's children (Kamailio
-		// forks workers) by the PID we started.
-		Setpgid:   true,
-		Pdeathsig: syscall.SIGKILL,
-		// Go sets the parent-death signal after switching user, so it
-		// survives the switch.
-		Credential: cred,
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
+	// A group of its own lets cleanup kill the peer's children (Kamailio
+	// forks workers) by the PID we started.
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s %s: %v", bin, strings.Join(args, " "), err)
