@@ -91,3 +91,16 @@ func SetClockFromFloor(stateDir string) (ClockCorrection, error) {
 	c.Set = true
 	return c, nil
 }
+
+// BuildTimeFloor is a clock that is never behind the build time, for
+// commands that check a certificate without the state file (the agent may
+// hold it).
+func BuildTimeFloor() func() time.Time {
+	b := BuildTime()
+	return func() time.Time {
+		if now := time.Now(); now.After(b) {
+			return now
+		}
+		return b
+	}
+}

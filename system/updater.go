@@ -133,17 +133,7 @@ type UpdaterSpec struct {
 // checks, the protector) and builds the updater with NewUpdater. closeFn
 // releases what was opened.
 func OpenUpdater(spec UpdaterSpec) (u *update.Updater, closeFn func() error, err error) {
-	var b *board.Board
-	switch {
-	case spec.Layout != "" && spec.Board != "":
-		return nil, nil, errors.New("updater: a board name and a layout file exclude each other")
-	case spec.Layout != "":
-		b, err = board.ReadLayout(spec.Layout)
-	case spec.Board != "":
-		b, err = board.Lookup(spec.Board)
-	default:
-		return nil, nil, fmt.Errorf("updater: %w: name a board or a layout file", ErrNoUpdater)
-	}
+	b, err := BoardFor(spec.Board, spec.Layout)
 	if err != nil {
 		return nil, nil, fmt.Errorf("updater: %w", err)
 	}
@@ -186,4 +176,17 @@ func logOrDiscard(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+// BoardFor is the board a name or a test rig's layout file describes.
+func BoardFor(name, layout string) (*board.Board, error) {
+	switch {
+	case layout != "" && name != "":
+		return nil, errors.New("a board name and a layout file exclude each other")
+	case layout != "":
+		return board.ReadLayout(layout)
+	case name != "":
+		return board.Lookup(name)
+	}
+	return nil, fmt.Errorf("%w: name a board or a layout file", ErrNoUpdater)
 }

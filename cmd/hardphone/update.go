@@ -87,7 +87,7 @@ func cmdUpdate(args []string, stdout, stderr io.Writer) error {
 	if sub == "install" {
 		bundle = pos[0]
 		if strings.Contains(bundle, "://") {
-			dl, err := system.DownloadBundle(ctx, bundle, *caFile, uf.downloadDir(), log)
+			dl, err := system.DownloadBundle(ctx, uf.downloadSpec(bundle, *caFile), log)
 			if err != nil {
 				return err
 			}
@@ -227,15 +227,26 @@ func (f *updateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
-// downloadDir is where an https bundle is downloaded to: the state
-// directory (the data partition), which has room for a slot image.
-func (f *updateFlags) downloadDir() string {
+// downloadSpec says where an https bundle goes (the state directory, on
+// the data partition, which has room for a slot image) and how large it may
+// be (what the board's slots can take).
+func (f *updateFlags) downloadSpec(url, caFile string) system.DownloadSpec {
+	spec := system.DownloadSpec{URL: url, CAFile: caFile, Dir: f.stateDir, Now: system.BuildTimeFloor()}
 	if f.config != "" {
-		if cfg, err := config.Load(f.config); err == nil && cfg.StateDir != "" {
-			return cfg.StateDir
+		if cfg, err := config.Load(f.config); err == nil {
+			if cfg.StateDir != "" {
+				spec.Dir = cfg.StateDir
+			}
+			if ph, err := system.Open(cfg, nil); err == nil {
+				spec.MaxBytes = system.MaxBundleBytes(ph.Board())
+			}
 		}
+		return spec
 	}
-	return f.stateDir
+	if b, err := system.BoardFor(f.board, f.layout); err == nil {
+		spec.MaxBytes = system.MaxBundleBytes(b)
+	}
+	return spec
 }
 
 // open builds the updater without a running agent: from the config when
