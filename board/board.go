@@ -56,6 +56,16 @@ type Board struct {
 	// LockdownPolicy is the policy file the image ships and the config
 	// names; "" for none.
 	LockdownPolicy string
+	// LockdownPolicyTOML is that file's content (agent/lockdown's schema),
+	// which the image builder writes into the signed root filesystem.
+	LockdownPolicyTOML string
+	// RequireLockdown: the agent refuses to start on this board without a
+	// lockdown policy (every phone); a desktop may run without one.
+	RequireLockdown bool
+	// ModprobeFile is where the lockdown policy's module blocks are
+	// written; "" when the board has no modprobe.d to write (its modules
+	// are loaded by PID 1 only, so unloading is the whole enforcement).
+	ModprobeFile string
 	// Config is the agent config PID 1 starts the agent with. It lives on
 	// the root filesystem, inside the signed slot: the data partition is
 	// writable and unauthenticated, so nothing that decides security is
@@ -349,6 +359,12 @@ func (b *Board) Validate() error {
 		if b.Config == "" || b.ControlSocket == "" {
 			return bad("a board with PID 1 needs config and control socket paths")
 		}
+	}
+	if b.RequireLockdown && (b.LockdownPolicy == "" || b.LockdownPolicyTOML == "") {
+		return bad("a board that requires a lockdown policy must ship one (path and content)")
+	}
+	if (b.LockdownPolicy == "") != (b.LockdownPolicyTOML == "") {
+		return bad("lockdown policy path and content go together")
 	}
 	seen := map[string]bool{}
 	for _, m := range b.Modules {

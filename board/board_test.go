@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hardphone/hardphone/agent/lockdown"
 )
 
 func TestLookup(t *testing.T) {
@@ -136,5 +138,30 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an invalid-board error about %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestShippedLockdownPolicies: every policy a board ships parses under the
+// lockdown schema, and a phone's covers the agent's default RTP range (the
+// agent refuses media ports outside it).
+func TestShippedLockdownPolicies(t *testing.T) {
+	for _, name := range Names() {
+		b, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.LockdownPolicyTOML == "" {
+			if b.RequireLockdown {
+				t.Errorf("board %s requires a lockdown policy and ships none", name)
+			}
+			continue
+		}
+		p, err := lockdown.Parse([]byte(b.LockdownPolicyTOML))
+		if err != nil {
+			t.Fatalf("board %s: its lockdown policy: %v", name, err)
+		}
+		if p.RTP == nil || p.RTP.First > 16384 || p.RTP.Last < 16639 {
+			t.Errorf("board %s: policy RTP range %+v does not cover the default media ports 16384-16639", name, p.RTP)
+		}
 	}
 }

@@ -9,5 +9,8 @@ func desktop() *Board {
 		Name:       "desktop",
 		Compatible: "hardphone-desktop",
 		GOARCH:     "amd64",
+		// A desktop's own modprobe.d takes the policy's module blocks when
+		// the user gives it one; none is required.
+		ModprobeFile: "/etc/modprobe.d/hardphone-lockdown.conf",
 	}
 }

@@ -59,6 +59,10 @@ func qemuARM64() *Board {
 			{Name: "tpm_tis_core"}, {Name: "tpm_tis"},
 			{Name: "failover"}, {Name: "net_failover"}, {Name: "virtio_net"},
 			{Name: "watchdog"}, {Name: "softdog"},
+			// nftables for the lockdown policy: the core, and conntrack
+			// for "established, related" and the pinhole rules.
+			{Name: "libcrc32c"}, {Name: "nfnetlink"}, {Name: "nf_tables"},
+			{Name: "nf_defrag_ipv4"}, {Name: "nf_defrag_ipv6"}, {Name: "nf_conntrack"}, {Name: "nft_ct"},
 		},
 		Network: &Network{
 			Interface: "eth0",
@@ -75,14 +79,48 @@ func qemuARM64() *Board {
 			Poll:          500 * time.Millisecond,
 			MarkGoodAfter: time.Second,
 		},
-		UpdateMedium: &Medium{Device: "/dev/vdb", FSType: "ext4", Mountpoint: "/run/medium", Bundle: "update.raucb"},
-		// TODO(#6): ship a lockdown policy once the image carries the
-		// nf_tables modules; restrict=on in QEMU's user network is the
-		// firewall meanwhile.
-		LockdownPolicy: "",
-		Config:         "/etc/hardphone/hardphone.toml",
-		ControlSocket:  "/run/hardphone/control.sock",
+		UpdateMedium:       &Medium{Device: "/dev/vdb", FSType: "ext4", Mountpoint: "/run/medium", Bundle: "update.raucb"},
+		LockdownPolicy:     "/etc/hardphone/lockdown.toml",
+		LockdownPolicyTOML: qemuARM64Lockdown,
+		RequireLockdown:    true,
+		// The initramfs has no modprobe: PID 1 loads the board's modules
+		// itself, so a blocked module is enforced by unloading it.
+		ModprobeFile:  "",
+		Config:        "/etc/hardphone/hardphone.toml",
+		ControlSocket: "/run/hardphone/control.sock",
 		// QEMU forwards this address (guestfwd) to the host's loopback.
 		Registrar: "10.0.2.100:5061",
 	}
 }
+
+// qemuARM64Lockdown is the emulated phone's lockdown policy: nothing
+// listens (calls arrive over the registration's own TLS flow), media only
+// through per-call pinholes in the agent's RTP range, the phone connects
+// out to its registrar only, and the kernel's routing knobs are closed.
+const qemuARM64Lockdown = `# Lockdown policy of board qemu-arm64, shipped in its signed image.
+version = 1
+
+[firewall]
+loopback = "open"
+outbound = "restrict"
+
+[rtp]
+ports = [16384, 16639]
+peers = ["0.0.0.0/0"]
+
+# QEMU's guest forward leads 10.0.2.100:5061 to the registrar.
+[[outbound]]
+name = "registrar"
+proto = "tcp"
+port = 5061
+to = ["10.0.2.100"]
+
+[modules]
+block = ["sctp", "dccp", "usb_storage", "bluetooth"]
+
+[sysctl]
+"net.ipv4.conf.all.accept_redirects" = 0
+"net.ipv4.conf.all.send_redirects" = 0
+"net.ipv4.conf.all.accept_source_route" = 0
+"net.ipv6.conf.all.accept_redirects" = 0
+`

@@ -142,8 +142,11 @@ func (p *Phone) Lockdown() (*Lockdown, error) {
 	if p.cfg.LockdownPolicy == "" {
 		return nil, errors.New("system: the config names no lockdown_policy")
 	}
-	l, err := OpenLockdown(LockdownSpec{Policy: p.cfg.LockdownPolicy, ModprobeFile: lockdown.DefaultModprobeFile,
-		PinholeOwner: true, Log: p.log})
+	modprobe := lockdown.DefaultModprobeFile
+	if p.board != nil {
+		modprobe = p.board.ModprobeFile
+	}
+	l, err := OpenLockdown(LockdownSpec{Policy: p.cfg.LockdownPolicy, ModprobeFile: modprobe, PinholeOwner: true, Log: p.log})
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +218,10 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		return nil, err
 	}
 	base = append(base, agent.WithInstanceID(inst))
+	if cfg.LockdownPolicy == "" && p.board != nil && p.board.RequireLockdown {
+		return nil, fmt.Errorf("board %s is a phone: it does not run without a lockdown policy, and the config names none (lockdown_policy = %q ships in its image)",
+			p.board.Name, p.board.LockdownPolicy)
+	}
 	if cfg.LockdownPolicy != "" {
 		l, err := p.Lockdown()
 		if err != nil {

@@ -60,6 +60,8 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "credentials: %s\n", cred)
 	if st.Lockdown != nil {
 		fmt.Fprintf(w, "lockdown: %s, %d drift events\n", st.Lockdown.Policy, st.Lockdown.DriftEvents)
+	} else {
+		fmt.Fprintln(w, "lockdown: none (no policy: nothing here limits what listens or where media goes)")
 	}
 	for _, a := range st.Accounts {
 		reg := "not registered"

@@ -73,6 +73,9 @@ func (o *imageOptions) rootfsFiles(mods []module) ([]entry, error) {
 		{name: "lib/modules", mode: sIFDIR | 0o755},
 		{name: "lib/modules/hardphone", mode: sIFDIR | 0o755},
 	}
+	if b.LockdownPolicy != "" {
+		es = append(es, entry{name: strings.TrimPrefix(b.LockdownPolicy, "/"), mode: sIFREG | 0o644, data: []byte(b.LockdownPolicyTOML)})
+	}
 	for _, d := range []string{"proc", "sys", "run", "tmp", "data"} {
 		es = append(es, entry{name: d, mode: sIFDIR | 0o755})
 	}

@@ -257,6 +257,7 @@ func (f *fixture) medium(t *testing.T, name, bundle string) string {
 // bundles whose agent must fail.
 func configFor(registrar, caFile string) string {
 	return fmt.Sprintf(`board = "qemu-arm64"
+lockdown_policy = "/etc/hardphone/lockdown.toml"
 state_dir = "/data/hardphone"
 control_socket = "/run/hardphone/control.sock"
 credential_store = "/dev/tpmrm0"
