@@ -34,7 +34,11 @@ type Agent struct {
 	instance string
 	certTime func() time.Time                    // nil: time.Now
 	timeSeen func(t time.Time, src string) error // nil: none
-	accounts []*sip.Account
+	// events takes security events, nil for none; eventLoops run with Run.
+	events     EventRecorder
+	eventLoops []func(context.Context) error
+	journal    EventJournal // nil: no journal to list
+	accounts   []*sip.Account
 
 	mu       sync.Mutex // guards watchers and subs
 	watchers []func(sip.Event)
@@ -196,7 +200,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	}
 	// Pinholes follow calls: media reports the peer's addresses, the agent
 	// tells lockdown. Media never imports lockdown.
-	a.watchers = append([]func(sip.Event){a.pinholes, a.publish}, a.watchers...)
+	a.watchers = append([]func(sip.Event){a.pinholes, a.publish, a.callSecurity}, a.watchers...)
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax}
 	for _, ac := range cfg.Accounts {
 		pw, err := a.passwordFor(ac)
@@ -290,13 +294,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		ticker := time.NewTicker(a.cfg.LockdownCheck)
 		defer ticker.Stop()
-		go a.lock.Monitor(ctx, ticker.C)
+		go a.lock.Monitor(ctx, ticker.C, a.lockdownDrift)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if a.ctl != nil {
 		srv, err := control.NewServer(a.handle, control.WithAllowedUIDs(a.ctl.uids...),
-			control.WithSubscribe(a.subscribe), control.WithLogger(a.log))
+			control.WithSubscribe(a.subscribe), control.WithLogger(a.log), control.WithRefused(a.controlRefused))
 		if err != nil {
 			return err
 		}
@@ -309,6 +313,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := srv.Serve(ctx, ln); err != nil {
 				a.log.Error("control socket", "error", err)
+			}
+		}()
+	}
+	for _, loop := range a.eventLoops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := loop(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("security events", "error", err)
 			}
 		}()
 	}

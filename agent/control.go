@@ -25,6 +25,19 @@ func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
 		return a.handleUpdate(ctx, req)
 	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold:
 		return a.handleCall(ctx, req)
+	case control.CmdEventsList, control.CmdEventsVerify:
+		if a.journal == nil {
+			return nil, fmt.Errorf("no security-event journal (no state file or no identity key): %w", control.ErrUnavailable)
+		}
+		if req.Command == control.CmdEventsVerify {
+			return a.journal.Verify()
+		}
+		var from uint64
+		var limit int
+		if req.Events != nil {
+			from, limit = req.Events.From, req.Events.Limit
+		}
+		return a.journal.List(from, limit)
 	}
 	return nil, &control.Error{Code: control.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", req.Command)}
 }

@@ -27,6 +27,7 @@ type Phone struct {
 	updater *update.Updater  // nil until Updater
 	lock    *Lockdown        // nil until Lockdown
 	floor   *timefloor.Floor // nil until TimeFloor
+	events  *Events          // nil until Events
 }
 
 // Open resolves the config's board (board = NAME, or a test rig's [update]
@@ -184,18 +185,11 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		}
 		base = append(base, agent.WithCredentials(c))
 	}
-	switch {
-	case cfg.TLS.CertFile != "":
-		id, err := loadIdentity(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		base = append(base, agent.WithIdentity(id))
-	case p.creds != nil:
-		id, err := p.creds.Identity()
-		if err != nil {
-			return nil, fmt.Errorf("tls identity from the credential store: %w", err)
-		}
+	id, _, err := p.identity()
+	if err != nil {
+		return nil, err
+	}
+	if id != nil {
 		base = append(base, agent.WithIdentity(id))
 	}
 	// The time floor lives in the state file, which a one-shot call leaves
@@ -240,6 +234,18 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		if cfg.ControlSocket != "" {
 			base = append(base, agent.WithControlSocket(cfg.ControlSocket, cfg.ControlUIDs...))
 		}
+		// Security events, where the phone can sign its journal.
+		if cfg.StateDir != "" {
+			ev, err := p.Events()
+			switch {
+			case err == nil:
+				base = append(base, agent.WithEvents(ev.Recorder, ev.Loops()...), agent.WithEventJournal(ev))
+			case errors.Is(err, ErrNoEventSigner):
+				p.log.Warn("security events are not journaled: the phone has no identity key to sign them")
+			default:
+				return nil, err
+			}
+		}
 	}
 	return agent.New(cfg, p.log, append(base, opts...)...)
 }
@@ -247,6 +253,10 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 // Close closes every part opened, in reverse order of need.
 func (p *Phone) Close() error {
 	var errs []error
+	if p.events != nil {
+		errs = append(errs, p.events.Journal.Close())
+		p.events = nil
+	}
 	if p.lock != nil {
 		errs = append(errs, p.lock.Close())
 		p.lock = nil

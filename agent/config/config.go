@@ -51,6 +51,25 @@ type Config struct {
 	// Update configures the A/B updater; its zero value (no Keyring) means
 	// the agent runs without one (a desktop).
 	Update Update
+	// Events configures where security events go besides the journal.
+	Events Events
+}
+
+// Events is the [events] table. The journal in the state file is always
+// kept when the phone has a state directory and a signing identity; the
+// syslog collector is optional.
+type Events struct {
+	// Syslog is the RFC 5425 collector (host:port; 6514 is the standard
+	// port); "" exports nowhere.
+	Syslog string
+	// SyslogCA holds the collector's trust anchors (PEM); required with
+	// Syslog.
+	SyslogCA string
+	// SyslogServerName is the name the collector's certificate must carry
+	// (default: Syslog's host).
+	SyslogServerName string
+	// Hostname is the HOSTNAME of every message (default: the system's).
+	Hostname string
 }
 
 // Update is the [update] table.
@@ -183,6 +202,7 @@ type file struct {
 	Lockdown      string     `toml:"lockdown_policy"`
 	CredStore     string     `toml:"credential_store"`
 	Update        updateFile `toml:"update"`
+	Events        eventsFile `toml:"events"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
@@ -194,6 +214,13 @@ type updateFile struct {
 	Keyring       string  `toml:"keyring"`
 	Purpose       string  `toml:"check_purpose"`
 	MarkGoodAfter *string `toml:"mark_good_after"`
+}
+
+type eventsFile struct {
+	Syslog           string `toml:"syslog"`
+	SyslogCA         string `toml:"syslog_ca"`
+	SyslogServerName string `toml:"syslog_server_name"`
+	Hostname         string `toml:"hostname"`
 }
 
 type tlsFile struct {
@@ -322,6 +349,26 @@ func (f *file) validate(dir string) (*Config, error) {
 	}
 	if c.Update.Layout != "" && c.Board != "" {
 		return nil, keyErr("update.layout", "a rig's layout file and board = %q exclude each other: the board says where its slots are", c.Board)
+	}
+	c.Events = Events{Syslog: f.Events.Syslog, SyslogCA: abs(f.Events.SyslogCA), SyslogServerName: f.Events.SyslogServerName,
+		Hostname: f.Events.Hostname}
+	if c.Events.Syslog != "" {
+		host, port, err := net.SplitHostPort(c.Events.Syslog)
+		if err != nil || host == "" || port == "" {
+			return nil, keyErr("events.syslog", "%q: want host:port", c.Events.Syslog)
+		}
+		if c.Events.SyslogCA == "" {
+			return nil, keyErr("events.syslog_ca", "required with events.syslog: the collector's certificate is always verified")
+		}
+		if c.Events.SyslogServerName == "" {
+			c.Events.SyslogServerName = host
+		}
+		if c.StateDir == "" {
+			return nil, keyErr("state_dir", "required with events.syslog (the journal is the export queue)")
+		}
+	}
+	if len(c.Events.Hostname) > 255 {
+		return nil, keyErr("events.hostname", "longer than 255 bytes")
 	}
 	c.CredentialStore = f.CredStore
 	if c.CredentialStore != "" && c.StateDir == "" {

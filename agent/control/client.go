@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/update"
 )
@@ -176,4 +177,17 @@ func (c *Client) Watch(ctx context.Context, fn func(Event) error) error {
 			return err
 		}
 	}
+}
+
+// EventsList asks for security-event journal records, each in the JSON
+// shape events.Record marshals to.
+func (c *Client) EventsList(ctx context.Context, from uint64, limit int) ([]json.RawMessage, error) {
+	var recs []json.RawMessage
+	return recs, c.Do(ctx, Request{Command: CmdEventsList, Events: &EventsArgs{From: from, Limit: limit}}, &recs)
+}
+
+// EventsVerify has the agent prove its journal.
+func (c *Client) EventsVerify(ctx context.Context) (*events.Report, error) {
+	var r events.Report
+	return &r, c.Do(ctx, Request{Command: CmdEventsVerify}, &r)
 }

@@ -35,6 +35,12 @@ const (
 	CmdUpdateMarkGood Command = "update.mark-good"
 	// CmdWatch streams Events until the client closes.
 	CmdWatch Command = "watch"
+	// CmdEventsList answers security-event journal records
+	// ([]events.Record), from Request.Events.From, at most Limit.
+	CmdEventsList Command = "events.list"
+	// CmdEventsVerify proves the journal's hash chain and signatures and
+	// answers the events.Report.
+	CmdEventsVerify Command = "events.verify"
 )
 
 // Request is what a client sends.
@@ -46,6 +52,15 @@ type Request struct {
 	Call *CallRef `json:"call,omitempty"`
 	// Install holds CmdUpdateInstall's arguments.
 	Install *InstallArgs `json:"install,omitempty"`
+	// Events holds CmdEventsList's arguments.
+	Events *EventsArgs `json:"events,omitempty"`
+}
+
+// EventsArgs select journal records: from seq From (0: the oldest), at
+// most Limit (0: the most the agent answers).
+type EventsArgs struct {
+	From  uint64 `json:"from,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 }
 
 // CallRef names one call: its Call-ID on an account ("" is the first).

@@ -46,6 +46,7 @@ type Subscribe func() (events <-chan Event, cancel func())
 type Server struct {
 	handle    Handler
 	subscribe Subscribe           // nil: CmdWatch is unavailable
+	refused   func(uid uint32)    // nil: nobody is told
 	allow     map[uint32]struct{} // uids besides root and our own
 	log       *slog.Logger
 	sem       chan struct{}
@@ -72,6 +73,14 @@ func WithSubscribe(f Subscribe) ServerOption {
 			return errors.New("control: nil subscribe")
 		}
 		s.subscribe = f
+		return nil
+	}
+}
+
+// WithRefused has f told about every caller refused by its credentials.
+func WithRefused(f func(uid uint32)) ServerOption {
+	return func(s *Server) error {
+		s.refused = f
 		return nil
 	}
 }
@@ -215,6 +224,9 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	}
 	if _, ok := s.allow[uid]; !ok {
 		s.log.Warn("control connection refused", "uid", uid, "security_event", true)
+		if s.refused != nil {
+			s.refused(uid)
+		}
 		s.reply(conn, nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("uid %d may not use this socket", uid)})
 		return
 	}

@@ -789,3 +789,6 @@ func decodeStored(k, v []byte) Record {
 	}
 	return *rec
 }
+
+// DB is the state file the journal lives in, for Verify.
+func (j *Journal) DB() *bolt.DB { return j.db }

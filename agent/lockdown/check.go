@@ -198,9 +198,10 @@ func (l *Lockdown) Check(ctx context.Context) (*Report, error) {
 }
 
 // Monitor runs Check on every tick until ctx ends, logging each finding as
-// a security event at Warn and counting the checks that found drift
-// (DriftEvents). The agent hands it a ticker's channel.
-func (l *Lockdown) Monitor(ctx context.Context, ticks <-chan time.Time) {
+// a security event at Warn, counting the checks that found drift
+// (DriftEvents) and handing each drifting report to onDrift (nil: nobody).
+// The agent hands it a ticker's channel.
+func (l *Lockdown) Monitor(ctx context.Context, ticks <-chan time.Time, onDrift func(*Report)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,6 +222,9 @@ func (l *Lockdown) Monitor(ctx context.Context, ticks <-chan time.Time) {
 		for _, f := range r.Drift {
 			l.log.Warn("lockdown drift", "security_event", true, "kind", f.Kind, "subject", f.Subject,
 				"process", f.Process, "pid", f.PID, "want", f.Want, "got", f.Got, "detail", f.Detail)
+		}
+		if onDrift != nil {
+			onDrift(r)
 		}
 	}
 }

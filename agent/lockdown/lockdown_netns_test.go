@@ -321,7 +321,7 @@ process = "hardphone"
 	ticks := make(chan time.Time)
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { l.Monitor(mctx, ticks); close(done) }()
+	go func() { l.Monitor(mctx, ticks, nil); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
 
 	r, err = l.Check(ctx)

@@ -38,6 +38,7 @@ commands:
   identity  the device identity key in the TPM: create, csr, import-cert, show
   update    A/B updates: install, status, mark-good, check-boot
   lockdown  plan, apply and check the lockdown policy (exit 3 on drift)
+  events    the security-event journal: list it, or --verify it
 
 Flags may come before or after arguments; "hardphone COMMAND --help" shows a
 command's flags.`)
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdUpdate(rest, stdout, stderr)
 	case "lockdown":
 		err = cmdLockdown(rest, stdout, stderr)
+	case "events":
+		err = cmdEvents(rest, stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		usage(stdout)
 		return 0

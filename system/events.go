@@ -1,0 +1,131 @@
+package system
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/hardphone/hardphone/agent/events"
+	"github.com/hardphone/hardphone/crypto/policy"
+)
+
+// ErrNoEventSigner: the phone has no identity key to sign its journal's
+// checkpoints with (no credential store identity, no key file).
+var ErrNoEventSigner = errors.New("no identity key to sign the event journal")
+
+// Events is the phone's security-event pipeline: the hash-chained journal
+// in the state file, the recorder the agent's parts emit through, and the
+// exporter to a syslog collector when the config names one.
+type Events struct {
+	Journal  *events.Journal
+	Recorder *events.Recorder
+	Exporter *events.Exporter // nil: no collector configured
+	// Public is the identity key the journal's checkpoints verify with.
+	Public crypto.PublicKey
+}
+
+// Loops are what the agent runs for the pipeline: the journal writer and
+// the exporter.
+func (e *Events) Loops() []func(context.Context) error {
+	loops := []func(context.Context) error{e.Recorder.Run}
+	if e.Exporter != nil {
+		loops = append(loops, e.Exporter.Run)
+	}
+	return loops
+}
+
+// identity is the phone's TLS identity and the key that signs: the
+// credential store's (in the TPM), else the configured key file.
+func (p *Phone) identity() (*tls.Certificate, crypto.Signer, error) {
+	switch {
+	case p.cfg.TLS.CertFile != "":
+		c, err := loadIdentity(p.cfg.TLS.CertFile, p.cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.PrivateKey.(crypto.Signer), nil
+	case p.cfg.CredentialStore != "":
+		creds, err := p.Credentials()
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := creds.Identity()
+		if err != nil {
+			return nil, nil, fmt.Errorf("tls identity from the credential store: %w", err)
+		}
+		s, err := creds.Signer()
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, s, nil
+	}
+	return nil, nil, nil
+}
+
+// Events opens the security-event pipeline (once). It needs the state file
+// and an identity key; ErrNoEventSigner when the phone has none.
+func (p *Phone) Events() (*Events, error) {
+	if p.events != nil {
+		return p.events, nil
+	}
+	if p.cfg.StateDir == "" {
+		return nil, errors.New("security events need a state_dir (the journal lives in the state file)")
+	}
+	cert, signer, err := p.identity()
+	if err != nil {
+		return nil, err
+	}
+	if signer == nil {
+		return nil, ErrNoEventSigner
+	}
+	st, err := p.State()
+	if err != nil {
+		return nil, err
+	}
+	floor, err := p.TimeFloor()
+	if err != nil {
+		return nil, err
+	}
+	j, err := events.Open(st.DB(), signer, events.WithClock(floor.Now), events.WithLogger(p.log))
+	if err != nil {
+		return nil, fmt.Errorf("event journal: %w", err)
+	}
+	rec, err := events.NewRecorder(j, events.WithRecorderClock(floor.Now), events.WithRecorderLogger(p.log))
+	if err != nil {
+		return nil, errors.Join(err, j.Close())
+	}
+	ev := &Events{Journal: j, Recorder: rec, Public: signer.Public()}
+	if e := p.cfg.Events; e.Syslog != "" {
+		roots, err := loadRoots(e.SyslogCA)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("events.syslog_ca: %w", err), j.Close())
+		}
+		host := e.Hostname
+		if host == "" {
+			if host, err = os.Hostname(); err != nil {
+				host = "-"
+			}
+		}
+		ev.Exporter, err = events.NewExporter(j, events.ExportConfig{Addr: e.Syslog, Hostname: host,
+			TLS: policy.ClientTLS{Roots: roots, ServerName: e.SyslogServerName, Certificate: cert, Time: floor.Now}},
+			events.WithExportLogger(p.log))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("event export: %w", err), j.Close())
+		}
+	}
+	p.events = ev
+	return ev, nil
+}
+
+// Verify proves the journal's chain and signatures with the identity key.
+func (e *Events) Verify() (*events.Report, error) {
+	return events.Verify(e.Journal.DB(), e.Public)
+}
+
+// List lists journal records.
+func (e *Events) List(from uint64, limit int) ([]events.Record, error) {
+	return e.Journal.List(from, limit)
+}
