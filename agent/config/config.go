@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/crypto/policy"
 )
 
@@ -159,6 +160,8 @@ type Account struct {
 	AllowRefer bool
 	// AnswerDelay is how long an auto-answer rings first.
 	AnswerDelay time.Duration
+	// Dialing is the outbound dialling policy (the toll-fraud guard).
+	Dialing dialplan.Policy
 }
 
 // Password reads the account's digest password. It is read when needed, not
@@ -236,24 +239,35 @@ type mediaFile struct {
 }
 
 type acctFile struct {
-	Name          string  `toml:"name"`
-	User          string  `toml:"user"`
-	AuthUser      string  `toml:"auth_user"`
-	Domain        string  `toml:"domain"`
-	Registrar     string  `toml:"registrar"`
-	ServerName    string  `toml:"server_name"`
-	PasswordFile  string  `toml:"password_file"`
-	PasswordCred  string  `toml:"password_cred"`
-	DigestMin     *string `toml:"digest_min"`
-	MediaSecurity *string `toml:"media_security"`
-	Answer        *string `toml:"answer"`
-	Expires       *string `toml:"expires"`
-	Keepalive     *string `toml:"keepalive"`
-	RetryBase     *string `toml:"retry_base"`
-	RetryMax      *string `toml:"retry_max"`
-	AllowRefer    bool    `toml:"allow_refer"`
-	AnswerDelay   *string `toml:"answer_delay"`
-	Transport     *string `toml:"transport"`
+	Name          string       `toml:"name"`
+	User          string       `toml:"user"`
+	AuthUser      string       `toml:"auth_user"`
+	Domain        string       `toml:"domain"`
+	Registrar     string       `toml:"registrar"`
+	ServerName    string       `toml:"server_name"`
+	PasswordFile  string       `toml:"password_file"`
+	PasswordCred  string       `toml:"password_cred"`
+	DigestMin     *string      `toml:"digest_min"`
+	MediaSecurity *string      `toml:"media_security"`
+	Answer        *string      `toml:"answer"`
+	Expires       *string      `toml:"expires"`
+	Keepalive     *string      `toml:"keepalive"`
+	RetryBase     *string      `toml:"retry_base"`
+	RetryMax      *string      `toml:"retry_max"`
+	AllowRefer    bool         `toml:"allow_refer"`
+	AnswerDelay   *string      `toml:"answer_delay"`
+	Transport     *string      `toml:"transport"`
+	Dialing       *dialingFile `toml:"dialing"`
+}
+
+type dialingFile struct {
+	Allow           []string  `toml:"allow"`
+	International   *bool     `toml:"international"`
+	HomeCountry     string    `toml:"home_country"`
+	PremiumPrefixes *[]string `toml:"premium_prefixes"`
+	MaxPerHour      *int      `toml:"max_per_hour"`
+	MaxPerDay       *int      `toml:"max_per_day"`
+	Hours           []string  `toml:"hours"`
 }
 
 // Load reads and validates a config file.
@@ -516,6 +530,33 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 	}
 	if a.RetryMax < a.RetryBase {
 		return a, keyErr(key+".retry_max", "%v is below retry_base %v", a.RetryMax, a.RetryBase)
+	}
+	a.Dialing = dialplan.Defaults()
+	if d := af.Dialing; d != nil {
+		a.Dialing.Allow = append([]string(nil), d.Allow...)
+		if d.International != nil {
+			a.Dialing.International = *d.International
+		}
+		a.Dialing.Home = d.HomeCountry
+		if d.PremiumPrefixes != nil {
+			a.Dialing.Premium = append([]string(nil), (*d.PremiumPrefixes)...)
+		}
+		if d.MaxPerHour != nil {
+			a.Dialing.MaxPerHour = *d.MaxPerHour
+		}
+		if d.MaxPerDay != nil {
+			a.Dialing.MaxPerDay = *d.MaxPerDay
+		}
+		for i, h := range d.Hours {
+			w, err := dialplan.ParseWindow(h)
+			if err != nil {
+				return a, keyErr(fmt.Sprintf("%s.dialing.hours[%d]", key, i), "%v", err)
+			}
+			a.Dialing.Hours = append(a.Dialing.Hours, w)
+		}
+	}
+	if err := a.Dialing.Validate(); err != nil {
+		return a, keyErr(key+".dialing", "%v", err)
 	}
 	return a, nil
 }

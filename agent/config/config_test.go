@@ -130,3 +130,28 @@ func TestPasswordFileMode(t *testing.T) {
 		t.Fatalf("Password() = %q, %v, want s3cret", pw, err)
 	}
 }
+
+// TestDialingPolicy: the toll-fraud guard's defaults and its keys.
+func TestDialingPolicy(t *testing.T) {
+	base := "[tls]\nca_file = \"ca.pem\"\n[[account]]\nuser = \"alice\"\nregistrar = \"127.0.0.1:5061\"\npassword_file = \"pw\"\n"
+	c, err := Parse([]byte(base), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Accounts[0].Dialing
+	if d.International || d.MaxPerHour != 30 || d.MaxPerDay != 200 || len(d.Premium) == 0 {
+		t.Errorf("default dialling policy = %+v, want international and premium refused, 30/h, 200/day", d)
+	}
+	c, err = Parse([]byte(base+"[account.dialing]\nhome_country = \"+49\"\ninternational = true\nmax_per_hour = 5\nhours = [\"Mon-Fri 08:00-18:00\"]\n"), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Accounts[0].Dialing; d.Home != "+49" || !d.International || d.MaxPerHour != 5 || len(d.Hours) != 1 {
+		t.Errorf("dialling policy = %+v", d)
+	}
+	for _, bad := range []string{"home_country = \"49\"\n", "hours = [\"nights\"]\n", "max_per_hour = -1\n", "premium_prefixes = [\"0900\"]\n", "bogus = 1\n"} {
+		if _, err := Parse([]byte(base+"[account.dialing]\n"+bad), "/x"); err == nil {
+			t.Errorf("Parse(dialing %q) = nil error", bad)
+		}
+	}
+}
