@@ -13,6 +13,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/crypto/credstore"
@@ -37,7 +38,9 @@ type Agent struct {
 	// events takes security events, nil for none; eventLoops run with Run.
 	events     EventRecorder
 	eventLoops []func(context.Context) error
-	journal    EventJournal // nil: no journal to list
+	journal    EventJournal  // nil: no journal to list
+	book       *history.Book // nil: no call history
+	times      callTimes
 	accounts   []*sip.Account
 
 	mu       sync.Mutex // guards watchers and subs
@@ -200,7 +203,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	}
 	// Pinholes follow calls: media reports the peer's addresses, the agent
 	// tells lockdown. Media never imports lockdown.
-	a.watchers = append([]func(sip.Event){a.pinholes, a.publish, a.callSecurity}, a.watchers...)
+	a.watchers = append([]func(sip.Event){a.pinholes, a.publish, a.callSecurity, a.historyWatch}, a.watchers...)
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax}
 	for _, ac := range cfg.Accounts {
 		pw, err := a.passwordFor(ac)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/update"
 )
@@ -25,6 +26,12 @@ func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
 		return a.handleUpdate(ctx, req)
 	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold:
 		return a.handleCall(ctx, req)
+	case control.CmdCallDial:
+		return a.handleDial(ctx, req)
+	case control.CmdCallDTMF:
+		return a.handleDTMF(req)
+	case control.CmdHistory, control.CmdContacts, control.CmdContactsImport:
+		return a.handleBook(req)
 	case control.CmdEventsList, control.CmdEventsVerify:
 		if a.journal == nil {
 			return nil, fmt.Errorf("no security-event journal (no state file or no identity key): %w", control.ErrUnavailable)
@@ -142,4 +149,70 @@ func (a *Agent) publish(ev sip.Event) {
 		default:
 		}
 	}
+}
+
+// maxVCardFile bounds a contacts import.
+const maxVCardFile = history.MaxVCardBytes
+
+func (a *Agent) handleDial(ctx context.Context, req *control.Request) (any, error) {
+	if req.Dial == nil || req.Dial.Target == "" {
+		return nil, fmt.Errorf("call.dial needs dial.target: %w", control.ErrBadRequest)
+	}
+	acct, err := a.Account(req.Dial.Account)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.Dial(ctx, req.Dial.Target, sip.CallOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return c.Status(), nil
+}
+
+func (a *Agent) handleDTMF(req *control.Request) (any, error) {
+	if req.Call == nil || req.Call.CallID == "" || req.DTMF == "" || len(req.DTMF) > 64 {
+		return nil, fmt.Errorf("call.dtmf needs call.call_id and 1-64 digits: %w", control.ErrBadRequest)
+	}
+	acct, err := a.Account(req.Call.Account)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.FindCall(req.Call.CallID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
+	}
+	for _, d := range req.DTMF {
+		if err := c.Media().SendDTMF(d, 160*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("dtmf %q: %w", d, err)
+		}
+	}
+	return c.Status(), nil
+}
+
+func (a *Agent) handleBook(req *control.Request) (any, error) {
+	if a.book == nil {
+		return nil, fmt.Errorf("no call history or contacts (they need a credential store to seal them): %w", control.ErrUnavailable)
+	}
+	switch req.Command {
+	case control.CmdHistory:
+		return a.book.List(req.Limit, req.Search)
+	case control.CmdContacts:
+		return a.book.Contacts(req.Search)
+	}
+	if req.Import == nil || !filepath.IsAbs(req.Import.Path) {
+		return nil, fmt.Errorf("contacts.import needs import.path, absolute: %w", control.ErrBadRequest)
+	}
+	f, err := os.Open(req.Import.Path)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > maxVCardFile {
+		return nil, fmt.Errorf("contacts: %s is not a regular file of at most %d bytes: %w", req.Import.Path, maxVCardFile, control.ErrBadRequest)
+	}
+	cs, err := history.ParseVCards(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	return a.book.AddContacts(cs)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent"
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/board"
@@ -233,6 +234,15 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		}
 		if cfg.ControlSocket != "" {
 			base = append(base, agent.WithControlSocket(cfg.ControlSocket, cfg.ControlUIDs...))
+		}
+		// Call history and contacts: personal data, sealed in the
+		// credential store, so only where there is one.
+		if p.creds != nil {
+			book, err := history.Open(p.creds.Store)
+			if err != nil {
+				return nil, err
+			}
+			base = append(base, agent.WithHistory(book))
 		}
 		// Security events, where the phone can sign its journal.
 		if cfg.StateDir != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/agent/events"
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/update"
 )
@@ -190,4 +191,37 @@ func (c *Client) EventsList(ctx context.Context, from uint64, limit int) ([]json
 func (c *Client) EventsVerify(ctx context.Context) (*events.Report, error) {
 	var r events.Report
 	return &r, c.Do(ctx, Request{Command: CmdEventsVerify}, &r)
+}
+
+// Dial places a call through the agent and returns its state once it is
+// established (or the error that ended it). ctx bounds the wait.
+func (c *Client) Dial(ctx context.Context, account, target string) (*sip.CallStatus, error) {
+	var cs sip.CallStatus
+	return &cs, c.Do(ctx, Request{Command: CmdCallDial, Dial: &DialArgs{Account: account, Target: target}}, &cs)
+}
+
+// DTMF sends digits on a call.
+func (c *Client) DTMF(ctx context.Context, account, callID, digits string) (*sip.CallStatus, error) {
+	var cs sip.CallStatus
+	return &cs, c.Do(ctx, Request{Command: CmdCallDTMF, Call: &CallRef{Account: account, CallID: callID}, DTMF: digits}, &cs)
+}
+
+// History returns up to limit calls whose peer contains search, newest
+// first.
+func (c *Client) History(ctx context.Context, search string, limit int) ([]history.Entry, error) {
+	var es []history.Entry
+	return es, c.Do(ctx, Request{Command: CmdHistory, Search: search, Limit: limit}, &es)
+}
+
+// Contacts returns the contacts matching search.
+func (c *Client) Contacts(ctx context.Context, search string) ([]history.Contact, error) {
+	var cs []history.Contact
+	return cs, c.Do(ctx, Request{Command: CmdContacts, Search: search}, &cs)
+}
+
+// ImportContacts imports the vCard file at path (on the phone) and returns
+// how many contacts it added or replaced.
+func (c *Client) ImportContacts(ctx context.Context, path string) (int, error) {
+	var n int
+	return n, c.Do(ctx, Request{Command: CmdContactsImport, Import: &ImportArgs{Path: path}}, &n)
 }

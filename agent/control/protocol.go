@@ -41,6 +41,19 @@ const (
 	// CmdEventsVerify proves the journal's hash chain and signatures and
 	// answers the events.Report.
 	CmdEventsVerify Command = "events.verify"
+	// CmdCallDial places a call (Request.Dial) and answers its
+	// sip.CallStatus once it is established or has failed.
+	CmdCallDial Command = "call.dial"
+	// CmdCallDTMF sends RFC 4733 digits on a call (Request.Call,
+	// Request.DTMF).
+	CmdCallDTMF Command = "call.dtmf"
+	// CmdHistory answers the call history ([]history.Entry, newest first).
+	CmdHistory Command = "history"
+	// CmdContacts answers the contacts ([]history.Contact).
+	CmdContacts Command = "contacts"
+	// CmdContactsImport imports a vCard file on the phone
+	// (Request.Import.Path) and answers how many contacts it holds.
+	CmdContactsImport Command = "contacts.import"
 )
 
 // Request is what a client sends.
@@ -54,6 +67,26 @@ type Request struct {
 	Install *InstallArgs `json:"install,omitempty"`
 	// Events holds CmdEventsList's arguments.
 	Events *EventsArgs `json:"events,omitempty"`
+	// Dial holds CmdCallDial's arguments.
+	Dial *DialArgs `json:"dial,omitempty"`
+	// DTMF holds CmdCallDTMF's digits (0-9, *, #, A-D).
+	DTMF string `json:"dtmf,omitempty"`
+	// Search and Limit filter CmdHistory and CmdContacts.
+	Search string `json:"search,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	// Import holds CmdContactsImport's file.
+	Import *ImportArgs `json:"import,omitempty"`
+}
+
+// DialArgs are CmdCallDial's arguments.
+type DialArgs struct {
+	Account string `json:"account,omitempty"`
+	Target  string `json:"target"`
+}
+
+// ImportArgs name a file on the phone, by absolute path.
+type ImportArgs struct {
+	Path string `json:"path"`
 }
 
 // EventsArgs select journal records: from seq From (0: the oldest), at

@@ -43,6 +43,20 @@ func (s Security) String() string {
 // MarshalText names the keying method in Stats JSON.
 func (s Security) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote (a control client decoding a
+// call's status); "" and unknown names are the zero value (no keys yet).
+func (s *Security) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "sdes":
+		*s = SecuritySDES
+	case "dtls-srtp":
+		*s = SecurityDTLS
+	default:
+		*s = 0
+	}
+	return nil
+}
+
 // defaultDTMFPT is the telephone-event payload type we offer (RFC 4733
 // leaves it dynamic; 101 is what most phones use).
 const defaultDTMFPT = 101

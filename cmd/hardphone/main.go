@@ -39,6 +39,8 @@ commands:
   update    A/B updates: install, status, mark-good, check-boot
   lockdown  plan, apply and check the lockdown policy (exit 3 on drift)
   events    the security-event journal: list it, or --verify it
+  history   the call history of the running agent
+  contacts  the contacts: list, or import a vCard file
 
 Flags may come before or after arguments; "hardphone COMMAND --help" shows a
 command's flags.`)
@@ -71,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLockdown(rest, stdout, stderr)
 	case "events":
 		err = cmdEvents(rest, stdout, stderr)
+	case "history":
+		err = cmdHistory(rest, stdout, stderr)
+	case "contacts":
+		err = cmdContacts(rest, stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		usage(stdout)
 		return 0

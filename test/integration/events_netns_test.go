@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
 )
@@ -19,21 +22,8 @@ import (
 // journal both through the agent and, once it stopped, from the state file.
 func TestSecurityEventsJournal(t *testing.T) {
 	e := newEnv(t)
-	sw := test.StartSWTPM(t)
-	path := e.writeConfig(t, phoneConf{user: "alice", certCN: "-", credStore: sw.Spec})
+	path := e.tpmPhone(t, "alice")
 	dir := filepath.Dir(path)
-	stateDir := filepath.Join(dir, "state")
-	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: stateDir, Protector: sw.Spec}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.pki.EnrolIdentity(creds, "alice")
-	if err := creds.Put("sip/alice", []byte(users["alice"])); err != nil {
-		t.Fatal(err)
-	}
-	if err := creds.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// A socket another user could reach if the kernel's credential check
 	// were not there: in an open directory, made world-accessible below.
 	open := t.TempDir()
@@ -108,4 +98,87 @@ func nobodyBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// tpmPhone writes a config for user whose identity key and SIP password
+// live in a credential store on a swtpm of its own, enrolled with the env's
+// CA, and returns the config's path.
+func (e *env) tpmPhone(t *testing.T, user string) string {
+	t.Helper()
+	sw := test.StartSWTPM(t)
+	path := e.writeConfig(t, phoneConf{user: user, certCN: "-", credStore: sw.Spec})
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: filepath.Join(filepath.Dir(path), "state"), Protector: sw.Spec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pki.EnrolIdentity(creds, user)
+	if err := creds.Put("sip/"+user, []byte(users[user])); err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestHistoryAndContacts: a call placed through the control protocol lands
+// in the call history, a vCard import lands in the contacts, both answer
+// through `hardphone history` / `contacts`, and neither is in the state file
+// in clear.
+func TestHistoryAndContacts(t *testing.T) {
+	e := newEnv(t)
+	path := e.tpmPhone(t, "alice")
+	bob := e.writeConfig(t, phoneConf{user: "bob"})
+	startAgentProcess(t, "--config", bob)
+	e.k.WaitRegistered(t, "bob", 10*time.Second)
+	alice := startAgentProcess(t, "--config", path)
+	e.k.WaitRegistered(t, "alice", 10*time.Second)
+	hp := hardphoneBinary(t)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := control.NewClient(cfg.ControlSocket)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := c.Dial(ctx, "", "sip:bob@"+e.k.IP())
+	if err != nil {
+		t.Fatalf("Dial through the agent: %v", err)
+	}
+	time.Sleep(time.Second) // a call of some length
+	if _, err := c.Call(ctx, control.CmdCallHangup, "", cs.ID); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+	var out string
+	waitFor(t, 10*time.Second, func() bool {
+		b, _ := exec.Command(hp, "history", "--config", path, "--json").CombinedOutput()
+		out = string(b)
+		return strings.Contains(out, "sip:bob@")
+	})
+	if !strings.Contains(out, `"answered":true`) || !strings.Contains(out, `"direction":"out"`) {
+		t.Errorf("history = %s, want the answered outgoing call to bob", out)
+	}
+	vcf := filepath.Join(t.TempDir(), "friends.vcf")
+	if err := os.WriteFile(vcf, []byte("BEGIN:VCARD\r\nFN:Zelda Quux\r\nTEL:+49301234999\r\nEND:VCARD\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(hp, "contacts", "import", vcf, "--config", path).CombinedOutput(); err != nil || !strings.Contains(string(b), "imported 1") {
+		t.Fatalf("contacts import: %v\n%s", err, b)
+	}
+	b, err := exec.Command(hp, "contacts", "--config", path, "--search", "zelda").CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "Zelda Quux") {
+		t.Fatalf("contacts: %v\n%s", err, b)
+	}
+	if err := alice.stop(t); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"Zelda", "+49301234999", "sip:bob@"} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the state file holds %q in clear", secret)
+		}
+	}
 }

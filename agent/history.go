@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/history"
+	"github.com/hardphone/hardphone/agent/sip"
+)
+
+// WithHistory makes the agent keep a call history and answer the history
+// and contacts commands from book.
+func WithHistory(book *history.Book) Option {
+	return func(a *Agent) error {
+		if book == nil {
+			return errors.New("agent: nil history")
+		}
+		a.book = book
+		return nil
+	}
+}
+
+// callTimes remembers when each live call began and was answered, for its
+// history entry. Bounded by the live calls: an entry leaves at call end.
+type callTimes struct {
+	mu sync.Mutex
+	m  map[*sip.Call]callTime
+}
+
+type callTime struct {
+	start, answered time.Time
+}
+
+// historyWatch turns call events into history entries.
+func (a *Agent) historyWatch(ev sip.Event) {
+	if a.book == nil || ev.Call == nil {
+		return
+	}
+	now := time.Now()
+	a.times.mu.Lock()
+	defer a.times.mu.Unlock()
+	if a.times.m == nil {
+		a.times.m = map[*sip.Call]callTime{}
+	}
+	ct := a.times.m[ev.Call]
+	switch ev.Kind {
+	case sip.EventIncoming, sip.EventMedia:
+		if ct.start.IsZero() {
+			ct.start = now
+			a.times.m[ev.Call] = ct
+		}
+	case sip.EventCallStarted:
+		if ct.start.IsZero() {
+			ct.start = now
+		}
+		ct.answered = now
+		a.times.m[ev.Call] = ct
+	case sip.EventCallEnded:
+		delete(a.times.m, ev.Call)
+		if ct.start.IsZero() {
+			ct.start = now
+		}
+		st := ev.Call.Status()
+		e := history.Entry{Account: ev.Account, Direction: st.Direction, Peer: st.Peer, Start: ct.start.UTC(),
+			Answered: !ct.answered.IsZero(), EndReason: st.EndReason}
+		if e.Answered {
+			e.Duration = now.Sub(ct.answered)
+		}
+		// Entries are written off the call path: a slow disk never delays
+		// a hangup.
+		go func() {
+			if err := a.book.Add(e); err != nil {
+				a.log.Warn("call history", "error", err)
+			}
+		}()
+	}
+}
