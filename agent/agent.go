@@ -40,6 +40,7 @@ type Agent struct {
 	eventLoops []func(context.Context) error
 	journal    EventJournal  // nil: no journal to list
 	book       *history.Book // nil: no call history
+	audio      AudioOpener   // nil: calls carry what commands give them
 	times      callTimes
 	accounts   []*sip.Account
 
@@ -216,6 +217,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if a.audio != nil {
+			acct.SetInbound(a.callAudio)
 		}
 		a.accounts = append(a.accounts, acct)
 	}

@@ -162,7 +162,31 @@ func (a *Agent) handleDial(ctx context.Context, req *control.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	c, err := acct.Dial(ctx, req.Dial.Target, sip.CallOptions{})
+	opts := sip.CallOptions{}
+	var closeFn func() error
+	if a.audio != nil {
+		src, sink, cl, err := a.audio()
+		if err != nil {
+			a.log.Warn("sound device", "error", err)
+		} else {
+			opts, closeFn = sip.CallOptions{Source: src, Sink: sink}, cl
+		}
+	}
+	c, err := acct.Dial(ctx, req.Dial.Target, opts)
+	if closeFn != nil {
+		if c == nil {
+			if cerr := closeFn(); cerr != nil {
+				a.log.Warn("close sound device", "error", cerr)
+			}
+		} else {
+			go func() {
+				<-c.Done()
+				if err := closeFn(); err != nil {
+					a.log.Warn("close sound device", "error", err)
+				}
+			}()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -257,6 +257,9 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 			}
 		}
 	}
+	if open := CallAudio(cfg.Audio, "hardphone"); open != nil {
+		base = append(base, agent.WithCallAudio(agent.AudioOpener(open)))
+	}
 	return agent.New(cfg, p.log, append(base, opts...)...)
 }
 

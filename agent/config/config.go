@@ -54,6 +54,22 @@ type Config struct {
 	Update Update
 	// Events configures where security events go besides the journal.
 	Events Events
+	// Audio is the sound device calls use.
+	Audio Audio
+}
+
+// Audio is the [audio] table: the sound device a person talks through.
+type Audio struct {
+	// Device is "pulse" (PulseAudio or PipeWire's PulseAudio server),
+	// "alsa" (a hardware PCM, for phones), or "none" (the default: calls
+	// carry silence unless a command plays and records files).
+	Device string
+	// Input and Output name the capture and playback devices ("" = the
+	// server's default; "hw:C,D" for ALSA).
+	Input, Output string
+	// Server is the PulseAudio server address ("" = $PULSE_SERVER, then the
+	// user's runtime directory).
+	Server string
 }
 
 // Events is the [events] table. The journal in the state file is always
@@ -206,6 +222,7 @@ type file struct {
 	CredStore     string     `toml:"credential_store"`
 	Update        updateFile `toml:"update"`
 	Events        eventsFile `toml:"events"`
+	Audio         audioFile  `toml:"audio"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
@@ -217,6 +234,13 @@ type updateFile struct {
 	Keyring       string  `toml:"keyring"`
 	Purpose       string  `toml:"check_purpose"`
 	MarkGoodAfter *string `toml:"mark_good_after"`
+}
+
+type audioFile struct {
+	Device string `toml:"device"`
+	Input  string `toml:"input"`
+	Output string `toml:"output"`
+	Server string `toml:"server"`
 }
 
 type eventsFile struct {
@@ -383,6 +407,17 @@ func (f *file) validate(dir string) (*Config, error) {
 	}
 	if len(c.Events.Hostname) > 255 {
 		return nil, keyErr("events.hostname", "longer than 255 bytes")
+	}
+	c.Audio = Audio{Device: f.Audio.Device, Input: f.Audio.Input, Output: f.Audio.Output, Server: f.Audio.Server}
+	switch c.Audio.Device {
+	case "":
+		c.Audio.Device = "none"
+	case "none", "pulse", "alsa":
+	default:
+		return nil, keyErr("audio.device", "%q: want pulse, alsa or none", c.Audio.Device)
+	}
+	if c.Audio.Device == "alsa" && (c.Audio.Input == "" || c.Audio.Output == "") {
+		return nil, keyErr("audio.input", "ALSA needs input and output devices (hw:CARD,DEVICE)")
 	}
 	c.CredentialStore = f.CredStore
 	if c.CredentialStore != "" && c.StateDir == "" {

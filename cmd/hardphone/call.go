@@ -130,6 +130,21 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
+	if *play == "" && *record == "" {
+		// No files: talk through the configured sound device, if any.
+		if open := system.CallAudio(cfg.Audio, "hardphone call"); open != nil {
+			src, sink, closeDev, err := open()
+			if err != nil {
+				return fail(err)
+			}
+			opts.Source, opts.Sink = src, sink
+			defer func() {
+				if err := closeDev(); err != nil {
+					log.Warn("close sound device", "error", err)
+				}
+			}()
+		}
+	}
 	start := time.Now()
 	c, err := acct.Dial(ctx, target, opts)
 	if c != nil {

@@ -41,8 +41,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, acct := range ag.Accounts() {
-		acct.SetInbound(inboundAudio(*play, *recordDir, log))
+	// Files given on the command line take the place of the configured
+	// sound device.
+	if *play != "" || *recordDir != "" {
+		for _, acct := range ag.Accounts() {
+			acct.SetInbound(inboundAudio(*play, *recordDir, log))
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
