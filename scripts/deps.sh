@@ -15,7 +15,7 @@ nftables
 postgresql
 rsyslog rsyslog-gnutls
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
-ffmpeg"
+ffmpeg tmux"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -31,6 +31,7 @@ func usage(w io.Writer) {
 
 commands:
   run       run the agent: register every account, answer calls
+  phone     the terminal phone: attach to the running agent (or run one)
   call      register, place one call, print a JSON summary
   status    show registrations, calls and counters
   version   print version, commit and platform
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(rest, stdout, stderr)
 	case "call":
 		return cmdCall(rest, stdout, stderr)
+	case "phone":
+		err = cmdPhone(rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
 	case "creds":
