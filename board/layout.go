@@ -14,7 +14,7 @@ import (
 // this.
 //
 //	compatible = "hardphone-test"
-//	booted_slot = "A"          # optional: else rauc.slot= on /proc/cmdline
+//	booted_slot = "A"          # optional: else the slot the kernel command line names
 //	attempts = 3               # optional, 1 to 9 (default 3)
 //	[slots]
 //	A = "/srv/rig/slotA"

@@ -8,8 +8,8 @@ import (
 	"github.com/hardphone/hardphone/update/bootchooser"
 )
 
-// Slot is one A/B slot: its boot name (as in rauc.slot= on the kernel
-// command line and in BOOT_<name>_LEFT) and the block device or file that
+// Slot is one A/B slot: its boot name (the bootchooser's name for it, on
+// the kernel command line and in its attempt counter) and the block device or file that
 // holds it.
 type Slot struct {
 	Name   string
@@ -27,14 +27,14 @@ type Config struct {
 	// Slots are exactly two.
 	Slots []Slot
 	// BootedSlot, when not empty, names the booted slot instead of
-	// rauc.slot= from CmdlinePath.
+	// the slot the kernel command line names (bootchooser.CmdlineKey).
 	BootedSlot string
-	// CmdlinePath is read for rauc.slot= (default /proc/cmdline).
+	// CmdlinePath is read for the booted slot (default /proc/cmdline).
 	CmdlinePath string
 	// BootIDPath tells one boot from the next (default
 	// /proc/sys/kernel/random/boot_id).
 	BootIDPath string
-	// Attempts is what BOOT_<slot>_LEFT is set to when a slot is made
+	// Attempts is what a slot's attempt counter is set to when a slot is made
 	// primary or marked good (default 3).
 	Attempts int
 	// WorkDir holds the private copy of a plain bundle during install
@@ -124,7 +124,7 @@ func (c *Config) other(name string) Slot {
 }
 
 // bootedSlot returns the slot the running system booted from: the override,
-// or rauc.slot= on the kernel command line as the bootloader script sets it.
+// or the slot the kernel command line names, as the boot script sets it.
 func (c *Config) bootedSlot() (Slot, error) {
 	name := c.BootedSlot
 	if name == "" {

@@ -1,6 +1,7 @@
 // Package update is hardphone's A/B updater: it installs RAUC bundles into
-// the inactive slot, switches the U-Boot bootchooser order (BOOT_ORDER,
-// BOOT_<slot>_LEFT) only once the slot is written and synced, marks the
+// the inactive slot, switches the U-Boot bootchooser order (the boot order
+// and attempt counters of update/bootchooser) only once the slot is written
+// and synced, marks the
 // booted slot good after a healthy boot, detects a boot that fell back to
 // the old slot as a rollback, and refuses bundles whose security version is
 // below the anti-rollback floor.

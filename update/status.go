@@ -6,7 +6,7 @@ import "fmt"
 type Status struct {
 	Compatible string `json:"compatible"`
 	BootedSlot string `json:"booted_slot"`
-	// BootOrder is BOOT_ORDER; NextSlot the slot the bootloader tries next
+	// BootOrder is the bootchooser's order; NextSlot the slot the bootloader tries next
 	// (first in BootOrder with attempts left), "" if none.
 	BootOrder []string     `json:"boot_order"`
 	NextSlot  string       `json:"next_slot"`
@@ -28,7 +28,7 @@ type SlotStatus struct {
 	Device string `json:"device"`
 	Booted bool   `json:"booted"`
 	SlotRecord
-	// AttemptsLeft is BOOT_<name>_LEFT; nil when unset or not a number.
+	// AttemptsLeft is the slot's attempt counter; nil when unset or not a number.
 	AttemptsLeft *int `json:"attempts_left"`
 	InBootOrder  bool `json:"in_boot_order"`
 }
