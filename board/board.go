@@ -441,6 +441,6 @@ func (b *Board) validateUpdates(bad func(string, ...any) error) error {
 	return nil
 }
 
-// bootAttemptsMax is the largest BOOT_<slot>_LEFT the boot script can
+// bootAttemptsMax is the largest attempt counter the boot script can
 // count down (U-Boot's setexpr works in hex: one digit).
 const bootAttemptsMax = 9

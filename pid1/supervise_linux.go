@@ -59,7 +59,7 @@ type supervisor struct {
 	registered  bool
 	reported    bool // first update-status seen
 	firstState  string
-	initialLeft int  // BOOT_<slot>_LEFT as the bootloader left it; -1 unknown
+	initialLeft int  // the booted slot's attempt counter as the bootloader left it; -1 unknown
 	trial       bool // the booted slot is pending: it must be marked good in time
 	markedGood  bool
 	floor       uint64

@@ -149,7 +149,7 @@ func (u *Updater) reconcileAndStore(booted Slot) (verdict, error) {
 }
 
 // MarkGood tells the updater this boot is healthy: the booted slot's
-// attempt counter is restored (BOOT_<slot>_LEFT back to Attempts), its
+// attempt counter is restored (back to Attempts), its
 // record becomes good, and if its security version is above the floor the
 // floor advances to it. Calling it again is harmless; it writes only what
 // changes. Order for power cuts: the environment first (so the slot keeps
