@@ -29,6 +29,25 @@ type env struct {
 	k   *test.Kamailio
 	pki *test.PKI
 	dir string
+	// hostile, when set, is the registrar instead of k.
+	hostile *test.HostileRegistrar
+}
+
+// newHostileEnv is an env whose registrar is a hostile one (test/
+// hostile_registrar.go): the test speaks raw SIP over the phone's flow.
+func newHostileEnv(t testing.TB, opts ...test.HostileOption) *env {
+	t.Helper()
+	dir := t.TempDir()
+	pki := test.NewPKI(t, filepath.Join(dir, "pki"))
+	return &env{pki: pki, dir: dir, hostile: test.StartHostileRegistrar(t, pki, opts...)}
+}
+
+// registrar is the address phones register with.
+func (e *env) registrar() string {
+	if e.hostile != nil {
+		return e.hostile.Addr
+	}
+	return e.k.Addr()
 }
 
 func newEnv(t testing.TB, opts ...test.KamailioOption) *env {
@@ -50,7 +69,10 @@ type phoneConf struct {
 	answer           string
 	portMin, portMax int
 	extra            string // appended to the account table
-	top              string // prepended top-level keys
+	// strictMedia leaves media.allow_peers out: the default refusal of
+	// loopback media addresses (the peers here all live on loopback).
+	strictMedia bool
+	top         string // prepended top-level keys
 	// credStore is a credential_store spec: the password comes from the
 	// store (password_cred = "sip/USER") and, with certCN "-", so does the
 	// TLS identity.
@@ -114,7 +136,7 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		pc.portMin, pc.portMax = nextPorts()
 	}
 	var acct strings.Builder
-	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\n", pc.user, e.k.Addr())
+	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\n", pc.user, e.registrar())
 	if pc.credStore != "" {
 		fmt.Fprintf(&acct, "password_cred = \"sip/%s\"\n", pc.user)
 		pc.top += fmt.Sprintf("\ncredential_store = %q\n", pc.credStore)
