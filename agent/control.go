@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,8 +38,11 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	c, err := acct.FindCall(req.Call.CallID)
-	if err != nil {
+	c, err := acct.FindCall(req.Call.CallID, req.Call.Dialog)
+	switch {
+	case errors.Is(err, sip.ErrAmbiguousCall):
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
 	}
 	switch req.Command {
@@ -119,7 +123,7 @@ func (a *Agent) publish(ev sip.Event) {
 	ce := control.Event{Time: time.Now().UTC(), Kind: ev.Kind, Account: ev.Account}
 	if ev.Call != nil {
 		cs := ev.Call.Status()
-		ce.CallID, ce.Call = ev.Call.ID(), &cs
+		ce.CallID, ce.Dialog, ce.Call = ev.Call.ID(), ev.Call.Dialog().String(), &cs
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

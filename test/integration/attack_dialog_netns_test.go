@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -44,6 +45,9 @@ func TestAttackForeignTagReINVITE(t *testing.T) {
 				t.Errorf("media moved to %v, want %v", got, before)
 			}
 		})
+	}
+	if got := p.acct.Status().Counters.ForeignDialog; got < 4 {
+		t.Errorf("foreign_dialog = %d, want >= 4", got)
 	}
 	// The legitimate dialog still works: its media still reaches the
 	// caller, and a re-INVITE with the right tags is answered.
@@ -113,8 +117,8 @@ func TestAttackForeignCANCEL(t *testing.T) {
 		return test.SIPResponseTo("INVITE", c.callID, false)(m) && m.Status() == 180
 	})
 	ringing := oneCall(t, p, c.callID)
-	// Wrong From tag, same branch: not the INVITE's transaction.
-	c.f.Write(t, c.request("CANCEL", c.cseq, "evil-from", "", c.branch, ""))
+	// Wrong From tag on another branch: not the INVITE's transaction.
+	c.f.Write(t, c.request("CANCEL", c.cseq, "evil-from", "", randHex(8), ""))
 	if res := c.final("CANCEL"); res.Status() != 481 {
 		t.Errorf("CANCEL with a wrong From tag answered %q, want 481", res.Start)
 	}
@@ -137,16 +141,21 @@ func TestAttackForeignCANCEL(t *testing.T) {
 	c.ack()
 	p.waitEvent(t, sip.EventCallStarted, 10*time.Second)
 	phoneKey, _ := phoneMedia(t, res.Body)
-	// Established: a CANCEL, even with the dialog's tags, has no pending
-	// transaction to cancel.
-	for _, tt := range []struct{ name, from, branch string }{
-		{"dialog tags, INVITE's branch", c.from, c.branch},
-		{"wrong From tag", "evil-from", c.branch},
+	// Established: a CANCEL on another branch matches nothing (481); one on
+	// the INVITE's own branch matches a transaction that already has its
+	// final response, which RFC 3261 §9.2 answers 200 with no effect.
+	for _, tt := range []struct {
+		name, from, branch string
+		want               []int
+	}{
+		{"dialog tags, another branch", c.from, randHex(8), []int{481}},
+		{"wrong From tag, another branch", "evil-from", randHex(8), []int{481}},
+		{"the INVITE's branch", c.from, c.branch, []int{200, 481}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c.f.Write(t, c.request("CANCEL", c.cseq, tt.from, "", tt.branch, ""))
-			if res := c.final("CANCEL"); res.Status() != 481 {
-				t.Errorf("CANCEL of an established call answered %q, want 481", res.Start)
+			if res := c.final("CANCEL"); !slices.Contains(tt.want, res.Status()) {
+				t.Errorf("CANCEL of an established call answered %q, want %v", res.Start, tt.want)
 			}
 		})
 	}
@@ -219,6 +228,17 @@ func TestAttackDuplicateCallID(t *testing.T) {
 	}
 	if got := first.RemoteMedia(); !slices.Equal(got, before) {
 		t.Errorf("first call's media moved to %v, want %v", got, before)
+	}
+	if calls[0].Dialog() == calls[1].Dialog() {
+		t.Fatalf("both calls have dialog %s", first.Dialog())
+	}
+	// The control protocol names a call by Call-ID only while that is
+	// unambiguous; the dialog always works.
+	if _, err := p.acct.FindCall(c1.callID, ""); !errors.Is(err, sip.ErrAmbiguousCall) {
+		t.Errorf("FindCall(%s) with two dialogs = %v, want ErrAmbiguousCall", c1.callID, err)
+	}
+	if got, err := p.acct.FindCall(c1.callID, first.Dialog().String()); err != nil || got != first {
+		t.Errorf("FindCall(dialog %s) = %v, %v; want the first call", first.Dialog(), got, err)
 	}
 	legit.expectMedia(t, phoneKey)
 
@@ -321,6 +341,9 @@ func TestAttackCallCap(t *testing.T) {
 	if n := boundPorts(t, p); n > 2*4 {
 		t.Errorf("%d RTP ports bound during the flood, want at most 8 (4 calls)", n)
 	}
+	if got := p.acct.Status().Counters.CallCap; got != busy {
+		t.Errorf("call_cap = %d, want %d", got, busy)
+	}
 	for _, c := range ringing {
 		c.f.Write(t, c.request("CANCEL", c.cseq, c.from, "", c.branch, ""))
 		if res := c.final("INVITE"); res.Status() != 487 {
@@ -332,8 +355,10 @@ func TestAttackCallCap(t *testing.T) {
 	legit := newSRTPPeer(t)
 	c := newHCall(t, f)
 	c.sendInvite(legit.offer())
-	ev := p.waitEvent(t, sip.EventIncoming, 10*time.Second)
-	if err := ev.Call.Answer(); err != nil {
+	f.Next(t, 10*time.Second, func(m *test.SIPMessage) bool {
+		return test.SIPResponseTo("INVITE", c.callID, false)(m) && m.Status() == 180
+	})
+	if err := oneCall(t, p, c.callID).Answer(); err != nil {
 		t.Fatalf("Answer: %v", err)
 	}
 	res := c.final("INVITE")
@@ -359,6 +384,7 @@ func TestAttackINVITEFlood(t *testing.T) {
 	var flood []*hcall
 	for range 40 {
 		c := newHCall(t, f)
+		c.user = "mallory"
 		c.sendInvite(plain)
 		flood = append(flood, c)
 	}
@@ -370,13 +396,16 @@ func TestAttackINVITEFlood(t *testing.T) {
 			if res.Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
 			}
-		case 488:
+		case 488, 486: // refused by media policy, or at the cap while others are
 		default:
-			t.Errorf("flood INVITE answered %q, want 488 or 503", res.Start)
+			t.Errorf("flood INVITE answered %q, want 488, 486 or 503", res.Start)
 		}
 	}
 	if limited < 20 {
 		t.Errorf("%d of 40 INVITEs from one caller rate-limited, want most (>= 20)", limited)
+	}
+	if got := p.acct.Status().Counters.INVITEFlood; got != limited {
+		t.Errorf("invite_flood = %d, want %d", got, limited)
 	}
 	legit := newSRTPPeer(t)
 	c := newHCall(t, f)

@@ -78,7 +78,7 @@ func TestAttackDigestChallenges(t *testing.T) {
 	if got := test.DigestParams(auth.Get("Proxy-Authorization")); got["realm"] != hostileRealm || got["qop"] != "auth" {
 		t.Errorf("Proxy-Authorization %v, want realm %s, qop=auth", got, hostileRealm)
 	}
-	respond(t, f, auth, 200, "OK", "callee", legit.offer())
+	respond(t, f, auth, 200, "OK", "callee", legit.answer(t, auth.Body))
 	if err := <-errc; err != nil {
 		t.Fatalf("Dial after the registrar's challenge: %v", err)
 	}

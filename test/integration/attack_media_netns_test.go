@@ -208,7 +208,7 @@ func TestAttackHostileMediaAddress(t *testing.T) {
 			errc <- err
 		}()
 		inv := f.Next(t, 10*time.Second, func(m *test.SIPMessage) bool { return m.IsRequest() && m.Method() == "INVITE" })
-		respond(t, f, inv, 200, "OK", "callee", peer.offerAt("224.0.0.1", 30000))
+		respond(t, f, inv, 200, "OK", "callee", strings.Replace(peer.answer(t, inv.Body), "IN IP4 127.0.0.1", "IN IP4 224.0.0.1", -1))
 		f.Next(t, 10*time.Second, test.SIPRequestOf("ACK", inv.Get("Call-ID")))
 		bye := f.Next(t, 10*time.Second, test.SIPRequestOf("BYE", inv.Get("Call-ID")))
 		respond(t, f, bye, 200, "OK", "", "")

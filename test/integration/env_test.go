@@ -72,6 +72,8 @@ type phoneConf struct {
 	// strictMedia leaves media.allow_peers out: the default refusal of
 	// loopback media addresses (the peers here all live on loopback).
 	strictMedia bool
+	// media is appended to the [media] table.
+	media string
 	top         string // prepended top-level keys
 	// credStore is a credential_store spec: the password comes from the
 	// store (password_cred = "sip/USER") and, with certCN "-", so does the
@@ -157,8 +159,14 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		fmt.Fprintf(&acct, "answer = %q\n", pc.answer)
 	}
 	acct.WriteString(pc.extra)
-	body := fmt.Sprintf("%s\ncontrol_socket = \"ctl.sock\"\nstate_dir = \"state\"\n\n[tls]\nca_file = %q\n%s\n[media]\nlocal_ip = \"127.0.0.1\"\nrtp_port_min = %d\nrtp_port_max = %d\n\n[[account]]\n%s",
-		pc.top, ca, tlsKeys, pc.portMin, pc.portMax, acct.String())
+	// Every peer here (Kamailio, baresip, the hostile registrar's callers)
+	// lives on loopback, which media refuses by default.
+	allow := "allow_peers = [\"127.0.0.0/8\"]\n"
+	if pc.strictMedia {
+		allow = ""
+	}
+	body := fmt.Sprintf("%s\ncontrol_socket = \"ctl.sock\"\nstate_dir = \"state\"\n\n[tls]\nca_file = %q\n%s\n[media]\nlocal_ip = \"127.0.0.1\"\nrtp_port_min = %d\nrtp_port_max = %d\n%s%s\n[[account]]\n%s",
+		pc.top, ca, tlsKeys, pc.portMin, pc.portMax, allow, pc.media, acct.String())
 	path := filepath.Join(dir, "hardphone.toml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

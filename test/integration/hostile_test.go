@@ -43,7 +43,8 @@ func randHex(n int) string {
 }
 
 func newHCall(t *testing.T, f *test.HostileFlow) *hcall {
-	return &hcall{t: t, f: f, callID: "hostile-" + randHex(8) + "@test", from: "f" + randHex(6), user: "mallory", cseq: 1}
+	// A caller of its own per call: the phone rate-limits INVITEs per caller.
+	return &hcall{t: t, f: f, callID: "hostile-" + randHex(8) + "@test", from: "f" + randHex(6), user: "caller-" + randHex(4), cseq: 1}
 }
 
 // request builds a request of this dialog with the tags and CSeq given.
@@ -171,6 +172,22 @@ func (p *srtpPeer) offerAt(ip string, port int) string {
 
 // offer is an SDES offer naming the peer's own socket.
 func (p *srtpPeer) offer() string { return p.offerAt("127.0.0.1", int(p.addr().Port())) }
+
+// answer answers the phone's SDES offer with our key under the tag the
+// phone offered AES_CM_128_HMAC_SHA1_80 with.
+func (p *srtpPeer) answer(t *testing.T, offer string) string {
+	t.Helper()
+	tag := ""
+	for _, l := range strings.Split(offer, "\n") {
+		if f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "a=crypto:")); len(f) >= 2 && strings.HasPrefix(l, "a=crypto:") && f[1] == "AES_CM_128_HMAC_SHA1_80" {
+			tag = f[0]
+		}
+	}
+	if tag == "" {
+		t.Fatalf("phone offer has no AES_CM_128_HMAC_SHA1_80 line:\n%s", offer)
+	}
+	return strings.Replace(p.offer(), "a=crypto:1 ", "a=crypto:"+tag+" ", 1)
+}
 
 // phoneMedia reads the phone's SDES key and RTP address from its SDP.
 func phoneMedia(t *testing.T, sdp string) (key []byte, addr netip.AddrPort) {

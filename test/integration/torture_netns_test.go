@@ -90,16 +90,16 @@ var tortureWant = map[string]string{
 
 func TestTortureUDPAndTCP(t *testing.T) {
 	e := newEnv(t)
-	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090", "tcp:127.0.0.1:5091"]`}, nil)
+	// Plain listeners take requests from listen_peer only (IP and port):
+	// the torture comes from there.
+	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090", "tcp:127.0.0.1:5091"]
+listen_peer = "127.0.0.1:5095"`}, nil)
 	p.waitRegistered(t)
 	for _, network := range []string{"udp", "tcp"} {
 		port := map[string]string{"udp": "5090", "tcp": "5091"}[network]
 		for name := range tortureMessages("127.0.0.1:1") {
 			t.Run(network+"/"+name, func(t *testing.T) {
-				c, err := net.Dial(network, "127.0.0.1:"+port)
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
+				c := dialFrom(t, network, "127.0.0.1:5095", "127.0.0.1:"+port)
 				defer c.Close()
 				msg := tortureMessages(c.LocalAddr().String())[name]
 				if network == "tcp" {
@@ -125,10 +125,7 @@ func TestTortureUDPAndTCP(t *testing.T) {
 		}
 	}
 	// Still serving: a clean OPTIONS is answered and the registration holds.
-	c, err := net.Dial("udp", "127.0.0.1:5090")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialFrom(t, "udp", "127.0.0.1:5095", "127.0.0.1:5090")
 	defer c.Close()
 	opt := "OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bKfinal\r\nMax-Forwards: 70\r\n" +
 		"From: <sip:t@127.0.0.1>;tag=f\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: final\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
@@ -152,7 +149,8 @@ func TestTortureUDPAndTCP(t *testing.T) {
 // be refused (SRTP is mandatory) and the agent must keep serving.
 func TestSIPpLoad(t *testing.T) {
 	e := newEnv(t)
-	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090"]`}, nil)
+	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090"]
+listen_peer = "127.0.0.1:5095"`}, nil)
 	p.waitRegistered(t)
 	res := test.RunSIPp(t, "-sn", "uac", "-s", "alice", "-i", "127.0.0.1", "-p", "5095",
 		"-m", "50", "-r", "25", "-l", "10", "-timeout", "20s", "-recv_timeout", "3000", "127.0.0.1:5090")
@@ -167,4 +165,32 @@ func TestSIPpLoad(t *testing.T) {
 	if !p.acct.Registered() {
 		t.Errorf("registration lost under load")
 	}
+}
+
+// dialFrom connects from the fixed local address laddr (listen_peer). A TCP
+// connection closes with a reset (linger 0), so the next one may reuse the
+// same address at once instead of waiting out TIME_WAIT.
+func dialFrom(t *testing.T, network, laddr, raddr string) net.Conn {
+	t.Helper()
+	var d net.Dialer
+	var err error
+	switch network {
+	case "udp":
+		d.LocalAddr, err = net.ResolveUDPAddr("udp", laddr)
+	default:
+		d.LocalAddr, err = net.ResolveTCPAddr("tcp", laddr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Dial(network, raddr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", raddr, laddr, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetLinger(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }
