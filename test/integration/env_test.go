@@ -74,7 +74,7 @@ type phoneConf struct {
 	strictMedia bool
 	// media is appended to the [media] table.
 	media string
-	top         string // prepended top-level keys
+	top   string // prepended top-level keys
 	// credStore is a credential_store spec: the password comes from the
 	// store (password_cred = "sip/USER") and, with certCN "-", so does the
 	// TLS identity.
