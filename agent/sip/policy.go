@@ -14,9 +14,9 @@ var errNotFromRegistrar = errors.New("request not from the registrar")
 // allowed is the SIP request source policy: a request is served only when it
 // arrived over this account's own TLS flow to the registrar, or over a plain
 // listener that the config enabled from its one peer (listen_peer, by
-// default the registrar's address): IP and port, since a UDP source IP
-// alone is one spoofed datagram away. Anything else is refused before any
-// of it is acted on.
+// default the registrar's address): over UDP its IP and port, since a
+// datagram's source IP alone is one spoofed packet away; over TCP its IP.
+// Anything else is refused before any of it is acted on.
 func (a *Account) allowed(req *sip.Request) error {
 	src := req.Source()
 	a.mu.Lock()
@@ -33,7 +33,11 @@ func (a *Account) allowed(req *sip.Request) error {
 		if err != nil {
 			return fmt.Errorf("%w: source %q: %v", errNotFromRegistrar, src, err)
 		}
-		if netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == a.plainPeer {
+		ip := ap.Addr().Unmap()
+		if ip == a.plainPeer.Addr() && (ap.Port() == a.plainPeer.Port() || strings.EqualFold(req.Transport(), "TCP")) {
+			// UDP: IP and port, since a datagram's source is whatever the
+			// sender wrote. TCP: the handshake proved the address, and a
+			// peer connects from an ephemeral port.
 			return nil
 		}
 		return fmt.Errorf("%w: %s from %s, plain listeners take requests from %s only", errNotFromRegistrar, req.Transport(), src, a.plainPeer)
