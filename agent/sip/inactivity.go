@@ -46,6 +46,11 @@ func idleFor(done <-chan struct{}, clock Clock, d time.Duration, received func()
 			return false
 		case <-clock.After(step):
 		}
+		select {
+		case <-done: // ended meanwhile: nothing to end
+			return false
+		default:
+		}
 		now := clock.Now()
 		if n := received(); n != last {
 			last, since = n, now
