@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -205,7 +207,23 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	// Pinholes follow calls: media reports the peer's addresses, the agent
 	// tells lockdown. Media never imports lockdown.
 	a.watchers = append([]func(sip.Event){a.pinholes, a.publish, a.callSecurity, a.historyWatch}, a.watchers...)
-	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax}
+	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
+		InactivityTimeout: cfg.Media.InactivityTimeout, AllowPeers: slices.Clone(cfg.Media.AllowPeers)}
+	if a.lock != nil {
+		// The policy's media peers bound where media may go, and a network
+		// it lists explicitly (127.0.0.0/8 in a lab) lifts the refusal of
+		// such addresses as the config's allow_peers does.
+		peers := slices.Clone(a.lock.Policy().RTP.Peers)
+		mp.AllowPeers = append(mp.AllowPeers, peers...)
+		mp.PeerCheck = func(ap netip.AddrPort) error {
+			if !slices.ContainsFunc(peers, func(p netip.Prefix) bool { return p.Contains(ap.Addr()) }) {
+				return fmt.Errorf("outside the lockdown policy's rtp.peers")
+			}
+			return nil
+		}
+	}
+	// One cap for the whole phone, shared by every account.
+	calls := sip.NewCallLimit(cfg.MaxCalls)
 	for _, ac := range cfg.Accounts {
 		pw, err := a.passwordFor(ac)
 		if err != nil {
@@ -214,6 +232,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		acct, err := sip.NewAccount(ac, sip.AccountDeps{
 			Roots: a.roots, Cert: a.ident, Password: pw, Media: mp, Instance: a.instance,
 			Log: log.With("component", "sip"), Events: a.dispatch, CertTime: a.certTime, TimeSeen: a.certSeen,
+			Calls: calls, ListenPeer: cfg.ListenPeer,
 		})
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,13 +54,9 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 	if req.Call == nil || req.Call.CallID == "" {
 		return nil, fmt.Errorf("%s needs call.call_id: %w", req.Command, control.ErrBadRequest)
 	}
-	acct, err := a.Account(req.Call.Account)
+	c, err := a.findCall(req.Call)
 	if err != nil {
 		return nil, err
-	}
-	c, err := acct.FindCall(req.Call.CallID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
 	}
 	switch req.Command {
 	case control.CmdCallAnswer:
@@ -139,7 +136,7 @@ func (a *Agent) publish(ev sip.Event) {
 	ce := control.Event{Time: time.Now().UTC(), Kind: ev.Kind, Account: ev.Account}
 	if ev.Call != nil {
 		cs := ev.Call.Status()
-		ce.CallID, ce.Call = ev.Call.ID(), &cs
+		ce.CallID, ce.Dialog, ce.Call = ev.Call.ID(), ev.Call.Dialog().String(), &cs
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -193,17 +190,30 @@ func (a *Agent) handleDial(ctx context.Context, req *control.Request) (any, erro
 	return c.Status(), nil
 }
 
+// findCall resolves a request's call reference: by Call-ID, or by dialog
+// where two dialogs share one Call-ID.
+func (a *Agent) findCall(ref *control.CallRef) (*sip.Call, error) {
+	acct, err := a.Account(ref.Account)
+	if err != nil {
+		return nil, err
+	}
+	c, err := acct.FindCall(ref.CallID, ref.Dialog)
+	switch {
+	case errors.Is(err, sip.ErrAmbiguousCall):
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
+	}
+	return c, nil
+}
+
 func (a *Agent) handleDTMF(req *control.Request) (any, error) {
 	if req.Call == nil || req.Call.CallID == "" || req.DTMF == "" || len(req.DTMF) > 64 {
 		return nil, fmt.Errorf("call.dtmf needs call.call_id and 1-64 digits: %w", control.ErrBadRequest)
 	}
-	acct, err := a.Account(req.Call.Account)
+	c, err := a.findCall(req.Call)
 	if err != nil {
 		return nil, err
-	}
-	c, err := acct.FindCall(req.Call.CallID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrNotFound, err)
 	}
 	for _, d := range req.DTMF {
 		if err := c.Media().SendDTMF(d, 160*time.Millisecond); err != nil {

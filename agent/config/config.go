@@ -34,6 +34,12 @@ type Config struct {
 	// Listen lists extra plain-SIP listeners ("udp:127.0.0.1:5060"). Empty by
 	// default: calls arrive over each registration's own TLS flow.
 	Listen []Listener
+	// ListenPeer is the one source (IP and port) plain listeners take
+	// requests from; the zero value means the first account's registrar
+	// address.
+	ListenPeer netip.AddrPort
+	// MaxCalls bounds concurrent calls across all accounts (default 8).
+	MaxCalls int
 	// CredentialStore is where secrets and the identity key live:
 	// "/dev/tpmrm0", "swtpm:unix:PATH", "swtpm:tcp:HOST:PORT", or
 	// "software:KEKFILE" (a desktop without a TPM; reported as weaker).
@@ -121,6 +127,16 @@ type TLS struct {
 type Media struct {
 	LocalIP          netip.Addr
 	PortMin, PortMax uint16
+	// InactivityTimeout ends a call (BYE with a Reason) when no
+	// authenticated SRTP or SRTCP packet arrived for this long (default
+	// 60s; a held call still exchanges SRTCP).
+	InactivityTimeout time.Duration
+	// AllowPeers lists networks media may be sent to although they are
+	// loopback, link-local or the phone's own (a lab or a test on one
+	// host); empty by default, so those are refused. A prefix lifts the
+	// refusal only for addresses of a class it is no wider than (see
+	// agent/media DestinationPolicy).
+	AllowPeers []netip.Prefix
 }
 
 // Listener is one plain SIP listener.
@@ -178,6 +194,13 @@ type Account struct {
 	AnswerDelay time.Duration
 	// Dialing is the outbound dialling policy (the toll-fraud guard).
 	Dialing dialplan.Policy
+	// MaxCalls bounds this account's concurrent calls (default 4, at most
+	// the global max_calls).
+	MaxCalls int
+	// Realm is the only digest realm the account answers challenges for;
+	// "" pins the realm of the registrar's REGISTER challenge that led to
+	// a 200.
+	Realm string
 }
 
 // Password reads the account's digest password. It is read when needed, not
@@ -218,6 +241,8 @@ type file struct {
 	ControlSocket *string    `toml:"control_socket"`
 	ControlUIDs   []int64    `toml:"control_uids"`
 	Listen        []string   `toml:"listen"`
+	ListenPeer    string     `toml:"listen_peer"`
+	MaxCalls      *int       `toml:"max_calls"`
 	Lockdown      string     `toml:"lockdown_policy"`
 	CredStore     string     `toml:"credential_store"`
 	Update        updateFile `toml:"update"`
@@ -257,9 +282,11 @@ type tlsFile struct {
 }
 
 type mediaFile struct {
-	LocalIP string `toml:"local_ip"`
-	PortMin *int   `toml:"rtp_port_min"`
-	PortMax *int   `toml:"rtp_port_max"`
+	LocalIP           string   `toml:"local_ip"`
+	PortMin           *int     `toml:"rtp_port_min"`
+	PortMax           *int     `toml:"rtp_port_max"`
+	InactivityTimeout *string  `toml:"inactivity_timeout"`
+	AllowPeers        []string `toml:"allow_peers"`
 }
 
 type acctFile struct {
@@ -282,6 +309,8 @@ type acctFile struct {
 	AnswerDelay   *string      `toml:"answer_delay"`
 	Transport     *string      `toml:"transport"`
 	Dialing       *dialingFile `toml:"dialing"`
+	MaxCalls      *int         `toml:"max_calls"`
+	Realm         *string      `toml:"realm"`
 }
 
 type dialingFile struct {
@@ -453,6 +482,46 @@ func (f *file) validate(dir string) (*Config, error) {
 		}
 		c.Media.PortMin, c.Media.PortMax = uint16(lo), uint16(hi)
 	}
+	c.Media.InactivityTimeout = 60 * time.Second
+	if f.Media.InactivityTimeout != nil {
+		d, err := time.ParseDuration(*f.Media.InactivityTimeout)
+		if err != nil || d < minInactivity || d > time.Hour {
+			return nil, keyErr("media.inactivity_timeout", "%q: want a duration from %v to 1h", *f.Media.InactivityTimeout, minInactivity)
+		}
+		c.Media.InactivityTimeout = d
+	}
+	for i, s := range f.Media.AllowPeers {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, keyErr(fmt.Sprintf("media.allow_peers[%d]", i), "%v", err)
+		}
+		c.Media.AllowPeers = append(c.Media.AllowPeers, p)
+	}
+	// Every call binds an RTP/RTCP port pair: the range must hold the cap.
+	c.MaxCalls = defaultMaxCalls
+	if f.MaxCalls != nil {
+		c.MaxCalls = *f.MaxCalls
+		if c.MaxCalls < 1 || c.MaxCalls > maxMaxCalls {
+			return nil, keyErr("max_calls", "%d: want 1 to %d", c.MaxCalls, maxMaxCalls)
+		}
+	}
+	if pairs := (int(c.Media.PortMax) - int(c.Media.PortMin) + 1) / 2; c.MaxCalls > pairs {
+		if f.MaxCalls == nil {
+			c.MaxCalls = pairs
+		} else {
+			return nil, keyErr("max_calls", "%d calls need %d RTP ports; media.rtp_port_min..max holds %d pairs", c.MaxCalls, 2*c.MaxCalls, pairs)
+		}
+	}
+	if f.ListenPeer != "" {
+		ap, err := netip.ParseAddrPort(f.ListenPeer)
+		if err != nil || ap.Port() == 0 || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() {
+			return nil, keyErr("listen_peer", "%q: want the IP:PORT plain listeners accept requests from", f.ListenPeer)
+		}
+		if len(c.Listen) == 0 {
+			return nil, keyErr("listen_peer", "needs listen")
+		}
+		c.ListenPeer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
 
 	if len(f.Accounts) == 0 {
 		return nil, keyErr("account", "at least one [[account]] is required")
@@ -462,6 +531,11 @@ func (f *file) validate(dir string) (*Config, error) {
 		a, err := af.validate(fmt.Sprintf("account[%d]", i), abs)
 		if err != nil {
 			return nil, err
+		}
+		if af.MaxCalls == nil {
+			a.MaxCalls = min(defaultAccountMaxCalls, c.MaxCalls)
+		} else if a.MaxCalls > c.MaxCalls {
+			return nil, keyErr(fmt.Sprintf("account[%d].max_calls", i), "%d is above the global max_calls %d", a.MaxCalls, c.MaxCalls)
 		}
 		if a.PasswordCred != "" && c.CredentialStore == "" {
 			return nil, keyErr(fmt.Sprintf("account[%d].password_cred", i), "needs credential_store")
@@ -593,7 +667,51 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 	if err := a.Dialing.Validate(); err != nil {
 		return a, keyErr(key+".dialing", "%v", err)
 	}
+	if af.MaxCalls != nil {
+		a.MaxCalls = *af.MaxCalls
+		if a.MaxCalls < 1 || a.MaxCalls > maxMaxCalls {
+			return a, keyErr(key+".max_calls", "%d: want 1 to %d", a.MaxCalls, maxMaxCalls)
+		}
+	}
+	if af.Realm != nil {
+		a.Realm = *af.Realm
+		if a.Realm == "" || len(a.Realm) > 256 || strings.ContainsAny(a.Realm, "\"\\\r\n") {
+			return a, keyErr(key+".realm", "%q: want the registrar's digest realm", a.Realm)
+		}
+	}
 	return a, nil
+}
+
+// Call caps: a desk phone has a handful of lines.
+const (
+	defaultMaxCalls        = 8
+	defaultAccountMaxCalls = 4
+	maxMaxCalls            = 64
+	// minInactivity keeps a typo from ending calls at the first lost packet.
+	minInactivity = 2 * time.Second
+)
+
+// parsePrefix reads a CIDR prefix or a bare address (a host prefix).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		if p != p.Masked() {
+			return p, fmt.Errorf("%q has host bits set; want %s", s, p.Masked())
+		}
+		if p.Addr().Is4In6() {
+			return p, fmt.Errorf("%q: write IPv4 networks as IPv4", s)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // validBoardName is a board name as board.Lookup knows them: lower-case

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,12 @@ func TestParseDefaults(t *testing.T) {
 		{"password_file", a.PasswordFile, "/etc/hp/alice.pass"},
 		{"rtp_port_min", c.Media.PortMin, uint16(20000)},
 		{"listen", len(c.Listen), 0},
+		{"max_calls", c.MaxCalls, 8},
+		{"account max_calls", a.MaxCalls, 4},
+		{"inactivity_timeout", c.Media.InactivityTimeout, 60 * time.Second},
+		{"allow_peers", len(c.Media.AllowPeers), 0},
+		{"realm", a.Realm, ""},
+		{"listen_peer set", c.ListenPeer.IsValid(), false},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -80,6 +87,30 @@ func TestParseRejects(t *testing.T) {
 		{"bad listener", func(s string) string {
 			return strings.Replace(s, "[tls]", "listen = [\"sctp:127.0.0.1:5060\"]\n[tls]", 1)
 		}, "listen[0]"},
+		{"max_calls 0", func(s string) string { return strings.Replace(s, "[tls]", "max_calls = 0\n[tls]", 1) }, "max_calls"},
+		{"max_calls beyond the port range", func(s string) string {
+			// 20000-20099 holds 50 RTP/RTCP pairs.
+			return strings.Replace(s, "[tls]", "max_calls = 51\n[tls]", 1)
+		}, "max_calls"},
+		{"account max_calls above global", func(s string) string {
+			return strings.Replace(s, "[tls]", "max_calls = 2\n[tls]", 1) + "max_calls = 3\n"
+		}, "account[0].max_calls"},
+		{"inactivity 1s", func(s string) string {
+			return strings.Replace(s, "[[account]]", "inactivity_timeout = \"1s\"\n[[account]]", 1)
+		}, "media.inactivity_timeout"},
+		{"allow_peers not a network", func(s string) string {
+			return strings.Replace(s, "[[account]]", "allow_peers = [\"loopback\"]\n[[account]]", 1)
+		}, "media.allow_peers[0]"},
+		{"allow_peers host bits", func(s string) string {
+			return strings.Replace(s, "[[account]]", "allow_peers = [\"127.0.0.1/8\"]\n[[account]]", 1)
+		}, "media.allow_peers[0]"},
+		{"listen_peer without listen", func(s string) string {
+			return strings.Replace(s, "[tls]", "listen_peer = \"127.0.0.1:5060\"\n[tls]", 1)
+		}, "listen_peer"},
+		{"listen_peer without port", func(s string) string {
+			return strings.Replace(s, "[tls]", "listen = [\"udp:127.0.0.1:5090\"]\nlisten_peer = \"127.0.0.1\"\n[tls]", 1)
+		}, "listen_peer"},
+		{"empty realm", func(s string) string { return s + `realm = ""` + "\n" }, "account[0].realm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,5 +184,41 @@ func TestDialingPolicy(t *testing.T) {
 		if _, err := Parse([]byte(base+"[account.dialing]\n"+bad), "/x"); err == nil {
 			t.Errorf("Parse(dialing %q) = nil error", bad)
 		}
+	}
+}
+
+func TestParseCallPathKeys(t *testing.T) {
+	in := strings.Replace(good, "[tls]", "max_calls = 6\nlisten = [\"udp:127.0.0.1:5090\"]\nlisten_peer = \"127.0.0.1:5060\"\n[tls]", 1)
+	in = strings.Replace(in, "[[account]]", "inactivity_timeout = \"30s\"\nallow_peers = [\"127.0.0.0/8\", \"192.0.2.10\"]\n[[account]]", 1)
+	in += "max_calls = 2\nrealm = \"sip.example.org\"\n"
+	c, err := Parse([]byte(in), "/")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	a := c.Accounts[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"max_calls", c.MaxCalls, 6},
+		{"account max_calls", a.MaxCalls, 2},
+		{"realm", a.Realm, "sip.example.org"},
+		{"listen_peer", c.ListenPeer.String(), "127.0.0.1:5060"},
+		{"inactivity_timeout", c.Media.InactivityTimeout, 30 * time.Second},
+		{"allow_peers", fmt.Sprint(c.Media.AllowPeers), "[127.0.0.0/8 192.0.2.10/32]"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("Parse.%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	// A small port range lowers the default global cap to what it holds.
+	small := strings.Replace(good, "20099", "20005", 1)
+	c, err = Parse([]byte(small), "/")
+	if err != nil {
+		t.Fatalf("Parse(6 ports): %v", err)
+	}
+	if c.MaxCalls != 3 || c.Accounts[0].MaxCalls != 3 {
+		t.Errorf("6 RTP ports: max_calls %d, account %d; want 3, 3", c.MaxCalls, c.Accounts[0].MaxCalls)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -123,10 +124,16 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // Call runs a call command (CmdCallAnswer, CmdCallHangup, CmdCallHold,
-// CmdCallUnhold) and returns the call's state after it.
-func (c *Client) Call(ctx context.Context, cmd Command, account, callID string) (*sip.CallStatus, error) {
+// CmdCallUnhold) and returns the call's state after it. call is a Call-ID
+// or, where two dialogs share one, the call's dialog as status shows it
+// (CALL-ID;LOCAL-TAG;REMOTE-TAG; a Call-ID never contains ';').
+func (c *Client) Call(ctx context.Context, cmd Command, account, call string) (*sip.CallStatus, error) {
+	ref := &CallRef{Account: account, CallID: call}
+	if id, _, ok := strings.Cut(call, ";"); ok {
+		ref.CallID, ref.Dialog = id, call
+	}
 	var cs sip.CallStatus
-	return &cs, c.Do(ctx, Request{Command: cmd, Call: &CallRef{Account: account, CallID: callID}}, &cs)
+	return &cs, c.Do(ctx, Request{Command: cmd, Call: ref}, &cs)
 }
 
 // UpdateStatus asks for the updater's status.

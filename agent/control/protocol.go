@@ -96,10 +96,15 @@ type EventsArgs struct {
 	Limit int    `json:"limit,omitempty"`
 }
 
-// CallRef names one call: its Call-ID on an account ("" is the first).
+// CallRef names one call on an account ("" is the first): by its Call-ID,
+// which is what a user sees, or, when two dialogs share that Call-ID (a
+// second INVITE with another From tag), by Dialog, the call's "dialog" in
+// status and events (CALL-ID;LOCAL-TAG;REMOTE-TAG). A Call-ID alone that
+// names two calls is refused as a bad request rather than guessed.
 type CallRef struct {
 	Account string `json:"account,omitempty"`
 	CallID  string `json:"call_id"`
+	Dialog  string `json:"dialog,omitempty"`
 }
 
 // InstallArgs are CmdUpdateInstall's arguments.
@@ -165,6 +170,8 @@ type Event struct {
 	Kind    sip.EventKind `json:"kind"`
 	Account string        `json:"account,omitempty"`
 	CallID  string        `json:"call_id,omitempty"`
+	// Dialog names the call exactly (see CallRef).
+	Dialog string `json:"dialog,omitempty"`
 	// Call is the call's state after the event, for call events.
 	Call *sip.CallStatus `json:"call,omitempty"`
 }

@@ -13,7 +13,9 @@ import (
 const (
 	maxPinholePeers = 8
 	maxPinholePorts = 4
-	maxCallIDLen    = 256
+	// maxCallIDLen bounds a call's key: the agent passes the dialog
+	// (Call-ID of up to 256 bytes, two tags of up to 128, separators).
+	maxCallIDLen = 640
 )
 
 // OpenPinhole lets media of call callID through: UDP from every peer

@@ -11,9 +11,15 @@
 // goes through an SRTP context, which exists only after keys are agreed (and,
 // for DTLS, after the peer certificate matched its signalled fingerprint).
 // Received packets that fail authentication or replay checks are dropped and
-// counted; the call goes on. SDES keys cross the signalling path, so SDES is
-// refused unless that path is TLS. Every crypto choice comes from
+// counted; the call goes on. SDES keys cross the signalling path and a
+// DTLS-SRTP fingerprint is only as authentic as the SDP that carries it, so
+// both are refused unless that path is TLS. Every crypto choice comes from
 // crypto/policy.
+//
+// A hostile SDP may also aim the media somewhere that is not a phone (this
+// host, a link-local neighbour, a multicast group, a well-known port) and
+// turn the phone into a reflector: DestinationPolicy refuses such
+// addresses unless the caller lists them (destination.go).
 //
 // Packets whose source is not the address the peer's SDP names (IP and port,
 // per component) are dropped and counted in Stats.ForeignDropped: the peer

@@ -8,10 +8,17 @@ import "errors"
 // The SIP layer answers 488 Not Acceptable Here to an offer refused with it.
 var ErrNotAcceptable = errors.New("media: not acceptable")
 
-// ErrInsecureSignaling is returned by NewSession for SDES keying over
-// signalling that is not TLS: the keys would travel in clear. It also wraps
-// ErrNotAcceptable, so an inbound call in that state is answered 488.
+// ErrInsecureSignaling is returned by NewSession for keying over signalling
+// that is not TLS. SDES keys would travel in clear; a DTLS-SRTP fingerprint
+// would be whatever a spoofer put in the SDP, so the handshake would
+// authenticate the spoofer. It also wraps ErrNotAcceptable, so an inbound
+// call in that state is answered 488.
 var ErrInsecureSignaling = errors.New("media: sdes requires tls signalling")
+
+// ErrDestination is wrapped (beside ErrNotAcceptable) by the refusal of an
+// SDP that aims the media at an address or port DestinationPolicy refuses:
+// an offer is answered 488, an answer ends the call.
+var ErrDestination = errors.New("media: destination refused")
 
 // ErrClosed is returned by methods called after Close.
 var ErrClosed = errors.New("media: session closed")

@@ -46,7 +46,8 @@ func testLogger(t *testing.T, name string) (*slog.Logger, *logBuffer) {
 
 func testConfig(t *testing.T, name string, sec Security) Config {
 	log, _ := testLogger(t, name)
-	return Config{Security: sec, SignalingTLS: true, LocalIP: loopback, Logger: log}
+	return Config{Security: sec, SignalingTLS: true, LocalIP: loopback, Logger: log,
+		Destinations: DestinationPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
 }
 
 func newTestSession(t *testing.T, cfg Config) *Session {

@@ -37,6 +37,10 @@ type localCaps struct {
 	key func(policy.SRTPSuite) (sdesKey, error)
 	// fp is our DTLS certificate's fingerprint.
 	fp fingerprint
+	// dest bounds where the peer may aim our media; portMin..portMax is our
+	// own RTP range (0, 0: any).
+	dest             DestinationPolicy
+	portMin, portMax uint16
 }
 
 // mediaParams is the outcome of one offer/answer exchange for the audio
@@ -228,7 +232,21 @@ func telephoneEvent(m *sdpMedia) (uint8, bool) {
 // unspecified c= address (0.0.0.0, RFC 3264 §8.4 old-style hold) is only
 // taken in a re-offer, where it keeps the previous addresses and stops us
 // sending; ok reports whether the peer receives at all.
-func remoteAddrs(sd *sdpSession, m *sdpMedia, local netip.Addr, mux bool, prev *mediaParams) (rtp, rtcp netip.AddrPort, receives bool, err error) {
+func remoteAddrs(sd *sdpSession, m *sdpMedia, c *localCaps, mux bool, prev *mediaParams) (rtp, rtcp netip.AddrPort, receives bool, err error) {
+	rtp, rtcp, receives, err = peerAddrs(sd, m, c.addr, mux, prev)
+	if err != nil || !receives {
+		return rtp, rtcp, receives, err
+	}
+	for _, ap := range []netip.AddrPort{rtp, rtcp} {
+		if err := c.dest.checkDestination(ap, c.portMin, c.portMax); err != nil {
+			return rtp, rtcp, false, err
+		}
+	}
+	return rtp, rtcp, true, nil
+}
+
+// peerAddrs reads the peer's RTP and RTCP addresses from the SDP.
+func peerAddrs(sd *sdpSession, m *sdpMedia, local netip.Addr, mux bool, prev *mediaParams) (rtp, rtcp netip.AddrPort, receives bool, err error) {
 	addr, err := sd.connAddr(m)
 	if err != nil {
 		return rtp, rtcp, false, err
@@ -349,7 +367,7 @@ func acceptAnswer(sd *sdpSession, po *pendingOffer, c *localCaps, peerCert []byt
 		receives bool
 		err      error
 	)
-	p.remoteRTP, p.remoteRTCP, receives, err = remoteAddrs(sd, m, c.addr, p.mux, po.prev)
+	p.remoteRTP, p.remoteRTCP, receives, err = remoteAddrs(sd, m, c, p.mux, po.prev)
 	if err != nil {
 		return mediaParams{}, fmt.Errorf("answer: %w", err)
 	}
@@ -541,7 +559,7 @@ func answerAudio(sd *sdpSession, m *sdpMedia, c *localCaps, prev *mediaParams, p
 		receives bool
 		err      error
 	)
-	p.remoteRTP, p.remoteRTCP, receives, err = remoteAddrs(sd, m, c.addr, p.mux, prev)
+	p.remoteRTP, p.remoteRTCP, receives, err = remoteAddrs(sd, m, c, p.mux, prev)
 	if err != nil {
 		return mediaParams{}, sdpMedia{}, err
 	}

@@ -16,16 +16,21 @@ import (
 	"github.com/hardphone/hardphone/crypto/policy"
 )
 
-func TestSDESNeedsTLSSignaling(t *testing.T) {
-	cfg := testConfig(t, "a", SecuritySDES)
-	cfg.SignalingTLS = false
-	s, err := NewSession(cfg)
-	if err == nil {
-		s.Close()
-		t.Fatalf("NewSession(SDES, SignalingTLS=false) = nil error, want refusal")
-	}
-	if !errors.Is(err, ErrInsecureSignaling) || !errors.Is(err, ErrNotAcceptable) {
-		t.Fatalf("NewSession(SDES, SignalingTLS=false) = %v, want ErrInsecureSignaling and ErrNotAcceptable", err)
+// TestKeyingNeedsTLSSignaling: neither keying method runs over a plain
+// signalling hop. SDES keys would cross it in clear; a DTLS-SRTP fingerprint
+// from it authenticates whoever wrote the SDP (a spoofed INVITE's own).
+func TestKeyingNeedsTLSSignaling(t *testing.T) {
+	for _, sec := range []Security{SecuritySDES, SecurityDTLS} {
+		cfg := testConfig(t, "a", sec)
+		cfg.SignalingTLS = false
+		s, err := NewSession(cfg)
+		if err == nil {
+			s.Close()
+			t.Fatalf("NewSession(%v, SignalingTLS=false) = nil error, want refusal", sec)
+		}
+		if !errors.Is(err, ErrInsecureSignaling) || !errors.Is(err, ErrNotAcceptable) {
+			t.Fatalf("NewSession(%v, SignalingTLS=false) = %v, want ErrInsecureSignaling and ErrNotAcceptable", sec, err)
+		}
 	}
 }
 

@@ -383,7 +383,7 @@ func (sd *sdpSession) connAddr(m *sdpMedia) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("c= address type %q with %s: %w", c.AddrType, addr, ErrNotAcceptable)
 	}
 	if addr.IsMulticast() {
-		return netip.Addr{}, fmt.Errorf("c= multicast address %s: %w", addr, ErrNotAcceptable)
+		return netip.Addr{}, fmt.Errorf("c= multicast address %s: %w: %w", addr, ErrDestination, ErrNotAcceptable)
 	}
 	return addr, nil
 }

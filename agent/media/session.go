@@ -65,8 +65,10 @@ const defaultDTMFPT = 101
 type Config struct {
 	// Security selects SDES or DTLS-SRTP keying; it must be set.
 	Security Security
-	// SignalingTLS says the SDP travels over TLS. SDES is refused without
-	// it: the keys would cross the network in clear.
+	// SignalingTLS says the SDP travels over TLS. Both keying methods are
+	// refused without it: SDES keys would cross the network in clear, and a
+	// DTLS-SRTP fingerprint from an unauthenticated hop authenticates
+	// whoever wrote it.
 	SignalingTLS bool
 	// LocalIP is put in c= and bound by the RTP and RTCP sockets. It must be
 	// a specific unicast address.
@@ -81,6 +83,9 @@ type Config struct {
 	DTMFPayloadType uint8
 	// Logger is required; the session adds component=media.
 	Logger *slog.Logger
+	// Destinations bounds where the peer's SDP may aim our media; it is
+	// copied.
+	Destinations DestinationPolicy
 
 	// offerSuites replaces policy.SRTPSuites() in SDES offers. Tests use it
 	// to offer the suites policy accepts but never offers; nil outside tests.
@@ -177,6 +182,9 @@ func NewSession(cfg Config) (*Session, error) {
 			return nil, fmt.Errorf("media: sdes keys would travel over non-TLS signalling: %w: %w", ErrInsecureSignaling, ErrNotAcceptable)
 		}
 	case SecurityDTLS:
+		if !cfg.SignalingTLS {
+			return nil, fmt.Errorf("media: a dtls-srtp fingerprint from non-TLS signalling authenticates whoever sent it: %w: %w", ErrInsecureSignaling, ErrNotAcceptable)
+		}
 	default:
 		return nil, fmt.Errorf("media: security %v not set to sdes or dtls-srtp", cfg.Security)
 	}
@@ -237,6 +245,9 @@ func NewSession(cfg Config) (*Session, error) {
 		dtmfPT:      dtmfPT,
 		offerSuites: append([]policy.SRTPSuite(nil), suites...),
 		key:         s.sdesKey,
+		dest:        cfg.Destinations.copy(),
+		portMin:     cfg.PortMin,
+		portMax:     cfg.PortMax,
 	}
 	if cfg.Security == SecurityDTLS {
 		if s.id, err = newDTLSIdentity(); err != nil {

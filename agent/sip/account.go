@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -34,10 +35,15 @@ type Account struct {
 	srv *sipgo.Server
 	// registrar is the resolved registrar address the TLS flow goes to.
 	registrar netip.AddrPort
+	// plainPeer is the one source (IP and port) plain listeners take
+	// requests from.
+	plainPeer netip.AddrPort
 	media     MediaParams
 	events    func(Event)
 	password  func() (string, error) // the digest password, asked for per challenge
 	timeSeen  func(time.Time)        // nil: nobody wants verified certificate times
+	global    *CallLimit             // the phone-wide call cap; never nil
+	limiter   *inviteLimiter         // inbound INVITEs per source; never nil
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -53,28 +59,71 @@ type Account struct {
 	failures   int
 	callID     string
 	cseq       uint32
-	calls      map[string]*Call // by Call-ID
+	calls      map[DialogID]*Call // by dialog, never by Call-ID alone
+	active     int                // calls holding a slot of cfg.MaxCalls
+	realm      string             // digest realm pinned from the registrar's REGISTER challenge
 	lastPong   time.Time
 	counters   Counters
 	inbound    Inbound
 }
 
-// Counters are per-account security and traffic counters.
+// Counters are per-account security and traffic counters. Refusals are
+// named after the agent/events kinds that report them (sip.foreign_source
+// is foreign_source); those without a kind yet say what they count.
 type Counters struct {
 	Registrations     int `json:"registrations"`
 	RegisterFailures  int `json:"register_failures"`
 	KeepalivesSent    int `json:"keepalives_sent"`
 	FlowFailures      int `json:"flow_failures"`
-	RequestsRefused   int `json:"requests_refused"`
 	CallsIn           int `json:"calls_in"`
 	CallsOut          int `json:"calls_out"`
 	CallsRefusedMedia int `json:"calls_refused_media"`
+	// ForeignSource: requests from outside the registrar's flow (or a plain
+	// listener's one peer), refused 403 (events.KindForeignSource).
+	ForeignSource int `json:"foreign_source"`
+	// ForeignDialog: in-dialog requests (re-INVITE, ACK, BYE, ...) and
+	// CANCELs that match no dialog or transaction of ours, refused 481 or
+	// dropped (events.KindForeignDialog).
+	ForeignDialog int `json:"foreign_dialog"`
+	// REFERRefused: REFERs refused by policy (events.KindREFERRefused).
+	REFERRefused int `json:"refer_refused"`
+	// INVITEFlood: INVITEs above the per-source rate, refused 503
+	// (events.KindINVITEFlood).
+	INVITEFlood int `json:"invite_flood"`
+	// CallCap: calls refused at the account's or the phone's concurrent-call
+	// cap, 486 inbound (events.KindCallCap).
+	CallCap int `json:"call_cap"`
+	// MergedRequests: INVITEs that repeat a pending INVITE's Call-ID and
+	// From tag on another branch, refused 482 (RFC 3261 §8.2.2.2).
+	MergedRequests int `json:"merged_requests"`
+	// CSeqOutOfOrder: in-dialog requests whose CSeq does not advance,
+	// refused 500 (RFC 3261 §12.2.2).
+	CSeqOutOfOrder int `json:"cseq_out_of_order"`
+	// ChallengesRefused: digest challenges not answered (another realm, no
+	// qop=auth, not over the registrar's flow).
+	ChallengesRefused int `json:"challenges_refused"`
+	// MediaDestinationsRefused: SDPs that aimed media at a refused address
+	// or port (also counted in CallsRefusedMedia).
+	MediaDestinationsRefused int `json:"media_destinations_refused"`
+	// MediaInactive: calls ended because no authenticated SRTP or SRTCP
+	// arrived for media.inactivity_timeout.
+	MediaInactive int `json:"media_inactive"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.
 type MediaParams struct {
 	LocalIP          netip.Addr
 	PortMin, PortMax uint16
+	// InactivityTimeout ends a call with no authenticated SRTP or SRTCP for
+	// that long; 0 means never.
+	InactivityTimeout time.Duration
+	// AllowPeers lifts the refusal of special media destinations (loopback,
+	// link-local, own addresses) for the networks it lists: the config's
+	// media.allow_peers and the lockdown policy's rtp.peers.
+	AllowPeers []netip.Prefix
+	// PeerCheck, when set, must accept every media destination: the
+	// lockdown policy's bound (rtp.peers), from the agent.
+	PeerCheck func(netip.AddrPort) error
 }
 
 // AccountStatus is a snapshot for `hardphone status`.
@@ -138,6 +187,12 @@ type AccountDeps struct {
 	// TimeSeen is told the NotBefore of every registrar certificate that
 	// verified: a time the phone has securely seen. nil: nobody.
 	TimeSeen func(time.Time)
+	// Calls is the phone-wide call cap shared by every account; nil gives
+	// the account one of its own at cfg.MaxCalls.
+	Calls *CallLimit
+	// ListenPeer is the one source plain listeners accept requests from;
+	// the zero value means the registrar's address.
+	ListenPeer netip.AddrPort
 }
 
 // NewAccount builds the account's user agent.
@@ -176,11 +231,23 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", cfg.Name, err)
 	}
+	if cfg.MaxCalls < 1 {
+		return nil, fmt.Errorf("account %s: max_calls %d, want at least 1", cfg.Name, cfg.MaxCalls)
+	}
+	global := d.Calls
+	if global == nil {
+		global = NewCallLimit(cfg.MaxCalls)
+	}
 	a := &Account{
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
-		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[string]*Call{}, timeSeen: d.TimeSeen,
+		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
+		global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer,
 	}
+	if !a.plainPeer.IsValid() {
+		a.plainPeer = a.registrar
+	}
+	a.media.AllowPeers = slices.Clone(d.Media.AllowPeers)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.User),
 		sipgo.WithUserAgentHostname(cfg.Domain),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -18,32 +19,49 @@ import (
 	"github.com/hardphone/hardphone/hal/audio"
 )
 
-// Call is one call on an account, inbound or outbound.
+// Call is one call on an account, inbound or outbound: one dialog.
 type Call struct {
 	acct    *Account
-	id      string // Call-ID
-	dir     string // "in" or "out"
+	id      string   // Call-ID
+	dlg     DialogID // the dialog; immutable once the call is listed
+	dir     string   // "in" or "out"
 	peer    string
 	log     *slog.Logger
 	media   *media.Session // never nil once the call is listed
 	started time.Time
 	done    chan struct{} // closed when the call ended
+	release func()        // gives back the call's admission slot; idempotent
+	// tlsHop: the call's signalling runs over the registrar's TLS flow
+	// (always for outbound calls).
+	tlsHop bool
+	// branch is an inbound call's INVITE branch (RFC 3261 §8.2.2.2).
+	branch string
 
 	mu          sync.Mutex // guards the fields below
 	cli         *sipgo.DialogClientSession
 	srv         *sipgo.DialogServerSession
-	state       string // "ringing", "established", "ended"
+	state       string // "ringing", "answered", "established", "ended"
 	established time.Time
 	setup       time.Duration
 	endReason   string
 	hold        bool
 	answerCh    chan struct{} // manual answer; nil once answered
-	remoteCSeq  uint32
+	// remoteCSeq is the dialog's remote sequence number (RFC 3261 §12.2.2),
+	// empty (remoteSet false) until the peer's first request.
+	remoteCSeq uint32
+	remoteSet  bool
+	// ackCSeq is the CSeq of the INVITE whose 2xx waits for its ACK; 0 for
+	// none. acked: the initial 2xx was acknowledged.
+	ackCSeq uint32
+	acked   bool
 }
 
 // CallStatus is a snapshot of a call.
 type CallStatus struct {
-	ID        string      `json:"call_id"`
+	ID string `json:"call_id"`
+	// Dialog is "CALL-ID;LOCAL-TAG;REMOTE-TAG": it names the call when two
+	// dialogs share a Call-ID.
+	Dialog    string      `json:"dialog"`
 	Direction string      `json:"direction"`
 	Peer      string      `json:"peer"`
 	State     string      `json:"state"`
@@ -53,8 +71,11 @@ type CallStatus struct {
 	Media     media.Stats `json:"media"`
 }
 
-// ID is the call's Call-ID.
+// ID is the call's Call-ID. Two calls may share one; Dialog never.
 func (c *Call) ID() string { return c.id }
+
+// Dialog names the call's dialog (RFC 3261 §12).
+func (c *Call) Dialog() DialogID { return c.dlg }
 
 // Done is closed when the call has ended.
 func (c *Call) Done() <-chan struct{} { return c.done }
@@ -70,7 +91,7 @@ func (c *Call) Status() CallStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return CallStatus{
-		ID: c.id, Direction: c.dir, Peer: c.peer, State: c.state, Hold: c.hold,
+		ID: c.id, Dialog: c.dlg.String(), Direction: c.dir, Peer: c.peer, State: c.state, Hold: c.hold,
 		SetupMS: float64(c.setup.Microseconds()) / 1000, EndReason: c.endReason, Media: c.media.Stats(),
 	}
 }
@@ -97,7 +118,27 @@ func (a *Account) mediaConfig(signalingTLS bool) media.Config {
 	return media.Config{
 		Security: sec, SignalingTLS: signalingTLS, LocalIP: a.media.LocalIP,
 		PortMin: a.media.PortMin, PortMax: a.media.PortMax, Logger: a.log,
+		Destinations: media.DestinationPolicy{Allow: a.media.AllowPeers, Own: a.ownAddrs(), Check: a.media.PeerCheck},
 	}
+}
+
+// ownAddrs lists the phone's own addresses, read per call (an address may
+// come and go with DHCP): media must never be aimed at the phone itself.
+func (a *Account) ownAddrs() []netip.Addr {
+	out := []netip.Addr{a.media.LocalIP.Unmap()}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		a.log.Warn("list own addresses", "error", err)
+		return out
+	}
+	for _, ad := range addrs {
+		if n, ok := ad.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // CallOptions are the audio ends of a call.
@@ -117,8 +158,14 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	if err != nil {
 		return nil, err
 	}
+	release, ok := a.admit()
+	if !ok {
+		a.count(&a.counters.CallCap)
+		return nil, fmt.Errorf("dial %s: %w (max_calls %d)", target, ErrCallLimit, a.cfg.MaxCalls)
+	}
 	ms, err := media.NewSession(a.mediaConfig(true))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("dial %s: media: %w", target, err)
 	}
 	ms.SetSource(opts.Source)
@@ -126,23 +173,29 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	offer, err := ms.Offer()
 	if err != nil {
 		ms.Close()
+		release()
 		return nil, fmt.Errorf("dial %s: offer: %w", target, err)
 	}
 	start := a.clock.Now()
 	dlg, err := a.invite(ctx, ru, offer)
 	if err != nil {
 		ms.Close()
+		release()
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
-	c := &Call{acct: a, id: dlg.InviteRequest.CallID().Value(), dir: "out", peer: ru.String(),
-		media: ms, started: start, done: make(chan struct{}), cli: dlg, state: "answered"}
-	c.log = a.log.With("call_id", c.id, "peer", c.peer)
+	id := dlg.InviteRequest.CallID().Value()
+	local, _ := dlg.InviteRequest.From().Params.Get("tag")
+	remote, _ := dlg.InviteResponse.To().Params.Get("tag")
+	c := &Call{acct: a, id: id, dlg: DialogID{CallID: id, LocalTag: local, RemoteTag: remote}, dir: "out",
+		peer: ru.String(), media: ms, started: start, done: make(chan struct{}), release: release, tlsHop: true,
+		cli: dlg, state: "answered"}
+	c.log = a.log.With("call_id", c.id, "dialog", c.dlg.String(), "peer", c.peer)
 	a.addCall(c)
 
 	if err := ms.SetAnswer(dlg.InviteResponse.Body()); err != nil {
 		// RFC 3264 gives no way to refuse an answer: ACK the 2xx (RFC 3261
 		// §13.2.2.4 requires it), then end the dialog at once.
-		a.countMediaRefusal()
+		a.countMediaRefusal(err)
 		c.log.Warn("answer refused by media policy", "error", err)
 		if aerr := c.ack(ctx, dlg); aerr != nil {
 			c.log.Warn("ack", "error", aerr)
@@ -158,7 +211,7 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 		return c, fmt.Errorf("dial %s: ack: %w", target, err)
 	}
 	if err := ms.Start(ctx); err != nil {
-		a.countMediaRefusal()
+		a.countMediaRefusal(err)
 		c.hangup(ctx, "media: "+err.Error())
 		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
 	}
@@ -171,12 +224,16 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	c.log.Info("call established", "direction", "out", "setup_ms", c.SetupTime().Milliseconds(),
 		"srtp", ms.Stats().Suite)
 	a.events(Event{Account: a.cfg.Name, Kind: EventCallStarted, Call: c})
+	go c.watchMedia()
 	return c, nil
 }
 
-func (a *Account) countMediaRefusal() {
+func (a *Account) countMediaRefusal(err error) {
 	a.mu.Lock()
 	a.counters.CallsRefusedMedia++
+	if errors.Is(err, media.ErrDestination) {
+		a.counters.MediaDestinationsRefused++
+	}
 	a.mu.Unlock()
 }
 
@@ -236,7 +293,7 @@ func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.
 		next := req.Clone()
 		next.RemoveHeader("Via")
 		next.CSeq().SeqNo++
-		if err := a.authorize(next, res); err != nil {
+		if _, err := a.authorize(next, res, false); err != nil {
 			return nil, fmt.Errorf("invite: %w", err)
 		}
 		req = next
@@ -259,7 +316,8 @@ func (c *Call) ack(ctx context.Context, dlg *sipgo.DialogClientSession) error {
 // Hangup ends the call: BYE when established, CANCEL or 486/603 otherwise.
 func (c *Call) Hangup(ctx context.Context) { c.hangup(ctx, "local hangup") }
 
-func (c *Call) hangup(ctx context.Context, reason string) {
+// hangup ends the call; hdrs go on the BYE (a Reason).
+func (c *Call) hangup(ctx context.Context, reason string, hdrs ...sip.Header) {
 	c.mu.Lock()
 	if c.state == "ended" {
 		c.mu.Unlock()
@@ -275,9 +333,9 @@ func (c *Call) hangup(ctx context.Context, reason string) {
 	case srv != nil && prev == "ringing":
 		err = srv.Respond(603, "Decline", nil)
 	case cli != nil:
-		err = c.sendBye(ctx, cli.InviteRequest.Recipient, cli.InviteResponse.Contact(), cli.Do)
+		err = c.sendBye(ctx, cli.InviteRequest.Recipient, cli.InviteResponse.Contact(), cli.Do, hdrs)
 	case srv != nil:
-		err = c.sendBye(ctx, srv.InviteRequest.From().Address, srv.InviteRequest.Contact(), srv.Do)
+		err = c.sendBye(ctx, srv.InviteRequest.From().Address, srv.InviteRequest.Contact(), srv.Do, hdrs)
 	}
 	if err != nil {
 		c.log.Warn("hangup", "error", err)
@@ -286,12 +344,15 @@ func (c *Call) hangup(ctx context.Context, reason string) {
 }
 
 func (c *Call) sendBye(ctx context.Context, target sip.Uri, contact *sip.ContactHeader,
-	do func(context.Context, *sip.Request) (*sip.Response, error)) error {
+	do func(context.Context, *sip.Request) (*sip.Response, error), hdrs []sip.Header) error {
 	if contact != nil {
 		target = contact.Address
 	}
 	bye := sip.NewRequest(sip.BYE, target)
 	bye.SetDestination(c.acct.registrar.String())
+	for _, h := range hdrs {
+		bye.AppendHeader(h)
+	}
 	res, err := do(ctx, bye)
 	if err != nil {
 		return fmt.Errorf("bye: %w", err)
@@ -326,6 +387,8 @@ func (c *Call) end(reason string) {
 	c.log.Info("call ended", "reason", reason, "rtp_sent", st.PacketsSent, "rtp_received", st.PacketsReceived,
 		"auth_failures", st.AuthFailures, "replays", st.Replays)
 	c.acct.removeCall(c)
+	// The media's ports are closed: the slot can go to the next call.
+	c.release()
 	c.acct.events(Event{Account: c.acct.cfg.Name, Kind: EventCallEnded, Call: c})
 }
 
@@ -395,24 +458,26 @@ func (c *Call) Answer() error {
 	return nil
 }
 
+// addCall lists a call under its dialog. A dialog is never listed twice:
+// our local tag is fresh for every call.
 func (a *Account) addCall(c *Call) {
 	a.mu.Lock()
-	a.calls[c.id] = c
+	a.calls[c.dlg] = c
 	a.mu.Unlock()
 }
 
 func (a *Account) removeCall(c *Call) {
 	a.mu.Lock()
-	if a.calls[c.id] == c {
-		delete(a.calls, c.id)
+	if a.calls[c.dlg] == c {
+		delete(a.calls, c.dlg)
 	}
 	a.mu.Unlock()
 }
 
-func (a *Account) call(id string) *Call {
+func (a *Account) callByDialog(d DialogID) *Call {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.calls[id]
+	return a.calls[d]
 }
 
 // Calls returns the account's live calls.

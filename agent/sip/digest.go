@@ -156,19 +156,14 @@ func authorization(c challenge, cr credentials, method, uri string, nc uint32, c
 	var b strings.Builder
 	fmt.Fprintf(&b, `Digest username="%s", realm="%s", nonce="%s", uri="%s"`,
 		quote(cr.User), quote(c.Realm), quote(c.Nonce), quote(uri))
-	var resp string
-	if c.HasQop {
-		if !c.QopAuth {
-			return "", fmt.Errorf("digest challenge offers no qop=auth")
-		}
-		ncs := fmt.Sprintf("%08x", nc)
-		resp = hx(h, ha1, c.Nonce, ncs, cnonce, "auth", ha2)
-		fmt.Fprintf(&b, `, response="%s", cnonce="%s", nc=%s, qop=auth`, resp, quote(cnonce), ncs)
-	} else {
-		// RFC 2069 compatibility form, still allowed by RFC 3261 §22.4.
-		resp = hx(h, ha1, c.Nonce, ha2)
-		fmt.Fprintf(&b, `, response="%s"`, resp)
+	// RFC 2069 (no qop) and auth-int-only challenges were refused by
+	// chooseChallenge; this is the one form we send.
+	if !c.QopAuth {
+		return "", fmt.Errorf("digest challenge without qop=auth: %w", ErrChallengeRefused)
 	}
+	ncs := fmt.Sprintf("%08x", nc)
+	resp := hx(h, ha1, c.Nonce, ncs, cnonce, "auth", ha2)
+	fmt.Fprintf(&b, `, response="%s", cnonce="%s", nc=%s, qop=auth`, resp, quote(cnonce), ncs)
 	if c.AlgToken != "" {
 		fmt.Fprintf(&b, `, algorithm=%s`, c.AlgToken)
 	}
@@ -191,11 +186,16 @@ func newCnonce() string {
 	return hex.EncodeToString(b)
 }
 
-// chooseChallenge applies the account's digest floor to every challenge of a
-// 401/407 and returns the strongest allowed one (RFC 8760 §2.4).
-func chooseChallenge(values []string, min policy.Digest) (challenge, error) {
+// chooseChallenge picks the challenge of a 401/407 to answer: only one for
+// realm ("" = any realm: a REGISTER before the realm is pinned), only with
+// qop=auth (RFC 2069's form without qop gives an offline-crackable hash
+// with no client nonce; auth-int we do not do), and of those the strongest
+// algorithm at or above the account floor (RFC 8760 §2.4). A refusal wraps
+// ErrChallengeRefused, or policy.ErrWeakAlgorithm for the floor.
+func chooseChallenge(values []string, min policy.Digest, realm string) (challenge, error) {
 	var chs []challenge
 	var algs []policy.Digest
+	var refused []string
 	var firstErr error
 	for _, v := range values {
 		c, err := parseChallenge(v)
@@ -205,10 +205,24 @@ func chooseChallenge(values []string, min policy.Digest) (challenge, error) {
 			}
 			continue
 		}
+		switch {
+		case realm != "" && c.Realm != realm:
+			refused = append(refused, fmt.Sprintf("realm %q, want %q", truncate(c.Realm, 64), truncate(realm, 64)))
+			continue
+		case !c.HasQop:
+			refused = append(refused, "no qop (RFC 2069 form)")
+			continue
+		case !c.QopAuth:
+			refused = append(refused, "qop without auth")
+			continue
+		}
 		chs = append(chs, c)
 		algs = append(algs, c.Algorithm)
 	}
 	if len(chs) == 0 {
+		if len(refused) > 0 {
+			return challenge{}, fmt.Errorf("%w: %s", ErrChallengeRefused, strings.Join(refused, "; "))
+		}
 		if firstErr == nil {
 			firstErr = fmt.Errorf("no digest challenge")
 		}

@@ -63,10 +63,15 @@ func TestChooseChallenge(t *testing.T) {
 		{"only md5 refused by default floor", []string{md5}, policy.DigestSHA256, "", policy.ErrWeakAlgorithm},
 		{"only md5 allowed when asked", []string{md5}, policy.DigestMD5, "n1", nil},
 		{"garbage and md5", []string{"Basic realm=x", md5}, policy.DigestMD5, "n1", nil},
+		{"rfc 2069 form refused", []string{`Digest realm="r", nonce="n3", algorithm=SHA-256`}, policy.DigestMD5, "", ErrChallengeRefused},
+		{"auth-int only refused", []string{`Digest realm="r", nonce="n4", qop="auth-int", algorithm=SHA-256`}, policy.DigestMD5, "", ErrChallengeRefused},
+		{"rfc 2069 beside qop=auth", []string{`Digest realm="r", nonce="n5", algorithm=SHA-256`, md5}, policy.DigestMD5, "n1", nil},
+		{"foreign realm refused", []string{`Digest realm="evil", nonce="n6", qop="auth", algorithm=SHA-256`}, policy.DigestMD5, "", ErrChallengeRefused},
+		{"pinned realm among others", []string{`Digest realm="evil", nonce="n7", qop="auth", algorithm=SHA-256`, sha}, policy.DigestMD5, "n2", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := chooseChallenge(tt.values, tt.min)
+			c, err := chooseChallenge(tt.values, tt.min, "r")
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("chooseChallenge = %v, want %v", err, tt.wantErr)
@@ -95,6 +100,7 @@ func TestParseAuthParamsMalformed(t *testing.T) {
 func FuzzParseChallenge(f *testing.F) {
 	f.Add(`Digest realm="127.0.0.1", nonce="Y2Fsa2Fi", qop="auth"`)
 	f.Add(`Digest realm="r", nonce="n", algorithm=SHA-256, qop="auth,auth-int", opaque="o\"q"`)
+	f.Add(`Digest realm="r", nonce="n", algorithm=SHA-256`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := parseChallenge(s)
 		if err != nil {

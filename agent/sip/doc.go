@@ -5,7 +5,15 @@
 //
 // Threat: a network peer that is not our registrar sending us requests, a
 // registrar challenge that downgrades the digest, and a call whose media
-// could fall back to plain RTP. Media decisions are delegated to agent/media.
+// could fall back to plain RTP. Also a hostile caller or a hostile proxy
+// on the registrar's own flow: calls are keyed by dialog (RFC 3261 §12:
+// Call-ID and both tags) and every in-dialog request, ACK and CANCEL is
+// matched to its dialog or transaction before it touches a call
+// (dialog.go); calls are capped and INVITEs rate-limited (admission.go); a
+// silent call ends (inactivity.go); digest challenges are answered only
+// over the registrar's flow, for its realm, with qop=auth (register.go,
+// digest.go). Media decisions, where media may be sent among them, are
+// delegated to agent/media.
 //
 // Imported by agent, agent/control (status and event types), system and
 // cmd/hardphone; sipgo types do not leave this package.

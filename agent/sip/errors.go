@@ -12,6 +12,23 @@ var ErrNotRegistered = errors.New("account not registered")
 // ErrInsecureMedia is returned when a call could not be set up with SRTP.
 var ErrInsecureMedia = errors.New("call refused: media not secure")
 
+// ErrChallengeRefused is wrapped by the refusal of a digest challenge that
+// the account does not answer: another realm than the registrar's, no
+// qop=auth, or one that did not arrive over the registrar's TLS flow. The
+// request it challenged fails with it (Dial returns it).
+var ErrChallengeRefused = errors.New("digest challenge refused")
+
+// ErrCallLimit is returned by Dial when the account or the phone is at its
+// concurrent-call cap.
+var ErrCallLimit = errors.New("call limit reached")
+
+// ErrNoCall is returned by FindCall for a call that does not exist.
+var ErrNoCall = errors.New("no such call")
+
+// ErrAmbiguousCall is returned by FindCall for a Call-ID that two dialogs
+// share (name the dialog), or a malformed dialog.
+var ErrAmbiguousCall = errors.New("call reference is ambiguous or malformed")
+
 // ResponseError is a final non-2xx SIP response to one of our requests.
 type ResponseError struct {
 	Method string

@@ -13,8 +13,10 @@ var errNotFromRegistrar = errors.New("request not from the registrar")
 
 // allowed is the SIP request source policy: a request is served only when it
 // arrived over this account's own TLS flow to the registrar, or over a plain
-// listener that the config enabled from the registrar's address. Anything
-// else is refused before any of it is acted on.
+// listener that the config enabled from its one peer (listen_peer, by
+// default the registrar's address): over UDP its IP and port, since a
+// datagram's source IP alone is one spoofed packet away; over TCP its IP.
+// Anything else is refused before any of it is acted on.
 func (a *Account) allowed(req *sip.Request) error {
 	src := req.Source()
 	a.mu.Lock()
@@ -31,10 +33,14 @@ func (a *Account) allowed(req *sip.Request) error {
 		if err != nil {
 			return fmt.Errorf("%w: source %q: %v", errNotFromRegistrar, src, err)
 		}
-		if ap.Addr().Unmap() == a.registrar.Addr() {
+		ip := ap.Addr().Unmap()
+		if ip == a.plainPeer.Addr() && (ap.Port() == a.plainPeer.Port() || strings.EqualFold(req.Transport(), "TCP")) {
+			// UDP: IP and port, since a datagram's source is whatever the
+			// sender wrote. TCP: the handshake proved the address, and a
+			// peer connects from an ephemeral port.
 			return nil
 		}
-		return fmt.Errorf("%w: %s from %s", errNotFromRegistrar, req.Transport(), src)
+		return fmt.Errorf("%w: %s from %s, plain listeners take requests from %s only", errNotFromRegistrar, req.Transport(), src, a.plainPeer)
 	}
 	return fmt.Errorf("%w: transport %q", errNotFromRegistrar, req.Transport())
 }
@@ -45,8 +51,8 @@ func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.R
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if err := a.allowed(req); err != nil {
 			a.mu.Lock()
-			a.counters.RequestsRefused++
-			n := a.counters.RequestsRefused
+			a.counters.ForeignSource++
+			n := a.counters.ForeignSource
 			a.mu.Unlock()
 			// Rate-limit: a flood of rogue requests must not flood the log.
 			if n <= 10 || n%100 == 0 {
@@ -88,6 +94,18 @@ func validate(req *sip.Request) (int, string) {
 	// RFC 3261 §20.22: Max-Forwards is 0-255.
 	if mf := req.MaxForwards(); mf != nil && uint32(*mf) > 255 {
 		return 400, "Bad Request (Max-Forwards)"
+	}
+	// What names a dialog must be what RFC 3261 §25.1 allows, and short:
+	// it keys calls, firewall pinholes and log lines.
+	if id := callID(req); id != "" && !validCallID(id) {
+		return 400, "Bad Request (Call-ID)"
+	}
+	if f, t := req.From(), req.To(); f != nil && t != nil {
+		ft, _ := f.Params.Get("tag")
+		tt, _ := t.Params.Get("tag")
+		if !validTag(ft) || !validTag(tt) {
+			return 400, "Bad Request (tag)"
+		}
 	}
 	return 0, ""
 }

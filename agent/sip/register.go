@@ -61,6 +61,7 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 		}
 		return 0, fmt.Errorf("register: %w", err)
 	}
+	var realm string // of the challenge we answered
 	for attempt := 0; (res.StatusCode == 401 || res.StatusCode == 407 || res.StatusCode == 423) && attempt < 2; attempt++ {
 		req = a.newRegister(contact, expires)
 		if res.StatusCode == 423 {
@@ -72,7 +73,7 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 					req = a.newRegister(contact, expires)
 				}
 			}
-		} else if err := a.authorize(req, res); err != nil {
+		} else if realm, err = a.authorize(req, res, true); err != nil {
 			return 0, fmt.Errorf("register: %w", err)
 		}
 		if res, err = a.cli.Do(ctx, req); err != nil {
@@ -89,6 +90,12 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 	a.mu.Lock()
 	a.registered, a.granted, a.regAt, a.lastErr, a.failures = true, granted, a.clock.Now(), "", 0
 	a.counters.Registrations++
+	if realm != "" && a.cfg.Realm == "" && a.realm != realm {
+		// The realm of the challenge that led to this 200: from now on only
+		// challenges for it are answered.
+		a.realm = realm
+		a.log.Info("digest realm pinned from the registrar", "realm", realm)
+	}
 	a.mu.Unlock()
 	a.events(Event{Account: a.cfg.Name, Kind: EventRegistered})
 	return granted, nil
@@ -119,31 +126,66 @@ func (a *Account) newRegister(contact *sip.ContactHeader, expires time.Duration)
 }
 
 // authorize adds the digest answer to req for the challenge in res, under
-// the account's digest floor.
-func (a *Account) authorize(req *sip.Request, res *sip.Response) error {
+// the account's digest policy, and returns the challenge's realm. Only a
+// challenge that came over the registrar's TLS flow is answered, only for
+// the account's realm (config realm, else the one pinned from the
+// registrar's REGISTER challenge; a REGISTER before any pin takes the
+// registrar's), only with qop=auth, and only at or above digest_min.
+func (a *Account) authorize(req *sip.Request, res *sip.Response, register bool) (string, error) {
 	name, hdr := "WWW-Authenticate", "Authorization"
 	if res.StatusCode == 407 {
 		name, hdr = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	refuse := func(err error) (string, error) {
+		a.mu.Lock()
+		a.counters.ChallengesRefused++
+		a.mu.Unlock()
+		a.log.Warn("digest challenge refused", "method", string(req.Method), "status", res.StatusCode, "error", err)
+		return "", fmt.Errorf("%d challenge: %w", res.StatusCode, err)
+	}
+	if err := a.fromFlow(res); err != nil {
+		return refuse(err)
+	}
+	a.mu.Lock()
+	realm := a.cfg.Realm
+	if realm == "" {
+		realm = a.realm
+	}
+	a.mu.Unlock()
+	if realm == "" && !register {
+		return refuse(fmt.Errorf("%w: no realm pinned (the registrar never challenged a REGISTER that then succeeded); set the account's realm", ErrChallengeRefused))
 	}
 	var values []string
 	for _, h := range res.GetHeaders(name) {
 		values = append(values, h.Value())
 	}
-	ch, err := chooseChallenge(values, a.cfg.DigestMin)
+	ch, err := chooseChallenge(values, a.cfg.DigestMin, realm)
 	if err != nil {
-		return fmt.Errorf("%d challenge: %w", res.StatusCode, err)
+		return refuse(err)
 	}
 	pw, err := a.password()
 	if err != nil {
-		return fmt.Errorf("account %s password: %w", a.cfg.Name, err)
+		return "", fmt.Errorf("account %s password: %w", a.cfg.Name, err)
 	}
 	v, err := authorization(ch, credentials{a.cfg.AuthUser, pw}, string(req.Method), req.Recipient.String(), 1, newCnonce())
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.RemoveHeader(hdr)
 	req.AppendHeader(sip.NewHeader(hdr, v))
 	a.log.Debug("answering digest challenge", "algorithm", ch.Algorithm.String(), "realm", ch.Realm)
+	return ch.Realm, nil
+}
+
+// fromFlow checks that a response came over the registrar's TLS flow: a
+// challenge from anywhere else is not the registrar's.
+func (a *Account) fromFlow(res *sip.Response) error {
+	a.mu.Lock()
+	flow := a.flowRemote
+	a.mu.Unlock()
+	if src := res.Source(); flow == "" || src != flow || !strings.EqualFold(res.Transport(), "TLS") {
+		return fmt.Errorf("%w: from %s over %s, not the registrar's flow %s", ErrChallengeRefused, src, res.Transport(), flow)
+	}
 	return nil
 }
 
@@ -189,7 +231,7 @@ func (a *Account) unregister() {
 	res, err := a.cli.Do(ctx, req)
 	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) {
 		req = a.newRegister(contact, 0)
-		if err = a.authorize(req, res); err == nil {
+		if _, err = a.authorize(req, res, true); err == nil {
 			res, err = a.cli.Do(ctx, req)
 		}
 	}

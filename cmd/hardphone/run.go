@@ -20,7 +20,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) (err error) {
 	var cf commonFlags
 	cf.register(fs)
 	play := fs.String("play", "", "WAV file (8 kHz mono PCM) to play into answered calls")
-	recordDir := fs.String("record-dir", "", "directory to record each answered call into (CALL-ID.wav)")
+	recordDir := fs.String("record-dir", "", "directory to record each answered call into (CALL-ID-LOCALTAG.wav)")
 	if _, err := parse(fs, args, stdout, 0, 0); err != nil {
 		return err
 	}
@@ -66,7 +66,8 @@ func inboundAudio(play, recordDir string, log *slog.Logger) sip.Inbound {
 			}
 		}
 		if recordDir != "" {
-			sink, err := system.CreateRecording(fmt.Sprintf("%s/%s.wav", recordDir, sanitize(c.ID())))
+			// One file per dialog: two calls may share a Call-ID.
+			sink, err := system.CreateRecording(fmt.Sprintf("%s/%s-%s.wav", recordDir, sanitize(c.ID()), sanitize(c.Dialog().LocalTag)))
 			if err != nil {
 				log.Warn("record file", "error", err)
 			} else {
@@ -83,7 +84,7 @@ func inboundAudio(play, recordDir string, log *slog.Logger) sip.Inbound {
 	}
 }
 
-// sanitize keeps a Call-ID usable as a file name.
+// sanitize keeps a Call-ID or a tag usable as a file name.
 func sanitize(s string) string {
 	b := []byte(s)
 	for i, ch := range b {

@@ -29,6 +29,25 @@ type env struct {
 	k   *test.Kamailio
 	pki *test.PKI
 	dir string
+	// hostile, when set, is the registrar instead of k.
+	hostile *test.HostileRegistrar
+}
+
+// newHostileEnv is an env whose registrar is a hostile one (test/
+// hostile_registrar.go): the test speaks raw SIP over the phone's flow.
+func newHostileEnv(t testing.TB, opts ...test.HostileOption) *env {
+	t.Helper()
+	dir := t.TempDir()
+	pki := test.NewPKI(t, filepath.Join(dir, "pki"))
+	return &env{pki: pki, dir: dir, hostile: test.StartHostileRegistrar(t, pki, opts...)}
+}
+
+// registrar is the address phones register with.
+func (e *env) registrar() string {
+	if e.hostile != nil {
+		return e.hostile.Addr
+	}
+	return e.k.Addr()
 }
 
 func newEnv(t testing.TB, opts ...test.KamailioOption) *env {
@@ -50,7 +69,12 @@ type phoneConf struct {
 	answer           string
 	portMin, portMax int
 	extra            string // appended to the account table
-	top              string // prepended top-level keys
+	// strictMedia leaves media.allow_peers out: the default refusal of
+	// loopback media addresses (the peers here all live on loopback).
+	strictMedia bool
+	// media is appended to the [media] table.
+	media string
+	top   string // prepended top-level keys
 	// credStore is a credential_store spec: the password comes from the
 	// store (password_cred = "sip/USER") and, with certCN "-", so does the
 	// TLS identity.
@@ -114,7 +138,7 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		pc.portMin, pc.portMax = nextPorts()
 	}
 	var acct strings.Builder
-	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\n", pc.user, e.k.Addr())
+	fmt.Fprintf(&acct, "user = %q\nregistrar = %q\n", pc.user, e.registrar())
 	if pc.credStore != "" {
 		fmt.Fprintf(&acct, "password_cred = \"sip/%s\"\n", pc.user)
 		pc.top += fmt.Sprintf("\ncredential_store = %q\n", pc.credStore)
@@ -135,8 +159,14 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		fmt.Fprintf(&acct, "answer = %q\n", pc.answer)
 	}
 	acct.WriteString(pc.extra)
-	body := fmt.Sprintf("%s\ncontrol_socket = \"ctl.sock\"\nstate_dir = \"state\"\n\n[tls]\nca_file = %q\n%s\n[media]\nlocal_ip = \"127.0.0.1\"\nrtp_port_min = %d\nrtp_port_max = %d\n\n[[account]]\n%s",
-		pc.top, ca, tlsKeys, pc.portMin, pc.portMax, acct.String())
+	// Every peer here (Kamailio, baresip, the hostile registrar's callers)
+	// lives on loopback, which media refuses by default.
+	allow := "allow_peers = [\"127.0.0.0/8\"]\n"
+	if pc.strictMedia {
+		allow = ""
+	}
+	body := fmt.Sprintf("%s\ncontrol_socket = \"ctl.sock\"\nstate_dir = \"state\"\n\n[tls]\nca_file = %q\n%s\n[media]\nlocal_ip = \"127.0.0.1\"\nrtp_port_min = %d\nrtp_port_max = %d\n%s%s\n[[account]]\n%s",
+		pc.top, ca, tlsKeys, pc.portMin, pc.portMax, allow, pc.media, acct.String())
 	path := filepath.Join(dir, "hardphone.toml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -196,10 +196,11 @@ func TestRefuseBadOffers(t *testing.T) {
 
 func TestRefuseRequestsFromOthers(t *testing.T) {
 	e := newEnv(t)
-	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090", "tcp:127.0.0.1:5090"]`}, nil)
+	p := e.startPhone(t, phoneConf{user: "alice", top: `listen = ["udp:127.0.0.1:5090", "tcp:127.0.0.1:5090"]
+listen_peer = "127.0.0.1:5096"`}, nil)
 	p.waitRegistered(t)
-	options := func(from string) string {
-		laddr := &net.UDPAddr{IP: net.ParseIP(from)}
+	options := func(from string, port int) string {
+		laddr := &net.UDPAddr{IP: net.ParseIP(from), Port: port}
 		c, err := net.DialUDP("udp", laddr, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5090})
 		if err != nil {
 			t.Fatal(err)
@@ -223,14 +224,18 @@ func TestRefuseRequestsFromOthers(t *testing.T) {
 		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
 		return line
 	}
-	if got := options("127.0.0.2"); !strings.HasPrefix(got, "SIP/2.0 403") {
+	if got := options("127.0.0.2", 5096); !strings.HasPrefix(got, "SIP/2.0 403") {
 		t.Errorf("OPTIONS from 127.0.0.2 = %q, want 403", got)
 	}
-	if got := options("127.0.0.1"); !strings.HasPrefix(got, "SIP/2.0 200") {
-		t.Errorf("OPTIONS from the registrar's address = %q, want 200", got)
+	// The peer's IP is not enough: one spoofed datagram has it.
+	if got := options("127.0.0.1", 0); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Errorf("OPTIONS from the peer's IP, another port = %q, want 403", got)
 	}
-	if n := p.acct.Status().Counters.RequestsRefused; n < 1 {
-		t.Errorf("requests_refused = %d, want >= 1", n)
+	if got := options("127.0.0.1", 5096); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Errorf("OPTIONS from listen_peer = %q, want 200", got)
+	}
+	if n := p.acct.Status().Counters.ForeignSource; n < 1 {
+		t.Errorf("foreign_source = %d, want >= 1", n)
 	}
 }
 
