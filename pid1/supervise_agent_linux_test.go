@@ -128,7 +128,7 @@ password_file = "password"
 		t.Fatalf("readEnv printed %q (left %d), want order A,B and 2 left", out.String(), s.initialLeft)
 	}
 	// The agent runs in this process; the supervisor asks it like any.
-	s.agentPID = os.Getpid()
+	s.agentPID, s.agentStarted = os.Getpid(), time.Now()
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(out.String(), "floor=0") && time.Now().Before(deadline) {
 		s.poll(time.Now())

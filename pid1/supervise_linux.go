@@ -388,10 +388,15 @@ func (s *supervisor) onUpdateStatus(us *system.UpdateStatus) {
 		s.floorShown, s.floor = true, us.Floor.Value
 		s.mk.print("floor="+fmt.Sprint(us.Floor.Value), "kind", us.Floor.Kind)
 	}
-	// MarkGood writes the slot record before it advances the floor (the
-	// order that survives a power cut): settle once both are written, so
-	// the status line shows the advanced floor.
-	if s.markedGood && !s.settled && (us.Floor.Value >= booted.SecurityVersion || us.Floor.Error != "") {
+	// MarkGood writes the slot record before it advances the floor, and
+	// takes the slots the floor passed out of the order last (the order
+	// that survives a power cut): settle once all are written, so the
+	// status line shows the advanced floor and the pruned order.
+	pruned := true
+	for _, sl := range us.Slots {
+		pruned = pruned && !(sl.BelowFloor && sl.InBootOrder && !sl.Booted)
+	}
+	if s.markedGood && !s.settled && (us.Floor.Value >= booted.SecurityVersion && pruned || us.Floor.Error != "") {
 		s.settled = true
 		s.printStatus(us)
 		s.maybeInstallFromMedium()
