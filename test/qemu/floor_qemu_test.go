@@ -61,6 +61,7 @@ func blockedBoot(t *testing.T, p *phone, slot, state string) test.Marker {
 	vm := p.bootBlocked(t)
 	vm.WaitLine(t, "HPBOOT boot slot="+slot, bootTimeout)
 	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", slot)
+	failed, _ := vm.WaitLine(t, `msg="registration failed"`, bootTimeout)
 	c := vm.WaitMarker(t, "confirmed", bootTimeout)
 	wantField(t, c, "slot", slot)
 	wantField(t, c, "state", state)
@@ -71,7 +72,7 @@ func blockedBoot(t *testing.T, p *phone, slot, state string) test.Marker {
 		t.Fatalf("registered, marked good or unhealthy with the registrar blocked; timeline:\n%s", vm.Timeline())
 	}
 	vm.Kill(t)
-	t.Logf("blocked boot of %s: confirmed %v after power-on", slot, c.At.Round(time.Millisecond))
+	t.Logf("blocked boot of %s: confirmed %v after power-on; the agent saw: %s", slot, c.At.Round(time.Millisecond), failed)
 	wantEnv(t, p.disk, map[string]string{"BOOT_" + slot + "_LEFT": "3"})
 	return st
 }
