@@ -99,8 +99,10 @@ func WithCredentials(c Credentials) Option {
 	}
 }
 
-// WithUpdater runs the A/B updater: a boot check at start and mark-good
-// once every account has stayed registered for [update] mark_good_after.
+// WithUpdater runs the A/B updater: a boot check at start, then the boot
+// health rule (health.go): the boot confirmed once the agent runs locally
+// healthy, mark-good once every account has stayed registered for [update]
+// mark_good_after.
 func WithUpdater(u *update.Updater) Option {
 	return func(a *Agent) error {
 		if u == nil {
@@ -351,12 +353,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	if a.updater != nil {
-		a.checkBoot()
+	if a.updater != nil && a.checkBoot() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.markGoodWhenHealthy(ctx)
+			a.watchBootHealth(ctx)
 		}()
 	}
 	for _, acct := range a.accounts {

@@ -2,7 +2,10 @@
 // with the parts the wiring hands it (trust anchors and identity, the
 // credential store, the updater, the lockdown enforcer), applies the
 // lockdown policy before anything listens, opens pinholes as calls come and
-// go, marks a new slot good once every account stays registered, and
+// go, confirms a boot that runs (health.go: every account registered or its
+// registrar unreachable at the network level), marks a slot good once every
+// account stays registered, never blesses a slot below the anti-rollback
+// floor, and
 // answers the control protocol (agent/control). It holds no protocol logic
 // of its own and opens no device: package system builds every part.
 //

@@ -199,7 +199,10 @@ type Watchdog struct {
 // attempt.
 type Health struct {
 	// TrialDeadline: a slot on trial (installed, not yet marked good) must
-	// be marked good this long after PID 1 started.
+	// be marked good, or confirmed by the agent (it runs, the registrar is
+	// only unreachable), this long after PID 1 started. It must leave
+	// room for the first registration attempt to fail: on a network that
+	// drops packets that is the TCP connect timeout.
 	TrialDeadline time.Duration
 	// MaxAgentExits is how many times the agent may exit before PID 1
 	// gives up on this boot.

@@ -9,8 +9,13 @@
 // that exits panics the kernel, which (panic=-1) resets the board.
 //
 // Threat: a new slot that cannot keep the phone working (it crashes, hangs,
-// never registers) must not stay installed; PID 1 stops petting the
-// watchdog so the board resets and the bootloader counts the attempt. A
+// is refused by the registrar) must not stay installed; PID 1 stops petting
+// the watchdog, takes back a confirmation the agent made in that boot, and
+// the board resets so the bootloader counts the attempt. A network outage
+// is not the slot's fault: a boot the agent confirmed (it runs, only the
+// registrar is unreachable) passes. A slot below the anti-rollback floor (a
+// rollback attack) is reported and, once the agent restored the slot at or
+// above the floor, PID 1 reboots into it. A
 // medium is mounted read-only, nosuid, nodev, noexec and its bundle is
 // verified by the updater like any other, and only a boot already marked
 // good installs from it.

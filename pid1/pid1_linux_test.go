@@ -83,7 +83,10 @@ func TestEvaluate(t *testing.T) {
 			s.trial, s.start = true, now.Add(-h.TrialDeadline-time.Second)
 		}, "not marked good"},
 		{"trial passed", func(s *supervisor) {
-			s.trial, s.markedGood, s.start = true, true, now.Add(-h.TrialDeadline-time.Second)
+			s.trial, s.markedGood, s.confirmed, s.start = true, true, true, now.Add(-h.TrialDeadline-time.Second)
+		}, ""},
+		{"trial confirmed, registrar unreachable", func(s *supervisor) {
+			s.trial, s.confirmed, s.start = true, true, now.Add(-h.TrialDeadline-time.Second)
 		}, ""},
 		{"good slot, no registrar for long", func(s *supervisor) { s.start = now.Add(-time.Hour) }, ""},
 	}

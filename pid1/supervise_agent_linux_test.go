@@ -24,8 +24,10 @@ import (
 // TestSuperviseRealAgent runs the supervisor's side of the control protocol
 // against a real agent (built by system from a rig's layout, with a real
 // updater on file slots), without QEMU: the boot environment as the
-// bootloader left it, the status polls, and an install from a "medium"
-// bundle taken exactly once.
+// bootloader left it, the status polls, the boot confirmed while the
+// registrar refuses connections (the network, not the firmware) and taken
+// back when PID 1 then judges the boot unhealthy, and an install from a
+// "medium" bundle taken exactly once.
 func TestSuperviseRealAgent(t *testing.T) {
 	dir := t.TempDir()
 	for _, s := range []string{"A", "B"} {
@@ -42,6 +44,10 @@ func TestSuperviseRealAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := env.Init(bootchooser.Initial([]string{"A", "B"}, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// The bootloader counted this boot.
+	if err := env.Set(map[string]string{bootchooser.LeftVar("A"): "2"}); err != nil {
 		t.Fatal(err)
 	}
 	layout := filepath.Join(dir, "layout.toml")
@@ -72,6 +78,7 @@ ca_file = %q
 [update]
 layout = %q
 keyring = %q
+mark_good_after = "200ms"
 [[account]]
 user = "alice"
 registrar = "127.0.0.1:9"
@@ -117,11 +124,11 @@ password_file = "password"
 	var out bytes.Buffer
 	s := newSupervisor(&b, markers{start: time.Now(), w: &out}, log)
 	s.readEnv()
-	if !strings.Contains(out.String(), "HARDPHONE-MARKER bootenv order=A,B left=3") || s.initialLeft != 3 {
-		t.Fatalf("readEnv printed %q (left %d), want order A,B and 3 left", out.String(), s.initialLeft)
+	if !strings.Contains(out.String(), "HARDPHONE-MARKER bootenv order=A,B left=2") || s.initialLeft != 2 {
+		t.Fatalf("readEnv printed %q (left %d), want order A,B and 2 left", out.String(), s.initialLeft)
 	}
 	// The agent runs in this process; the supervisor asks it like any.
-	s.agentPID = os.Getpid()
+	s.agentPID, s.agentStarted = os.Getpid(), time.Now()
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(out.String(), "floor=0") && time.Now().Before(deadline) {
 		s.poll(time.Now())
@@ -132,6 +139,26 @@ password_file = "password"
 	}
 	if s.registered {
 		t.Errorf("registered with no registrar")
+	}
+	// Nothing listens on the registrar's port: the agent runs, the network
+	// is the problem, so it confirms the boot without marking it good.
+	for !s.confirmed && time.Now().Before(deadline) {
+		s.poll(time.Now())
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !s.confirmed || s.markedGood || !strings.Contains(out.String(), "HARDPHONE-MARKER confirmed slot=A state=unknown left=3 accounts=registrar-unreachable") {
+		t.Fatalf("polls printed %q; want the boot confirmed with the registrar unreachable, not marked good", out.String())
+	}
+	if st, err := system.ReadBootState(&b); err != nil || st.Left["A"] != 3 {
+		t.Fatalf("boot state after confirm = %+v, %v; want A's counter restored to 3", st, err)
+	}
+	// PID 1 judges the boot unhealthy after all: the attempt counts again.
+	s.fail("test: judged unhealthy after the confirmation")
+	if !strings.Contains(out.String(), "HARDPHONE-MARKER attempt-taken-back slot=A left=2") {
+		t.Fatalf("fail printed %q; want the attempt taken back", out.String())
+	}
+	if st, err := system.ReadBootState(&b); err != nil || st.Left["A"] != 2 {
+		t.Fatalf("boot state after fail = %+v, %v; want A's counter back at 2", st, err)
 	}
 
 	o := s.installBundle(bundle)

@@ -59,9 +59,13 @@ type supervisor struct {
 	registered  bool
 	reported    bool // first update-status seen
 	firstState  string
-	initialLeft int  // the booted slot's attempt counter as the bootloader left it; -1 unknown
-	trial       bool // the booted slot is pending: it must be marked good in time
-	markedGood  bool
+	initialLeft int    // the booted slot's attempt counter as the bootloader left it; -1 unknown
+	trial       bool   // the booted slot is pending: it must be confirmed in time
+	markedGood  bool   // the agent marked the booted slot good in this boot
+	confirmed   bool   // the agent confirmed this boot (counter restored), or marked it good
+	accounts    string // why the accounts are where they are, from the last agent status
+	belowFloor  bool   // the booted slot is below the anti-rollback floor
+	rebootFor   string // "" or why PID 1 reboots at once (the next boot is another slot's)
 	floor       uint64
 	floorShown  bool
 	rollback    bool
@@ -129,6 +133,11 @@ func (s *supervisor) run() int {
 			}
 		case now := <-tick.C:
 			s.poll(now)
+			if s.rebootFor != "" {
+				s.stopAgent()
+				s.mk.print("reboot", "reason", s.rebootFor)
+				return unix.LINUX_REBOOT_CMD_RESTART
+			}
 		}
 	}
 }
@@ -302,10 +311,32 @@ func (s *supervisor) onStatus(st *control.Status) {
 		s.agentExits = 0
 	}
 	s.registered = all
+	s.accounts = accountsReason(st)
 	if s.b.Env == nil && all && !s.markedGood {
 		// Without an updater a registered agent is the whole health check.
-		s.markedGood = true
+		s.markedGood, s.confirmed = true, true
 	}
+}
+
+// accountsReason sums up the accounts for the confirmed marker:
+// "registered", "registrar-unreachable" when every account that is not
+// registered cannot reach its registrar at the network level, else the
+// first account's error class.
+func accountsReason(st *control.Status) string {
+	reason := "registered"
+	for _, a := range st.Accounts {
+		switch {
+		case a.Registered:
+		case a.ErrorClass == system.RegistrarUnreachable:
+			reason = "registrar-unreachable"
+		default:
+			if a.ErrorClass == "" {
+				return "registering"
+			}
+			return a.ErrorClass
+		}
+	}
+	return reason
 }
 
 func (s *supervisor) onUpdateStatus(us *system.UpdateStatus) {
@@ -326,23 +357,46 @@ func (s *supervisor) onUpdateStatus(us *system.UpdateStatus) {
 		s.rollback = true
 		s.mk.print("rollback", "slot", us.BootedSlot, "detail", us.RollbackDetail)
 	}
-	left := -1
-	if booted.AttemptsLeft != nil {
-		left = *booted.AttemptsLeft
+	if us.BelowFloor && !s.belowFloor {
+		// A rollback attack: this slot is never blessed. When the agent
+		// restored a slot at or above the floor, boot it now rather than
+		// run the old firmware until the next power cycle.
+		s.belowFloor = true
+		s.mk.print("rollback-attack", "slot", us.BootedSlot, "security_version", booted.SecurityVersion,
+			"floor", us.Floor.Value, "next", us.NextSlot, "detail", us.BelowFloorDetail)
+		s.printStatus(us)
+		if us.NextSlot != "" && us.NextSlot != us.BootedSlot {
+			s.rebootFor = "below-floor"
+		}
+		return
 	}
-	if !s.markedGood && booted.State == system.SlotGood && (s.firstState != system.SlotGood || left > s.initialLeft) {
-		s.markedGood = true
+	if !s.markedGood && us.BootMarkedGood {
+		s.markedGood, s.confirmed = true, true
 		s.mk.print("marked-good", "slot", us.BootedSlot, "version", booted.Version, "security_version", booted.SecurityVersion)
+	}
+	if !s.confirmed && us.BootConfirmed {
+		s.confirmed = true
+		left := ""
+		if booted.AttemptsLeft != nil {
+			left = fmt.Sprint(*booted.AttemptsLeft)
+		}
+		s.mk.print("confirmed", "slot", us.BootedSlot, "state", booted.State, "left", left, "accounts", s.accounts)
+		s.printStatus(us)
 	}
 	// After marked-good: the floor advances only once the slot passed.
 	if !s.floorShown || us.Floor.Value != s.floor {
 		s.floorShown, s.floor = true, us.Floor.Value
 		s.mk.print("floor="+fmt.Sprint(us.Floor.Value), "kind", us.Floor.Kind)
 	}
-	// MarkGood writes the slot record before it advances the floor (the
-	// order that survives a power cut): settle once both are written, so
-	// the status line shows the advanced floor.
-	if s.markedGood && !s.settled && (us.Floor.Value >= booted.SecurityVersion || us.Floor.Error != "") {
+	// MarkGood writes the slot record before it advances the floor, and
+	// takes the slots the floor passed out of the order last (the order
+	// that survives a power cut): settle once all are written, so the
+	// status line shows the advanced floor and the pruned order.
+	pruned := true
+	for _, sl := range us.Slots {
+		pruned = pruned && !(sl.BelowFloor && sl.InBootOrder && !sl.Booted)
+	}
+	if s.markedGood && !s.settled && (us.Floor.Value >= booted.SecurityVersion && pruned || us.Floor.Error != "") {
 		s.settled = true
 		s.printStatus(us)
 		s.maybeInstallFromMedium()
@@ -378,8 +432,8 @@ func (s *supervisor) evaluate(now time.Time) {
 		reason = fmt.Sprintf("agent exited %d times", s.agentExits)
 	case s.agentPID != 0 && now.Sub(later(s.agentStarted, s.lastAnswer)) > h.Liveness:
 		reason = fmt.Sprintf("agent silent for %v", now.Sub(later(s.agentStarted, s.lastAnswer)).Round(time.Millisecond))
-	case s.trial && !s.markedGood && now.Sub(s.start) > h.TrialDeadline:
-		reason = fmt.Sprintf("slot %s on trial not marked good within %v", s.slot, h.TrialDeadline)
+	case s.trial && !s.confirmed && now.Sub(s.start) > h.TrialDeadline:
+		reason = fmt.Sprintf("slot %s on trial not marked good or confirmed within %v", s.slot, h.TrialDeadline)
 	}
 	if reason != "" {
 		s.fail(reason)
@@ -396,6 +450,16 @@ func (s *supervisor) fail(reason string) {
 	s.healthy.Store(false)
 	s.mk.print("unhealthy", "slot", s.slot, "reason", reason, "watchdog", s.wd != nil)
 	s.log.Error("boot is not healthy; the watchdog will reset the board", "reason", reason)
+	// The agent may have confirmed this boot (restored the counter) before
+	// it started to crash or hang: take that back, so the bootloader
+	// counts this attempt and a firmware that fails never stays.
+	if s.b.Env != nil && s.initialLeft >= 0 {
+		if wrote, err := system.TakeBackBootAttempt(s.b, s.slot, s.initialLeft); err != nil {
+			s.log.Error("take back the boot attempt", "error", err)
+		} else if wrote {
+			s.mk.print("attempt-taken-back", "slot", s.slot, "left", s.initialLeft)
+		}
+	}
 	if s.wd == nil {
 		go func() {
 			time.Sleep(time.Second)

@@ -3,6 +3,7 @@ package system
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/hal/ubootenv"
@@ -42,4 +43,34 @@ func ReadBootState(b *board.Board) (bootchooser.State, error) {
 		return bootchooser.State{}, fmt.Errorf("boot environment: %w", err)
 	}
 	return bootchooser.Parse(vars, names), nil
+}
+
+// TakeBackBootAttempt sets slot's attempt counter back to left when it is
+// higher: PID 1 takes back a confirmation or mark-good of a boot that it
+// then judged unhealthy (a crash loop, a hang), so the bootloader counts
+// the attempt after all. It reports whether it wrote.
+func TakeBackBootAttempt(b *board.Board, slot string, left int) (bool, error) {
+	if b == nil || b.Env == nil {
+		return false, fmt.Errorf("board has no boot environment: %w", ErrNoUpdater)
+	}
+	if left < 0 {
+		return false, fmt.Errorf("take back boot attempt: counter %d", left)
+	}
+	env, err := ubootenv.Open(BootEnvConfig(b.Env))
+	if err != nil {
+		return false, fmt.Errorf("boot environment: %w", err)
+	}
+	name := bootchooser.LeftVar(slot)
+	vars, err := env.Get(name)
+	if err != nil {
+		return false, fmt.Errorf("boot environment: %w", err)
+	}
+	st := bootchooser.Parse(vars, []string{slot})
+	if cur, ok := st.Left[slot]; ok && cur <= left {
+		return false, nil
+	}
+	if err := env.Set(map[string]string{name: strconv.Itoa(left)}); err != nil {
+		return false, fmt.Errorf("boot environment: %w", err)
+	}
+	return true, nil
 }

@@ -1,6 +1,9 @@
 package system
 
-import "github.com/hardphone/hardphone/update"
+import (
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/update"
+)
 
 // The updater's types, for commands that drive an updater system built:
 // they go through the wiring, never to update directly.
@@ -26,3 +29,8 @@ const (
 	SlotGood    = update.StateGood
 	SlotPending = update.StatePending
 )
+
+// RegistrarUnreachable is an account's error class (AccountStatus.ErrorClass)
+// when its registrar cannot be reached at the network level: the boot
+// health rule confirms such a boot (the slot runs) without marking it good.
+const RegistrarUnreachable = sip.ErrorNetwork

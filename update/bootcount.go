@@ -108,6 +108,14 @@ func reconcile(r *records, booted, bootID string, env bootchooser.State, now tim
 // CheckBoot reconciles the records with this boot and stores the result;
 // the agent calls it once at start. It reports whether this boot is a
 // rollback from the last install.
+//
+// It then holds the boot environment to the anti-rollback floor (see
+// bootfloor.go): slots whose security version the floor has passed leave
+// the order. A booted slot below the floor is a rollback attack: CheckBoot
+// puts the good slot at or above the floor first with its attempts, takes
+// the booted one out of the order, and returns rollback true with a
+// *BelowFloorError (errors.Is(err, ErrBelowFloor)); the slot is never
+// marked good.
 func (u *Updater) CheckBoot() (rollback bool, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -116,7 +124,24 @@ func (u *Updater) CheckBoot() (rollback bool, err error) {
 		return false, err
 	}
 	v, err := u.reconcileAndStore(booted)
-	return v.rollback, err
+	if err != nil {
+		return v.rollback, err
+	}
+	floor, err := u.floor.Read()
+	if err != nil {
+		return v.rollback, fmt.Errorf("check boot: read anti-rollback floor (%s): %w", u.floorKind, err)
+	}
+	p, r, err := u.enforceFloor(booted, floor)
+	if err != nil {
+		return v.rollback, fmt.Errorf("check boot: %w", err)
+	}
+	if bf := belowFloor(r, booted.Name, floor, p.restored); bf != nil {
+		u.log.Error("rollback attack: the booted slot is below the anti-rollback floor; it will not be marked good",
+			"event", "rollback_attack", "slot", booted.Name, "security_version", r.slots[booted.Name].SecurityVersion,
+			"floor", floor, "floor_kind", u.floorKind, "restored", p.restored)
+		return true, bf
+	}
+	return v.rollback, nil
 }
 
 func (u *Updater) reconcileAndStore(booted Slot) (verdict, error) {
@@ -148,25 +173,13 @@ func (u *Updater) reconcileAndStore(booted Slot) (verdict, error) {
 	return v, nil
 }
 
-// MarkGood tells the updater this boot is healthy: the booted slot's
-// attempt counter is restored (back to Attempts), its
-// record becomes good, and if its security version is above the floor the
-// floor advances to it. Calling it again is harmless; it writes only what
-// changes. Order for power cuts: the environment first (so the slot keeps
-// booting), then the records, then the floor, each idempotent.
-func (u *Updater) MarkGood() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	booted, err := u.cfg.bootedSlot()
-	if err != nil {
-		return fmt.Errorf("mark good: %w", err)
-	}
-	if _, err := u.reconcileAndStore(booted); err != nil {
-		return fmt.Errorf("mark good: %w", err)
-	}
+// restoreCounter gives the booted slot its attempts back (its counter
+// to Attempts) and keeps it in the order: the bootloader will try it
+// again. One atomic write, only of what changes.
+func (u *Updater) restoreCounter(booted Slot) error {
 	env, _, err := u.readBootState()
 	if err != nil {
-		return fmt.Errorf("mark good: %w", err)
+		return err
 	}
 	set := map[string]string{}
 	if left, ok := env.Left[booted.Name]; !ok || left != u.cfg.Attempts {
@@ -177,51 +190,153 @@ func (u *Updater) MarkGood() error {
 		// again; keep it as the last fallback.
 		set[bootchooser.OrderVar] = strings.Join(append(append([]string(nil), env.Order...), booted.Name), " ")
 	}
-	if len(set) > 0 {
-		if err := u.env.Set(set); err != nil {
-			return fmt.Errorf("mark good: write boot environment: %w", err)
-		}
+	if len(set) == 0 {
+		return nil
 	}
+	if err := u.env.Set(set); err != nil {
+		return fmt.Errorf("write boot environment: %w", err)
+	}
+	return nil
+}
 
+// ConfirmBoot tells the updater this boot runs: the agent is up and
+// locally healthy, though it may not have proven the slot yet (the
+// registrar may be unreachable). It restores the booted slot's attempt
+// counter, so the bootloader does not count this boot against the slot,
+// and records the confirmation (Status.BootConfirmed). It does not mark
+// the slot good: the record's state and the floor are unchanged, a
+// pending slot stays pending. A slot below the anti-rollback floor is
+// refused (ErrBelowFloor) and nothing is written. Calling it again in the
+// same boot writes nothing. Order for power cuts: the environment first,
+// then the records.
+func (u *Updater) ConfirmBoot() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	booted, err := u.cfg.bootedSlot()
+	if err != nil {
+		return fmt.Errorf("confirm boot: %w", err)
+	}
+	if _, err := u.reconcileAndStore(booted); err != nil {
+		return fmt.Errorf("confirm boot: %w", err)
+	}
+	bootID, err := u.cfg.bootID()
+	if err != nil {
+		return fmt.Errorf("confirm boot: %w", err)
+	}
+	floor, err := u.floor.Read()
+	if err != nil {
+		return fmt.Errorf("confirm boot: read anti-rollback floor (%s): %w", u.floorKind, err)
+	}
+	r, err := u.load()
+	if err != nil {
+		return fmt.Errorf("confirm boot: %w", err)
+	}
+	if bf := belowFloor(r, booted.Name, floor, ""); bf != nil {
+		return fmt.Errorf("confirm boot: %w", bf)
+	}
+	if err := u.restoreCounter(booted); err != nil {
+		return fmt.Errorf("confirm boot: %w", err)
+	}
+	changed := adoptUnrecorded(&r, u.cfg.slotNames(), floor)
+	rec := r.slots[booted.Name]
+	if rec.ConfirmedBoot != bootID {
+		rec.ConfirmedBoot = bootID
+		r.slots[booted.Name] = rec
+		changed = true
+	}
+	if changed {
+		if err := u.store(r); err != nil {
+			return fmt.Errorf("confirm boot: %w", err)
+		}
+		u.log.Info("boot confirmed: attempt counter restored, slot not marked good", "slot", booted.Name, "state", rec.State)
+	}
+	return nil
+}
+
+// MarkGood tells the updater this boot is healthy: the booted slot's
+// attempt counter is restored (back to Attempts), its
+// record becomes good, and if its security version is above the floor the
+// floor advances to it; then every slot the floor has passed leaves the
+// boot order. A slot below the floor is refused (ErrBelowFloor) and
+// nothing is written. Calling it again is harmless; it writes only what
+// changes. Order for power cuts: the environment first (so the slot keeps
+// booting), then the records, then the floor, then the pruning of the
+// order, each idempotent (CheckBoot prunes again at the next boot).
+func (u *Updater) MarkGood() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	booted, err := u.cfg.bootedSlot()
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	if _, err := u.reconcileAndStore(booted); err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	bootID, err := u.cfg.bootID()
+	if err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+	floor, err := u.floor.Read()
+	if err != nil {
+		return fmt.Errorf("mark good: read anti-rollback floor (%s): %w", u.floorKind, err)
+	}
 	r, err := u.load()
 	if err != nil {
 		return fmt.Errorf("mark good: %w", err)
 	}
+	if bf := belowFloor(r, booted.Name, floor, ""); bf != nil {
+		return fmt.Errorf("mark good: %w", bf)
+	}
+	if err := u.restoreCounter(booted); err != nil {
+		return fmt.Errorf("mark good: %w", err)
+	}
+
+	// Slots never recorded are taken to be at the floor as it stands now,
+	// before it advances.
+	changed := adoptUnrecorded(&r, u.cfg.slotNames(), floor)
 	now := u.now().UTC()
 	rec := r.slots[booted.Name]
-	wasGood := rec.State == StateGood
-	if !wasGood {
+	newlyGood := rec.State != StateGood
+	if newlyGood {
 		rec.State = StateGood
 		rec.MarkedGoodAt = &now
-		r.slots[booted.Name] = rec
 		if rec.SHA256 != "" {
 			delete(r.bad, rec.SHA256)
 		}
 	}
+	if rec.GoodBoot != bootID || rec.ConfirmedBoot != bootID {
+		rec.GoodBoot, rec.ConfirmedBoot = bootID, bootID
+		changed = true
+	}
+	r.slots[booted.Name] = rec
 	if l := r.last; l != nil && l.Target == booted.Name && l.Outcome != OutcomeGood &&
 		(l.Outcome == OutcomeBooted || l.Outcome == OutcomeSwitched || l.Outcome == OutcomeWritten) {
 		l.Outcome = OutcomeGood
 		l.FinishedAt = &now
-		wasGood = false
+		newlyGood = true
 	}
-	if !wasGood {
+	if changed || newlyGood {
 		if err := u.store(r); err != nil {
 			return fmt.Errorf("mark good: %w", err)
 		}
+	}
+	if newlyGood {
 		u.log.Info("slot marked good", "slot", booted.Name, "version", rec.Version, "security_version", rec.SecurityVersion)
 	}
 
 	// Only a slot that booted and passed its health check may raise the
 	// floor: before that, the old slot must still be installable.
-	floor, err := u.floor.Read()
-	if err != nil {
-		return fmt.Errorf("mark good: read anti-rollback floor (%s): %w", u.floorKind, err)
-	}
 	if rec.SecurityVersion > floor {
 		if err := u.floor.AdvanceTo(rec.SecurityVersion); err != nil {
 			return fmt.Errorf("mark good: advance anti-rollback floor (%s) from %d to %d: %w", u.floorKind, floor, rec.SecurityVersion, err)
 		}
 		u.log.Info("anti-rollback floor advanced", "floor_kind", u.floorKind, "from", floor, "to", rec.SecurityVersion)
+		floor = rec.SecurityVersion
+	}
+	// The floor may have passed the other slot: it leaves the order now,
+	// while this slot is proven.
+	if _, _, err := u.enforceFloor(booted, floor); err != nil {
+		return fmt.Errorf("mark good: %w", err)
 	}
 	return nil
 }

@@ -4,7 +4,11 @@
 // and synced, marks the
 // booted slot good after a healthy boot, detects a boot that fell back to
 // the old slot as a rollback, and refuses bundles whose security version is
-// below the anti-rollback floor.
+// below the anti-rollback floor. The floor also rules the boot environment
+// (bootfloor.go): a slot the floor has passed leaves the boot order, and a
+// booted slot below it is reported as a rollback attack and never blessed.
+// ConfirmBoot restores the booted slot's counter without marking it good,
+// for a boot that runs but cannot prove itself (the registrar unreachable).
 //
 // Threat: firmware that is not the vendor's, a validly signed old image with
 // known holes, and a power cut at any moment. Every decision is made before

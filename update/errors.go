@@ -24,6 +24,11 @@ var (
 	// ErrKnownBad: this image was installed before and the boot rolled
 	// back; only InstallOptions.Force installs it again.
 	ErrKnownBad = errors.New("image rolled back before")
+	// ErrBelowFloor: the booted slot's security version is below the
+	// anti-rollback floor. Booting it is a rollback attack (or a fallback
+	// the floor forbids); it is never marked good or confirmed. The error
+	// is a *BelowFloorError with the versions and the slot restored.
+	ErrBelowFloor = errors.New("booted slot below the anti-rollback floor")
 )
 
 var (

@@ -56,6 +56,15 @@ type SlotRecord struct {
 	Compatible      string     `json:"compatible,omitempty"`
 	InstalledAt     *time.Time `json:"installed_at,omitempty"`
 	MarkedGoodAt    *time.Time `json:"marked_good_at,omitempty"`
+	// Assumed is true when SecurityVersion was not read from a bundle:
+	// the slot was there before this updater recorded it (the factory
+	// image) and is taken to be at the floor of that moment.
+	Assumed bool `json:"security_version_assumed,omitempty"`
+	// ConfirmedBoot is the boot ID in which ConfirmBoot or MarkGood last
+	// restored this slot's attempt counter; GoodBoot the boot ID in which
+	// MarkGood last passed. Status compares them with this boot's.
+	ConfirmedBoot string `json:"confirmed_boot,omitempty"`
+	GoodBoot      string `json:"good_boot,omitempty"`
 }
 
 // InstallRecord describes the last install.

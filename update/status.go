@@ -15,6 +15,17 @@ type Status struct {
 	// last install; RollbackDetail says from what.
 	Rollback       bool   `json:"rollback"`
 	RollbackDetail string `json:"rollback_detail,omitempty"`
+	// BelowFloor is true when the booted slot's security version is below
+	// the anti-rollback floor: a rollback attack (or a fallback the floor
+	// forbids). The slot is never marked good; BelowFloorDetail says the
+	// versions and which slot the next boot tries.
+	BelowFloor       bool   `json:"below_floor"`
+	BelowFloorDetail string `json:"below_floor_detail,omitempty"`
+	// BootConfirmed is true once ConfirmBoot or MarkGood restored the
+	// booted slot's attempt counter in this boot; BootMarkedGood once
+	// MarkGood passed in this boot.
+	BootConfirmed  bool `json:"boot_confirmed"`
+	BootMarkedGood bool `json:"boot_marked_good"`
 	// PendingReboot is true when an install switched the boot order in
 	// this very boot.
 	PendingReboot bool           `json:"pending_reboot"`
@@ -31,6 +42,9 @@ type SlotStatus struct {
 	// AttemptsLeft is the slot's attempt counter; nil when unset or not a number.
 	AttemptsLeft *int `json:"attempts_left"`
 	InBootOrder  bool `json:"in_boot_order"`
+	// BelowFloor: the floor has passed this slot's security version; it
+	// may not boot as good again.
+	BelowFloor bool `json:"below_floor"`
 }
 
 // FloorStatus reports the anti-rollback floor and where it is kept.
@@ -64,6 +78,7 @@ func (u *Updater) Status() (*Status, error) {
 		return nil, fmt.Errorf("status: %w", err)
 	}
 	reconcile(&r, booted.Name, bootID, env, u.now())
+	floor, floorErr := u.floor.Read()
 	st := &Status{Compatible: u.cfg.Compatible, BootedSlot: booted.Name, BootOrder: env.Order, NextSlot: env.Next(),
 		LastInstall: r.last}
 	if st.BootOrder == nil {
@@ -78,7 +93,20 @@ func (u *Updater) Status() (*Status, error) {
 		if n, ok := env.Left[s.Name]; ok {
 			ss.AttemptsLeft = &n
 		}
+		if rec, ok := r.slots[s.Name]; ok && floorErr == nil {
+			ss.BelowFloor = rec.SecurityVersion < floor
+		}
 		st.Slots = append(st.Slots, ss)
+	}
+	if rec, ok := r.slots[booted.Name]; ok {
+		st.BootConfirmed = rec.ConfirmedBoot == bootID
+		st.BootMarkedGood = rec.GoodBoot == bootID
+	}
+	if floorErr == nil {
+		p := planFloor(u.cfg.slotNames(), booted.Name, r, env, floor, u.cfg.Attempts)
+		if bf := belowFloor(r, booted.Name, floor, p.restored); bf != nil {
+			st.BelowFloor, st.BelowFloorDetail = true, bf.Error()
+		}
 	}
 	if l := r.last; l != nil {
 		st.Rollback = l.Outcome == OutcomeRolledBack
@@ -88,10 +116,10 @@ func (u *Updater) Status() (*Status, error) {
 		st.PendingReboot = l.Outcome == OutcomeSwitched && l.BootID == bootID
 	}
 	st.Floor = FloorStatus{Kind: u.floorKind, Weaker: u.floorKind == FloorStateFile}
-	if v, err := u.floor.Read(); err != nil {
-		st.Floor.Error = err.Error()
+	if floorErr != nil {
+		st.Floor.Error = floorErr.Error()
 	} else {
-		st.Floor.Value = v
+		st.Floor.Value = floor
 	}
 	return st, nil
 }

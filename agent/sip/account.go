@@ -55,6 +55,7 @@ type Account struct {
 	granted    time.Duration
 	regAt      time.Time
 	lastErr    string
+	lastClass  string // ClassifyError of the error lastErr says
 	regCount   int
 	failures   int
 	callID     string
@@ -138,6 +139,8 @@ type AccountStatus struct {
 	LastError  string       `json:"last_error,omitempty"`
 	Counters   Counters     `json:"counters"`
 	Calls      []CallStatus `json:"calls"`
+	// ErrorClass sorts LastError: ErrorNetwork, ErrorRefused or ErrorOther.
+	ErrorClass string `json:"error_class,omitempty"`
 }
 
 // EventKind names a state change.
@@ -287,7 +290,7 @@ func (a *Account) Run(ctx context.Context) {
 			a.failures++
 			a.counters.RegisterFailures++
 			f := a.failures
-			a.lastErr = err.Error()
+			a.lastErr, a.lastClass = err.Error(), ClassifyError(err)
 			wasReg := a.registered
 			a.registered = false
 			a.mu.Unlock()
@@ -327,6 +330,9 @@ func (a *Account) Status() AccountStatus {
 	s := AccountStatus{
 		Name: a.cfg.Name, AOR: aorString(a.aor()), Registrar: a.registrar.String(),
 		Registered: a.registered, LastError: a.lastErr, Counters: a.counters, Calls: []CallStatus{},
+	}
+	if a.lastErr != "" {
+		s.ErrorClass = a.lastClass
 	}
 	if a.registered {
 		s.Granted = int(a.granted / time.Second)

@@ -77,6 +77,12 @@ func printUpdateStatus(w io.Writer, st *system.UpdateStatus) {
 			mark = "*"
 		}
 		fmt.Fprintf(w, "%s slot %s (%s): %s, version %q, security version %d, attempts left %s", mark, s.Name, s.Device, s.State, s.Version, s.SecurityVersion, left)
+		if s.Assumed {
+			fmt.Fprint(w, " (security version assumed: the floor when first recorded)")
+		}
+		if s.BelowFloor {
+			fmt.Fprint(w, ", below the anti-rollback floor")
+		}
 		if s.InstalledAt != nil {
 			fmt.Fprintf(w, ", installed %s", s.InstalledAt.Format(time.RFC3339))
 		}
@@ -84,6 +90,15 @@ func printUpdateStatus(w io.Writer, st *system.UpdateStatus) {
 	}
 	if st.Rollback {
 		fmt.Fprintf(w, "ROLLBACK: %s\n", st.RollbackDetail)
+	}
+	if st.BelowFloor {
+		fmt.Fprintf(w, "ROLLBACK ATTACK: %s\n", st.BelowFloorDetail)
+	}
+	switch {
+	case st.BootMarkedGood:
+		fmt.Fprintln(w, "this boot: marked good")
+	case st.BootConfirmed:
+		fmt.Fprintln(w, "this boot: confirmed (runs; not proven until every account registers)")
 	}
 	if st.PendingReboot {
 		fmt.Fprintln(w, "an installed update waits for a reboot")

@@ -48,7 +48,8 @@ func TestFirstBoot(t *testing.T) {
 // TestGoodUpdate: from a marked-good A the phone installs the bundle on its
 // update medium into B, reboots, U-Boot boots B, B registers with the same
 // TPM identity and sealed password, is marked good, and only then does the
-// anti-rollback floor advance to B's security version.
+// anti-rollback floor advance to B's security version; the floor has then
+// passed A's (1), so A leaves the boot order with no attempts.
 func TestGoodUpdate(t *testing.T) {
 	p := newPhone(t)
 	f := p.f
@@ -74,13 +75,14 @@ func TestGoodUpdate(t *testing.T) {
 	wantField(t, mg, "version", "2")
 	vm.WaitMarker(t, "floor=2", bootTimeout)
 	st := vm.WaitMarker(t, "status", bootTimeout)
-	wantField(t, st, "order", "B,A")
+	wantField(t, st, "order", "B")
+	wantField(t, st, "A", "good/0/")
 	wantField(t, st, "B", "good/3/2")
 	// The medium is still attached: B must not install it again into A.
 	vm.WaitMarker(t, "medium-skip", bootTimeout)
 	vm.Kill(t)
 	t.Logf("timeline:\n%s", vm.Timeline())
-	wantEnv(t, p.disk, map[string]string{"BOOT_ORDER": "B A", "BOOT_B_LEFT": "3"})
+	wantEnv(t, p.disk, map[string]string{"BOOT_ORDER": "B", "BOOT_B_LEFT": "3", "BOOT_A_LEFT": "0"})
 	t.Logf("scenario good update: %v (install %v after QEMU start, B registered %v)", time.Since(start).Round(time.Millisecond),
 		inst.At.Round(time.Millisecond), reg.At.Round(time.Millisecond))
 }

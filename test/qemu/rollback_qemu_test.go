@@ -64,10 +64,13 @@ func TestBadUpdateCrashLoop(t *testing.T) {
 	rollbackAfter(t, "crash", configFor("10.0.2.100:5061", "/etc/hardphone/no-such-ca.pem"), "agent exited")
 }
 
-// TestBadUpdateNeverHealthy: B's agent runs but never registers (its
-// registrar is a port QEMU does not forward), so the slot on trial misses
-// its deadline.
+// TestBadUpdateNeverHealthy: B's agent runs but never registers: it
+// reaches the registrar, and refuses the registrar's certificate (its
+// config trusts the bundle keyring, not the SIP CA). That is the firmware's
+// fault, not the network's, so B is never confirmed and the slot on trial
+// misses its deadline. (A B that cannot reach the registrar at all is
+// confirmed and stays: TestPendingUpdateRegistrarBlocked.)
 func TestBadUpdateNeverHealthy(t *testing.T) {
 	requireFull(t)
-	rollbackAfter(t, "hang", configFor("10.0.2.100:5099", "/etc/hardphone/ca.pem"), "not marked good within")
+	rollbackAfter(t, "refused", configFor("10.0.2.100:5061", "/etc/hardphone/keyring.pem"), "not marked good or confirmed within")
 }
