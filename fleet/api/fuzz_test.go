@@ -8,7 +8,7 @@ import (
 // FuzzParseReport: the server parses report bodies from devices. Whatever
 // parses is canonical: it marshals back to the same bytes.
 //
-//fuzz:budget 200000
+//fuzz:budget 80000
 func FuzzParseReport(f *testing.F) {
 	body, err := MarshalReport(sampleReport())
 	if err != nil {
