@@ -23,11 +23,11 @@ const settingCRLToken store.SettingKey = "crl.token"
 
 // crlCache is this replica's current CRL.
 type crlCache struct {
-	mu        sync.Mutex // guards the fields below; held while a CRL is made
-	der       []byte
-	token     string
-	issued    time.Time
-	number    uint64
+	mu     sync.Mutex // guards the fields below; held while a CRL is made
+	der    []byte
+	token  string
+	issued time.Time
+	number uint64
 }
 
 // getCRL serves the device CA's CRL (DER).
