@@ -232,3 +232,10 @@ func report() api.Report {
 		Boot:     api.Boot{Slot: "A", AttemptsLeft: 3, MarkedGood: true},
 		Lockdown: api.Lockdown{OK: true}, UptimeSeconds: 60}
 }
+
+func writeFile(t testing.TB, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatalf("WriteFile: %v", err)
+	}
+}
