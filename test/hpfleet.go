@@ -171,4 +171,6 @@ func findModuleRoot(t testing.TB) string {
 }
 
 // PEMCertificate encodes a DER certificate as PEM.
-func PEMCertificate(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func PEMCertificate(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
