@@ -66,3 +66,5 @@ func TestServeRefusals(t *testing.T) {
 		t.Fatalf("hpfleet serve --help: exit %d %s", code, so)
 	}
 }
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
