@@ -22,7 +22,7 @@ type binFleet struct {
 	fleet // serverRoots, deviceCA (the in-process parts unused)
 }
 
-func newBinFleet(t *testing.T) *binFleet {
+func newBinFleet(t testing.TB) *binFleet {
 	t.Helper()
 	dir := initPKI(t)
 	b := &binFleet{dir: dir, mfg: test.NewManufacturerCA(t, filepath.Join(t.TempDir(), "mfg"))}
@@ -37,14 +37,14 @@ func newBinFleet(t *testing.T) *binFleet {
 }
 
 // start runs a replica with the store flags given.
-func (b *binFleet) start(t *testing.T, bin string, storeArgs ...string) *test.HPFleet {
+func (b *binFleet) start(t testing.TB, bin string, storeArgs ...string) *test.HPFleet {
 	t.Helper()
 	args := append([]string{"--ca-dir", b.dir, "--manufacturer-ca", b.mfg.CertFile}, storeArgs...)
 	return test.StartHPFleet(t, bin, filepath.Join(b.dir, ca.ServerCACertFile), "fleet.test", args...)
 }
 
 // admin is an admin client of replica h.
-func (b *binFleet) admin(t *testing.T, h *test.HPFleet) *client.Client {
+func (b *binFleet) admin(t testing.TB, h *test.HPFleet) *client.Client {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(filepath.Join(b.dir, ca.AdminCertFile), filepath.Join(b.dir, ca.AdminKeyFile))
 	if err != nil {
@@ -59,7 +59,7 @@ func (b *binFleet) admin(t *testing.T, h *test.HPFleet) *client.Client {
 }
 
 // provisioner is phone p's client for replica h.
-func (b *binFleet) provisioner(t *testing.T, p *phone, h *test.HPFleet) *Client {
+func (b *binFleet) provisioner(t testing.TB, p *phone, h *test.HPFleet) *Client {
 	t.Helper()
 	c, err := New(Config{Credentials: p.creds, ServerURL: h.URL, ServerName: "fleet.test", ServerRoots: b.serverRoots,
 		DeviceCA: b.deviceCA, Wipe: p.creds.Wipe}, WithBackoff(10*time.Millisecond, 200*time.Millisecond), WithLogger(testLogger(t)))
