@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/hardphone/hardphone/crypto/credstore"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/client"
+	"github.com/hardphone/hardphone/fleet/server"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -402,5 +404,49 @@ func TestReenrolSameKey(t *testing.T) {
 	inv, err := f.admin.Inventory(ctx, "", 0)
 	if err != nil || len(inv.Devices) != 2 {
 		t.Fatalf("Inventory = %d devices, %v, want 2 (one retired)", len(inv.Devices), err)
+	}
+}
+
+// TestRun: the polling loop enrols, checks in at the interval the fleet
+// names, and ends with ErrRetired, the credentials wiped, once an admin
+// retires the phone.
+func TestRun(t *testing.T) {
+	mfg := test.NewManufacturerCA(t, filepath.Join(t.TempDir(), "mfg"))
+	f := startFleet(t, backends(t)[0].open(t), initPKI(t), mfg, server.WithCheckInInterval(time.Second))
+	p := newPhone(t, mfg)
+	f.allow(t, p.allowEntry(0))
+	c := f.provisioner(t, p)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, func(context.Context) (api.Report, error) { return report(), nil }) }()
+	var id string
+	for {
+		inv, err := f.admin.Inventory(ctx, "", 0)
+		if err != nil {
+			t.Fatalf("Inventory: %v", err)
+		}
+		if len(inv.Devices) == 1 {
+			det, err := f.admin.Device(ctx, inv.Devices[0].ID)
+			if err != nil {
+				t.Fatalf("Device: %v", err)
+			}
+			if len(det.Reports) >= 2 {
+				id = inv.Devices[0].ID
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run ended early: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := f.admin.Retire(ctx, id, ""); err != nil {
+		t.Fatalf("Retire: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrRetired) {
+		t.Fatalf("Run = %v, want ErrRetired", err)
+	}
+	if _, err := p.creds.Identity(); err == nil {
+		t.Fatalf("identity still there after the retire order")
 	}
 }
