@@ -28,11 +28,17 @@ type crlCache struct {
 	token  string
 	issued time.Time
 	number uint64
+	// checked is when token was last compared with the store's.
+	checked time.Time
 }
+
+// crlTokenCheck is how often a replica asks the store whether another
+// replica revoked something since its CRL was made.
+const crlTokenCheck = time.Second
 
 // getCRL serves the device CA's CRL (DER).
 func (s *Server) getCRL(w http.ResponseWriter, r *http.Request) error {
-	der, err := s.currentCRL(r)
+	der, err := s.currentCRL(r, false)
 	if err != nil {
 		return err
 	}
@@ -47,17 +53,24 @@ func (s *Server) getCRL(w http.ResponseWriter, r *http.Request) error {
 
 // currentCRL returns a CRL made after the last revocation the store knows
 // of and within half its period, making one if needed.
-func (s *Server) currentCRL(r *http.Request) ([]byte, error) {
+func (s *Server) currentCRL(r *http.Request, force bool) ([]byte, error) {
+	now := s.o.now()
+	s.crl.mu.Lock()
+	defer s.crl.mu.Unlock()
+	fresh := s.crl.der != nil && now.Before(s.crl.issued.Add(s.o.crlPeriod/2))
+	// The token is read at most once a second: a flood of CRL requests
+	// costs the store one read a second per replica.
+	if fresh && !force && now.Sub(s.crl.checked) < crlTokenCheck && !now.Before(s.crl.checked) {
+		return s.crl.der, nil
+	}
 	token, err := s.st.Setting(r.Context(), settingCRLToken)
 	if errors.Is(err, store.ErrNotFound) {
 		token = ""
 	} else if err != nil {
 		return nil, storeError("CRL token", err)
 	}
-	now := s.o.now()
-	s.crl.mu.Lock()
-	defer s.crl.mu.Unlock()
-	if s.crl.der != nil && s.crl.token == token && now.Before(s.crl.issued.Add(s.o.crlPeriod/2)) {
+	s.crl.checked = now
+	if fresh && s.crl.token == token {
 		return s.crl.der, nil
 	}
 	der, number, err := s.makeCRL(r, now)
@@ -114,6 +127,6 @@ func (s *Server) revoked(r *http.Request) error {
 	if err := s.st.SetSetting(r.Context(), settingCRLToken, hex.EncodeToString(b[:])); err != nil {
 		return storeError("CRL token", err)
 	}
-	_, err := s.currentCRL(r)
+	_, err := s.currentCRL(r, true)
 	return err
 }

@@ -80,7 +80,14 @@ func (s *Server) posture(r *http.Request, id store.DeviceID) ([]string, error) {
 	if err != nil {
 		return nil, storeError("latest report", err)
 	}
-	return postureOf(rep, minSV, haveMin), nil
+	f := postureOf(rep, minSV, haveMin)
+	// A report the phone sent long ago says little about it now: with a
+	// minimum set, the gate wants one from the last two polling
+	// intervals (the phone checks in before it renews).
+	if maxAge := 2*s.o.checkInInterval + time.Minute; haveMin && s.o.now().Sub(rep.ReceivedAt) > maxAge {
+		f = append(f, fmt.Sprintf("last check-in report is older than %v", maxAge))
+	}
+	return f, nil
 }
 
 func postureOf(rep store.Report, minSV uint64, haveMin bool) []string {

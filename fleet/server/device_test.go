@@ -248,6 +248,10 @@ func testPostureGate(t *testing.T, b backend) {
 	if _, err := d.c.Renew(ctx, csr); err != nil {
 		t.Fatalf("Renew when patched and clean error %v", err)
 	}
+	// A clean report from long ago is no longer enough.
+	f.advance(2*DefaultCheckInInterval + 2*time.Minute)
+	_, err = d.c.Renew(ctx, csr)
+	wantCode(t, "Renew with a stale report", err, api.CodePosture)
 	// Deleting the minimum lifts that part of the gate.
 	if err := f.admin.DeleteSetting(ctx, api.SettingMinSecurityVersion); err != nil {
 		t.Fatalf("DeleteSetting error %v", err)
@@ -328,6 +332,8 @@ func testRevokeRetire(t *testing.T, b backend) {
 	if _, err := f2.admin.Revoke(ctx, string(d3.id), ""); err != nil {
 		t.Fatalf("Revoke via replica error %v", err)
 	}
+	// A replica compares the token at most once a second.
+	f.advance(2 * time.Second)
 	if crl := fetchCRL(t, f); len(crl.RevokedCertificateEntries) != 3 {
 		t.Fatalf("first server's CRL after a revocation on the replica has %d entries, want 3", len(crl.RevokedCertificateEntries))
 	}
