@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -289,6 +291,10 @@ func atRate(b *testing.B, devs []*benchDevice, srv measured, rate float64, op fu
 }
 
 func report(b *testing.B, lat *latencies, rate float64, srv measured, cpu0 time.Duration, n int) {
+	// The machine is shared: the load says how much of it the run had.
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average after the run: %s", strings.Fields(string(la))[0])
+	}
 	b.ReportMetric(rate, "req/s")
 	b.ReportMetric(float64(lat.pct(0.50).Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(lat.pct(0.99).Microseconds())/1000, "p99_ms")
