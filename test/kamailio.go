@@ -40,6 +40,7 @@ type kamailioOptions struct {
 	users             map[string]string
 	algorithm         string // "" is MD5 with no algorithm= in challenges
 	requireClientCert bool
+	crlFile           string // "": no CRL
 	debug             int
 }
 
@@ -152,6 +153,17 @@ func KamailioRequireClientCert(require bool) KamailioOption {
 	}
 }
 
+// KamailioCRL makes the TLS server check client certificates against the
+// CRL in crlFile (PEM), as a registrar fed by the fleet's /v1/crl does: a
+// revoked certificate fails the handshake. `kamcmd tls.reload` (Kamcmd)
+// picks up a new file.
+func KamailioCRL(crlFile string) KamailioOption {
+	return func(o *kamailioOptions) error {
+		o.crlFile = crlFile
+		return nil
+	}
+}
+
 // KamailioDebug sets Kamailio's debug level (default 2; 3 logs routing
 // decisions).
 func KamailioDebug(level int) KamailioOption {
@@ -213,6 +225,7 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 		CertFile:          o.certFile,
 		KeyFile:           o.keyFile,
 		CAFile:            o.caFile,
+		CRLFile:           o.crlFile,
 	}
 	if err := data.validate(); err != nil {
 		t.Fatalf("StartKamailio: %v", err)

@@ -265,7 +265,8 @@ require_certificate = {{if .RequireClientCert}}yes{{else}}no{{end}}
 private_key = {{.KeyFile}}
 certificate = {{.CertFile}}
 ca_list = {{.CAFile}}
-
+{{if .CRLFile}}crl = {{.CRLFile}}
+{{end}}
 [client:default]
 method = TLSv1.2+
 verify_certificate = no
@@ -290,6 +291,7 @@ type kamailioCfgData struct {
 	CertFile          string
 	KeyFile           string
 	CAFile            string
+	CRLFile           string
 }
 
 func (d *kamailioCfgData) validate() error {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -31,6 +33,13 @@ commands:
   import-cert FILE                    store the certificate chain (PEM, leaf
                                       first; - for stdin) issued for the key
   show                                print key and certificate facts
+  attest [--create]                   print the attestation the fleet checks
+                                      (JSON: EK type and certificate, the key's
+                                      TPMT_PUBLIC, a CSR); --create makes the
+                                      key first if there is none
+  activate                            read a fleet credential (JSON on stdin),
+                                      have the TPM open it, print the secret
+                                      (JSON): for a factory station (hpctl enrol)
 
 flags (every command): --state-dir DIR | --config FILE, --tpm SPEC, --pcrs LIST
 (see hardphone creds help)`)
@@ -48,6 +57,8 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 		"csr":         `hardphone identity csr --subject "CN=..,O=.." [--dns NAME,..] [--out FILE] [flags]`,
 		"import-cert": "hardphone identity import-cert FILE|- [flags]",
 		"show":        "hardphone identity show [flags]",
+		"attest":      "hardphone identity attest [--create] [flags]",
+		"activate":    "hardphone identity activate [flags] < credential.json",
 	}
 	switch sub {
 	case "-h", "--help", "-help", "help":
@@ -77,6 +88,8 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&out, "out", "", "write the CSR here instead of stdout")
 	case "import-cert":
 		wantArgs = 1
+	case "attest":
+		fs.BoolVar(&force, "create", false, "create the identity key first when there is none")
 	}
 	pos, err := parse(fs, rest, stdout, wantArgs, wantArgs)
 	if err != nil {
@@ -86,6 +99,7 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 	var (
 		tmpl  *x509.CertificateRequest
 		chain [][]byte
+		cred  *credential
 	)
 	switch sub {
 	case "csr":
@@ -94,6 +108,10 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 		}
 	case "import-cert":
 		if chain, err = readChain(pos[0]); err != nil {
+			return err
+		}
+	case "activate":
+		if cred, err = readCredential(os.Stdin); err != nil {
 			return err
 		}
 	}
@@ -120,9 +138,103 @@ func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "certificate imported")
 		return identityShow(creds, stdout)
+	case "attest":
+		return identityAttest(creds, force, stdout)
+	case "activate":
+		return identityActivate(creds, cred, stdout)
 	default:
 		return identityShow(creds, stdout)
 	}
+}
+
+// attestation is the JSON `identity attest` prints: the fields of the
+// fleet's enrolment start request (fleet/api.EnrolStartRequest).
+type attestation struct {
+	EKType         string `json:"ek_type"`
+	EKCert         []byte `json:"ek_cert"`
+	IdentityPublic []byte `json:"identity_public"`
+	CSR            []byte `json:"csr"`
+}
+
+func identityAttest(creds *system.Credentials, create bool, stdout io.Writer) error {
+	if create {
+		if err := creds.CreateIdentity(false); err != nil && !errors.Is(err, system.ErrIdentityExists) {
+			return err
+		}
+	}
+	a, err := creds.IdentityAttestation()
+	if err != nil {
+		return err
+	}
+	// The fleet takes only the CSR's key and signature; the certificate's
+	// subject comes from its records.
+	csr, err := creds.CreateCSR(&x509.CertificateRequest{})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(attestation{EKType: a.EKType.String(), EKCert: a.EKCertificate,
+		IdentityPublic: a.IdentityPublic, CSR: csr})
+}
+
+// credential is what `identity activate` reads: the fields of the
+// fleet's enrolment start answer.
+type credential struct {
+	EKType          string `json:"ek_type"`
+	CredentialBlob  []byte `json:"credential_blob"`
+	EncryptedSecret []byte `json:"encrypted_secret"`
+}
+
+// maxCredentialInput bounds the JSON read by activate.
+const maxCredentialInput = 16 << 10
+
+func readCredential(r io.Reader) (*credential, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxCredentialInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("credential: %w", err)
+	}
+	if len(b) > maxCredentialInput {
+		return nil, fmt.Errorf("credential: more than %d bytes on stdin", maxCredentialInput)
+	}
+	var c credential
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("credential: %w", err)
+	}
+	if c.EKType == "" || len(c.CredentialBlob) == 0 || len(c.EncryptedSecret) == 0 {
+		return nil, errors.New("credential: ek_type, credential_blob and encrypted_secret are required")
+	}
+	return &c, nil
+}
+
+// identityActivate has the TPM open the credential and prints the secret
+// as JSON {"secret": base64}: it proves, once, to the fleet that made the
+// credential that the identity key is in this TPM. The caller (a factory
+// station) sends it to that fleet only.
+func identityActivate(creds *system.Credentials, c *credential, stdout io.Writer) error {
+	// The EK type is the one attest offered: the first the TPM has
+	// a certificate for.
+	a, err := creds.IdentityAttestation()
+	if err != nil {
+		return err
+	}
+	if a.EKType.String() != c.EKType {
+		return fmt.Errorf("credential for a %s EK; this TPM's attestation offers %s", c.EKType, a.EKType)
+	}
+	secret, err := creds.ActivateCredential(a.EKType, c.CredentialBlob, c.EncryptedSecret)
+	if err != nil {
+		return err
+	}
+	defer secret.Zero()
+	out, err := json.Marshal(struct {
+		Secret []byte `json:"secret"`
+	}{secret})
+	if err != nil {
+		return err
+	}
+	defer clear(out)
+	_, err = stdout.Write(append(out, '\n'))
+	return err
 }
 
 // csrTemplate parses "CN=x,O=y" into a request template.

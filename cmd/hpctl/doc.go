@@ -4,11 +4,15 @@
 // rauc accepts; `hpctl bundle info` and `hpctl bundle verify` show and check
 // any RAUC bundle against a keyring, the payload included. `hpctl image
 // build` makes a board's disk image, slot image and bundle (image.go).
+// `hpctl fleet` is the admin side of hpfleet: `fleet init` lays out a
+// fleet PKI, the other fleet commands talk to the server over mutual TLS
+// with an admin certificate (fleet.go).
 //
 // Threat: a vendor pipeline that signs something other than what it means
 // to. create fills every image's sha256 and size itself and verify reads the
 // bundle back the way a phone does.
 //
 // Nothing imports it; it imports board (pure data), update/bundle,
-// update/bootchooser and internal/cli, never the agent or device code.
+// update/bootchooser, internal/cli, fleet/api, fleet/ca and fleet/client,
+// never the agent, device code or the fleet server's store.
 package main

@@ -20,7 +20,10 @@ commands:
   bundle info     show a bundle's verified manifest and signer
   bundle verify   check a bundle's signature and every payload byte
   image build     make a board's disk image, slot image and bundle
-  image kernel    fetch a board's kernel into the cache (the only step that needs the network)`)
+  image kernel    fetch a board's kernel into the cache (the only step that needs the network)
+  enrol           factory station: enrol a phone in the fleet over its TPM
+  fleet           the fleet: init its PKI, import devices, inventory, show,
+                  revoke, retire (hpctl fleet help)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +37,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBundle(args[1:], stdout, stderr)
 	case "image":
 		err = cmdImage(args[1:], stdout, stderr)
+	case "fleet":
+		err = cmdFleet(args[1:], stdout, stderr)
+	case "enrol":
+		err = cmdEnrol(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0

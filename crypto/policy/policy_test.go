@@ -98,3 +98,35 @@ func TestChooseDigest(t *testing.T) {
 		t.Errorf("ChooseDigest(MD5; min SHA-256) = %v, want ErrWeakAlgorithm", err)
 	}
 }
+
+func TestServerConfig(t *testing.T) {
+	if _, err := ServerConfig(ServerTLS{}); err == nil {
+		t.Fatalf("ServerConfig(no certificate) = nil error")
+	}
+	cert := &tls.Certificate{}
+	if _, err := ServerConfig(ServerTLS{Certificate: cert, RequireClientCert: true}); err == nil {
+		t.Fatalf("ServerConfig(require client cert, no CAs) = nil error")
+	}
+	tests := []struct {
+		name string
+		in   ServerTLS
+		want tls.ClientAuthType
+	}{
+		{"no client certs", ServerTLS{Certificate: cert}, tls.NoClientCert},
+		{"verify if given", ServerTLS{Certificate: cert, ClientCAs: x509.NewCertPool()}, tls.VerifyClientCertIfGiven},
+		{"required", ServerTLS{Certificate: cert, ClientCAs: x509.NewCertPool(), RequireClientCert: true}, tls.RequireAndVerifyClientCert},
+	}
+	for _, tt := range tests {
+		c, err := ServerConfig(tt.in)
+		if err != nil {
+			t.Fatalf("ServerConfig(%s) error %v", tt.name, err)
+		}
+		if c.ClientAuth != tt.want || c.MinVersion != tls.VersionTLS12 || len(c.CipherSuites) != len(tlsSuites) {
+			t.Fatalf("ServerConfig(%s) = ClientAuth %v MinVersion %#x suites %d, want %v, TLS 1.2, %d", tt.name, c.ClientAuth, c.MinVersion, len(c.CipherSuites), tt.want, len(tlsSuites))
+		}
+	}
+	if _, err := ClientConfig(ClientTLS{Roots: x509.NewCertPool(), ServerName: "x", Certificate: cert,
+		GetCertificate: func() (*tls.Certificate, error) { return cert, nil }}); err == nil {
+		t.Fatalf("ClientConfig(Certificate and GetCertificate) = nil error")
+	}
+}

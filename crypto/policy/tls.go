@@ -40,6 +40,10 @@ type ClientTLS struct {
 	// time floor (crypto/timefloor), so a clock wound back cannot revive an
 	// expired certificate. nil means time.Now.
 	Time func() time.Time
+	// GetCertificate, when non-nil (and Certificate nil), is asked for the
+	// client certificate at each handshake that requests one, so a
+	// certificate renewed meanwhile is the one presented.
+	GetCertificate func() (*tls.Certificate, error)
 }
 
 // ClientConfig builds the tls.Config for a client channel. Verification is
@@ -59,12 +63,61 @@ func ClientConfig(c ClientTLS) (*tls.Config, error) {
 		ServerName:       c.ServerName,
 		Time:             c.Time,
 	}
+	if c.Certificate != nil && c.GetCertificate != nil {
+		return nil, errors.New("tls client: both Certificate and GetCertificate set")
+	}
+	if c.GetCertificate != nil {
+		get := c.GetCertificate
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return get()
+		}
+	}
 	if c.Certificate != nil {
 		cert := *c.Certificate
 		// GetClientCertificate rather than Certificates: the key is only asked to
 		// sign when a server requests a certificate, and never when it does not.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &cert, nil
+		}
+	}
+	return cfg, nil
+}
+
+// ServerTLS describes a TLS server channel (the fleet server's HTTPS API).
+type ServerTLS struct {
+	// Certificate is the server's certificate and key; required.
+	Certificate *tls.Certificate
+	// ClientCAs, when non-nil, are the roots client certificates must
+	// chain to. A client certificate that is sent is always verified
+	// against them (with the clientAuth usage): an unverifiable one fails
+	// the handshake.
+	ClientCAs *x509.CertPool
+	// RequireClientCert refuses clients that send no certificate. Without
+	// it, a client may connect without one and the application decides
+	// per request (enrolment before a phone has a certificate).
+	RequireClientCert bool
+}
+
+// ServerConfig builds the tls.Config for a server channel: TLS 1.3, or 1.2
+// with the policy's AEAD suites, and the policy's key exchange groups.
+func ServerConfig(s ServerTLS) (*tls.Config, error) {
+	if s.Certificate == nil {
+		return nil, errors.New("tls server: no certificate configured")
+	}
+	if s.RequireClientCert && s.ClientCAs == nil {
+		return nil, errors.New("tls server: client certificates required but no client CAs configured")
+	}
+	cfg := &tls.Config{
+		MinVersion:       TLSMinVersion,
+		CipherSuites:     TLSSuites(),
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384},
+		Certificates:     []tls.Certificate{*s.Certificate},
+	}
+	if s.ClientCAs != nil {
+		cfg.ClientCAs = s.ClientCAs
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		if s.RequireClientCert {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 	}
 	return cfg, nil
