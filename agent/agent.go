@@ -15,6 +15,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
@@ -40,9 +41,10 @@ type Agent struct {
 	// events takes security events, nil for none; eventLoops run with Run.
 	events     EventRecorder
 	eventLoops []func(context.Context) error
-	journal    EventJournal  // nil: no journal to list
-	book       *history.Book // nil: no call history
-	audio      AudioOpener   // nil: calls carry what commands give them
+	journal    EventJournal      // nil: no journal to list
+	book       *history.Book     // nil: no call history
+	audio      AudioOpener       // nil: calls carry what commands give them
+	dialled    *dialplan.Counter // nil: each account counts its calls in memory
 	times      callTimes
 	accounts   []*sip.Account
 
@@ -162,6 +164,18 @@ func WithTimeFloor(now func() time.Time, seen func(t time.Time, source string) e
 	}
 }
 
+// WithDialCounter counts the calls every account places, for its dialling
+// policy's caps, in c (the state file's, so a restart does not reset them).
+func WithDialCounter(c *dialplan.Counter) Option {
+	return func(a *Agent) error {
+		if c == nil {
+			return errors.New("agent: nil dial counter")
+		}
+		a.dialled = c
+		return nil
+	}
+}
+
 // WithVersion sets the build version status reports.
 func WithVersion(v string) Option {
 	return func(a *Agent) error {
@@ -207,8 +221,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		}
 	}
 	// Pinholes follow calls: media reports the peer's addresses, the agent
-	// tells lockdown. Media never imports lockdown.
-	a.watchers = append([]func(sip.Event){a.pinholes, a.publish, a.callSecurity, a.historyWatch}, a.watchers...)
+	// tells lockdown. Media never imports lockdown. publish comes last: a
+	// control client told of an event finds its effects (the call in the
+	// history) already there.
+	a.watchers = append([]func(sip.Event){a.pinholes, a.callSecurity, a.sipIncident, a.historyWatch, a.publish}, a.watchers...)
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
 		InactivityTimeout: cfg.Media.InactivityTimeout, AllowPeers: slices.Clone(cfg.Media.AllowPeers)}
 	if a.lock != nil {
@@ -234,7 +250,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		acct, err := sip.NewAccount(ac, sip.AccountDeps{
 			Roots: a.roots, Cert: a.ident, Password: pw, Media: mp, Instance: a.instance,
 			Log: log.With("component", "sip"), Events: a.dispatch, CertTime: a.certTime, TimeSeen: a.certSeen,
-			Calls: calls, ListenPeer: cfg.ListenPeer,
+			Calls: calls, ListenPeer: cfg.ListenPeer, Dialled: a.dialled,
 		})
 		if err != nil {
 			return nil, err

@@ -132,7 +132,12 @@ func (a *Agent) subscribe() (<-chan control.Event, func()) {
 }
 
 // publish hands an account event to every subscriber that has room.
+// Security incidents are not: they go to the events journal, and a flood
+// of them must not crowd call events out of a subscriber's buffer.
 func (a *Agent) publish(ev sip.Event) {
+	if ev.Kind == sip.EventSecurity {
+		return
+	}
 	ce := control.Event{Time: time.Now().UTC(), Kind: ev.Kind, Account: ev.Account}
 	if ev.Call != nil {
 		cs := ev.Call.Status()

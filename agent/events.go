@@ -45,6 +45,40 @@ func (a *Agent) record(ev events.Event) {
 	}
 }
 
+// incidentKinds maps the SIP layer's incidents to security event kinds.
+var incidentKinds = map[sip.Incident]events.Kind{
+	sip.IncidentForeignSource:    events.KindForeignSource,
+	sip.IncidentScanner:          events.KindScanner,
+	sip.IncidentForeignDialog:    events.KindForeignDialog,
+	sip.IncidentREFERRefused:     events.KindREFERRefused,
+	sip.IncidentINVITEFlood:      events.KindINVITEFlood,
+	sip.IncidentCallCap:          events.KindCallCap,
+	sip.IncidentChallengeRefused: events.KindChallengeRefused,
+	sip.IncidentMediaDestination: events.KindMediaRefused,
+	sip.IncidentAuthFailure:      events.KindSIPAuthFailure,
+	sip.IncidentDialRefused:      events.KindDialRefused,
+}
+
+// sipIncident records the SIP layer's security incidents.
+func (a *Agent) sipIncident(ev sip.Event) {
+	if ev.Kind != sip.EventSecurity || ev.Security == nil {
+		return
+	}
+	kind, ok := incidentKinds[ev.Security.Incident]
+	if !ok {
+		a.log.Error("SIP incident without an event kind", "incident", string(ev.Security.Incident))
+		return
+	}
+	d := events.Detail{}
+	if ev.Security.Method != "" {
+		d["method"] = ev.Security.Method
+	}
+	if ev.Security.Detail != "" {
+		d["reason"] = ev.Security.Detail
+	}
+	a.record(events.Event{Kind: kind, Account: ev.Account, Peer: ev.Security.Peer, Detail: d})
+}
+
 // callSecurity turns a finished call's SRTP counters into events when they
 // are beyond noise.
 func (a *Agent) callSecurity(ev sip.Event) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent"
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/store"
@@ -234,6 +235,20 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		}
 		if cfg.ControlSocket != "" {
 			base = append(base, agent.WithControlSocket(cfg.ControlSocket, cfg.ControlUIDs...))
+		}
+		// The dialling caps count in the state file, so a restart does not
+		// reset them. (A one-shot call counts its own call only: the
+		// running phone holds the state file.)
+		if cfg.StateDir != "" {
+			st, err := p.State()
+			if err != nil {
+				return nil, err
+			}
+			dialled, err := dialplan.OpenCounter(st.DB())
+			if err != nil {
+				return nil, err
+			}
+			base = append(base, agent.WithDialCounter(dialled))
 		}
 		// Call history and contacts: personal data, sealed in the
 		// credential store, so only where there is one.

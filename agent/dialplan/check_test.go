@@ -3,6 +3,7 @@ package dialplan
 import (
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,11 +113,11 @@ func TestCounterSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if err := c.Add("alice", now.Add(-time.Duration(i)*time.Minute)); err != nil {
+		if err := c.Take("alice", Policy{}, ParseTarget("100"), now.Add(-time.Duration(i)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Add("alice", now.Add(-25*time.Hour)); err != nil {
+	if err := c.Take("alice", Policy{}, ParseTarget("100"), now.Add(-25*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -134,5 +135,51 @@ func TestCounterSurvivesRestart(t *testing.T) {
 	}
 	if n := len(c.Recent("bob", now)); n != 0 {
 		t.Fatalf("Recent(bob) = %d, want 0", n)
+	}
+	// The cap counts what was placed before the restart.
+	p := Policy{MaxPerHour: 6}
+	if err := c.Take("alice", p, ParseTarget("100"), now); err != nil {
+		t.Fatalf("6th call in the hour: %v", err)
+	}
+	if err := c.Take("alice", p, ParseTarget("100"), now); !errors.Is(err, ErrRefused) {
+		t.Fatalf("7th call in the hour = %v, want ErrRefused", err)
+	}
+	// A clock wound back an hour does not make the calls "later" ones.
+	if err := c.Take("alice", p, ParseTarget("100"), now.Add(-time.Hour)); !errors.Is(err, ErrRefused) {
+		t.Fatalf("call with the clock wound back = %v, want ErrRefused", err)
+	}
+	// A call the state file cannot record is refused.
+	db.Close()
+	if err := c.Take("bob", Policy{}, ParseTarget("100"), now); !errors.Is(err, ErrRefused) {
+		t.Fatalf("Take with the state file closed = %v, want ErrRefused", err)
+	}
+}
+
+// TestTakeConcurrent: dials racing for the last places under a cap never
+// all get through.
+func TestTakeConcurrent(t *testing.T) {
+	c, err := OpenCounter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
+	p := Policy{MaxPerHour: 5}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Take("alice", p, ParseTarget("100"), now) == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 5 {
+		t.Fatalf("%d of 50 concurrent dials placed under a cap of 5", ok)
 	}
 }

@@ -58,16 +58,32 @@ func (c *Counter) Recent(account string, now time.Time) []time.Time {
 	return append([]time.Time(nil), prune(c.m[account], now)...)
 }
 
-// Add records a call placed at now (before the INVITE leaves: an attempt
-// counts whether it connects or not).
-func (c *Counter) Add(account string, now time.Time) error {
+// Take checks target against p given the account's calls of the last day
+// and, when it may be dialled, records the call at now before returning
+// (before the INVITE leaves: an attempt counts whether it connects or
+// not). Check and record are one step, so concurrent dials cannot both
+// slip under a cap. A call that cannot be recorded in the state file is
+// refused: a count that a restart would forget is no cap.
+func (c *Counter) Take(account string, p Policy, target Target, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ts := append(prune(c.m[account], now), now)
+	ts := prune(c.m[account], now)
+	if err := p.Check(target, now, ts); err != nil {
+		return err
+	}
+	ts = append(ts, now)
 	if len(ts) > maxRemembered {
 		ts = ts[len(ts)-maxRemembered:]
 	}
 	c.m[account] = ts
+	if err := c.store(account, ts); err != nil {
+		return fmt.Errorf("%w: the call could not be counted: %w", ErrRefused, err)
+	}
+	return nil
+}
+
+// store writes the account's calls to the state file.
+func (c *Counter) store(account string, ts []time.Time) error {
 	if c.db == nil {
 		return nil
 	}

@@ -32,6 +32,16 @@ const (
 	KindINVITEFlood Kind = "sip.invite_flood"
 	// KindCallCap: a call refused because the concurrent-call cap was hit.
 	KindCallCap Kind = "sip.call_cap"
+	// KindChallengeRefused: a digest challenge the phone would not answer
+	// (another realm, weaker than digest_min, not over the registrar's
+	// flow): a digest-harvesting attempt or a misconfigured registrar.
+	KindChallengeRefused Kind = "sip.challenge_refused"
+	// KindMediaRefused: an SDP aimed the phone's media at an address it
+	// refuses (loopback, link-local, multicast, outside rtp.peers).
+	KindMediaRefused Kind = "sip.media_refused"
+	// KindDialRefused: an outbound call refused by the account's dialling
+	// policy (the toll-fraud guard).
+	KindDialRefused Kind = "sip.dial_refused"
 	// KindSRTPAuthFailure: SRTP/SRTCP authentication failures on a call
 	// beyond the noise threshold.
 	KindSRTPAuthFailure Kind = "srtp.auth_failure"
@@ -122,25 +132,28 @@ type kindInfo struct {
 }
 
 var kinds = map[Kind]kindInfo{
-	KindSIPAuthFailure:  {SeverityWarning, "SIP digest authentication rejected by registrar"},
-	KindControlRefused:  {SeverityWarning, "control socket peer refused"},
-	KindForeignSource:   {SeverityNotice, "SIP request from a foreign source refused"},
-	KindForeignDialog:   {SeverityNotice, "SIP request for a foreign dialog refused"},
-	KindREFERRefused:    {SeverityNotice, "REFER refused by policy"},
-	KindScanner:         {SeverityWarning, "SIP scanner user agent seen"},
-	KindINVITEFlood:     {SeverityWarning, "INVITE flood"},
-	KindCallCap:         {SeverityNotice, "call refused at the concurrent-call cap"},
-	KindSRTPAuthFailure: {SeverityWarning, "SRTP authentication failures beyond noise"},
-	KindSRTPReplay:      {SeverityWarning, "SRTP replays beyond noise"},
-	KindLockdownDrift:   {SeverityCritical, "lockdown drift: running system differs from policy"},
-	KindRollbackAttempt: {SeverityCritical, "update below the anti-rollback floor refused"},
-	KindBootBelowFloor:  {SeverityAlert, "booted image below the anti-rollback floor"},
-	KindCertNearExpiry:  {SeverityWarning, "certificate near expiry"},
-	KindConfigRevert:    {SeverityError, "configuration reverted"},
-	KindStaleMetadata:   {SeverityError, "signed metadata stale"},
-	KindSuppressed:      {SeverityNotice, "events suppressed by the rate limit"},
-	KindExportGap:       {SeverityError, "journal truncated events not yet exported"},
-	KindJournalReset:    {SeverityCritical, "event journal could not be continued; a new chain starts"},
+	KindSIPAuthFailure:   {SeverityWarning, "SIP digest authentication rejected by registrar"},
+	KindControlRefused:   {SeverityWarning, "control socket peer refused"},
+	KindForeignSource:    {SeverityNotice, "SIP request from a foreign source refused"},
+	KindForeignDialog:    {SeverityNotice, "SIP request for a foreign dialog refused"},
+	KindREFERRefused:     {SeverityNotice, "REFER refused by policy"},
+	KindScanner:          {SeverityWarning, "SIP scanner user agent seen"},
+	KindINVITEFlood:      {SeverityWarning, "INVITE flood"},
+	KindCallCap:          {SeverityNotice, "call refused at the concurrent-call cap"},
+	KindChallengeRefused: {SeverityWarning, "SIP digest challenge refused"},
+	KindMediaRefused:     {SeverityWarning, "SDP media destination refused"},
+	KindDialRefused:      {SeverityWarning, "outbound call refused by the dialling policy"},
+	KindSRTPAuthFailure:  {SeverityWarning, "SRTP authentication failures beyond noise"},
+	KindSRTPReplay:       {SeverityWarning, "SRTP replays beyond noise"},
+	KindLockdownDrift:    {SeverityCritical, "lockdown drift: running system differs from policy"},
+	KindRollbackAttempt:  {SeverityCritical, "update below the anti-rollback floor refused"},
+	KindBootBelowFloor:   {SeverityAlert, "booted image below the anti-rollback floor"},
+	KindCertNearExpiry:   {SeverityWarning, "certificate near expiry"},
+	KindConfigRevert:     {SeverityError, "configuration reverted"},
+	KindStaleMetadata:    {SeverityError, "signed metadata stale"},
+	KindSuppressed:       {SeverityNotice, "events suppressed by the rate limit"},
+	KindExportGap:        {SeverityError, "journal truncated events not yet exported"},
+	KindJournalReset:     {SeverityCritical, "event journal could not be continued; a new chain starts"},
 }
 
 // Kinds returns every kind the model knows, for documentation and tests.

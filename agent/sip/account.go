@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/crypto/policy"
 )
 
@@ -44,6 +45,7 @@ type Account struct {
 	timeSeen  func(time.Time)        // nil: nobody wants verified certificate times
 	global    *CallLimit             // the phone-wide call cap; never nil
 	limiter   *inviteLimiter         // inbound INVITEs per source; never nil
+	dialled   *dialplan.Counter      // calls placed, for the dialling caps; never nil
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -109,6 +111,9 @@ type Counters struct {
 	// MediaInactive: calls ended because no authenticated SRTP or SRTCP
 	// arrived for media.inactivity_timeout.
 	MediaInactive int `json:"media_inactive"`
+	// DialRefused: outbound calls refused by the dialling policy (the
+	// toll-fraud guard; events.KindDialRefused).
+	DialRefused int `json:"dial_refused"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.
@@ -166,6 +171,8 @@ type Event struct {
 	Kind    EventKind
 	// Call is the call for call events, nil otherwise.
 	Call *Call
+	// Security is the incident of an EventSecurity, nil otherwise.
+	Security *Security
 }
 
 // AccountDeps are what an account needs from the agent.
@@ -196,6 +203,10 @@ type AccountDeps struct {
 	// ListenPeer is the one source plain listeners accept requests from;
 	// the zero value means the registrar's address.
 	ListenPeer netip.AddrPort
+	// Dialled counts the calls placed under the dialling policy's caps, in
+	// the state file so a restart does not reset them; nil keeps a count
+	// in memory for this account alone.
+	Dialled *dialplan.Counter
 }
 
 // NewAccount builds the account's user agent.
@@ -245,7 +256,12 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
-		global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer,
+		global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
+	}
+	if a.dialled == nil {
+		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {
+			return nil, err
+		}
 	}
 	if !a.plainPeer.IsValid() {
 		a.plainPeer = a.registrar

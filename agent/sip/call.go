@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/agent/media"
 	"github.com/hardphone/hardphone/hal/audio"
 )
@@ -163,6 +165,12 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 		a.count(&a.counters.CallCap)
 		return nil, fmt.Errorf("dial %s: %w (max_calls %d)", target, ErrCallLimit, a.cfg.MaxCalls)
 	}
+	// The toll-fraud guard, on the URI the INVITE goes to, last before it
+	// leaves: a call refused here is not counted, one let through is.
+	if err := a.dialAllowed(ru); err != nil {
+		release()
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
 	ms, err := media.NewSession(a.mediaConfig(true))
 	if err != nil {
 		release()
@@ -231,15 +239,60 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 func (a *Account) countMediaRefusal(err error) {
 	a.mu.Lock()
 	a.counters.CallsRefusedMedia++
-	if errors.Is(err, media.ErrDestination) {
+	dest := errors.Is(err, media.ErrDestination)
+	if dest {
 		a.counters.MediaDestinationsRefused++
 	}
 	a.mu.Unlock()
+	if dest {
+		a.incident(Security{Incident: IncidentMediaDestination, Detail: err.Error()})
+	}
+}
+
+// dialAllowed asks the account's dialling policy about ru (its user part
+// unescaped, so "%2B" cannot hide a '+') and counts the call when it may
+// go. A refusal is ErrDialRefused and a security incident.
+func (a *Account) dialAllowed(ru sip.Uri) error {
+	user, err := url.PathUnescape(ru.User)
+	if err != nil {
+		return fmt.Errorf("%w: user part %q: %v", ErrDialRefused, ru.User, err)
+	}
+	t := dialplan.ParseTarget(ru.Scheme + ":" + user + "@" + ru.Host)
+	if err := a.dialled.Take(a.cfg.Name, a.cfg.Dialing, t, a.clock.Now()); err != nil {
+		a.mu.Lock()
+		a.counters.DialRefused++
+		a.mu.Unlock()
+		a.log.Warn("call refused by the dialling policy", "error", err)
+		a.incident(Security{Incident: IncidentDialRefused, Method: "INVITE", Detail: err.Error()})
+		return err
+	}
+	return nil
+}
+
+// dialString drops the visual separators (RFC 3966 §5.1.1: space, '-',
+// '.', '(' and ')') from a number as a person types it ("+49 30 1234-5");
+// anything else that is not a number is left as it is.
+func dialString(s string) string {
+	if strings.Contains(s, "@") {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9', r == '*', r == '#', r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ', r == '-', r == '.', r == '(', r == ')':
+		default:
+			return s
+		}
+	}
+	return b.String()
 }
 
 func (a *Account) targetURI(target string) (sip.Uri, error) {
 	var u sip.Uri
 	if !strings.Contains(target, ":") {
+		target = dialString(target)
 		target = "sip:" + target
 		if !strings.Contains(target, "@") {
 			target += "@" + a.cfg.Domain

@@ -3,6 +3,8 @@ package sip
 import (
 	"errors"
 	"fmt"
+
+	"github.com/hardphone/hardphone/agent/dialplan"
 )
 
 // ErrNotRegistered is returned when a call is placed on an account without a
@@ -21,6 +23,11 @@ var ErrChallengeRefused = errors.New("digest challenge refused")
 // ErrCallLimit is returned by Dial when the account or the phone is at its
 // concurrent-call cap.
 var ErrCallLimit = errors.New("call limit reached")
+
+// ErrDialRefused: the account's dialling policy refused an outbound call
+// (a number not allowed, international or premium-rate, outside the
+// allowed hours, or over a cap). It is dialplan.ErrRefused.
+var ErrDialRefused = dialplan.ErrRefused
 
 // ErrNoCall is returned by FindCall for a call that does not exist.
 var ErrNoCall = errors.New("no such call")

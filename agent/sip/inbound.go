@@ -46,6 +46,7 @@ func (a *Account) routeRequests() {
 			a.mu.Lock()
 			a.counters.REFERRefused++
 			a.mu.Unlock()
+			a.requestIncident(IncidentREFERRefused, req, "allow_refer is off")
 			respond(a, tx, req, 403, "Forbidden", nil, sip.NewHeader("Warning", `399 hardphone "REFER refused by policy"`))
 			return
 		}
@@ -90,6 +91,7 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if a.count(&a.counters.INVITEFlood) {
 			a.log.Warn("INVITE rate-limited", "source", src, "call_id", callID(req), "invite_flood", a.Status().Counters.INVITEFlood)
 		}
+		a.requestIncident(IncidentINVITEFlood, req, "above the per-source INVITE rate")
 		respond(a, tx, req, 503, "Service Unavailable", nil,
 			sip.NewHeader("Retry-After", strconv.Itoa(int(inviteEvery/time.Second))), warning("too many INVITEs from "+src))
 		return
@@ -116,6 +118,7 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if a.count(&a.counters.CallCap) {
 			a.log.Warn("inbound call refused at the call cap", "call_id", id, "max_calls", a.cfg.MaxCalls)
 		}
+		a.requestIncident(IncidentCallCap, req, "inbound call at the call cap")
 		respond(a, tx, req, 486, "Busy Here", nil, warning("call limit reached"))
 		return
 	}
@@ -325,6 +328,7 @@ func (a *Account) dialogRequest(req *sip.Request, tx sip.ServerTransaction) *Cal
 			a.log.Warn("request for a dialog that is not ours", "method", string(req.Method),
 				"call_id", callID(req), "dialog", id.String(), "foreign_dialog", a.Status().Counters.ForeignDialog)
 		}
+		a.requestIncident(IncidentForeignDialog, req, "no dialog of ours")
 		if !req.IsAck() {
 			respond(a, tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		}
@@ -449,6 +453,7 @@ func (a *Account) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	if a.count(&a.counters.ForeignDialog) {
 		a.log.Warn("CANCEL matches no pending INVITE", "call_id", callID(req))
 	}
+	a.requestIncident(IncidentForeignDialog, req, "CANCEL matches no pending INVITE")
 	respond(a, tx, req, 481, "Call/Transaction Does Not Exist", nil)
 }
 

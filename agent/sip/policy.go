@@ -58,6 +58,11 @@ func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.R
 			if n <= 10 || n%100 == 0 {
 				a.log.Warn("request refused", "method", string(req.Method), "error", err, "refused_total", n)
 			}
+			what := IncidentForeignSource
+			if isScanner(req) {
+				what = IncidentScanner
+			}
+			a.requestIncident(what, req, "not from the registrar's flow")
 			if !req.IsAck() {
 				respond(a, tx, req, 403, "Forbidden", nil)
 			}

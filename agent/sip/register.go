@@ -84,6 +84,9 @@ func (a *Account) register(ctx context.Context, expires time.Duration) (time.Dur
 		}
 	}
 	if res.StatusCode != 200 {
+		if res.StatusCode == 403 || realm != "" && (res.StatusCode == 401 || res.StatusCode == 407) {
+			a.incident(Security{Incident: IncidentAuthFailure, Peer: a.registrar, Method: "REGISTER", Detail: fmt.Sprintf("%d %s", res.StatusCode, res.Reason)})
+		}
 		return 0, fmt.Errorf("register: %w", &ResponseError{"REGISTER", res.StatusCode, res.Reason})
 	}
 	granted := grantedExpiry(res, contact, expires)
@@ -141,6 +144,7 @@ func (a *Account) authorize(req *sip.Request, res *sip.Response, register bool) 
 		a.counters.ChallengesRefused++
 		a.mu.Unlock()
 		a.log.Warn("digest challenge refused", "method", string(req.Method), "status", res.StatusCode, "error", err)
+		a.incident(Security{Incident: IncidentChallengeRefused, Method: string(req.Method), Detail: err.Error()})
 		return "", fmt.Errorf("%d challenge: %w", res.StatusCode, err)
 	}
 	if err := a.fromFlow(res); err != nil {

@@ -105,8 +105,16 @@ func nobodyBinary(t *testing.T) string {
 // CA, and returns the config's path.
 func (e *env) tpmPhone(t *testing.T, user string) string {
 	t.Helper()
+	return e.tpmPhoneConf(t, phoneConf{user: user})
+}
+
+// tpmPhoneConf is tpmPhone with more of the config set by pc.
+func (e *env) tpmPhoneConf(t *testing.T, pc phoneConf) string {
+	t.Helper()
+	user := pc.user
 	sw := test.StartSWTPM(t)
-	path := e.writeConfig(t, phoneConf{user: user, certCN: "-", credStore: sw.Spec})
+	pc.certCN, pc.credStore = "-", sw.Spec
+	path := e.writeConfig(t, pc)
 	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: filepath.Join(filepath.Dir(path), "state"), Protector: sw.Spec}, nil)
 	if err != nil {
 		t.Fatal(err)
