@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/update"
@@ -93,7 +94,11 @@ func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, er
 		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("bundle %q is not a regular file: %w", path, control.ErrBadRequest)
 		}
-		return a.updater.Install(ctx, path, update.InstallOptions{Force: req.Install.Force})
+		st, err := a.updater.Install(ctx, path, update.InstallOptions{Force: req.Install.Force})
+		if errors.Is(err, update.ErrRollback) {
+			a.record(events.Event{Kind: events.KindRollbackAttempt, Detail: events.Detail{"bundle": filepath.Base(path), "reason": err.Error()}})
+		}
+		return st, err
 	case control.CmdUpdateMarkGood:
 		if err := a.updater.MarkGood(); err != nil {
 			return nil, err
@@ -143,6 +148,11 @@ func (a *Agent) publish(ev sip.Event) {
 		cs := ev.Call.Status()
 		ce.CallID, ce.Dialog, ce.Call = ev.Call.ID(), ev.Call.Dialog().String(), &cs
 	}
+	a.broadcast(ce)
+}
+
+// broadcast hands a watch event to every subscriber that has room.
+func (a *Agent) broadcast(ce control.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for ch := range a.subs {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/update"
 )
@@ -85,6 +87,8 @@ func (a *Agent) checkBoot() bool {
 		a.log.Error("rollback attack: this slot is below the anti-rollback floor and is never marked good",
 			"event", "rollback_attack", "slot", bf.Slot, "security_version", bf.SecurityVersion, "floor", bf.Floor,
 			"restored", bf.Restored)
+		a.record(events.Event{Kind: events.KindBootBelowFloor, Detail: events.Detail{
+			"slot": bf.Slot, "security_version": strconv.FormatUint(bf.SecurityVersion, 10), "floor": strconv.FormatUint(bf.Floor, 10)}})
 		return false
 	case err != nil:
 		a.log.Error("boot check", "error", err)

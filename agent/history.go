@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/sip"
 )
@@ -72,7 +73,10 @@ func (a *Agent) historyWatch(ev sip.Event) {
 		go func() {
 			if err := a.book.Add(e); err != nil {
 				a.log.Warn("call history", "error", err)
+				return
 			}
+			a.broadcast(control.Event{Time: time.Now().UTC(), Kind: control.EventHistory, Account: e.Account,
+				CallID: ev.Call.ID(), Dialog: ev.Call.Dialog().String()})
 		}()
 	}
 }

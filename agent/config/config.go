@@ -148,7 +148,10 @@ type Listener struct {
 // MediaSecurity is how SRTP keys are agreed.
 type MediaSecurity string
 
-// Media security modes.
+// Media security modes. DTLS-SRTP is the default: its keys are agreed on
+// the media path end to end, so no proxy on the signalling path ever sees
+// them; SDES (keys in the SDP, readable by every proxy that relays it) is
+// an explicit choice for a PBX that cannot do DTLS-SRTP.
 const (
 	MediaSDES MediaSecurity = "sdes"
 	MediaDTLS MediaSecurity = "dtls"
@@ -553,7 +556,7 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 	a := Account{
 		Name: af.Name, User: af.User, AuthUser: af.AuthUser, Domain: af.Domain,
 		Registrar: af.Registrar, ServerName: af.ServerName, PasswordFile: abs(af.PasswordFile), PasswordCred: af.PasswordCred,
-		DigestMin: policy.DefaultDigestMin, MediaSecurity: MediaSDES, Answer: AnswerAuto,
+		DigestMin: policy.DefaultDigestMin, MediaSecurity: MediaDTLS, Answer: AnswerAuto,
 		Expires: 600 * time.Second, Keepalive: 90 * time.Second,
 		RetryBase: 30 * time.Second, RetryMax: 1800 * time.Second,
 		AllowRefer: af.AllowRefer, AnswerDelay: 0,

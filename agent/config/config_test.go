@@ -46,7 +46,7 @@ func TestParseDefaults(t *testing.T) {
 		{"domain", a.Domain, "127.0.0.1"},
 		{"server_name", a.ServerName, "127.0.0.1"},
 		{"digest_min", a.DigestMin, policy.DigestSHA256},
-		{"media_security", a.MediaSecurity, MediaSDES},
+		{"media_security", a.MediaSecurity, MediaDTLS},
 		{"answer", a.Answer, AnswerAuto},
 		{"expires", a.Expires, 600 * time.Second},
 		{"allow_refer", a.AllowRefer, false},

@@ -164,9 +164,15 @@ type LockdownStatus struct {
 	DriftEvents uint64 `json:"drift_events"`
 }
 
+// EventHistory is the watch event sent once a call is in the call history
+// (written after its call_ended, off the call path): a client showing the
+// history refreshes on it.
+const EventHistory sip.EventKind = "history"
+
 // Event is one state change on the CmdWatch stream.
 type Event struct {
-	Time    time.Time     `json:"time"`
+	Time time.Time `json:"time"`
+	// Kind is an account event's (sip.EventKind) or EventHistory.
 	Kind    sip.EventKind `json:"kind"`
 	Account string        `json:"account,omitempty"`
 	CallID  string        `json:"call_id,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,6 +116,17 @@ type phoneUI struct {
 	mu    sync.Mutex       // guards shown
 	shown []sip.CallStatus // the calls in the table, in row order
 	acct  []string         // account names, in row order (for their calls)
+
+	// histAsked numbers history refreshes as they start; histShown (UI
+	// goroutine only) is the newest drawn, so a slow older answer never
+	// overwrites a newer one.
+	histAsked atomic.Uint64
+	histShown uint64
+	// The same for status refreshes: statSet (under mu) for shown,
+	// statShown (UI goroutine only) for the tables.
+	statAsked atomic.Uint64
+	statSet   uint64
+	statShown uint64
 }
 
 func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
@@ -236,7 +248,7 @@ func (u *phoneUI) watch() {
 				u.incoming(ev.Account, *ev.Call)
 			}
 			go u.refresh()
-			if ev.Kind == sip.EventCallEnded {
+			if ev.Kind == control.EventHistory {
 				go u.refreshHistory()
 			}
 			return nil
@@ -356,6 +368,7 @@ func (u *phoneUI) dtmf(digits string) {
 
 // refresh redraws accounts and calls from the agent's status.
 func (u *phoneUI) refresh() {
+	gen := u.statAsked.Add(1)
 	st, err := u.c.Status(u.ctx)
 	if err != nil {
 		u.say("status: %v", err)
@@ -369,9 +382,18 @@ func (u *phoneUI) refresh() {
 		}
 	}
 	u.mu.Lock()
+	if gen < u.statSet {
+		u.mu.Unlock()
+		return // a newer status is already in
+	}
+	u.statSet = gen
 	u.shown, u.acct = shown, acct
 	u.mu.Unlock()
 	u.app.QueueUpdateDraw(func() {
+		if gen < u.statShown {
+			return
+		}
+		u.statShown = gen
 		u.accounts.Clear()
 		for i, a := range st.Accounts {
 			reg := "not registered"
@@ -409,6 +431,7 @@ func (u *phoneUI) refresh() {
 // refreshHistory redraws the history filtered by the search field, with
 // the contacts that match on top.
 func (u *phoneUI) refreshHistory() {
+	gen := u.histAsked.Add(1)
 	var search string
 	done := make(chan struct{})
 	u.app.QueueUpdate(func() { search = u.search.GetText(); close(done) })
@@ -423,6 +446,10 @@ func (u *phoneUI) refreshHistory() {
 		cs, _ = u.c.Contacts(u.ctx, search) // no contacts book: only history is shown
 	}
 	u.app.QueueUpdateDraw(func() {
+		if gen < u.histShown {
+			return
+		}
+		u.histShown = gen
 		u.hist.Clear()
 		row := 0
 		for _, c := range cs {

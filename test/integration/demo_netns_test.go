@@ -17,13 +17,18 @@ import (
 // binaries registering over mutual TLS, one calling the other with SRTP, a
 // tone played each way and detected in the other side's recording.
 func TestDemo(t *testing.T) {
-	for _, sec := range []string{"sdes", "dtls"} {
+	// "default" is DTLS-SRTP: the configs carry no media_security key.
+	for _, sec := range []string{"default", "sdes"} {
 		t.Run(sec, func(t *testing.T) { runDemo(t, sec) })
 	}
 }
 
 func runDemo(t *testing.T, security string) {
 	e := newEnv(t)
+	label := security
+	if security == "default" {
+		label = "dtls, the default"
+	}
 	dir := t.TempDir()
 	aliceTone, bobTone := filepath.Join(dir, "alice-440.wav"), filepath.Join(dir, "bob-880.wav")
 	test.WriteToneWAV(t, aliceTone, toneOurs, 5*time.Second, 8000)
@@ -33,7 +38,7 @@ func runDemo(t *testing.T, security string) {
 	recDir := t.TempDir()
 	bob := startAgentProcess(t, "--config", bobCfg, "--play", bobTone, "--record-dir", recDir)
 	e.k.WaitRegistered(t, "bob", 10*time.Second)
-	fmt.Printf("demo[%s]: bob registered over mutual TLS (pid %d)\n", security, bob.cmd.Process.Pid)
+	fmt.Printf("demo[%s]: bob registered over mutual TLS (pid %d)\n", label, bob.cmd.Process.Pid)
 
 	aliceRec := filepath.Join(dir, "alice-received.wav")
 	var out, errb bytes.Buffer
@@ -42,7 +47,10 @@ func runDemo(t *testing.T, security string) {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	summary := strings.TrimSpace(out.String())
-	fmt.Printf("demo[%s]: hardphone call summary: %s\n", security, summary)
+	fmt.Printf("demo[%s]: hardphone call summary: %s\n", label, summary)
+	if want := map[string]string{"default": `"security":"dtls-srtp"`, "sdes": `"security":"sdes"`}[security]; !strings.Contains(summary, want) {
+		t.Errorf("call summary lacks %s", want)
+	}
 	if err != nil {
 		t.Fatalf("hardphone call: %v\nstderr:\n%s\nbob log:\n%s", err, tail(errb.String(), 40), tail(readFile(bob.log), 40))
 	}
@@ -66,14 +74,14 @@ func runDemo(t *testing.T, security string) {
 		t.Fatal(err)
 	}
 	r := test.DetectTone(samples, rate, toneTheirs)
-	fmt.Printf("demo[%s]: alice heard bob's %v Hz tone (energy ratio %.2f)\n", security, toneTheirs, r)
+	fmt.Printf("demo[%s]: alice heard bob's %v Hz tone (energy ratio %.2f)\n", label, toneTheirs, r)
 	if r < 0.5 {
 		t.Errorf("alice's recording: %v Hz ratio %.2f, want >= 0.5", toneTheirs, r)
 	}
 	status, err := exec.Command(hardphoneBinary(t), "status", "--config", bobCfg).CombinedOutput()
-	fmt.Printf("demo[%s]: hardphone status (bob):\n", security)
+	fmt.Printf("demo[%s]: hardphone status (bob):\n", label)
 	for _, l := range strings.Split(strings.TrimSpace(string(status)), "\n") {
-		fmt.Printf("demo[%s]:   %s\n", security, l)
+		fmt.Printf("demo[%s]:   %s\n", label, l)
 	}
 	if err != nil || !strings.Contains(string(status), "registered (granted") {
 		t.Errorf("hardphone status = %q, %v; want bob registered", status, err)
@@ -94,7 +102,7 @@ func runDemo(t *testing.T, security string) {
 		t.Fatal(err)
 	}
 	r = test.DetectTone(s, rr, toneOurs)
-	fmt.Printf("demo[%s]: bob heard alice's %v Hz tone (energy ratio %.2f)\n", security, toneOurs, r)
+	fmt.Printf("demo[%s]: bob heard alice's %v Hz tone (energy ratio %.2f)\n", label, toneOurs, r)
 	if r < 0.5 {
 		t.Errorf("bob's recording: %v Hz ratio %.2f, want >= 0.5", toneOurs, r)
 	}

@@ -152,7 +152,13 @@ func (e *env) writeConfig(t testing.TB, pc phoneConf) string {
 		dm = "MD5"
 	}
 	fmt.Fprintf(&acct, "digest_min = %q\n", dm)
-	if pc.mediaSecurity != "" {
+	// The suite's raw-socket peers, SIPp scenarios and baresip speak SDES
+	// unless a test says otherwise; "default" writes no key (DTLS-SRTP).
+	switch pc.mediaSecurity {
+	case "":
+		acct.WriteString("media_security = \"sdes\"\n")
+	case "default":
+	default:
 		fmt.Fprintf(&acct, "media_security = %q\n", pc.mediaSecurity)
 	}
 	if pc.answer != "" {

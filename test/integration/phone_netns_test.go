@@ -82,7 +82,13 @@ func TestTerminalPhone(t *testing.T) {
 		t.Fatal(err)
 	}
 	hp := hardphoneBinary(t)
-	m := startTmux(t, hp+" phone --config "+alice+" --log-file "+filepath.Join(t.TempDir(), "phone.log"))
+	phoneLog := filepath.Join(t.TempDir(), "phone.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- hardphone phone log (tail) ---\n%s", tail(readFile(phoneLog), 40))
+		}
+	})
+	m := startTmux(t, hp+" phone --config "+alice+" --log-file "+phoneLog)
 	m.waitScreen("registered", 20*time.Second)
 
 	m.keys("sip:bob@"+e.k.IP(), "Enter")
