@@ -88,9 +88,13 @@ func ParseKey(skey string) (*Key, error) {
 	if err := checkOrigin(signer.Name()); err != nil {
 		return nil, fmt.Errorf("parse log key: name: %w", err)
 	}
-	// PRIVATE+KEY+name+hash+base64: the seed follows the algorithm byte.
-	i := strings.LastIndexByte(skey, '+')
-	raw, err := base64.StdEncoding.DecodeString(skey[i+1:])
+	// PRIVATE+KEY+name+hash+base64 (names hold no '+', base64 may): the
+	// seed follows the algorithm byte.
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return nil, fmt.Errorf("parse log key: %w", ErrInvalid)
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return nil, fmt.Errorf("parse log key: not an Ed25519 key: %w", ErrInvalid)
 	}

@@ -14,9 +14,9 @@ import (
 // safe for concurrent use, and any number of Logs (hpfleet replicas) may
 // share one Storage's database: appends are serialised by the Storage.
 type Log struct {
-	st    Storage      // never nil
-	key   *Key         // never nil
-	trust *Trust       // the key's public half and any previous keys
+	st    Storage // never nil
+	key   *Key    // never nil
+	trust *Trust  // the key's public half and any previous keys
 	now   func() time.Time
 	log   *slog.Logger
 }
