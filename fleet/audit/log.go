@@ -191,18 +191,20 @@ func (l *Log) reader(ctx context.Context) tlog.HashReader {
 // last checkpoint stored: a log rolled back or edited underneath is not
 // blessed with a fresh signature.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	// The latest checkpoint first, then the size: sizes only grow and a
+	// checkpoint is signed only for a size reached, so in this order a
+	// replica's concurrent checkpoint can never look larger than the log.
+	latest, err := l.LatestCheckpoint(ctx)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
+	}
 	size, err := l.st.Size(ctx)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	if size == 0 {
-		return Checkpoint{}, fmt.Errorf("checkpoint: %w", ErrEmpty)
-	}
-	latest, err := l.LatestCheckpoint(ctx)
 	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
+	case size == 0:
+		return Checkpoint{}, fmt.Errorf("checkpoint: %w", ErrEmpty)
 	case latest.Size > size:
 		return Checkpoint{}, fmt.Errorf("checkpoint: log has %d entries, a checkpoint of %d was signed: %w", size, latest.Size, ErrTampered)
 	case latest.Size == size:

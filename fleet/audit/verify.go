@@ -372,11 +372,13 @@ func (v *verifier) entry(line int, data, seal []byte, readable *Entry) error {
 	for v.nextCP < len(v.sizes) && v.sizes[v.nextCP] == v.rep.Entries {
 		size := v.sizes[v.nextCP]
 		root := v.root()
-		ok := false
+		// Every checkpoint of the size must match: with a fork, one of
+		// the two histories is not the one these entries tell.
+		all := true
 		for _, c := range v.cps[size] {
-			ok = ok || c.Root == root
+			all = all && c.Root == root
 		}
-		if ok {
+		if all {
 			v.rep.Matched = append(v.rep.Matched, size)
 			v.matched = size
 		} else {

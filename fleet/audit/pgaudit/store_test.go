@@ -16,19 +16,6 @@ import (
 
 var ctx = context.Background()
 
-var (
-	pgOnce sync.Once
-	pg     *test.Postgres
-)
-
-// server starts one PostgreSQL for the package's tests; each test gets a
-// database of its own. It is stopped when the test that started it ends,
-// so tests using it run under one parent (TestPostgres).
-func server(t *testing.T) *test.Postgres {
-	pgOnce.Do(func() { pg = test.StartPostgres(t) })
-	return pg
-}
-
 // dsnOf remembers each storage's database, for Reopen and Replica.
 var dsnOf sync.Map
 
@@ -62,8 +49,10 @@ func superuser(t *testing.T, s *Storage, sql string, args ...any) {
 	}
 }
 
+// TestPostgres starts one server for every test of the package, each
+// with a database of its own.
 func TestPostgres(t *testing.T) {
-	srv := server(t)
+	srv := test.StartPostgres(t)
 	t.Run("Conformance", func(t *testing.T) {
 		audittest.Run(t, audittest.Backend{
 			Open: func(t *testing.T) audit.Storage { return open(t, srv.NewDatabase(t)) },
