@@ -246,7 +246,6 @@ type verifier struct {
 	seen    []uint64    // bit per index
 	maxIdx  int64       // highest index seen, -1
 	first   int64       // lowest index with an entry-level problem
-	dirty   bool        // a malformed line was read among the entries
 	matched int64
 	misses  []mismatch
 }
