@@ -650,7 +650,10 @@ func (a *Authenticator) FinishWebAuthnProof(ctx context.Context, token string, r
 		if ferr := a.failed(ctx, s, ad, now); ferr != nil {
 			return "", ferr
 		}
-		return "", fmt.Errorf("%w: %w", ErrBadCredentials, err)
+		if !errors.Is(err, ErrBadCredentials) {
+			err = fmt.Errorf("%w: %w", ErrBadCredentials, err)
+		}
+		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("finish webauthn: %w", err)
