@@ -91,7 +91,7 @@ func TestKeyNeverPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := skey[strings.LastIndexByte(skey, '+')+1:]
+	secret := strings.SplitN(skey, "+", 5)[4] // base64 may hold "+"
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "key", k)
 	for _, s := range []string{buf.String(), fmt.Sprint(k), fmt.Sprintf("%v %+v %#v", k, k, k)} {

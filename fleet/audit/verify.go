@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -483,4 +484,29 @@ func (v *verifier) sortedAll() []int64 {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// Text renders the report for a person (hpctl fleet audit verify).
+func (r *Report) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "audit log %s: %d entries, %d checkpoints verified", r.Origin, r.Entries, len(r.Checkpoints))
+	if len(r.Matched) > 0 {
+		fmt.Fprintf(&b, ", entries match the checkpoints of sizes %v (all consistent)", r.Matched)
+	}
+	if r.Unsigned > 0 {
+		fmt.Fprintf(&b, ", %d entries after the last matched checkpoint", r.Unsigned)
+	}
+	b.WriteString("\n")
+	if r.OK() {
+		b.WriteString("OK: no edit, deletion, reordering or truncation found\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "TAMPERED: %d problems\n", len(r.Problems)+r.MoreProblems)
+	for _, p := range r.Problems {
+		b.WriteString("  " + p.String() + "\n")
+	}
+	if r.MoreProblems > 0 {
+		fmt.Fprintf(&b, "  ... and %d more\n", r.MoreProblems)
+	}
+	return b.String()
 }

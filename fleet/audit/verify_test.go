@@ -124,6 +124,9 @@ func TestVerifyClean(t *testing.T) {
 	if !rep.OK() || rep.Entries != 20 || !rep.Consistent(8, 20) || rep.Unsigned != 0 || len(rep.Checkpoints) != 2 {
 		t.Fatalf("Verify(clean) = %+v, want OK with checkpoints 8 and 20 consistent", rep)
 	}
+	if !strings.HasPrefix(strings.Split(rep.Text(), "\n")[1], "OK") {
+		t.Fatalf("Report.Text() = %q, want OK on its second line", rep.Text())
+	}
 }
 
 // TestVerifyTampering edits the export the ways an attacker without the
@@ -210,6 +213,9 @@ func TestVerifyTampering(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := verify(t, tt.edit(clone(s.lines)), s.key.Trust(), tt.opts...)
 			got := problems(rep)
+			if !strings.Contains(rep.Text(), "TAMPERED") {
+				t.Errorf("Report.Text() = %q, want TAMPERED", rep.Text())
+			}
 			if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
 				t.Fatalf("Verify(%s) problems = %q, want %q\n%+v", tt.name, got, tt.want, rep.Problems)
 			}
