@@ -6,7 +6,7 @@ import "testing"
 // attacker with write access to it could put there). Oracle: a parsed
 // hash re-encodes to its input, and its parameters are within bounds.
 //
-//fuzz:budget 30000
+//fuzz:budget 80000
 func FuzzParseHash(f *testing.F) {
 	for _, v := range referenceVectors {
 		f.Add(v.phc)

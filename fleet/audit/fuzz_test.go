@@ -9,7 +9,7 @@ import (
 // storage and exports an attacker may have written. Oracle: whatever
 // decodes encodes back to exactly its input (one leaf per entry).
 //
-//fuzz:budget 100000
+//fuzz:budget 250000
 func FuzzDecodeEntry(f *testing.F) {
 	for _, e := range []Entry{fullEntry(), {Time: t0, Actor: Actor{Kind: ActorSystem}, Action: "x", Outcome: OutcomeFailure}} {
 		b, err := e.Encode()
@@ -34,7 +34,7 @@ func FuzzDecodeEntry(f *testing.F) {
 // FuzzParseCheckpoint feeds checkpoint notes (from exports and the
 // collector's files). Oracle: a parsed checkpoint re-renders to its text.
 //
-//fuzz:budget 90000
+//fuzz:budget 200000
 func FuzzParseCheckpoint(f *testing.F) {
 	skey, vkey, err := GenerateKey("fuzz.example/log")
 	if err != nil {
