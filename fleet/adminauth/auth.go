@@ -278,9 +278,9 @@ func (a *Authenticator) Login(ctx context.Context, name, password string, c Clie
 		}
 		return LoginResult{}, ErrBadCredentials
 	}
-	if err := a.clear(ctx, acct); err != nil {
-		return LoginResult{}, err
-	}
+	// The account's failures are cleared only when the second factor is
+	// proved too (proved): a right password alone must not reset the
+	// backoff that guards the second factor against guessing.
 	if rehash {
 		if h, err := a.hasher.Hash(ctx, password); err == nil {
 			// A failed rehash leaves the old, still valid hash.
@@ -540,8 +540,8 @@ func (a *Authenticator) proved(ctx context.Context, s Session, ad Admin, c Clien
 
 // failed records a failed proof: against the account, and on the session,
 // which ends after maxProofFailures.
-func (a *Authenticator) failed(ctx context.Context, s Session, ad Admin, now time.Time) error {
-	if err := a.fail(ctx, now, accountKey(ad.Name)); err != nil {
+func (a *Authenticator) failed(ctx context.Context, s Session, ad Admin, c Client, now time.Time) error {
+	if err := a.fail(ctx, now, accountKey(ad.Name), c.source()); err != nil {
 		return err
 	}
 	end := false
@@ -570,7 +570,7 @@ func (a *Authenticator) ProveTOTP(ctx context.Context, token, code string, c Cli
 	if err != nil {
 		return "", err
 	}
-	if err := a.checkThrottles(ctx, now, accountKey(ad.Name)); err != nil {
+	if err := a.checkThrottles(ctx, now, accountKey(ad.Name), c.source()); err != nil {
 		return "", err
 	}
 	err = a.st.UpdateAdmin(ctx, ad.ID, func(x *Admin) error {
@@ -585,7 +585,7 @@ func (a *Authenticator) ProveTOTP(ctx context.Context, token, code string, c Cli
 		return nil
 	})
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrReplay) {
-		if ferr := a.failed(ctx, s, ad, now); ferr != nil {
+		if ferr := a.failed(ctx, s, ad, c, now); ferr != nil {
 			return "", ferr
 		}
 		return "", err
@@ -627,7 +627,7 @@ func (a *Authenticator) FinishWebAuthnProof(ctx context.Context, token string, r
 	if err != nil {
 		return "", err
 	}
-	if err := a.checkThrottles(ctx, now, accountKey(ad.Name)); err != nil {
+	if err := a.checkThrottles(ctx, now, accountKey(ad.Name), c.source()); err != nil {
 		return "", err
 	}
 	sd, err := a.takeCeremony(ctx, s.Hash, ceremonyLogin)
@@ -647,7 +647,7 @@ func (a *Authenticator) FinishWebAuthnProof(ctx context.Context, token string, r
 		return nil
 	})
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrInvalid) {
-		if ferr := a.failed(ctx, s, ad, now); ferr != nil {
+		if ferr := a.failed(ctx, s, ad, c, now); ferr != nil {
 			return "", ferr
 		}
 		if !errors.Is(err, ErrBadCredentials) {
@@ -711,7 +711,7 @@ func (a *Authenticator) FinishTOTPEnrolment(ctx context.Context, token, code str
 	}
 	step, err := CheckTOTP(TOTPSecret(secret), code, now, -1)
 	if err != nil {
-		if ferr := a.failed(ctx, s, ad, now); ferr != nil {
+		if ferr := a.failed(ctx, s, ad, c, now); ferr != nil {
 			return "", ferr
 		}
 		return "", err
@@ -774,7 +774,7 @@ func (a *Authenticator) FinishWebAuthnRegistration(ctx context.Context, token st
 	})
 	if err != nil {
 		if errors.Is(err, ErrBadCredentials) {
-			if ferr := a.failed(ctx, s, ad, now); ferr != nil {
+			if ferr := a.failed(ctx, s, ad, c, now); ferr != nil {
 				return "", ferr
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 
@@ -143,7 +144,9 @@ func newWAEnv(t *testing.T) *waEnv {
 		t.Fatalf("NewWebAuthn error %v", err)
 	}
 	e := &waEnv{st: st, clock: authtest.NewClock()}
-	e.auth, err = adminauth.New(st, adminauth.WithHasher(authtest.FastHasher(t)), adminauth.WithClock(e.clock.Now), adminauth.WithWebAuthn(wa))
+	e.auth, err = adminauth.New(st, adminauth.WithHasher(authtest.FastHasher(t)), adminauth.WithClock(e.clock.Now), adminauth.WithWebAuthn(wa),
+		// Room for every refused answer the tests present.
+		adminauth.WithLockout(adminauth.LockoutPolicy{Free: 100, Base: time.Second, Max: time.Minute, Forget: time.Hour, MaxEntries: 100}))
 	if err != nil {
 		t.Fatal(err)
 	}

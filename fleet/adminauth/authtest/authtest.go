@@ -43,6 +43,7 @@ func Run(t *testing.T, b Backend) {
 		{"LoginEnrolTOTP", testLoginEnrolTOTP},
 		{"TOTPReplay", testTOTPReplay},
 		{"ConcurrentTOTPReplay", testConcurrentTOTPReplay},
+		{"SecondFactorGuessing", testSecondFactorGuessing},
 		{"Lockout", testLockout},
 		{"Enumeration", testEnumeration},
 		{"FixationAndLogout", testFixationAndLogout},

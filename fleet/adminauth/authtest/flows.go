@@ -80,12 +80,13 @@ func testTOTPReplay(t *testing.T, b Backend) {
 // testConcurrentTOTPReplay: the same code presented on two pending
 // logins at once, through two replicas: exactly one wins.
 func testConcurrentTOTPReplay(t *testing.T, b Backend) {
-	e := newEnv(t, b)
+	// Every replay counts as a failure: a policy with room for them all.
+	e := newEnv(t, b, adminauth.WithLockout(adminauth.LockoutPolicy{Free: 1000, Base: time.Second, Max: time.Minute, Forget: time.Hour, MaxEntries: 100}))
 	_, secret, _ := e.enrolled(t, "alice", adminauth.RoleViewer)
 	hs := handles(t, b, e.st)
 	auths := []*adminauth.Authenticator{e.auth}
 	if len(hs) > 1 {
-		auths = append(auths, e.authenticator(t, hs[1]))
+		auths = append(auths, e.authenticator(t, hs[1], adminauth.WithLockout(adminauth.LockoutPolicy{Free: 1000, Base: time.Second, Max: time.Minute, Forget: time.Hour, MaxEntries: 100})))
 	}
 	for round := 0; round < 5; round++ {
 		code := Code(t, secret, e.clock.Now())
@@ -426,5 +427,31 @@ func testRoleChange(t *testing.T, b Backend) {
 	}
 	if err := e.auth.SetRole(ctx, ad.ID, "root"); !errors.Is(err, adminauth.ErrInvalid) {
 		t.Fatalf("SetRole(root) error %v, want ErrInvalid", err)
+	}
+}
+
+// testSecondFactorGuessing: a right password does not reset the account's
+// backoff, so guessing TOTP codes over fresh logins slows down like
+// guessing passwords.
+func testSecondFactorGuessing(t *testing.T, b Backend) {
+	pol := adminauth.LockoutPolicy{Free: 3, Base: time.Minute, Max: time.Hour, Forget: 24 * time.Hour, MaxEntries: 100}
+	e := newEnv(t, b, adminauth.WithLockout(pol))
+	_, secret, _ := e.enrolled(t, "alice", adminauth.RoleViewer)
+	wrong := "000000"
+	if wrong == Code(t, secret, e.clock.Now()) || wrong == Code(t, secret, e.clock.Now().Add(-30*time.Second)) || wrong == Code(t, secret, e.clock.Now().Add(30*time.Second)) {
+		wrong = "999999"
+	}
+	for i := 0; i < 4; i++ {
+		r, err := e.auth.Login(ctx, "alice", "correct horse alice", Office)
+		if err != nil {
+			t.Fatalf("login %d error %v", i+1, err)
+		}
+		if _, err := e.auth.ProveTOTP(ctx, r.Token, wrong, Office); !errors.Is(err, adminauth.ErrBadCredentials) {
+			t.Fatalf("guess %d error %v, want ErrBadCredentials", i+1, err)
+		}
+	}
+	// Four wrong codes: the account is locked, the right password too.
+	if _, err := e.auth.Login(ctx, "alice", "correct horse alice", Office); !errors.Is(err, adminauth.ErrLockedOut) {
+		t.Fatalf("login after 4 wrong codes: error %v, want ErrLockedOut", err)
 	}
 }

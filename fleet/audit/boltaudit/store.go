@@ -131,9 +131,6 @@ func (s *Storage) Close() error {
 	return nil
 }
 
-// DB is the file, for tests that play the attacker with direct writes.
-func (s *Storage) DB() *bolt.DB { return s.db }
-
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket { return tx.Bucket(bucketRoot).Bucket(name) }

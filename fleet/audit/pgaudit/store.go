@@ -131,9 +131,6 @@ func (s *Storage) Close() error {
 	return nil
 }
 
-// Pool is the connection pool, for tests that play the attacker.
-func (s *Storage) Pool() *pgxpool.Pool { return s.pool }
-
 func (s *Storage) migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
