@@ -1,0 +1,12 @@
+package authtest
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the suite tests through package adminauth's API only.
+func TestDeps(t *testing.T) {
+	deptest.Imports(t, "fleet/adminauth")
+}

@@ -1,0 +1,12 @@
+package boltauth
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the bbolt store knows package adminauth and nothing else of ours.
+func TestDeps(t *testing.T) {
+	deptest.Only(t, "fleet/adminauth")
+}

@@ -1,0 +1,9 @@
+package adminauth
+
+import (
+	"os"
+	"strconv"
+)
+
+func getenv(k string) string { return os.Getenv(k) }
+func itoa(n int) string      { return strconv.Itoa(n) }

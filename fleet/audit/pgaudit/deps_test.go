@@ -1,0 +1,12 @@
+package pgaudit
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the PostgreSQL storage knows package audit and nothing else of ours.
+func TestDeps(t *testing.T) {
+	deptest.Only(t, "fleet/audit", "crypto/policy")
+}
