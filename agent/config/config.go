@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,6 +63,32 @@ type Config struct {
 	Events Events
 	// Audio is the sound device calls use.
 	Audio Audio
+	// Provision is the fleet the phone enrols with; its zero value (no
+	// Server) means none.
+	Provision Provision
+}
+
+// Provision is the [provision] table: the fleet server (hpfleet) the phone
+// enrols with, renews its certificate from and checks in to. Its CA and
+// name are the image's, never learned from the network.
+type Provision struct {
+	// Server is "https://NAME[:PORT]".
+	Server string
+	// ServerName is the name the server's certificate must carry (default:
+	// Server's host).
+	ServerName string
+	// ServerCA holds the fleet server's CA (PEM); required with Server.
+	ServerCA string
+	// DeviceCA is the fleet's device CA (PEM): an issued certificate that
+	// does not chain to it is refused; required with Server.
+	DeviceCA string
+	// HintFile, when set, is a file the DHCP client writes with the
+	// fleet address from option 43/66 ("HOST:PORT"): only where to dial,
+	// the server must still prove ServerName.
+	HintFile string
+	// CheckInInterval is how often the phone checks in (jittered; the
+	// server may ask for another interval).
+	CheckInInterval time.Duration
 }
 
 // Audio is the [audio] table: the sound device a person talks through.
@@ -251,6 +278,7 @@ type file struct {
 	Update        updateFile `toml:"update"`
 	Events        eventsFile `toml:"events"`
 	Audio         audioFile  `toml:"audio"`
+	Provision     provFile   `toml:"provision"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
@@ -262,6 +290,15 @@ type updateFile struct {
 	Keyring       string  `toml:"keyring"`
 	Purpose       string  `toml:"check_purpose"`
 	MarkGoodAfter *string `toml:"mark_good_after"`
+}
+
+type provFile struct {
+	Server          string  `toml:"server"`
+	ServerName      string  `toml:"server_name"`
+	ServerCA        string  `toml:"server_ca"`
+	DeviceCA        string  `toml:"device_ca"`
+	HintFile        string  `toml:"hint_file"`
+	CheckInInterval *string `toml:"checkin_interval"`
 }
 
 type audioFile struct {
@@ -440,6 +477,11 @@ func (f *file) validate(dir string) (*Config, error) {
 	if len(c.Events.Hostname) > 255 {
 		return nil, keyErr("events.hostname", "longer than 255 bytes")
 	}
+	prov, err := f.Provision.validate(c.StateDir, abs)
+	if err != nil {
+		return nil, err
+	}
+	c.Provision = prov
 	c.Audio = Audio{Device: f.Audio.Device, Input: f.Audio.Input, Output: f.Audio.Output, Server: f.Audio.Server}
 	switch c.Audio.Device {
 	case "":
@@ -464,6 +506,14 @@ func (f *file) validate(dir string) (*Config, error) {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return nil, keyErr("tls.key_file", "cert_file and key_file go together")
+	}
+	if c.Provision.Server != "" {
+		if c.CredentialStore == "" {
+			return nil, keyErr("credential_store", "required with [provision]: enrolment proves the identity key lives in the TPM")
+		}
+		if c.TLS.CertFile != "" {
+			return nil, keyErr("tls.cert_file", "excludes [provision]: the fleet issues the phone's certificate")
+		}
 	}
 
 	c.Media.LocalIP = netip.MustParseAddr("127.0.0.1")
@@ -744,4 +794,39 @@ func parseListener(s string) (Listener, error) {
 		return Listener{}, fmt.Errorf("%q: %v", s, err)
 	}
 	return Listener{Network: network, Addr: ap}, nil
+}
+
+func (pf provFile) validate(stateDir string, abs func(string) string) (Provision, error) {
+	p := Provision{Server: pf.Server, ServerName: pf.ServerName, ServerCA: abs(pf.ServerCA), DeviceCA: abs(pf.DeviceCA),
+		HintFile: abs(pf.HintFile), CheckInInterval: 15 * time.Minute}
+	if p.Server == "" {
+		if pf != (provFile{}) {
+			return p, keyErr("provision.server", "required: the [provision] table names no fleet server")
+		}
+		return Provision{}, nil
+	}
+	u, err := url.Parse(p.Server)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return p, keyErr("provision.server", "%q: want https://NAME[:PORT]", p.Server)
+	}
+	if p.ServerName == "" {
+		p.ServerName = u.Hostname()
+	}
+	if pf.ServerCA == "" {
+		return p, keyErr("provision.server_ca", "required: the fleet server's CA is pinned by the image")
+	}
+	if pf.DeviceCA == "" {
+		return p, keyErr("provision.device_ca", "required: certificates the fleet issues must chain to its device CA")
+	}
+	if stateDir == "" {
+		return p, keyErr("state_dir", "required with [provision] (the identity and its certificate live in the state file)")
+	}
+	if pf.CheckInInterval != nil {
+		d, err := time.ParseDuration(*pf.CheckInInterval)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			return p, keyErr("provision.checkin_interval", "%q: want a duration from 10s to 24h", *pf.CheckInInterval)
+		}
+		p.CheckInInterval = d
+	}
+	return p, nil
 }

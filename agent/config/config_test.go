@@ -222,3 +222,35 @@ func TestParseCallPathKeys(t *testing.T) {
 		t.Errorf("6 RTP ports: max_calls %d, account %d; want 3, 3", c.MaxCalls, c.Accounts[0].MaxCalls)
 	}
 }
+
+// TestProvision: the [provision] table's keys, defaults and refusals.
+func TestProvision(t *testing.T) {
+	base := "state_dir = \"st\"\ncredential_store = \"software:kek\"\n[tls]\nca_file = \"ca.pem\"\n[[account]]\nuser = \"alice\"\nregistrar = \"127.0.0.1:5061\"\npassword_file = \"pw\"\n"
+	good := "[provision]\nserver = \"https://fleet.example.com:8443\"\nserver_ca = \"fleet-ca.pem\"\ndevice_ca = \"device-ca.pem\"\n"
+	c, err := Parse([]byte(base+good), "/etc/hp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Provision
+	if p.ServerName != "fleet.example.com" || p.ServerCA != "/etc/hp/fleet-ca.pem" || p.CheckInInterval != 15*time.Minute {
+		t.Errorf("Parse(provision) = %+v, want server_name from the URL, paths resolved, 15m check-ins", p)
+	}
+	c, err = Parse([]byte(base), "/x")
+	if err != nil || c.Provision.Server != "" {
+		t.Errorf("Parse(no [provision]) = %+v, %v; want none", c.Provision, err)
+	}
+	for _, tc := range []struct{ in, key string }{
+		{base + "[provision]\nserver_ca = \"x\"\n", "provision.server"},
+		{base + strings.Replace(good, "https://", "http://", 1), "provision.server"},
+		{base + strings.Replace(good, ":8443", ":8443/enrol?x=1", 1), "provision.server"},
+		{base + strings.Replace(good, "server_ca = \"fleet-ca.pem\"\n", "", 1), "provision.server_ca"},
+		{base + strings.Replace(good, "device_ca = \"device-ca.pem\"\n", "", 1), "provision.device_ca"},
+		{base + good + "checkin_interval = \"1s\"\n", "provision.checkin_interval"},
+		{strings.Replace(base, "credential_store = \"software:kek\"\n", "", 1) + good, "credential_store"},
+		{strings.Replace(base, "state_dir = \"st\"\n", "", 1) + good, "state_dir"},
+	} {
+		if _, err := Parse([]byte(tc.in), "/x"); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("Parse(%q) = %v, want an error naming %s", tc.in, err, tc.key)
+		}
+	}
+}
