@@ -6,7 +6,8 @@ set -eu
 # (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
 # the fleet store on PostgreSQL (11), the syslog-over-TLS collector for
 # security events (14), the G.722 reference encoder/decoder and sound
-# devices without a sound card (15).
+# devices without a sound card (15), the static server for TUF
+# repositories (12).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
@@ -14,6 +15,7 @@ rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
 postgresql
 rsyslog rsyslog-gnutls
+nginx
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
 ffmpeg"
 missing=""
