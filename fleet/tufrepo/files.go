@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // writeAtomic replaces path with data: a temporary file in the same
@@ -39,11 +40,32 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if err := newerMtime(tmp, path); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// newerMtime gives tmp a modification time at least one second after
+// that of the file it replaces. Static servers derive their validators
+// from it at one-second resolution (nginx's ETag is hex(mtime seconds) "-"
+// hex(size)): a timestamp.json re-signed within the same second at the
+// same length would otherwise keep its ETag, and a client asking with
+// If-None-Match would be told, wrongly, that nothing changed.
+func newerMtime(tmp, path string) error {
+	old, err := os.Stat(path)
+	if err != nil {
+		return nil // nothing replaced
+	}
+	t := time.Now()
+	if t.Unix() <= old.ModTime().Unix() {
+		t = time.Unix(old.ModTime().Unix()+1, 0)
+	}
+	return os.Chtimes(tmp, t, t)
 }
 
 func syncDir(dir string) error {
