@@ -304,7 +304,7 @@ func (f *fleet) writeDevice(r *tufrepo.DeviceRepo) {
 // refreshTimestamps re-signs every timestamp (image and devices).
 func (f *fleet) refreshTimestamps() {
 	f.t.Helper()
-	if _, err := f.image.Timestamp(f.imageTS); err != nil {
+	if _, err := f.image.Timestamp(tufrepo.SigningKeys{Snapshot: f.imageSnap, Timestamp: f.imageTS}); err != nil {
 		f.t.Fatalf("image Timestamp: %v", err)
 	}
 	for dev, r := range f.devices {

@@ -317,8 +317,11 @@ func (d *Director) PublishStaged(prev *DeviceRepo, s *StagedDevice) (*DeviceRepo
 }
 
 // RefreshTimestamp signs a new timestamp for a device's current snapshot:
-// fresh expiry and signed time. hpfleet runs it for every device well
-// within the timestamp lifetime, or the devices report stale.
+// fresh expiry and signed time; and a new snapshot version first when the
+// current one has less than half its lifetime left. hpfleet runs it for
+// every device well within the timestamp lifetime, or the devices report
+// stale. Targets are not renewed here (they may need admin signatures):
+// publish the assignment again before TargetsExpiry.
 func (d *Director) RefreshTimestamp(prev *DeviceRepo) (*DeviceRepo, error) {
 	if prev == nil {
 		return nil, errors.New("refresh timestamp: no repository")
@@ -328,16 +331,42 @@ func (d *Director) RefreshTimestamp(prev *DeviceRepo) (*DeviceRepo, error) {
 		return nil, fmt.Errorf("refresh timestamp %s: no timestamp", prev.DeviceID)
 	}
 	now := d.now()
-	ts, b, err := newTimestamp(d.root, p.timestamp, prev.SnapshotVersion, prev.Snapshot, now, d.life.Timestamp, prev.DeviceID, d.keys.Timestamp)
+	next := *prev
+	old, err := metadata.Snapshot().FromBytes(prev.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("refresh timestamp %s: snapshot: %w", prev.DeviceID, err)
+	}
+	if old.Signed.Expires.Sub(now) < d.life.Snapshot/2 {
+		snap := metadata.Snapshot(expiry(now, d.life.Snapshot))
+		snap.Signed.Version = old.Signed.Version + 1
+		snap.Signed.Meta = old.Signed.Meta
+		setField(&snap.Signed.UnrecognizedFields, FieldDevice, prev.DeviceID)
+		b, err := signRole(d.root, RoleSnapshot, snap, d.keys.Snapshot)
+		if err != nil {
+			return nil, fmt.Errorf("refresh timestamp %s: snapshot: %w", prev.DeviceID, err)
+		}
+		next.Snapshot, next.SnapshotVersion = b, snap.Signed.Version
+	}
+	ts, b, err := newTimestamp(d.root, p.timestamp, next.SnapshotVersion, next.Snapshot, now, d.life.Timestamp, prev.DeviceID, d.keys.Timestamp)
 	if err != nil {
 		return nil, fmt.Errorf("refresh timestamp %s: %w", prev.DeviceID, err)
 	}
-	next := *prev
 	next.Timestamp, next.TimestampVersion = b, ts.Signed.Version
 	if err := verifyAsClient(d.setOf(&next), p, now, prev.DeviceID); err != nil {
 		return nil, fmt.Errorf("refresh timestamp %s: %w", prev.DeviceID, err)
 	}
 	return &next, nil
+}
+
+// TargetsExpiry is when a device's director targets expires: before then
+// hpfleet publishes the assignment again (with admin signatures where the
+// threshold needs them).
+func TargetsExpiry(r *DeviceRepo) (time.Time, error) {
+	t, err := metadata.Targets().FromBytes(r.Targets)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("targets expiry: %w", err)
+	}
+	return t.Signed.Expires, nil
 }
 
 // setOf views a device repository as a set under the director's roots

@@ -42,29 +42,43 @@ func lastRoot(s *set) []byte {
 }
 
 // Timestamp signs a new timestamp for the published snapshot: a new
-// version, a fresh expiry and signed time. Run it more often than the
+// version, a fresh expiry and signed time. With snapshot keys it first
+// signs a new snapshot version (same targets, fresh expiry), which must
+// happen more often than the snapshot lifetime. Run it more often than the
 // timestamp lifetime, or clients report the repository stale.
-func (r *Repo) Timestamp(keys []*Key) (int64, error) {
+func (r *Repo) Timestamp(keys SigningKeys) (Published, error) {
 	cur, err := r.load()
 	if err != nil {
-		return 0, fmt.Errorf("timestamp: %w", err)
+		return Published{}, fmt.Errorf("timestamp: %w", err)
 	}
 	if cur.snapshot == nil || cur.root == nil {
-		return 0, errors.New("timestamp: nothing published yet")
+		return Published{}, errors.New("timestamp: nothing published yet")
 	}
-	ts, b, err := newTimestamp(cur.root, cur.timestamp, cur.snapshot.Signed.Version, cur.snapBytes, r.now(), r.life.Timestamp, "", keys)
-	if err != nil {
-		return 0, fmt.Errorf("timestamp: %w", err)
-	}
+	now := r.now()
 	next := *cur
-	next.timestamp, next.tsBytes = ts, b
-	if err := verifyAsClient(&next, cur, r.now(), ""); err != nil {
-		return 0, fmt.Errorf("timestamp: %w", err)
+	var pub Published
+	if len(keys.Snapshot) > 0 {
+		snap := metadata.Snapshot(expiry(now, r.life.Snapshot))
+		snap.Signed.Version = cur.snapshot.Signed.Version + 1
+		snap.Signed.Meta = cur.snapshot.Signed.Meta
+		b, err := signRole(cur.root, RoleSnapshot, snap, keys.Snapshot)
+		if err != nil {
+			return Published{}, fmt.Errorf("timestamp: snapshot: %w", err)
+		}
+		next.snapshot, next.snapBytes, pub.Snapshot = snap, b, snap.Signed.Version
 	}
-	if err := r.write(&next, Published{Timestamp: ts.Signed.Version}); err != nil {
-		return 0, fmt.Errorf("timestamp: %w", err)
+	ts, b, err := newTimestamp(cur.root, cur.timestamp, next.snapshot.Signed.Version, next.snapBytes, now, r.life.Timestamp, "", keys.Timestamp)
+	if err != nil {
+		return Published{}, fmt.Errorf("timestamp: %w", err)
 	}
-	return ts.Signed.Version, nil
+	next.timestamp, next.tsBytes, pub.Timestamp = ts, b, ts.Signed.Version
+	if err := verifyAsClient(&next, cur, now, ""); err != nil {
+		return Published{}, fmt.Errorf("timestamp: %w", err)
+	}
+	if err := r.write(&next, pub); err != nil {
+		return Published{}, fmt.Errorf("timestamp: %w", err)
+	}
+	return pub, nil
 }
 
 // editTargets returns the staged targets to change: the staged one if

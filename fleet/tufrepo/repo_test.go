@@ -206,13 +206,23 @@ func TestInitThresholds(t *testing.T) {
 		t.Fatalf("Open = %v, lifetimes %v", err, r2.Lifetimes())
 	}
 	clock.Add(time.Hour)
-	if v, err := r2.Timestamp(k.snapshot); err == nil {
-		t.Fatalf("Timestamp(snapshot key) = v%d, want refused", v)
+	if v, err := r2.Timestamp(SigningKeys{Timestamp: k.snapshot}); err == nil {
+		t.Fatalf("Timestamp(snapshot key) = %v, want refused", v)
 	}
-	if v, err := r2.Timestamp(k.timestamp); err != nil || v != 2 {
-		t.Fatalf("Timestamp = v%d, %v, want v2", v, err)
+	if v, err := r2.Timestamp(SigningKeys{Timestamp: k.timestamp}); err != nil || v != (Published{Timestamp: 2}) {
+		t.Fatalf("Timestamp = %v, %v, want timestamp v2", v, err)
 	}
 	clientCheck(t, r.PublicDir(), clock.Now())
+	// Six days on, the snapshot is renewed with the timestamp.
+	clock.Add(6 * 24 * time.Hour)
+	if v, err := r2.Timestamp(k.online()); err != nil || v != (Published{Snapshot: 2, Timestamp: 3}) {
+		t.Fatalf("Timestamp(with snapshot key) = %v, %v, want snapshot v2, timestamp v3", v, err)
+	}
+	clientCheck(t, r.PublicDir(), clock.Now())
+	clock.Add(8 * 24 * time.Hour)
+	if _, err := r2.Timestamp(SigningKeys{Timestamp: k.timestamp}); err == nil {
+		t.Fatalf("Timestamp over an expired snapshot succeeded")
+	}
 }
 
 // TestAddBundleAndRotate covers a target's life and root rotation.
