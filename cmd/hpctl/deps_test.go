@@ -7,10 +7,11 @@ import (
 )
 
 // TestDeps: the host tool talks to the board descriptions (pure data, to
-// build images), the bundle format and the bootchooser convention; it
-// never links the phone's agent, the wiring or device code.
+// build images), the bundle format, the bootchooser convention and the
+// TUF repository tools; it never links the phone's agent, the wiring or
+// device code.
 func TestDeps(t *testing.T) {
-	deptest.Imports(t, "board", "update/bundle", "update/bootchooser", "internal/cli")
+	deptest.Imports(t, "board", "update/bundle", "update/bootchooser", "internal/cli", "fleet/tufrepo")
 	deptest.Check(t, "github.com/hardphone/hardphone/agent", "github.com/hardphone/hardphone/hal",
 		"github.com/hardphone/hardphone/system", "github.com/emiago", "go.etcd.io/bbolt")
 }

@@ -20,7 +20,8 @@ commands:
   bundle info     show a bundle's verified manifest and signer
   bundle verify   check a bundle's signature and every payload byte
   image build     make a board's disk image, slot image and bundle
-  image kernel    fetch a board's kernel into the cache (the only step that needs the network)`)
+  image kernel    fetch a board's kernel into the cache (the only step that needs the network)
+  repo ...        the TUF repositories phones follow: keys, targets, signatures, rotation (hpctl repo help)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBundle(args[1:], stdout, stderr)
 	case "image":
 		err = cmdImage(args[1:], stdout, stderr)
+	case "repo":
+		err = cmdRepo(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0
