@@ -332,7 +332,7 @@ func (f *fleet) imageVersion(role string) int64 {
 	return 0
 }
 
-func (f *fleet) imageURL() string           { return f.url + "/image/public/" }
+func (f *fleet) imageURL() string              { return f.url + "/image/public/" }
 func (f *fleet) directorURL(dev string) string { return f.url + "/director/" + dev + "/" }
 func (f *fleet) devicePath(dev, name string) string {
 	return filepath.Join(f.base, "director", dev, filepath.FromSlash(name))

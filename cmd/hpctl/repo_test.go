@@ -54,7 +54,6 @@ func verifyRepo(t *testing.T, public string) *trustedmetadata.TrustedMetadata {
 	return tm
 }
 
-
 func mustHpctl(t *testing.T, args ...string) string {
 	t.Helper()
 	so, se, code := hpctl(t, args...)

@@ -116,7 +116,9 @@ func (k repoKeys) initParams(rootSigners, targetSigners int) InitParams {
 	}
 }
 
-func (k repoKeys) online() SigningKeys { return SigningKeys{Snapshot: k.snapshot, Timestamp: k.timestamp} }
+func (k repoKeys) online() SigningKeys {
+	return SigningKeys{Snapshot: k.snapshot, Timestamp: k.timestamp}
+}
 
 // clientCheck verifies a repository's public files with go-tuf from root
 // v1, as a new client would.
