@@ -174,13 +174,9 @@ func (c *Client) Refresh(ctx context.Context) (Status, error) {
 	var errs []error
 	for _, r := range c.repos {
 		c.mu.Lock()
-		cur := c.views[r.name].raw
+		cur := c.views[r.name]
 		c.mu.Unlock()
-		var base *stored
-		if cur.timestamp != nil || string(cur.root) != string(r.pinned) {
-			base = &cur
-		}
-		res, err := r.refresh(ctx, base, now)
+		res, err := r.refresh(ctx, cur, now)
 		out := refreshOutcome{at: now, err: err, fetched: res.fetched}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s repository: %w", r.name, err))

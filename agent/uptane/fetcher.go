@@ -59,6 +59,9 @@ const etagName = "timestamp.json"
 // maxETag bounds a remembered ETag.
 const maxETag = 256
 
+// maxErrorBody bounds what is read of a non-200 response.
+const maxErrorBody = 4 << 10
+
 // Fetch implements Fetcher.
 func (f *HTTPFetcher) Fetch(ctx context.Context, name string, max int64) ([]byte, error) {
 	if err := checkFetchName(name); err != nil {
@@ -81,6 +84,11 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, name string, max int64) ([]byte
 		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// A short error page is read to its end so the connection can
+		// carry the next request; a long one is not worth it.
+		_, _ = io.CopyN(io.Discard, resp.Body, maxErrorBody) // best effort: it only decides connection reuse
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotModified:

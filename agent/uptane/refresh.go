@@ -1,6 +1,7 @@
 package uptane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,15 +42,12 @@ type result struct {
 }
 
 // refresh runs the TUF client workflow (specification §5.3 to §5.6) for
-// one repository against its trusted set cur (nil: only the pinned root),
-// entirely in memory. It returns the set to commit when anything changed;
-// an error leaves nothing to commit.
-func (r *repo) refresh(ctx context.Context, cur *stored, now time.Time) (result, error) {
+// one repository against its trusted set cur (its root alone before the
+// first refresh), entirely in memory. It returns the set to commit when
+// anything changed; an error leaves nothing to commit.
+func (r *repo) refresh(ctx context.Context, cur *view, now time.Time) (result, error) {
 	var res result
-	base := cur
-	if base == nil {
-		base = &stored{root: r.pinned}
-	}
+	base := &cur.raw
 	fetch := func(name string, max int64) ([]byte, error) {
 		b, err := r.fetcher.Fetch(ctx, name, max)
 		if err != nil {
@@ -62,6 +60,35 @@ func (r *repo) refresh(ctx context.Context, cur *stored, now time.Time) (result,
 		res.fetched += int64(len(b))
 		return b, nil
 	}
+
+	// §5.3: every newer root. They are verified below, in order, before
+	// anything else is.
+	var roots [][]byte
+	for i := 0; i < MaxRootRotations; i++ {
+		v := cur.root.Signed.Version + 1 + int64(i)
+		b, err := fetch(fmt.Sprintf("%d.root.json", v), MaxRootSize)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		roots = append(roots, b)
+	}
+	tsb, err := fetch("timestamp.json", MaxTimestampSize)
+	if err != nil {
+		return res, err
+	}
+	// The poll that finds nothing new: no new root, and the very
+	// timestamp already trusted. Those bytes were verified before they
+	// were committed (and again when loaded); only time has passed.
+	if len(roots) == 0 && base.timestamp != nil && bytes.Equal(tsb, base.timestamp) {
+		if role := cur.expiredRole(now); role != "" {
+			return res, &ExpiredError{Repository: r.name, Role: role}
+		}
+		return res, nil
+	}
+
 	tm, err := trustedmetadata.New(base.root)
 	if err != nil {
 		return res, fmt.Errorf("trusted root: %w", refused(err))
@@ -69,19 +96,10 @@ func (r *repo) refresh(ctx context.Context, cur *stored, now time.Time) (result,
 	tm.RefTime = now
 	next := stored{root: base.root, timestamp: base.timestamp, snapshot: base.snapshot, targets: base.targets}
 	changed := false
-
-	// §5.3: every newer root, each signed by a threshold of the previous
-	// root's keys and of its own, its version exactly one more.
-	for i := 0; i < MaxRootRotations; i++ {
+	// Each newer root is signed by a threshold of the previous root's keys
+	// and of its own, its version exactly one more.
+	for _, b := range roots {
 		v := tm.Root.Signed.Version + 1
-		name := fmt.Sprintf("%d.root.json", v)
-		b, err := fetch(name, MaxRootSize)
-		if errors.Is(err, ErrNotFound) {
-			break
-		}
-		if err != nil {
-			return res, err
-		}
 		if _, err := tm.UpdateRoot(b); err != nil {
 			return res, fmt.Errorf("root v%d: %w", v, refused(err))
 		}
@@ -100,10 +118,6 @@ func (r *repo) refresh(ctx context.Context, cur *stored, now time.Time) (result,
 	}
 	if tm.Root.Signed.IsExpired(now) {
 		return res, &ExpiredError{Repository: r.name, Role: metadata.ROOT}
-	}
-	tsb, err := fetch("timestamp.json", MaxTimestampSize)
-	if err != nil {
-		return res, err
 	}
 	tsChanged := true
 	if _, err := tm.UpdateTimestamp(tsb); err != nil {
