@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/hardphone/hardphone/fleet/tufrepo"
 )
@@ -164,6 +165,16 @@ func TestRefusedChangesNothing(t *testing.T) {
 			for name, data := range f.devices[devB].Files() {
 				serve(t, f.devicePath(devA, name), data)
 			}
+			return ErrWrongDevice
+		}},
+		{"targets naming another device", func(t *testing.T, f *fleet) error {
+			// Timestamp and snapshot name this device; the targets they
+			// carry is another device's, all signed with the online keys.
+			s, err := f.director.StageDevice(f.devices[devB], devB, f.assignment("2.0"))
+			if err != nil {
+				t.Fatalf("StageDevice: %v", err)
+			}
+			f.forgeDevice(devA, s.Targets, f.devices[devB].TargetsVersion+1, devA)
 			return ErrWrongDevice
 		}},
 		{"threshold not met", func(t *testing.T, f *fleet) error {
@@ -392,5 +403,48 @@ func TestRootRotation(t *testing.T) {
 	q := f.newPhone(devA)
 	if st := q.mustRefresh(); st.Image.Root != 3 {
 		t.Fatalf("new phone image root v%d, want 3", st.Image.Root)
+	}
+	// Firmware that pins a newer root than the state file holds: the
+	// pinned one wins at once.
+	p.close()
+	db := mustOpenDB(t, p.dbPath)
+	imgF, _ := NewHTTPFetcher(p.http, f.imageURL())
+	dirF, _ := NewHTTPFetcher(p.http, f.directorURL(devA))
+	dirPinned := f.pinned(f.dirRepo.PublicDir())
+	f.clock.Add(time.Minute)
+	if err := f.image.RotateRoot(tufrepo.Rotation{Root: &tufrepo.RoleKeys{Keys: newRoot, Threshold: 2}}, newRoot); err != nil {
+		t.Fatalf("RotateRoot: %v", err)
+	}
+	f.publishImage()
+	c, err := New(db, devA, f.clock.Now, RepoConfig{Root: readFile(t, f.imagePath("4.root.json")), Fetcher: imgF}, RepoConfig{Root: dirPinned, Fetcher: dirF})
+	if err != nil {
+		t.Fatalf("New(newer pinned root) = %v", err)
+	}
+	if st := c.Status(); st.Image.Root != 4 || st.Image.Targets == 0 {
+		t.Fatalf("Status with a newer pinned root = image root v%d targets v%d, want root v4 and the stored targets", st.Image.Root, st.Image.Targets)
+	}
+	if st, err := c.Refresh(context.Background()); err != nil || st.Image.Root != 4 {
+		t.Fatalf("Refresh = image root v%d, %v", st.Image.Root, err)
+	}
+}
+
+// TestDamagedState: a state file whose trusted set does not verify (a
+// byte of the stored targets changed) is refused when the client is made.
+func TestDamagedState(t *testing.T) {
+	f := newFleet(t, fleetOptions{})
+	f.assign(devA, "1.0")
+	p := f.newPhone(devA)
+	p.mustRefresh()
+	err := p.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUptane).Bucket([]byte(Director))
+		v := append([]byte(nil), b.Get(keyTargets)...)
+		v[len(v)/2] ^= 1
+		return b.Put(keyTargets, v)
+	})
+	if err != nil {
+		t.Fatalf("damage: %v", err)
+	}
+	if _, err := f.client(p.db, devA, p.http); !errors.Is(err, ErrState) {
+		t.Fatalf("New(damaged state) = %v, want ErrState", err)
 	}
 }
