@@ -131,11 +131,20 @@ func New(db *bolt.DB, deviceID string, clock func() time.Time, image, director R
 			return nil, fmt.Errorf("uptane: %s repository: %w", rc.name, err)
 		}
 		if pinned.root.Signed.Version > v.root.Signed.Version {
-			// A firmware update brought a newer pinned root: it wins, and
-			// the stored set stays only as the rollback reference.
+			// A firmware update brought a newer pinned root: it wins. The
+			// stored set is kept if it verifies under it; if not (its
+			// timestamp, snapshot or targets keys were rotated) its bytes
+			// stay only as the rollback reference of the next refresh.
 			c.log.Info("pinned root newer than the stored one", "repository", rc.name,
 				"pinned", pinned.root.Signed.Version, "stored", v.root.Signed.Version)
-			v.raw.root, v.root = pinned.raw.root, pinned.root
+			cand := v.raw
+			cand.root = rc.cfg.Root
+			if nv, err := parseView(&cand); err == nil {
+				v = nv
+			} else {
+				v = &view{raw: cand, root: pinned.root}
+			}
+			v.rootSwapped = true
 		}
 		c.views[rc.name] = v
 	}

@@ -82,7 +82,7 @@ func (r *repo) refresh(ctx context.Context, cur *view, now time.Time) (result, e
 	// The poll that finds nothing new: no new root, and the very
 	// timestamp already trusted. Those bytes were verified before they
 	// were committed (and again when loaded); only time has passed.
-	if len(roots) == 0 && base.timestamp != nil && bytes.Equal(tsb, base.timestamp) {
+	if len(roots) == 0 && !cur.rootSwapped && cur.timestamp != nil && bytes.Equal(tsb, base.timestamp) {
 		if role := cur.expiredRole(now); role != "" {
 			return res, &ExpiredError{Repository: r.name, Role: role}
 		}
@@ -95,7 +95,9 @@ func (r *repo) refresh(ctx context.Context, cur *view, now time.Time) (result, e
 	}
 	tm.RefTime = now
 	next := stored{root: base.root, timestamp: base.timestamp, snapshot: base.snapshot, targets: base.targets}
-	changed := false
+	// A newer pinned root is committed with the first set verified under
+	// it.
+	changed := cur.rootSwapped
 	// Each newer root is signed by a threshold of the previous root's keys
 	// and of its own, its version exactly one more.
 	for _, b := range roots {
@@ -112,6 +114,8 @@ func (r *repo) refresh(ctx context.Context, cur *view, now time.Time) (result, e
 	if base.timestamp != nil {
 		if _, err := tm.UpdateTimestamp(base.timestamp); err != nil && !errors.Is(err, &metadata.ErrExpiredMetadata{}) {
 			if !changed {
+				// Same root as when it was committed: the state is
+				// damaged.
 				return res, fmt.Errorf("trusted timestamp: %w", errors.Join(ErrState, err))
 			}
 		}

@@ -45,6 +45,9 @@ type view struct {
 	timestamp *metadata.Metadata[metadata.TimestampType]
 	snapshot  *metadata.Metadata[metadata.SnapshotType]
 	targets   *metadata.Metadata[metadata.TargetsType]
+	// rootSwapped is set when root is a pinned root newer than the stored
+	// one: the next refresh verifies everything under it and commits it.
+	rootSwapped bool
 }
 
 // readStored reads a repository's set; nil when the state file has none.
@@ -181,7 +184,7 @@ func (v *view) expiredRole(now time.Time) string {
 	switch {
 	case v.root.Signed.IsExpired(now):
 		return metadata.ROOT
-	case v.timestamp == nil || v.timestamp.Signed.IsExpired(now):
+	case v.timestamp == nil || v.snapshot == nil || v.targets == nil || v.timestamp.Signed.IsExpired(now):
 		return metadata.TIMESTAMP
 	case v.snapshot.Signed.IsExpired(now):
 		return metadata.SNAPSHOT

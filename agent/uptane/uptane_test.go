@@ -392,7 +392,10 @@ func TestRootRotation(t *testing.T) {
 	f.openDirector()
 	f.assign(devA, "2.0")
 
-	st := p.mustRefresh()
+	st, err := p.refresh()
+	if err != nil {
+		t.Fatalf("Refresh = %v", err)
+	}
 	if st.Image.Root != 3 || st.Director.Root != 2 || st.Stale {
 		t.Fatalf("Status after rotations = image root v%d, director root v%d, stale %v; want 3, 2, fresh", st.Image.Root, st.Director.Root, st.Stale)
 	}
@@ -405,26 +408,40 @@ func TestRootRotation(t *testing.T) {
 		t.Fatalf("new phone image root v%d, want 3", st.Image.Root)
 	}
 	// Firmware that pins a newer root than the state file holds: the
-	// pinned one wins at once.
+	// pinned one wins at once. Root v4 also rotates the timestamp key, so
+	// the stored set no longer verifies under it: it is not used until a
+	// refresh brings one that does.
 	p.close()
 	db := mustOpenDB(t, p.dbPath)
 	imgF, _ := NewHTTPFetcher(p.http, f.imageURL())
 	dirF, _ := NewHTTPFetcher(p.http, f.directorURL(devA))
 	dirPinned := f.pinned(f.dirRepo.PublicDir())
 	f.clock.Add(time.Minute)
-	if err := f.image.RotateRoot(tufrepo.Rotation{Root: &tufrepo.RoleKeys{Keys: newRoot, Threshold: 2}}, newRoot); err != nil {
+	ts3 := genKey(t, f, "ts3")
+	if err := f.image.RotateRoot(tufrepo.Rotation{Timestamp: &tufrepo.RoleKeys{Keys: []*tufrepo.Key{ts3}, Threshold: 1}}, newRoot); err != nil {
 		t.Fatalf("RotateRoot: %v", err)
 	}
+	f.imageTS = []*tufrepo.Key{ts3}
 	f.publishImage()
 	c, err := New(db, devA, f.clock.Now, RepoConfig{Root: readFile(t, f.imagePath("4.root.json")), Fetcher: imgF}, RepoConfig{Root: dirPinned, Fetcher: dirF})
 	if err != nil {
 		t.Fatalf("New(newer pinned root) = %v", err)
 	}
-	if st := c.Status(); st.Image.Root != 4 || st.Image.Targets == 0 {
-		t.Fatalf("Status with a newer pinned root = image root v%d targets v%d, want root v4 and the stored targets", st.Image.Root, st.Image.Targets)
+	if st := c.Status(); st.Image.Root != 4 || st.Image.Targets != 0 || !st.Image.Stale {
+		t.Fatalf("Status with a newer pinned root = %+v, want root v4 and no usable set", st.Image)
 	}
-	if st, err := c.Refresh(context.Background()); err != nil || st.Image.Root != 4 {
-		t.Fatalf("Refresh = image root v%d, %v", st.Image.Root, err)
+	if _, err := c.Resolve(devA); !errors.Is(err, ErrNoMetadata) {
+		t.Fatalf("Resolve before the refresh = %v, want ErrNoMetadata", err)
+	}
+	st, err = c.Refresh(context.Background())
+	if err != nil || st.Image.Root != 4 || st.Image.Stale {
+		t.Fatalf("Refresh = %+v, %v, want root v4 and fresh", st.Image, err)
+	}
+	if got := dump(t, db)["image/root"]; got != string(readFile(t, f.imagePath("4.root.json"))) {
+		t.Fatalf("stored image root is not v4")
+	}
+	if a, err := c.Resolve(devA); err != nil || a.Firmware == nil {
+		t.Fatalf("Resolve after the refresh = %+v, %v", a, err)
 	}
 }
 
