@@ -19,7 +19,10 @@ require (
 	github.com/pion/srtp/v3 v3.1.3
 	github.com/pion/transport/v5 v5.1.1
 	github.com/schollz/progressbar/v3 v3.19.1
+	github.com/secure-systems-lab/go-securesystemslib v0.11.0
+	github.com/sigstore/sigstore v1.10.6
 	github.com/smallstep/pkcs7 v0.2.3
+	github.com/theupdateframework/go-tuf/v2 v2.4.2
 	github.com/zaf/g711 v1.4.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.50.0
@@ -46,10 +49,7 @@ require (
 	github.com/pion/randutil v0.1.0 // indirect
 	github.com/pkg/xattr v0.4.12 // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
-	github.com/secure-systems-lab/go-securesystemslib v0.11.0 // indirect
 	github.com/sigstore/protobuf-specs v0.5.0 // indirect
-	github.com/sigstore/sigstore v1.10.6 // indirect
-	github.com/theupdateframework/go-tuf/v2 v2.4.2 // indirect
 	github.com/ulikunitz/xz v0.5.15 // indirect
 	golang.org/x/crypto v0.50.0 // indirect
 	golang.org/x/net v0.52.0 // indirect
