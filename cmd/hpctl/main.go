@@ -23,7 +23,8 @@ commands:
   image kernel    fetch a board's kernel into the cache (the only step that needs the network)
   enrol           factory station: enrol a phone in the fleet over its TPM
   fleet           the fleet: init its PKI, import devices, inventory, show,
-                  revoke, retire (hpctl fleet help)`)
+                  revoke, retire (hpctl fleet help)
+  repo ...        the TUF repositories phones follow: keys, targets, signatures, rotation (hpctl repo help)`)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdFleet(args[1:], stdout, stderr)
 	case "enrol":
 		err = cmdEnrol(args[1:], stdout, stderr)
+	case "repo":
+		err = cmdRepo(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		usage(stdout)
 		return 0
