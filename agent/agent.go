@@ -45,8 +45,15 @@ type Agent struct {
 	book       *history.Book     // nil: no call history
 	audio      AudioOpener       // nil: calls carry what commands give them
 	dialled    *dialplan.Counter // nil: each account counts its calls in memory
-	times      callTimes
-	accounts   []*sip.Account
+	// prov is the fleet client (nil: no fleet); model the phone's model for
+	// its reports. identSource, when set, is asked for the client
+	// certificate at every handshake instead of ident.
+	prov        Provisioner
+	model       string
+	identSource func() (*tls.Certificate, error)
+	started     time.Time
+	times       callTimes
+	accounts    []*sip.Account
 
 	mu       sync.Mutex // guards watchers and subs
 	watchers []func(sip.Event)
@@ -250,7 +257,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 		acct, err := sip.NewAccount(ac, sip.AccountDeps{
 			Roots: a.roots, Cert: a.ident, Password: pw, Media: mp, Instance: a.instance,
 			Log: log.With("component", "sip"), Events: a.dispatch, CertTime: a.certTime, TimeSeen: a.certSeen,
-			Calls: calls, ListenPeer: cfg.ListenPeer, Dialled: a.dialled,
+			Calls: calls, ListenPeer: cfg.ListenPeer, Dialled: a.dialled, GetCert: a.identSource,
 		})
 		if err != nil {
 			return nil, err
@@ -318,6 +325,7 @@ func (a *Agent) Account(name string) (*sip.Account, error) {
 // policy that cannot be applied stops the start: a phone does not run
 // unlocked by accident.
 func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lc := net.ListenConfig{}
@@ -376,11 +384,27 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.watchBootHealth(ctx)
 		}()
 	}
+	// A fleet member enrols first: its accounts present the certificate
+	// the fleet issues.
+	enrolled := make(chan struct{})
+	if a.prov != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runProvisioning(ctx, enrolled)
+		}()
+	} else {
+		close(enrolled)
+	}
 	for _, acct := range a.accounts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acct.Run(ctx)
+			select {
+			case <-enrolled:
+				acct.Run(ctx)
+			case <-ctx.Done():
+			}
 		}()
 	}
 	for _, l := range a.cfg.Listen {

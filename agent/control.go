@@ -120,6 +120,15 @@ func (a *Agent) Status() control.Status {
 	for _, acct := range a.accounts {
 		s.Accounts = append(s.Accounts, acct.Status())
 	}
+	if a.prov != nil {
+		f := &control.FleetStatus{}
+		if ps, err := a.prov.Status(); err != nil {
+			f.Detail = err.Error()
+		} else {
+			f.Enrolled, f.DeviceID, f.Serial, f.CertNotAfter, f.RenewAt = true, ps.DeviceID, ps.Serial, ps.NotAfter, ps.RenewAt
+		}
+		s.Fleet = f
+	}
 	return s
 }
 

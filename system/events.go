@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/hardphone/hardphone/agent/events"
+	"github.com/hardphone/hardphone/crypto/credstore"
 	"github.com/hardphone/hardphone/crypto/policy"
 )
 
@@ -51,6 +52,19 @@ func (p *Phone) identity() (*tls.Certificate, crypto.Signer, error) {
 		creds, err := p.Credentials()
 		if err != nil {
 			return nil, nil, err
+		}
+		if p.cfg.Provision.Server != "" {
+			// A fleet member: the key is made before enrolment (so the
+			// journal is signed from the first boot), the certificate
+			// comes and goes with the fleet (liveIdentity).
+			if err := creds.CreateIdentity(false); err != nil && !errors.Is(err, credstore.ErrExists) {
+				return nil, nil, fmt.Errorf("identity key for enrolment: %w", err)
+			}
+			s, err := creds.Signer()
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, s, nil
 		}
 		c, err := creds.Identity()
 		if err != nil {
@@ -109,8 +123,12 @@ func (p *Phone) Events() (*Events, error) {
 				host = "-"
 			}
 		}
+		tlsc := policy.ClientTLS{Roots: roots, ServerName: e.SyslogServerName, Certificate: cert, Time: floor.Now}
+		if cert == nil && p.ident != nil {
+			tlsc.GetCertificate = p.ident.get
+		}
 		ev.Exporter, err = events.NewExporter(j, events.ExportConfig{Addr: e.Syslog, Hostname: host,
-			TLS: policy.ClientTLS{Roots: roots, ServerName: e.SyslogServerName, Certificate: cert, Time: floor.Now}},
+			TLS: tlsc},
 			events.WithExportLogger(p.log))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("event export: %w", err), j.Close())

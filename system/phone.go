@@ -10,6 +10,7 @@ import (
 	"github.com/hardphone/hardphone/agent/dialplan"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
+	"github.com/hardphone/hardphone/agent/provision"
 	"github.com/hardphone/hardphone/agent/store"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/crypto/timefloor"
@@ -24,12 +25,14 @@ type Phone struct {
 	board *board.Board // nil: no board (a desktop without updates)
 	log   *slog.Logger
 
-	state   *store.Store     // nil until State
-	creds   *Credentials     // nil until Credentials; owns state when set
-	updater *update.Updater  // nil until Updater
-	lock    *Lockdown        // nil until Lockdown
-	floor   *timefloor.Floor // nil until TimeFloor
-	events  *Events          // nil until Events
+	state   *store.Store      // nil until State
+	creds   *Credentials      // nil until Credentials; owns state when set
+	updater *update.Updater   // nil until Updater
+	lock    *Lockdown         // nil until Lockdown
+	floor   *timefloor.Floor  // nil until TimeFloor
+	events  *Events           // nil until Events
+	prov    *provision.Client // nil until Provisioner
+	ident   *liveIdentity     // set with prov: the identity as the fleet renews it
 }
 
 // Open resolves the config's board (board = NAME, or a test rig's [update]
@@ -186,6 +189,28 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 			return nil, err
 		}
 		base = append(base, agent.WithCredentials(c))
+	}
+	if cfg.Provision.Server != "" && mode == Daemon {
+		prov, err := p.Provisioner()
+		if err != nil {
+			return nil, err
+		}
+		model := cfg.Provision.Model
+		switch {
+		case model != "":
+		case p.board != nil:
+			model = p.board.Name
+		default:
+			model = "desktop"
+		}
+		base = append(base, agent.WithProvisioning(prov, model), agent.WithIdentitySource(p.ident.get))
+	} else if cfg.Provision.Server != "" {
+		// A one-shot call presents what the fleet issued, if anything.
+		creds, err := p.Credentials()
+		if err != nil {
+			return nil, err
+		}
+		base = append(base, agent.WithIdentitySource((&liveIdentity{creds: creds}).get))
 	}
 	id, _, err := p.identity()
 	if err != nil {

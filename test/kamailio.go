@@ -40,6 +40,7 @@ type kamailioOptions struct {
 	users             map[string]string
 	algorithm         string // "" is MD5 with no algorithm= in challenges
 	requireClientCert bool
+	deviceUsers       bool
 	crlFile           string // "": no CRL
 	debug             int
 }
@@ -153,6 +154,26 @@ func KamailioRequireClientCert(require bool) KamailioOption {
 	}
 }
 
+// KamailioDeviceUsers binds client certificates to digest users through
+// the "devices" htable (certificate CN, a fleet device ID, to SIP user)
+// instead of CN = user: the registrar's subscriber provisioning for phones
+// whose certificates the fleet issues. SetDeviceUser fills it at run time.
+func KamailioDeviceUsers() KamailioOption {
+	return func(o *kamailioOptions) error {
+		o.deviceUsers = true
+		return nil
+	}
+}
+
+// SetDeviceUser binds the fleet device deviceID to the SIP user.
+func (k *Kamailio) SetDeviceUser(t testing.TB, deviceID, user string) {
+	t.Helper()
+	if !k.o.deviceUsers {
+		t.Fatalf("Kamailio.SetDeviceUser: started without KamailioDeviceUsers")
+	}
+	k.Kamcmd(t, "htable.sets", "devices", deviceID, user)
+}
+
 // KamailioCRL makes the TLS server check client certificates against the
 // CRL in crlFile (PEM), as a registrar fed by the fleet's /v1/crl does: a
 // revoked certificate fails the handshake. `kamcmd tls.reload` (Kamcmd)
@@ -222,6 +243,7 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 		Algorithm:         o.algorithm,
 		Users:             sortedUsers(o.users),
 		RequireClientCert: o.requireClientCert,
+		DeviceUsers:       o.deviceUsers,
 		CertFile:          o.certFile,
 		KeyFile:           o.keyFile,
 		CAFile:            o.caFile,

@@ -86,6 +86,9 @@ modparam("nathelper", "received_avp", "$avp(RECEIVED)")
 modparam("auth", "algorithm", "{{.Algorithm}}")
 {{- end}}
 modparam("htable", "htable", "users=>size=4;")
+{{- if .DeviceUsers}}
+modparam("htable", "htable", "devices=>size=4;")
+{{- end}}
 modparam("sipdump", "enable", 1)
 modparam("sipdump", "folder", "{{.RunDir}}")
 modparam("sipdump", "fprefix", "{{.SIPDumpPrefix}}")
@@ -178,7 +181,13 @@ route[AUTH] {
 		auth_challenge("$var(realm)", "1");
 		exit;
 	}
-{{- if .RequireClientCert}}
+{{- if and .RequireClientCert .DeviceUsers}}
+	if (proto == TLS && $sht(devices=>$tls_peer_subject_cn) != $au) {
+		xlog("L_NOTICE", "device '$tls_peer_subject_cn' is not digest user '$au'\n");
+		sl_send_reply("403", "Certificate does not match user");
+		exit;
+	}
+{{- else if .RequireClientCert}}
 	if (proto == TLS && $tls_peer_subject_cn != $au) {
 		xlog("L_NOTICE", "certificate CN '$tls_peer_subject_cn' is not digest user '$au'\n");
 		sl_send_reply("403", "Certificate does not match user");
@@ -288,6 +297,7 @@ type kamailioCfgData struct {
 	Algorithm         string
 	Users             []kamailioUser
 	RequireClientCert bool
+	DeviceUsers       bool
 	CertFile          string
 	KeyFile           string
 	CAFile            string

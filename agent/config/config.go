@@ -89,6 +89,10 @@ type Provision struct {
 	// CheckInInterval is how often the phone checks in (jittered; the
 	// server may ask for another interval).
 	CheckInInterval time.Duration
+	// Model is the phone's model as the vendor's manifest names it (the
+	// fleet refuses a report whose model is not the device record's);
+	// "" means the board's name ("desktop" without a board).
+	Model string
 }
 
 // Audio is the [audio] table: the sound device a person talks through.
@@ -299,6 +303,7 @@ type provFile struct {
 	DeviceCA        string  `toml:"device_ca"`
 	HintFile        string  `toml:"hint_file"`
 	CheckInInterval *string `toml:"checkin_interval"`
+	Model           string  `toml:"model"`
 }
 
 type audioFile struct {
@@ -798,7 +803,10 @@ func parseListener(s string) (Listener, error) {
 
 func (pf provFile) validate(stateDir string, abs func(string) string) (Provision, error) {
 	p := Provision{Server: pf.Server, ServerName: pf.ServerName, ServerCA: abs(pf.ServerCA), DeviceCA: abs(pf.DeviceCA),
-		HintFile: abs(pf.HintFile), CheckInInterval: 15 * time.Minute}
+		HintFile: abs(pf.HintFile), CheckInInterval: 15 * time.Minute, Model: pf.Model}
+	if len(p.Model) > 64 {
+		return p, keyErr("provision.model", "longer than 64 bytes")
+	}
 	if p.Server == "" {
 		if pf != (provFile{}) {
 			return p, keyErr("provision.server", "required: the [provision] table names no fleet server")

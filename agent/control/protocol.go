@@ -137,6 +137,22 @@ type Status struct {
 	Updater bool `json:"updater"`
 	// Runtime is where the agent's own memory goes (Go's runtime/metrics).
 	Runtime RuntimeStatus `json:"runtime"`
+	// Fleet is the phone's standing with its fleet; nil without one.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the phone's standing with the fleet server.
+type FleetStatus struct {
+	// Enrolled is true while the phone holds a live certificate from the
+	// fleet's device CA; Detail says why not.
+	Enrolled bool   `json:"enrolled"`
+	Detail   string `json:"detail,omitempty"`
+	DeviceID string `json:"device_id,omitempty"`
+	Serial   string `json:"serial,omitempty"`
+	// CertNotAfter is the certificate's expiry, RenewAt when the phone
+	// renews it (two-thirds into its life).
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	RenewAt      time.Time `json:"renew_at,omitzero"`
 }
 
 // RuntimeStatus is the Go runtime's view of the agent's memory, from

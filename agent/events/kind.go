@@ -61,6 +61,9 @@ const (
 	// KindConfigRevert: a new configuration was refused or rolled back and
 	// the previous one stays.
 	KindConfigRevert Kind = "config.revert"
+	// KindDeviceRetired: the fleet retired the phone; its credentials were
+	// wiped.
+	KindDeviceRetired Kind = "provision.retired"
 	// KindStaleMetadata: signed metadata (update, configuration) is past
 	// its expiry.
 	KindStaleMetadata Kind = "provision.stale_metadata"
@@ -151,6 +154,7 @@ var kinds = map[Kind]kindInfo{
 	KindCertNearExpiry:   {SeverityWarning, "certificate near expiry"},
 	KindConfigRevert:     {SeverityError, "configuration reverted"},
 	KindStaleMetadata:    {SeverityError, "signed metadata stale"},
+	KindDeviceRetired:    {SeverityCritical, "retired by the fleet: credentials wiped"},
 	KindSuppressed:       {SeverityNotice, "events suppressed by the rate limit"},
 	KindExportGap:        {SeverityError, "journal truncated events not yet exported"},
 	KindJournalReset:     {SeverityCritical, "event journal could not be continued; a new chain starts"},

@@ -64,6 +64,7 @@ type options struct {
 	maxBackoff time.Duration
 	interval   time.Duration
 	ekTypes    []tpm.EKType
+	onCert     func() // nil: nobody
 }
 
 // WithLogger sets the logger; the default discards. Adds
@@ -121,6 +122,19 @@ func WithEKTypes(k ...tpm.EKType) Option {
 			return errors.New("no EK types")
 		}
 		o.ekTypes = append([]tpm.EKType(nil), k...)
+		return nil
+	}
+}
+
+// WithOnCertificate makes the client call f after every certificate it
+// stores (enrolment or renewal), so whoever presents the identity picks up
+// the new one at once.
+func WithOnCertificate(f func()) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("nil certificate callback")
+		}
+		o.onCert = f
 		return nil
 	}
 }
@@ -218,6 +232,7 @@ func (c *Client) EnrolOnce(ctx context.Context) (*Status, error) {
 	if err := c.cfg.Credentials.ImportCertificate(resp.Chain); err != nil {
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
+	c.certStored()
 	c.device.CloseIdleConnections()
 	st, err := c.Status()
 	if err != nil {
@@ -312,6 +327,7 @@ func (c *Client) Renew(ctx context.Context) (*Status, error) {
 	if err := c.cfg.Credentials.ImportCertificate(resp.Chain); err != nil {
 		return nil, fmt.Errorf("renew: %w", err)
 	}
+	c.certStored()
 	c.device.CloseIdleConnections()
 	st, err := c.Status()
 	if err != nil {
@@ -436,5 +452,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// certStored tells the callback a new certificate is in the store.
+func (c *Client) certStored() {
+	if c.o.onCert != nil {
+		c.o.onCert()
 	}
 }

@@ -207,6 +207,10 @@ type AccountDeps struct {
 	// the state file so a restart does not reset them; nil keeps a count
 	// in memory for this account alone.
 	Dialled *dialplan.Counter
+	// GetCert, when set (and Cert nil), is asked for the client
+	// certificate at every TLS handshake, so a renewed one is presented
+	// at once.
+	GetCert func() (*tls.Certificate, error)
 }
 
 // NewAccount builds the account's user agent.
@@ -241,7 +245,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("account %s registrar port %q: %w", cfg.Name, port, err)
 	}
-	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: d.Roots, ServerName: cfg.ServerName, Certificate: d.Cert, Time: d.CertTime})
+	tlsConf, err := policy.ClientConfig(policy.ClientTLS{Roots: d.Roots, ServerName: cfg.ServerName, Certificate: d.Cert, GetCertificate: d.GetCert, Time: d.CertTime})
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", cfg.Name, err)
 	}

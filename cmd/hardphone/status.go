@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/internal/cli"
@@ -58,6 +59,14 @@ func printStatus(w io.Writer, st *control.Status) {
 		cred += " (weaker than a TPM)"
 	}
 	fmt.Fprintf(w, "credentials: %s\n", cred)
+	if f := st.Fleet; f != nil {
+		if f.Enrolled {
+			fmt.Fprintf(w, "fleet: device %s (serial %s), certificate until %s, renewed from %s\n", f.DeviceID, f.Serial,
+				f.CertNotAfter.UTC().Format(time.RFC3339), f.RenewAt.UTC().Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(w, "fleet: not enrolled (%s)\n", f.Detail)
+		}
+	}
 	if st.Lockdown != nil {
 		fmt.Fprintf(w, "lockdown: %s, %d drift events\n", st.Lockdown.Policy, st.Lockdown.DriftEvents)
 	} else {
