@@ -53,6 +53,35 @@ type agentProcess struct {
 	log  string
 }
 
+var (
+	hpctlOnce sync.Once
+	hpctlBin  string
+	hpctlErr  error
+)
+
+// hpctlBinary builds cmd/hpctl once per test process.
+func hpctlBinary(t testing.TB) string {
+	t.Helper()
+	hpctlOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hpctl-bin")
+		if err != nil {
+			hpctlErr = err
+			return
+		}
+		hpctlBin = filepath.Join(dir, "hpctl")
+		cmd := exec.Command("go", "build", "-o", hpctlBin, "./cmd/hpctl")
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			hpctlErr, hpctlBin = err, string(out)
+		}
+	})
+	if hpctlErr != nil {
+		t.Fatalf("build hpctl: %v\n%s", hpctlErr, hpctlBin)
+	}
+	return hpctlBin
+}
+
 func startAgentProcess(t testing.TB, args ...string) *agentProcess {
 	t.Helper()
 	bin := hardphoneBinary(t)

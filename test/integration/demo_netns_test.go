@@ -15,12 +15,15 @@ import (
 
 // TestDemo is `make demo`: a local Kamailio with generated PKI, two hardphone
 // binaries registering over mutual TLS, one calling the other with SRTP, a
-// tone played each way and detected in the other side's recording.
+// tone played each way and detected in the other side's recording; then
+// the fleet: two phones enrolling zero-touch with hpfleet and calling each
+// other with the certificates it issued.
 func TestDemo(t *testing.T) {
 	// "default" is DTLS-SRTP: the configs carry no media_security key.
 	for _, sec := range []string{"default", "sdes"} {
 		t.Run(sec, func(t *testing.T) { runDemo(t, sec) })
 	}
+	t.Run("fleet", runFleetDemo)
 }
 
 func runDemo(t *testing.T, security string) {

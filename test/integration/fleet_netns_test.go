@@ -121,34 +121,40 @@ func waitEnrolled(t *testing.T, socket string) string {
 	return id
 }
 
-// TestFleetZeroTouch: two phones that hold nothing but a TPM with its
-// manufacturer's EK certificate, their config and their SIP password
-// enrol with hpfleet on first start (attested: EK chain, allow-list,
-// credential activation), register to Kamailio over mutual TLS with the
-// certificates the fleet issued, and call each other over DTLS-SRTP; they
-// check in, and the inventory lists them with their reports.
-func TestFleetZeroTouch(t *testing.T) {
+// runFleetDemo is the demo's fleet part: two phones that hold nothing but
+// a TPM with its manufacturer's EK certificate, their config and their SIP
+// password enrol with hpfleet on first start (attested: EK chain,
+// allow-list, credential activation), register to Kamailio over mutual TLS
+// with the certificates the fleet issued, and call each other over
+// DTLS-SRTP; they check in, and the inventory lists them with their
+// reports.
+func runFleetDemo(t *testing.T) {
+	say := func(format string, args ...any) { fmt.Printf("demo[fleet]: "+format+"\n", args...) }
 	f := newFleetEnv(t)
+	say("hpfleet serving %s on its embedded store (pid %d); the vendor's manifest lists two TPMs", f.srv.URL, f.srv.PID())
 	alicePath := f.fleetPhone(t, "alice", "HP1-000001")
 	bobPath := f.fleetPhone(t, "bob", "HP1-000002")
 	paths := map[string]string{"alice": alicePath, "bob": bobPath}
 	ids := map[string]string{}
 	for _, user := range []string{"alice", "bob"} {
+		start := time.Now()
 		startAgentProcess(t, "--config", paths[user])
 		cfg, err := config.Load(paths[user])
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids[user] = waitEnrolled(t, cfg.ControlSocket)
+		say("%s's phone enrolled zero-touch as %s in %v (EK chain, allow-list, TPM credential activation)",
+			user, ids[user], time.Since(start).Round(time.Millisecond))
 		// The registrar's subscriber provisioning: this device is this user.
 		f.k.SetDeviceUser(t, ids[user], user)
-		t.Logf("%s enrolled as %s", user, ids[user])
 	}
 	if ids["alice"] == ids["bob"] {
 		t.Fatalf("both phones enrolled as %s", ids["alice"])
 	}
 	f.k.WaitRegistered(t, "alice", 30*time.Second)
 	f.k.WaitRegistered(t, "bob", 30*time.Second)
+	say("both registered to Kamailio over mutual TLS with their fleet certificates")
 
 	acfg, err := config.Load(alicePath)
 	if err != nil {
@@ -164,9 +170,11 @@ func TestFleetZeroTouch(t *testing.T) {
 	if cs.Media.Security.String() != "dtls-srtp" {
 		t.Errorf("call %+v: want DTLS-SRTP", cs)
 	}
+	time.Sleep(time.Second) // some audio
 	if _, err := c.Call(ctx, control.CmdCallHangup, "", cs.ID); err != nil {
 		t.Fatalf("hangup: %v", err)
 	}
+	say("alice called bob: %s, %s, setup %.0f ms", cs.State, cs.Media.Suite, cs.SetupMS)
 	// Both check in; the inventory has their reports.
 	waitFor(t, 40*time.Second, func() bool {
 		for _, id := range ids {
@@ -187,5 +195,13 @@ func TestFleetZeroTouch(t *testing.T) {
 	out, err := exec.Command(hardphoneBinary(t), "status", "--config", alicePath).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "fleet: device "+ids["alice"]) {
 		t.Errorf("hardphone status: %v\n%s", err, out)
+	}
+	inv, err := exec.Command(hpctlBinary(t), "fleet", "inventory", "--server", f.srv.URL, "--server-name", fleetServerName, "--pki", f.pki).CombinedOutput()
+	if err != nil || !strings.Contains(string(inv), ids["bob"]) {
+		t.Fatalf("hpctl fleet inventory: %v\n%s", err, inv)
+	}
+	say("hpctl fleet inventory:")
+	for _, l := range strings.Split(strings.TrimRight(string(inv), "\n"), "\n") {
+		say("  %s", l)
 	}
 }
