@@ -115,6 +115,13 @@ proto = "tcp"
 port = 5061
 to = ["10.0.2.100"]
 
+# And 10.0.2.101:8443 to the fleet server (hpfleet).
+[[outbound]]
+name = "fleet"
+proto = "tcp"
+port = 8443
+to = ["10.0.2.101"]
+
 [modules]
 block = ["sctp", "dccp", "usb_storage", "bluetooth"]
 

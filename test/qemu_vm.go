@@ -38,6 +38,9 @@ type QEMUConfig struct {
 	// SIPPort is the port on 127.0.0.1 that the guest's 10.0.2.100:5061
 	// reaches; QEMU's user network allows nothing else (restrict=on).
 	SIPPort int
+	// FleetPort, when set, is the port on 127.0.0.1 that the guest's
+	// 10.0.2.101:8443 reaches: the fleet server.
+	FleetPort int
 	// Dir holds the console log and helper logs.
 	Dir string
 	// Echo, when not nil, gets every console line as it arrives (make qemu
@@ -103,6 +106,9 @@ func StartQEMU(t testing.TB, c QEMUConfig) *QEMU {
 		t.Fatalf("StartQEMU: swtpm: %v\n%s", err, tpm.logTail(2000))
 	}
 	fwd := fmt.Sprintf("guestfwd=tcp:10.0.2.100:5061-cmd:%s -lf %s - TCP:127.0.0.1:%d", socat, filepath.Join(c.Dir, "socat.log"), c.SIPPort)
+	if c.FleetPort != 0 {
+		fwd += fmt.Sprintf(",guestfwd=tcp:10.0.2.101:8443-cmd:%s -lf %s - TCP:127.0.0.1:%d", socat, filepath.Join(c.Dir, "socat-fleet.log"), c.FleetPort)
+	}
 	args := []string{"-M", "virt", "-cpu", "cortex-a53", "-smp", "1", "-m", "512",
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-bios", uBootBin,

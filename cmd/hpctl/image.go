@@ -97,6 +97,10 @@ type imageOptions struct {
 	secVersion uint64
 	data       string // contents of the data partition
 	slotOnly   bool
+	// The fleet the generated config enrols with: server URL, the name its
+	// certificate carries, its CA and the device CA (both shipped in the
+	// image), and the model the vendor's manifest names.
+	fleet, fleetName, fleetCA, fleetDeviceCA, fleetModel string
 }
 
 func imageBuild(args []string, stdout, stderr io.Writer) error {
@@ -119,6 +123,11 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	secver := fs.String("security-version", "1", "anti-rollback security version of the bundle")
 	fs.StringVar(&o.data, "data", "", "directory whose contents become the data partition (e.g. a provisioned hardphone/ state dir)")
 	fs.BoolVar(&o.slotOnly, "slot-only", false, "build only the slot image and its bundle, no disk")
+	fs.StringVar(&o.fleet, "fleet", "", "fleet server the generated config enrols with (https://NAME[:PORT]); needs --fleet-ca and --fleet-device-ca")
+	fs.StringVar(&o.fleetName, "fleet-server-name", "", "name the fleet server's certificate carries (default: --fleet's host)")
+	fs.StringVar(&o.fleetCA, "fleet-ca", "", "the fleet server's CA (PEM), pinned in the image")
+	fs.StringVar(&o.fleetDeviceCA, "fleet-device-ca", "", "the fleet's device CA (PEM), pinned in the image")
+	fs.StringVar(&o.fleetModel, "fleet-model", "", "the phone's model as the vendor's manifest names it (default: the board's name)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: hpctl image build --board NAME --hardphone BIN -o DIR [flags]")
 		fs.PrintDefaults()
@@ -146,6 +155,12 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if (o.signerCert == "") != (o.signerKey == "") {
 		return usagef("image build: --signer-cert and --signer-key go together")
+	}
+	if (o.fleet != "") != (o.fleetCA != "") || (o.fleet != "") != (o.fleetDeviceCA != "") {
+		return usagef("image build: --fleet, --fleet-ca and --fleet-device-ca go together")
+	}
+	if o.fleet != "" && o.config != "" {
+		return usagef("image build: --fleet goes into the generated config; with --config, put [provision] in it")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -37,6 +37,12 @@ const (
 	sIFCHR = 0o020000
 )
 
+// Where the image keeps the fleet's pinned CAs.
+const (
+	fleetCAPath       = "/etc/hardphone/fleet-server-ca.pem"
+	fleetDeviceCAPath = "/etc/hardphone/fleet-device-ca.pem"
+)
+
 // rootfsFiles lists the initramfs.
 func (o *imageOptions) rootfsFiles(mods []module) ([]entry, error) {
 	b := o.board
@@ -75,6 +81,15 @@ func (o *imageOptions) rootfsFiles(mods []module) ([]entry, error) {
 	}
 	if b.LockdownPolicy != "" {
 		es = append(es, entry{name: strings.TrimPrefix(b.LockdownPolicy, "/"), mode: sIFREG | 0o644, data: []byte(b.LockdownPolicyTOML)})
+	}
+	if o.fleet != "" {
+		for name, src := range map[string]string{fleetCAPath: o.fleetCA, fleetDeviceCAPath: o.fleetDeviceCA} {
+			d, err := read(src)
+			if err != nil {
+				return nil, err
+			}
+			es = append(es, entry{name: strings.TrimPrefix(name, "/"), mode: sIFREG | 0o644, data: d})
+		}
 	}
 	for _, d := range []string{"proc", "sys", "run", "tmp", "data"} {
 		es = append(es, entry{name: d, mode: sIFDIR | 0o755})
@@ -115,6 +130,15 @@ func (o *imageOptions) agentConfig() ([]byte, error) {
 	}
 	fmt.Fprintf(&s, "\n[update]\nkeyring = \"/etc/hardphone/keyring.pem\"\nmark_good_after = %q\n",
 		b.Health.MarkGoodAfter.String())
+	if o.fleet != "" {
+		fmt.Fprintf(&s, "\n[provision]\nserver = %q\nserver_ca = %q\ndevice_ca = %q\n", o.fleet, fleetCAPath, fleetDeviceCAPath)
+		if o.fleetName != "" {
+			fmt.Fprintf(&s, "server_name = %q\n", o.fleetName)
+		}
+		if o.fleetModel != "" {
+			fmt.Fprintf(&s, "model = %q\n", o.fleetModel)
+		}
+	}
 	// A phone that boots should register at once and retry soon: the
 	// default 30 s first retry would cost a whole trial.
 	fmt.Fprintf(&s, "\n[[account]]\nuser = %q\nregistrar = %q\npassword_cred = %q\nretry_base = \"1s\"\nretry_max = \"30s\"\n",
