@@ -75,9 +75,12 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./cmd/hpfleet/
 	$(GO) test -run '^$$' -bench . -benchtime 32x -timeout 30m ./agent/provision/
 
-# Long suites: 500 power cuts during installs (make test runs 50).
+# Long suites: 500 power cuts during installs (make test runs 50); two
+# hpfleet replicas on PostgreSQL with 12 phones through 10 rounds of SIGKILL
+# and restart (make test: 3 phones, one round).
 soak: deps
 	HARDPHONE_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'TestPowerCut$$' -v ./update/
+	HARDPHONE_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'TestHPFleetReplicas$$' -v ./agent/provision/
 
 # Kamailio with generated PKI, two hardphone binaries over mutual TLS, one SRTP
 # call each way of keying (SDES, DTLS-SRTP), a tone across, the summary line.

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"crypto/tls"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -69,10 +70,15 @@ func (b *binFleet) provisioner(t testing.TB, p *phone, h *test.HPFleet) *Client 
 	return c
 }
 
+// soak is true under `make soak` (HARDPHONE_SOAK=1): the long variants.
+var soak = os.Getenv("HARDPHONE_SOAK") == "1"
+
 // TestHPFleetReplicas: two hpfleet replicas on one PostgreSQL database.
 // Phones enrol through one and renew and check in through the other;
 // then one replica is killed (SIGKILL) while the phones check in through
 // both, and every check-in a replica acknowledged is in the database.
+// Under make soak: 12 phones, 10 rounds of kill and restart, 300
+// check-ins a round.
 func TestHPFleetReplicas(t *testing.T) {
 	bin := test.BuildHPFleet(t)
 	pg := test.StartPostgres(t)
@@ -83,7 +89,10 @@ func TestHPFleetReplicas(t *testing.T) {
 	rb := b.start(t, bin, "--postgres", "@"+dsnFile)
 	adminA, adminB := b.admin(t, ra), b.admin(t, rb)
 
-	const n = 3
+	n, rounds, perRound := 3, 1, int64(15)
+	if soak {
+		n, rounds, perRound = 12, 10, 150
+	}
 	phones := make([]*phone, n)
 	var entries []api.AllowEntry
 	for i := range phones {
@@ -115,44 +124,13 @@ func TestHPFleetReplicas(t *testing.T) {
 		}
 	}
 
-	// Check in through both replicas, alternating; kill A in the middle.
-	var acked [n]atomic.Int64
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var killed atomic.Bool
-	for i := range phones {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c := viaB[i]
-				if k%2 == 0 && !killed.Load() {
-					c = viaA[i]
-				}
-				if _, err := c.CheckIn(ctx, report()); err == nil {
-					acked[i].Add(1)
-				} else if c == viaB[i] {
-					t.Errorf("phone %d: CheckIn via B error %v", i, err)
-					return
-				}
-			}
-		}()
+	acked := make([]atomic.Int64, n)
+	for round := range rounds {
+		if round > 0 {
+			ra.Restart(t)
+		}
+		checkInThroughKill(t, ra, viaA, viaB, acked, perRound)
 	}
-	for total(&acked) < 15 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	ra.Kill(t)
-	killed.Store(true)
-	for total(&acked) < 30 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
 	for i := range phones {
 		st, err := viaB[i].Status()
 		if err != nil {
@@ -176,7 +154,56 @@ func TestHPFleetReplicas(t *testing.T) {
 	}
 }
 
-func total(a *[3]atomic.Int64) int64 {
+// checkInThroughKill has every phone check in through both replicas,
+// alternating, and kills A (SIGKILL) once perRound check-ins were
+// acknowledged; it returns after another perRound through B.
+func checkInThroughKill(t *testing.T, ra *test.HPFleet, viaA, viaB []*Client, acked []atomic.Int64, perRound int64) {
+	t.Helper()
+	base := total(acked)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var killed atomic.Bool
+	for i := range viaA {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := viaB[i]
+				if k%2 == 0 && !killed.Load() {
+					c = viaA[i]
+				}
+				if _, err := c.CheckIn(ctx, report()); err == nil {
+					acked[i].Add(1)
+				} else if c == viaB[i] {
+					t.Errorf("phone %d: CheckIn via B error %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	reach := func(n int64) {
+		for deadline := time.Now().Add(2 * time.Minute); total(acked) < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("%d check-ins acknowledged in 2 minutes, want %d", total(acked)-base, n-base)
+			}
+		}
+	}
+	reach(base + perRound)
+	ra.Kill(t)
+	killed.Store(true)
+	reach(base + 2*perRound)
+	close(stop)
+	wg.Wait()
+}
+
+func total(a []atomic.Int64) int64 {
 	var s int64
 	for i := range a {
 		s += a[i].Load()
