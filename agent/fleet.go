@@ -93,10 +93,22 @@ func (a *Agent) fleetReport(ctx context.Context) (api.Report, error) {
 			if len(r.Slots) == 8 {
 				break
 			}
-			r.Slots = append(r.Slots, api.Slot{Name: s.Name, Version: cut(s.Version), SecurityVersion: s.SecurityVersion,
+			// A slot the updater never installed (the factory image)
+			// has no bundle version: the running one is the agent's
+			// build, the other one unknown.
+			version := s.Version
+			switch {
+			case version != "":
+			case s.Booted:
+				version = a.version
+			}
+			if version == "" {
+				version = "unknown"
+			}
+			r.Slots = append(r.Slots, api.Slot{Name: s.Name, Version: cut(version), SecurityVersion: s.SecurityVersion,
 				Booted: s.Booted, Good: s.State == "good"})
 			if s.Booted {
-				r.Firmware = api.Firmware{Version: cut(s.Version), SecurityVersion: s.SecurityVersion}
+				r.Firmware = api.Firmware{Version: cut(version), SecurityVersion: s.SecurityVersion}
 				if s.AttemptsLeft != nil && *s.AttemptsLeft >= 0 {
 					r.Boot.AttemptsLeft = uint32(*s.AttemptsLeft)
 				}
@@ -105,6 +117,9 @@ func (a *Agent) fleetReport(ctx context.Context) (api.Report, error) {
 	}
 	if r.Firmware.Version == "" {
 		r.Firmware.Version = cut(a.version)
+	}
+	if r.Firmware.Version == "" {
+		r.Firmware.Version = "unknown"
 	}
 	r.Lockdown.OK = true
 	if a.lock != nil && a.enforce {
