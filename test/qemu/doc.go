@@ -5,9 +5,10 @@
 // mid-write. Every scenario is judged by the HARDPHONE-MARKER lines PID 1
 // prints on the serial console (and the U-Boot script's HPBOOT lines).
 //
-// A short slice (first boot, good update) runs in `go test ./...`; the
-// rest needs HARDPHONE_QEMU_FULL=1, which `make qemu-test` sets. Scenarios
-// run one at a time: each is a whole emulated phone.
+// A short slice (first boot, zero-touch first boot with hpfleet, good
+// update) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
+// which `make qemu-test` sets. Scenarios run one at a time: each is a
+// whole emulated phone.
 //
 // It has only test files besides this one; nothing imports it.
 package qemu
