@@ -77,6 +77,19 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 
 // handleUpdate runs updater commands for `hardphone update` while the
 // agent runs: the agent owns the state file, so the command asks it.
+// checkBundlePath refuses what update.install must not open: a relative
+// path (whose directory?), and anything but a regular file (a FIFO or a
+// device would hang or feed the updater forever).
+func checkBundlePath(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("bundle %q: want an absolute path on the phone: %w", path, control.ErrBadRequest)
+	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("bundle %q is not a regular file: %w", path, control.ErrBadRequest)
+	}
+	return nil
+}
+
 func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, error) {
 	if a.updater == nil {
 		return nil, fmt.Errorf("no updater configured ([update]): %w", control.ErrUnavailable)
@@ -87,12 +100,8 @@ func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, er
 			return nil, fmt.Errorf("update.install needs install.bundle: %w", control.ErrBadRequest)
 		}
 		path := req.Install.Bundle
-		if !filepath.IsAbs(path) {
-			return nil, fmt.Errorf("bundle %q: want an absolute path on the phone: %w", path, control.ErrBadRequest)
-		}
-		// A FIFO or a device would hang or feed the updater forever.
-		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-			return nil, fmt.Errorf("bundle %q is not a regular file: %w", path, control.ErrBadRequest)
+		if err := checkBundlePath(path); err != nil {
+			return nil, err
 		}
 		st, err := a.updater.Install(ctx, path, update.InstallOptions{Force: req.Install.Force})
 		if errors.Is(err, update.ErrRollback) {
