@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/crypto/policy"
+	"github.com/hardphone/hardphone/internal/tcpack"
 )
 
 // Defaults of an Exporter.
@@ -156,8 +157,10 @@ func NewExporter(j *Journal, c ExportConfig, opts ...ExportOption) (*Exporter, e
 	if err != nil {
 		return nil, fmt.Errorf("new exporter: %w", err)
 	}
-	if err := checkUnackedSupported(); err != nil {
-		return nil, fmt.Errorf("new exporter: %w", err)
+	if err := tcpack.Supported(); err != nil {
+		// Without it the exporter could only count a record delivered
+		// once written, which would lose what a broken connection held.
+		return nil, fmt.Errorf("new exporter: %w: %w", ErrUnsupported, err)
 	}
 	st := j.Stats()
 	return &Exporter{j: j, cfg: cfg, addr: c.Addr, host: c.Hostname, chain: hex.EncodeToString(st.Chain[:]), o: o,
@@ -363,7 +366,7 @@ func waitAcked(ctx context.Context, conn *tls.Conn, dead <-chan error, timeout t
 	deadline := time.Now().Add(timeout)
 	pause := 100 * time.Microsecond
 	for {
-		n, err := unacked(conn)
+		n, err := tcpack.Unacked(conn)
 		if err != nil {
 			return fmt.Errorf("acknowledgement: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/crypto/policy"
+	"github.com/hardphone/hardphone/internal/tcpack"
 )
 
 // A checkpoint goes to the collector as one RFC 5424 message (§6) with
@@ -202,8 +203,8 @@ func NewSyslogExporter(c SyslogConfig, opts ...SyslogOption) (*SyslogExporter, e
 	if c.TLS.Certificate == nil {
 		return nil, errors.New("syslog exporter: no client certificate (the collector must know who speaks)")
 	}
-	if err := checkUnackedSupported(); err != nil {
-		return nil, fmt.Errorf("syslog exporter: %w", err)
+	if err := tcpack.Supported(); err != nil {
+		return nil, fmt.Errorf("syslog exporter: checkpoints are confirmed delivered by the TCP send queue: %w", err)
 	}
 	cfg, err := policy.ClientConfig(c.TLS)
 	if err != nil {
@@ -248,7 +249,7 @@ func (s *SyslogExporter) write(ctx context.Context, msg []byte) error {
 	deadline := time.Now().Add(syslogWrite)
 	pause := 100 * time.Microsecond
 	for {
-		n, err := unacked(s.conn)
+		n, err := tcpack.Unacked(s.conn)
 		if err != nil {
 			return fmt.Errorf("acknowledgement: %w", err)
 		}

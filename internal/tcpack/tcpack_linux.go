@@ -1,4 +1,4 @@
-package audit
+package tcpack
 
 import (
 	"crypto/tls"
@@ -8,11 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func checkUnackedSupported() error { return nil }
+// Supported is nil where Unacked works.
+func Supported() error { return nil }
 
-// unacked returns the bytes written on conn that the peer's TCP has not
-// acknowledged yet: SIOCOUTQ (tcp(7)) on the socket under the TLS layer.
-func unacked(conn *tls.Conn) (int, error) {
+// Unacked returns the bytes written on conn that the peer's TCP has not
+// acknowledged yet: SIOCOUTQ on the socket under the TLS layer.
+func Unacked(conn *tls.Conn) (int, error) {
 	tc, ok := conn.NetConn().(*net.TCPConn)
 	if !ok {
 		return 0, fmt.Errorf("connection is %T, not TCP", conn.NetConn())
