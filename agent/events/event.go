@@ -40,8 +40,9 @@ type Event struct {
 	Time time.Time
 	// Kind says what happened; it must be one of the Kind constants.
 	Kind Kind
-	// Severity is set by Append from Kind.Severity; a value given by the
-	// emitter is replaced. A stored record keeps the severity it was
+	// Severity is set by Append from the kind (and, for cert.near_expiry,
+	// its days_left detail: severityOf); a value given by the emitter is
+	// replaced. A stored record keeps the severity it was
 	// written with.
 	Severity Severity
 	// Account is the SIP account (config name) concerned, if any.
@@ -68,7 +69,6 @@ func sanitize(ev Event) (Event, error) {
 		Seq:      0,
 		Time:     ev.Time,
 		Kind:     ev.Kind,
-		Severity: ev.Kind.Severity(),
 		Account:  clean(ev.Account, MaxAccount),
 		Peer:     cleanPeer(ev.Peer),
 	}
@@ -84,6 +84,7 @@ func sanitize(ev Event) (Event, error) {
 			out.Detail[k] = clean(v, MaxValue)
 		}
 	}
+	out.Severity = severityOf(out.Kind, out.Detail)
 	return out, nil
 }
 
