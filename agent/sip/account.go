@@ -47,6 +47,7 @@ type Account struct {
 	global    *CallLimit              // the phone-wide call cap; never nil
 	limiter   *inviteLimiter          // inbound INVITEs per source; never nil
 	dialled   *dialplan.Counter       // calls placed, for the dialling caps; never nil
+	invites   recentInvites           // INVITE transactions whose ACKs to absorb (refusalack.go)
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request

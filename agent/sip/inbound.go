@@ -76,6 +76,7 @@ func (a *Account) count(c *int) bool {
 }
 
 func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	a.invites.add(req, a.clock.Now())
 	if _, ok := requestDialog(req); ok {
 		a.onReInvite(req, tx)
 		return
@@ -322,6 +323,10 @@ func (a *Account) dialogRequest(req *sip.Request, tx sip.ServerTransaction) *Cal
 	var c *Call
 	if ok {
 		c = a.callByDialog(id)
+	}
+	if c == nil && req.IsAck() && a.invites.ackOfRefusal(req, a.clock.Now()) {
+		a.log.Debug("ACK of a refused INVITE absorbed", "call_id", callID(req))
+		return nil
 	}
 	if c == nil {
 		if a.count(&a.counters.ForeignDialog) {

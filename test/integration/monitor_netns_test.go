@@ -1,0 +1,776 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/test"
+)
+
+// The attacks of issue 14 on a running `hardphone run` whose security
+// events go to Debian's rsyslog over mutual TLS: SIPVicious (svmap, svwar,
+// svcrack) and SIPp floods on a plain UDP listener, INVITE floods through
+// the registrar onto the phone's TLS flow, a collector outage across an
+// agent restart, and a flood meant to exhaust the agent. The oracles are
+// the phone's own refusal counters (each refusal is counted where it is
+// made, in the SIP layer), the packets on the wire, SIPp's call count, the
+// journal `hardphone events` lists, and the lines rsyslog wrote.
+
+const (
+	// monitorHost is the HOSTNAME the phone's syslog messages carry.
+	monitorHost = "alice-phone"
+	// plainListen is the phone's plain UDP listener; plainPeer the one
+	// source it takes requests from (listen_peer).
+	plainListen = "127.0.0.1:5092"
+	plainPeer   = "127.0.0.1:5095"
+)
+
+// monitorPhone is alice as `hardphone run`, her identity key and SIP
+// password in a credential store on a swtpm, her events exported to an
+// rsyslog that requires her identity certificate.
+type monitorPhone struct {
+	e    *env
+	rs   *test.Rsyslog
+	path string
+	cfg  *config.Config
+	proc *agentProcess
+	ctl  *control.Client
+}
+
+// startMonitorPhone writes alice's config with a plain UDP listener and
+// [events] pointing at a fresh rsyslog, and starts the agent. extra is
+// appended to the account table.
+func startMonitorPhone(t *testing.T, e *env, extra string) *monitorPhone {
+	t.Helper()
+	rs := test.StartRsyslog(t, e.pki, "alice")
+	events := fmt.Sprintf("\n[events]\nsyslog = %q\nsyslog_ca = %q\nsyslog_server_name = %q\nhostname = %q\n",
+		rs.Addr, e.pki.CAFile, rs.ServerName, monitorHost)
+	path := e.tpmPhoneConf(t, phoneConf{user: "alice",
+		top:   fmt.Sprintf("listen = [\"udp:%s\"]\nlisten_peer = %q", plainListen, plainPeer),
+		extra: extra + events})
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &monitorPhone{e: e, rs: rs, path: path, cfg: cfg, ctl: control.NewClient(cfg.ControlSocket)}
+	m.start(t)
+	return m
+}
+
+// start runs the agent and waits until it is registered and answers on
+// its control socket.
+func (m *monitorPhone) start(t *testing.T) {
+	t.Helper()
+	m.proc = startAgentProcess(t, "--config", m.path)
+	m.e.k.WaitRegistered(t, "alice", 15*time.Second)
+	waitFor(t, 15*time.Second, func() bool {
+		st, err := m.ctl.Status(context.Background())
+		return err == nil && len(st.Accounts) == 1 && st.Accounts[0].Registered
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- agent log (tail) ---\n%s", tail(readFile(m.proc.log), 40))
+		}
+	})
+}
+
+// stop stops the agent by PID (SIGTERM: the recorder writes what it holds
+// and every suppression summary it owes before the process exits).
+func (m *monitorPhone) stop(t *testing.T) {
+	t.Helper()
+	if err := m.proc.stop(t); err != nil {
+		t.Logf("agent exit: %v", err)
+	}
+}
+
+// status is the agent's status through the control socket.
+func (m *monitorPhone) status(t *testing.T) *control.Status {
+	t.Helper()
+	st, err := m.ctl.Status(context.Background())
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// counters are alice's refusal counters.
+func (m *monitorPhone) counters(t *testing.T) sip.Counters {
+	t.Helper()
+	return m.status(t).Accounts[0].Counters
+}
+
+// journalRecord is one line of `hardphone events --json`.
+type journalRecord struct {
+	Seq   uint64 `json:"seq"`
+	Type  string `json:"type"`
+	Hash  string `json:"hash"`
+	Error string `json:"error"`
+	Event *struct {
+		Kind     string            `json:"kind"`
+		Severity string            `json:"severity"`
+		Account  string            `json:"account"`
+		Peer     string            `json:"peer"`
+		Detail   map[string]string `json:"detail"`
+	} `json:"event"`
+}
+
+// journal lists the whole journal with `hardphone events --json`, a page
+// at a time: through the agent when it runs, else from the state file.
+func (m *monitorPhone) journal(t *testing.T) []journalRecord {
+	t.Helper()
+	hp := hardphoneBinary(t)
+	var out []journalRecord
+	from := uint64(0)
+	for {
+		b, err := exec.Command(hp, "events", "--config", m.path, "--json", "--from", strconv.FormatUint(from, 10)).Output()
+		if err != nil {
+			t.Fatalf("hardphone events --json --from %d: %v", from, err)
+		}
+		n := 0
+		sc := bufio.NewScanner(strings.NewReader(string(b)))
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var r journalRecord
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("journal line %q: %v", sc.Text(), err)
+			}
+			if r.Error != "" {
+				t.Fatalf("journal record %d damaged: %s", r.Seq, r.Error)
+			}
+			out = append(out, r)
+			from = r.Seq + 1
+			n++
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// verify runs `hardphone events --verify`.
+func (m *monitorPhone) verify(t *testing.T) {
+	t.Helper()
+	b, err := exec.Command(hardphoneBinary(t), "events", "--config", m.path, "--verify").CombinedOutput()
+	if err != nil {
+		t.Fatalf("hardphone events --verify: %v\n%s", err, b)
+	}
+}
+
+// tally is, per kind, how many events the journal holds and how many
+// events.suppressed summaries say were held back.
+type tally map[string]*struct{ events, suppressed uint64 }
+
+func tallyOf(t *testing.T, recs []journalRecord) tally {
+	t.Helper()
+	out := tally{}
+	get := func(k string) *struct{ events, suppressed uint64 } {
+		if out[k] == nil {
+			out[k] = &struct{ events, suppressed uint64 }{}
+		}
+		return out[k]
+	}
+	for _, r := range recs {
+		if r.Event == nil {
+			continue
+		}
+		if r.Event.Kind != "events.suppressed" {
+			get(r.Event.Kind).events++
+			continue
+		}
+		n, err := strconv.ParseUint(r.Event.Detail["count"], 10, 64)
+		if err != nil {
+			t.Fatalf("events.suppressed record %d: count %q: %v", r.Seq, r.Event.Detail["count"], err)
+		}
+		get(r.Event.Detail["kind"]).suppressed += n
+	}
+	return out
+}
+
+// total is events plus suppressed of the kinds.
+func (ta tally) total(kinds ...string) uint64 {
+	var n uint64
+	for _, k := range kinds {
+		if c := ta[k]; c != nil {
+			n += c.events + c.suppressed
+		}
+	}
+	return n
+}
+
+func (ta tally) String() string {
+	var b strings.Builder
+	for k, c := range ta {
+		fmt.Fprintf(&b, "%s: %d journaled + %d suppressed; ", k, c.events, c.suppressed)
+	}
+	return b.String()
+}
+
+// waitAccounted waits until every refusal the counters name is in the
+// journal, as an event or in a suppression summary (summaries come when a
+// kind's limit lets up, on the recorder's tick), and returns the journal.
+func (m *monitorPhone) waitAccounted(t *testing.T, timeout time.Duration) ([]journalRecord, tally, sip.Counters) {
+	t.Helper()
+	var (
+		recs []journalRecord
+		ta   tally
+		c    sip.Counters
+	)
+	deadline := time.Now().Add(timeout)
+	for {
+		c = m.counters(t)
+		recs = m.journal(t)
+		ta = tallyOf(t, recs)
+		if ta.total("sip.foreign_source", "sip.scanner") == uint64(c.ForeignSource) &&
+			ta.total("sip.invite_flood") == uint64(c.INVITEFlood) && ta.total("sip.call_cap") == uint64(c.CallCap) {
+			return recs, ta, c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal does not account for the refusals within %v:\ncounters: foreign_source %d, invite_flood %d, call_cap %d\njournal: %s",
+				timeout, c.ForeignSource, c.INVITEFlood, c.CallCap, ta)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// syslogLine is what the collector's line says of one record.
+type syslogLine struct {
+	seq             uint64
+	host, app, kind string
+	chain, hash     string
+}
+
+var sdChainRE = regexp.MustCompile(`\[chain@32473 seq="(\d+)" chain="([0-9a-f]+)" hash="([0-9a-f]{64})"`)
+
+// parseSyslogLine reads rsyslog's RFC 5424 rendering of one message:
+// <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG.
+func parseSyslogLine(t *testing.T, l string) syslogLine {
+	t.Helper()
+	f := strings.SplitN(l, " ", 7)
+	if len(f) < 7 || !strings.HasPrefix(f[0], "<") || !strings.HasSuffix(f[0], ">1") {
+		t.Fatalf("collector line is not RFC 5424: %q", l)
+	}
+	m := sdChainRE.FindStringSubmatch(f[6])
+	if m == nil {
+		t.Fatalf("collector line has no chain structured data: %q", l)
+	}
+	seq, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		t.Fatalf("collector line %q: seq: %v", l, err)
+	}
+	return syslogLine{seq: seq, host: f[2], app: f[3], kind: f[5], chain: m[2], hash: m[3]}
+}
+
+// checkCollector waits until rsyslog holds every journal record, then
+// checks it got them in journal order (a record may come again only as a
+// resend after a reconnect, which starts at or before the first record
+// not yet acknowledged), each with the journal's hash and kind, all from
+// one chain and from the phone. It returns how many lines were resends.
+func (m *monitorPhone) checkCollector(t *testing.T, recs []journalRecord, timeout time.Duration) (resent int) {
+	t.Helper()
+	if len(recs) == 0 {
+		t.Fatalf("empty journal")
+	}
+	bySeq := make(map[uint64]journalRecord, len(recs))
+	for _, r := range recs {
+		bySeq[r.Seq] = r
+	}
+	first, head := recs[0].Seq, recs[len(recs)-1].Seq
+	lines := m.rs.WaitLines(t, timeout, func(lines []string) bool {
+		seen := make(map[uint64]bool)
+		for _, l := range lines {
+			seen[parseSyslogLine(t, l).seq] = true
+		}
+		for s := first; s <= head; s++ {
+			if !seen[s] {
+				return false
+			}
+		}
+		return true
+	})
+	var chain string
+	high := first - 1
+	seen := make(map[uint64]bool)
+	for i, l := range lines {
+		p := parseSyslogLine(t, l)
+		if p.host != monitorHost || p.app != "hardphone" {
+			t.Fatalf("collector line %d from host %q app %q, want %q hardphone", i, p.host, p.app, monitorHost)
+		}
+		if chain == "" {
+			chain = p.chain
+		} else if p.chain != chain {
+			t.Fatalf("collector line %d of chain %s, earlier lines of %s", i, p.chain, chain)
+		}
+		if p.seq > high+1 {
+			t.Fatalf("collector got record %d (line %d) before record %d: out of order or a gap", p.seq, i, high+1)
+		}
+		if seen[p.seq] {
+			resent++
+		}
+		seen[p.seq], high = true, max(high, p.seq)
+		r, ok := bySeq[p.seq]
+		if !ok {
+			continue // newer than the journal listing
+		}
+		if p.hash != r.Hash {
+			t.Fatalf("record %d: collector has hash %s, journal %s", p.seq, p.hash, r.Hash)
+		}
+		want := "events." + r.Type
+		if r.Event != nil {
+			want = r.Event.Kind
+		}
+		if p.kind != want {
+			t.Fatalf("record %d: collector MSGID %q, journal %q", p.seq, p.kind, want)
+		}
+	}
+	return resent
+}
+
+// legitCall is bob (baresip, SDES-SRTP, playing a tone) calling alice
+// through the registrar; alice answers by herself.
+type legitCall struct {
+	b *test.Baresip
+	m *monitorPhone
+}
+
+func startLegitCall(t *testing.T, m *monitorPhone) *legitCall {
+	t.Helper()
+	tone := filepath.Join(t.TempDir(), "bob.wav")
+	// Longer than the test: baresip's call goes quiet when its file ends.
+	test.WriteToneWAV(t, tone, toneTheirs, 5*time.Minute, 8000)
+	_, _, combined := m.e.pki.Client("bob")
+	b := test.StartBaresip(t, test.BaresipKamailio(m.e.k, "bob"), test.BaresipCertificate(combined),
+		test.BaresipMediaEnc("srtp-mand"), test.BaresipAudioSource(tone))
+	b.WaitRegistered(t, 10*time.Second)
+	b.Dial(t, "sip:alice@"+m.e.k.IP())
+	b.WaitEvent(t, "CALL_ESTABLISHED", 15*time.Second)
+	c := &legitCall{b: b, m: m}
+	c.waitMedia(t, 50)
+	return c
+}
+
+// call is the call's status on the phone.
+func (c *legitCall) call(t *testing.T) sip.CallStatus {
+	t.Helper()
+	calls := c.m.status(t).Accounts[0].Calls
+	for _, cs := range calls {
+		if strings.Contains(cs.Peer, "bob") {
+			return cs
+		}
+	}
+	t.Fatalf("the phone has no call with bob: %+v", calls)
+	return sip.CallStatus{}
+}
+
+// waitMedia waits until the call carried n more authenticated SRTP packets
+// each way than it had, and returns its status then.
+func (c *legitCall) waitMedia(t *testing.T, n uint64) sip.CallStatus {
+	t.Helper()
+	before := c.call(t)
+	var cs sip.CallStatus
+	waitFor(t, 20*time.Second, func() bool {
+		cs = c.call(t)
+		return cs.Media.PacketsReceived >= before.Media.PacketsReceived+n && cs.Media.PacketsSent >= before.Media.PacketsSent+n
+	})
+	if cs.State != "established" || cs.Media.Suite == "" {
+		t.Fatalf("legitimate call %+v, want established with an SRTP suite", cs)
+	}
+	return cs
+}
+
+// hangup ends the call from bob's side.
+func (c *legitCall) hangup(t *testing.T) {
+	t.Helper()
+	c.b.Hangup(t)
+	c.b.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
+}
+
+// wireProbes counts the distinct SIP requests a capture saw arrive at the
+// plain listener from anyone but its peer: by source, method and Via
+// branch (a retransmission is one request). ACKs are counted apart: one
+// that matches the transaction of the refusal it acknowledges is absorbed
+// there and is not a new request to the phone.
+type wireProbes struct {
+	requests, acks, scanners int
+	// authorized counts requests that carried digest credentials.
+	authorized int
+}
+
+func countWireProbes(pkts []test.CapturedPacket) wireProbes {
+	listen := netip.MustParseAddrPort(plainListen)
+	peer := netip.MustParseAddrPort(plainPeer)
+	type key struct{ src, method, branch string }
+	seen := map[key]bool{}
+	var w wireProbes
+	for _, p := range pkts {
+		if p.Proto != "udp" || p.Dst != listen.Addr() || p.DstPort != listen.Port() ||
+			(p.Src == peer.Addr() && p.SrcPort == peer.Port()) {
+			continue
+		}
+		msg := string(p.Payload)
+		method, _, ok := strings.Cut(msg, " ")
+		if !ok || strings.HasPrefix(msg, "SIP/2.0") {
+			continue
+		}
+		k := key{fmt.Sprintf("%v:%d", p.Src, p.SrcPort), method, headerParam(msg, "Via", "branch")}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if method == "ACK" {
+			w.acks++
+			continue
+		}
+		w.requests++
+		if header(msg, "Authorization") != "" || header(msg, "Proxy-Authorization") != "" {
+			w.authorized++
+		}
+		if ua := header(msg, "User-Agent"); strings.Contains(strings.ToLower(ua), "friendly-scanner") {
+			w.scanners++
+		}
+	}
+	return w
+}
+
+// header returns the first value of a SIP header (full or compact name).
+func header(msg, name string) string {
+	compact := map[string]string{"via": "v", "user-agent": ""}[strings.ToLower(name)]
+	for _, l := range strings.Split(msg, "\r\n") {
+		n, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n = strings.TrimSpace(n)
+		if strings.EqualFold(n, name) || (compact != "" && strings.EqualFold(n, compact)) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func headerParam(msg, name, param string) string {
+	for _, p := range strings.Split(header(msg, name), ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, param) {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestMonitorPlainListener: SIPVicious and SIPp against alice's plain UDP
+// listener while she is in a call with bob. Every request from a foreign
+// source is refused 403 and is a sip.foreign_source or (SIPVicious's
+// "friendly-scanner") sip.scanner event; INVITEs from the listener's peer
+// above the per-source rate are sip.invite_flood events; the rate limit
+// holds the journal back and its suppression summaries count exactly what
+// it held. The call carries SRTP audio throughout, and rsyslog receives
+// every record over mutual TLS, in order.
+func TestMonitorPlainListener(t *testing.T) {
+	e := newEnv(t)
+	m := startMonitorPhone(t, e, "")
+	call := startLegitCall(t, m)
+	before := m.counters(t)
+	capture := test.StartCapture(t, "lo", "udp and dst port 5092")
+
+	host, port, _ := net.SplitHostPort(plainListen)
+	// Each tool binds a port of its own: the phone retransmits its 403 to
+	// an INVITE nobody ACKs (svmap's) for RFC 3261's 32 s, and a tool
+	// bound to the same port takes that for an answer of its own.
+	runs := []test.SIPViciousResult{
+		// The scan: one OPTIONS, then one INVITE, from the default
+		// "friendly-scanner".
+		test.RunSVMap(t, "-P", "5071", "-p"+port, host),
+		test.RunSVMap(t, "-P", "5072", "-p"+port, "-m", "INVITE", host),
+		// Extension enumeration: every extension answers alike (403), so
+		// svwar needs --force to go on.
+		test.RunSVWar(t, "-P", "5073", "--force", "-e100-180", "-m", "REGISTER", "-p", port, "--maximumtime", "5", host),
+		test.RunSVWar(t, "-P", "5074", "--force", "-e1000-1040", "-m", "OPTIONS", "-p", port, "--maximumtime", "5", host),
+		// Password guessing for alice: the phone never challenges, so
+		// svcrack asks again after every 403, as fast as they come, and
+		// never gets to try a password.
+		test.RunSVCrack(t, 5*time.Second, "-P", "5075", "-u", "alice", "-r", "1000-1100", "-p", port, host),
+	}
+	for _, r := range runs {
+		t.Logf("%s exit %d after %v: %s", r.Tool, r.ExitCode, r.Duration.Round(time.Millisecond), lastLines(r.Output, 3))
+	}
+	if cs := call.waitMedia(t, 50); cs.Media.AuthFailures > 5 {
+		t.Errorf("legitimate call after the scans: %d SRTP authentication failures", cs.Media.AuthFailures)
+	}
+	// A SIPp flood of INVITEs from a foreign source, then one from the
+	// listener's own peer (past the source policy, into the per-source
+	// INVITE limit).
+	foreign := test.RunSIPp(t, "-sn", "uac", "-s", "alice", "-i", "127.0.0.1", "-p", "5096",
+		"-m", "300", "-r", "150", "-l", "50", "-timeout", "25s", "-recv_timeout", "2000", plainListen)
+	fromPeer := test.RunSIPp(t, "-sn", "uac", "-s", "alice", "-i", "127.0.0.1", "-p", "5095",
+		"-m", "60", "-r", "30", "-l", "20", "-timeout", "20s", "-recv_timeout", "2000", plainListen)
+	t.Logf("sipp foreign exit %d, from the peer exit %d", foreign.ExitCode, fromPeer.ExitCode)
+	cs := call.waitMedia(t, 50)
+	capture.Stop(t)
+
+	recs, ta, after := m.waitAccounted(t, 90*time.Second)
+	wire := countWireProbes(capture.Packets(t))
+	refused := after.ForeignSource - before.ForeignSource
+	t.Logf("wire: %d requests (%d scanner), %d ACKs; counters: foreign_source %d, invite_flood %d; journal: %s",
+		wire.requests, wire.scanners, wire.acks, refused, after.INVITEFlood, ta)
+	// Every request from a foreign source on the wire was refused and
+	// counted; only a stray ACK the transaction did not absorb may add to
+	// the count.
+	if refused < wire.requests || refused > wire.requests+wire.acks {
+		t.Errorf("foreign_source counter rose by %d, want the %d requests on the wire (plus at most %d ACKs)", refused, wire.requests, wire.acks)
+	}
+	if wire.scanners < 100 || ta.total("sip.scanner") < uint64(wire.scanners) {
+		t.Errorf("sip.scanner events + suppressed = %d, want at least the %d friendly-scanner requests on the wire (>= 100)", ta.total("sip.scanner"), wire.scanners)
+	}
+	if wire.authorized != 0 {
+		t.Errorf("%d requests on the wire carried digest credentials: the phone challenged a scanner", wire.authorized)
+	}
+	if ta.total("sip.foreign_source") < 300 {
+		t.Errorf("sip.foreign_source events + suppressed = %d, want >= 300 (the SIPp flood)", ta.total("sip.foreign_source"))
+	}
+	if after.INVITEFlood == 0 {
+		t.Errorf("invite_flood = 0, want SIPp's 30/s from the listener's peer rate-limited")
+	}
+	for _, k := range []string{"sip.scanner", "sip.foreign_source", "sip.invite_flood"} {
+		c := ta[k]
+		if c == nil || c.events == 0 || c.suppressed == 0 {
+			t.Errorf("%s: %+v, want events journaled and more suppressed by the rate limit", k, c)
+		}
+	}
+	if cs.State != "established" {
+		t.Errorf("legitimate call %s after the attacks", cs.State)
+	}
+	call.hangup(t)
+	resent := m.checkCollector(t, recs, 60*time.Second)
+	t.Logf("collector: %d records in order, %d resent", len(recs), resent)
+	m.verify(t)
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " | ")
+}
+
+// floodScenario is carol calling alice through the registrar as fast as
+// SIPp is told: each call answers Kamailio's digest challenge, offers SDES
+// over SRTP (as a real caller would, so the INVITE reaches the phone's
+// admission), and takes whatever the phone says: a refusal (486 at the
+// call cap, 503 above the per-source INVITE rate; Kamailio may turn a 503
+// into a 500) is ACKed, an answered call is ACKed and hung up.
+const floodScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="INVITE flood through the registrar">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:alice@[remote_ip] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:carol@[remote_ip]>;tag=[pid]-[call_number]
+To: <sip:alice@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:carol@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="407" auth="true"/>
+  <send>
+    <![CDATA[
+ACK sip:alice@[remote_ip] SIP/2.0
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:alice@[remote_ip] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:carol@[remote_ip]>;tag=[pid]-[call_number]
+To: <sip:alice@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 2 INVITE
+Contact: <sip:carol@[local_ip]:[local_port]>
+[authentication]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=carol 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [media_port] RTP/SAVP 0
+a=rtpmap:0 PCMU/8000
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="486" optional="true" next="refused"/>
+  <recv response="500" optional="true" next="refused"/>
+  <recv response="503" optional="true" next="refused"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:carol@[remote_ip]>;tag=[pid]-[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 2 ACK
+Contact: <sip:carol@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:carol@[remote_ip]>;tag=[pid]-[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 3 BYE
+Contact: <sip:carol@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" next="done"/>
+  <label id="refused"/>
+  <send>
+    <![CDATA[
+ACK sip:alice@[remote_ip] SIP/2.0
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 2 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="done"/>
+</scenario>
+`
+
+// TestMonitorTLSFlood: carol floods alice with INVITEs through the
+// registrar, so they arrive over alice's own mutual-TLS flow (the phone
+// has no TLS listener of its own: its TLS side is that flow) while alice
+// is in a call with bob and may hold two calls. Every INVITE that reaches
+// the phone is accounted for: a call, a sip.call_cap refusal or a
+// sip.invite_flood refusal, journaled or counted in a suppression
+// summary. Bob's call keeps its SRTP audio throughout, the phone's
+// certificate watch reported both its identity and the registrar's
+// certificate (the test PKI's live a day), and rsyslog receives every
+// record over mutual TLS, in order.
+func TestMonitorTLSFlood(t *testing.T) {
+	e := newEnv(t, test.KamailioPlainPort(0))
+	m := startMonitorPhone(t, e, "max_calls = 2\n")
+	call := startLegitCall(t, m)
+	before := m.counters(t)
+	const invites = 40
+	res := test.RunSIPp(t, "-sf", test.WriteScenario(t, "invite-flood", floodScenario), "-s", "alice",
+		"-au", "carol", "-ap", users["carol"], "-i", "127.0.0.1", "-p", "5097", "-mi", "127.0.0.1",
+		"-m", strconv.Itoa(invites), "-r", "20", "-l", "10", "-timeout", "25s", "-recv_timeout", "5000", e.k.PlainAddr())
+	t.Logf("sipp exit %d: %s", res.ExitCode, lastLines(res.Output, 4))
+	cs := call.waitMedia(t, 100)
+	recs, ta, after := m.waitAccounted(t, 90*time.Second)
+	calls := after.CallsIn - before.CallsIn
+	capped := after.CallCap - before.CallCap
+	flooded := after.INVITEFlood - before.INVITEFlood
+	t.Logf("phone: %d calls, %d at the call cap, %d above the INVITE rate; journal: %s", calls, capped, flooded, ta)
+	if calls+capped+flooded != invites {
+		t.Errorf("calls %d + call_cap %d + invite_flood %d = %d, want every one of the %d INVITEs\n%s",
+			calls, capped, flooded, calls+capped+flooded, invites, res.Output)
+	}
+	if capped == 0 || flooded == 0 {
+		t.Errorf("call_cap %d, invite_flood %d: want both limits hit", capped, flooded)
+	}
+	for _, k := range []string{"sip.call_cap", "sip.invite_flood"} {
+		if c := ta[k]; c == nil || c.events == 0 {
+			t.Errorf("%s: %+v, want events journaled", k, c)
+		}
+	}
+	if ta.total("sip.foreign_source", "sip.scanner") != 0 {
+		t.Errorf("foreign-source events %d: every INVITE came over the registrar's flow", ta.total("sip.foreign_source", "sip.scanner"))
+	}
+	// The registrar's ACK of each refusal belongs to the refused INVITE's
+	// transaction (RFC 3261 §17.1.1.3): no attack, no event.
+	if n := after.ForeignDialog - before.ForeignDialog; n != 0 || ta.total("sip.foreign_dialog") != 0 {
+		t.Errorf("foreign_dialog rose by %d (journal %d): the ACKs of the phone's own refusals were taken for attacks", n, ta.total("sip.foreign_dialog"))
+	}
+	if cs.State != "established" || cs.Media.AuthFailures > 5 {
+		t.Errorf("legitimate call after the flood: %+v, want established with few SRTP authentication failures", cs)
+	}
+	// Carol's answered calls are over; bob's is the only one left.
+	waitFor(t, 20*time.Second, func() bool { return len(m.status(t).Accounts[0].Calls) == 1 })
+	call.hangup(t)
+	checkNearExpiry(t, recs)
+	resent := m.checkCollector(t, recs, 60*time.Second)
+	t.Logf("collector: %d records in order, %d resent", len(recs), resent)
+	m.verify(t)
+}
+
+// checkNearExpiry: the journal holds one cert.near_expiry event for the
+// phone's identity certificate and one for the registrar's, graded by the
+// days they have left (the test PKI's live a day: "error").
+func checkNearExpiry(t *testing.T, recs []journalRecord) {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range recs {
+		ev := r.Event
+		if ev == nil || ev.Kind != "cert.near_expiry" {
+			continue
+		}
+		role := ev.Detail["role"]
+		got[role]++
+		if ev.Detail["days_left"] != "0" || ev.Severity != "error" {
+			t.Errorf("cert.near_expiry %+v, want days_left 0 and severity error", ev)
+		}
+		switch role {
+		case "identity":
+			if ev.Detail["subject"] != "alice" {
+				t.Errorf("identity cert.near_expiry of %q, want alice", ev.Detail["subject"])
+			}
+		case "registrar":
+			if ev.Detail["subject"] != "127.0.0.1" || ev.Account != "alice" {
+				t.Errorf("registrar cert.near_expiry of %q for account %q, want 127.0.0.1 for alice", ev.Detail["subject"], ev.Account)
+			}
+		}
+	}
+	if got["identity"] != 1 || got["registrar"] != 1 {
+		t.Errorf("cert.near_expiry events by role = %v, want one for the identity and one for the registrar", got)
+	}
+}
