@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -773,4 +774,107 @@ func checkNearExpiry(t *testing.T, recs []journalRecord) {
 	if got["identity"] != 1 || got["registrar"] != 1 {
 		t.Errorf("cert.near_expiry events by role = %v, want one for the identity and one for the registrar", got)
 	}
+}
+
+// probeFrom sends one SIPVicious-style OPTIONS ("friendly-scanner") to the
+// plain listener from ip and waits for the phone's 403.
+func probeFrom(t *testing.T, ip string) {
+	t.Helper()
+	c := dialFrom(t, "udp", net.JoinHostPort(ip, "0"), plainListen)
+	defer c.Close()
+	la := c.LocalAddr().String()
+	msg := "OPTIONS sip:100@" + plainListen + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + la + ";branch=z9hG4bK-" + randHex(8) + ";rport\r\n" +
+		"From: \"sipvicious\"<sip:100@1.1.1.1>;tag=" + randHex(4) + "\r\nTo: \"sipvicious\"<sip:100@1.1.1.1>\r\n" +
+		"Call-ID: " + randHex(8) + "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: friendly-scanner\r\n" +
+		"Contact: <sip:100@" + la + ">\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 403") {
+		t.Fatalf("probe from %s answered %q, %v; want 403", ip, buf[:n], err)
+	}
+}
+
+// probes sends one probe from each of n loopback addresses 127.0.<net>.1
+// up: each source its own peer for the rate limit.
+func probes(t *testing.T, subnet, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		probeFrom(t, fmt.Sprintf("127.0.%d.%d", subnet, i))
+	}
+}
+
+// maxSeq is the highest record seq among the collector's lines.
+func maxSeq(t *testing.T, lines []string) uint64 {
+	t.Helper()
+	var m uint64
+	for _, l := range lines {
+		m = max(m, parseSyslogLine(t, l).seq)
+	}
+	return m
+}
+
+// TestMonitorCollectorOutage: rsyslog goes down while the phone keeps
+// refusing scanners; the agent is stopped and started again while it is
+// still down (the exporter restarts from the delivery cursor in the state
+// file, with a backlog); once rsyslog is back it receives every record,
+// in journal order, and the journal still verifies.
+func TestMonitorCollectorOutage(t *testing.T) {
+	e := newEnv(t)
+	m := startMonitorPhone(t, e, "")
+	probes(t, 10, 8)
+	m.checkCollector(t, m.journal(t), 60*time.Second)
+
+	m.rs.Stop(t)
+	delivered := maxSeq(t, m.rs.Lines(t))
+	probes(t, 11, 8)
+	m.stop(t)
+	m.start(t)
+	probes(t, 12, 8)
+	waitFor(t, 20*time.Second, func() bool { return tallyOf(t, m.journal(t)).total("sip.scanner") >= 24 })
+	backlog := m.journal(t)
+	waiting := backlog[len(backlog)-1].Seq - delivered
+	t.Logf("journal holds %d records, %d of them written while the collector was down", len(backlog), waiting)
+	if waiting < 16 {
+		t.Fatalf("%d records written during the outage, want at least the 16 probes'", waiting)
+	}
+	m.rs.Restart(t)
+	resent := m.checkCollector(t, backlog, 120*time.Second)
+	t.Logf("collector: all %d records in order after the outage, %d resent", len(backlog), resent)
+	// The restarted exporter went on from the cursor in the state file, not
+	// from the start of the journal.
+	if uint64(resent) >= delivered {
+		t.Errorf("%d records sent twice, want fewer than the %d delivered before the outage", resent, delivered)
+	}
+	ta := tallyOf(t, backlog)
+	if ta.total("sip.scanner") != 24 {
+		t.Errorf("sip.scanner events + suppressed = %d, want the 24 probes (%s)", ta.total("sip.scanner"), ta)
+	}
+	m.verify(t)
+}
+
+// procStatus reads a /proc/PID/status field in kB.
+func procStatus(t *testing.T, pid int, field string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("agent pid %d: %v", pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s %q: %v", field, v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
 }
