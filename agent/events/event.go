@@ -66,11 +66,11 @@ func sanitize(ev Event) (Event, error) {
 		return Event{}, fmt.Errorf("%w: kind %q unknown", ErrInvalidEvent, clean(string(ev.Kind), maxKind))
 	}
 	out := Event{
-		Seq:      0,
-		Time:     ev.Time,
-		Kind:     ev.Kind,
-		Account:  clean(ev.Account, MaxAccount),
-		Peer:     cleanPeer(ev.Peer),
+		Seq:     0,
+		Time:    ev.Time,
+		Kind:    ev.Kind,
+		Account: clean(ev.Account, MaxAccount),
+		Peer:    cleanPeer(ev.Peer),
 	}
 	if len(ev.Detail) > MaxDetail {
 		return Event{}, fmt.Errorf("%w: %d detail fields, at most %d", ErrInvalidEvent, len(ev.Detail), MaxDetail)

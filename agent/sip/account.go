@@ -47,7 +47,8 @@ type Account struct {
 	global    *CallLimit              // the phone-wide call cap; never nil
 	limiter   *inviteLimiter          // inbound INVITEs per source; never nil
 	dialled   *dialplan.Counter       // calls placed, for the dialling caps; never nil
-	invites   recentInvites           // INVITE transactions whose ACKs to absorb (refusalack.go)
+	invites   recentTxs               // INVITE transactions whose ACKs to absorb (refusalack.go)
+	refusedTx recentTxs               // plain UDP requests refused statelessly (plainguard.go)
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -262,7 +263,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
-		regCert: d.RegistrarCert, global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
+		regCert: d.RegistrarCert, global: global, limiter: newInviteLimiter(), refusedTx: recentTxs{size: refusedTxsMax}, plainPeer: d.ListenPeer, dialled: d.Dialled,
 	}
 	if a.dialled == nil {
 		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {

@@ -76,7 +76,7 @@ func (a *Account) count(c *int) bool {
 }
 
 func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	a.invites.add(req, a.clock.Now())
+	a.invites.remember(req, a.clock.Now())
 	if _, ok := requestDialog(req); ok {
 		a.onReInvite(req, tx)
 		return
@@ -506,7 +506,8 @@ func (a *Account) Listen(ctx context.Context, lc *net.ListenConfig, network, add
 		}
 		go func() { <-ctx.Done(); pc.Close() }()
 		go func() {
-			if err := a.srv.ServeUDP(pc); err != nil && ctx.Err() == nil {
+			// Foreign datagrams are refused as they are read (plainguard.go).
+			if err := a.srv.ServeUDP(plainUDP{PacketConn: pc, a: a}); err != nil && ctx.Err() == nil {
 				a.log.Warn("udp listener", "error", err)
 			}
 		}()
