@@ -69,7 +69,7 @@ func FuzzRefuseDatagram(f *testing.F) {
 		Registrar: "127.0.0.1:1", ServerName: "127.0.0.1", DigestMin: policy.DefaultDigestMin,
 		Expires: 600 * time.Second, Keepalive: 90 * time.Second, RetryBase: time.Hour, RetryMax: time.Hour, MaxCalls: 1},
 		AccountDeps{Roots: x509.NewCertPool(), Password: func() (string, error) { return "pw", nil },
-			Media: MediaParams{LocalIP: netip.MustParseAddr("127.0.0.1"), PortMin: 40000, PortMax: 40010},
+			Media:    MediaParams{LocalIP: netip.MustParseAddr("127.0.0.1"), PortMin: 40000, PortMax: 40010},
 			Instance: "urn:uuid:00000000-0000-0000-0000-000000000001", Log: slog.New(slog.DiscardHandler),
 			Events: func(ev Event) {
 				if ev.Kind == EventSecurity {
