@@ -42,6 +42,7 @@ type Agent struct {
 	events     EventRecorder
 	eventLoops []func(context.Context) error
 	journal    EventJournal      // nil: no journal to list
+	certs      certWatch         // certificates watched for expiry (certexpiry.go)
 	book       *history.Book     // nil: no call history
 	audio      AudioOpener       // nil: calls carry what commands give them
 	dialled    *dialplan.Counter // nil: each account counts its calls in memory
@@ -258,6 +259,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 			Roots: a.roots, Cert: a.ident, Password: pw, Media: mp, Instance: a.instance,
 			Log: log.With("component", "sip"), Events: a.dispatch, CertTime: a.certTime, TimeSeen: a.certSeen,
 			Calls: calls, ListenPeer: cfg.ListenPeer, Dialled: a.dialled, GetCert: a.identSource,
+			RegistrarCert: func(c *x509.Certificate) { a.registrarCert(ac.Name, c) },
 		})
 		if err != nil {
 			return nil, err
@@ -350,6 +352,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	a.startCertWatch(ctx, &wg)
 	if a.ctl != nil {
 		srv, err := control.NewServer(a.handle, control.WithAllowedUIDs(a.ctl.uids...),
 			control.WithSubscribe(a.subscribe), control.WithLogger(a.log), control.WithRefused(a.controlRefused))

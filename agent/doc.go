@@ -5,8 +5,9 @@
 // go, confirms a boot that runs (health.go: every account registered or its
 // registrar unreachable at the network level), marks a slot good once every
 // account stays registered, never blesses a slot below the anti-rollback
-// floor, and
-// answers the control protocol (agent/control). It holds no protocol logic
+// floor, reports its identity and registrar certificates before they
+// expire (certexpiry.go), and answers the control protocol
+// (agent/control). It holds no protocol logic
 // of its own and opens no device: package system builds every part.
 //
 // Imported by system (which builds it) and by tests; cmd reaches it through

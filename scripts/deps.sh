@@ -6,16 +6,18 @@ set -eu
 # (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
 # the fleet store on PostgreSQL and the fleet benchmarks' nginx reference
 # (11), the Argon2 reference tool for the admin password hashes (13), the
-# syslog-over-TLS collector for security events (14), the G.722 reference
-# encoder/decoder, sound devices without a sound card and the terminal
-# phone's test terminal (15), the static server for TUF repositories (12).
+# syslog-over-TLS collector for security events and the SIPVicious scanners
+# (svmap, svwar, svcrack) that attack the phone in its tests (14), the G.722
+# reference encoder/decoder, sound devices without a sound card and the
+# terminal phone's test terminal (15), the static server for TUF
+# repositories (12).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
 postgresql nginx
-rsyslog rsyslog-gnutls
+rsyslog rsyslog-gnutls sipvicious
 argon2
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
 ffmpeg tmux"

@@ -40,8 +40,9 @@ type Event struct {
 	Time time.Time
 	// Kind says what happened; it must be one of the Kind constants.
 	Kind Kind
-	// Severity is set by Append from Kind.Severity; a value given by the
-	// emitter is replaced. A stored record keeps the severity it was
+	// Severity is set by Append from the kind (and, for cert.near_expiry,
+	// its days_left detail: severityOf); a value given by the emitter is
+	// replaced. A stored record keeps the severity it was
 	// written with.
 	Severity Severity
 	// Account is the SIP account (config name) concerned, if any.
@@ -65,12 +66,11 @@ func sanitize(ev Event) (Event, error) {
 		return Event{}, fmt.Errorf("%w: kind %q unknown", ErrInvalidEvent, clean(string(ev.Kind), maxKind))
 	}
 	out := Event{
-		Seq:      0,
-		Time:     ev.Time,
-		Kind:     ev.Kind,
-		Severity: ev.Kind.Severity(),
-		Account:  clean(ev.Account, MaxAccount),
-		Peer:     cleanPeer(ev.Peer),
+		Seq:     0,
+		Time:    ev.Time,
+		Kind:    ev.Kind,
+		Account: clean(ev.Account, MaxAccount),
+		Peer:    cleanPeer(ev.Peer),
 	}
 	if len(ev.Detail) > MaxDetail {
 		return Event{}, fmt.Errorf("%w: %d detail fields, at most %d", ErrInvalidEvent, len(ev.Detail), MaxDetail)
@@ -84,6 +84,7 @@ func sanitize(ev Event) (Event, error) {
 			out.Detail[k] = clean(v, MaxValue)
 		}
 	}
+	out.Severity = severityOf(out.Kind, out.Detail)
 	return out, nil
 }
 

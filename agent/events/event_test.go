@@ -84,3 +84,40 @@ func TestKindsFitMSGID(t *testing.T) {
 		}
 	}
 }
+
+// TestNearExpirySeverity: cert.near_expiry is graded by its days_left
+// detail, whatever severity the emitter set; without a readable days_left
+// it keeps the kind's.
+func TestNearExpirySeverity(t *testing.T) {
+	tests := []struct {
+		name   string
+		detail Detail
+		want   Severity
+	}{
+		{"expired an hour ago", Detail{DetailDaysLeft: "-1"}, SeverityCritical},
+		{"expires today", Detail{DetailDaysLeft: "0"}, SeverityError},
+		{"2 days left", Detail{DetailDaysLeft: "2"}, SeverityError},
+		{"3 days left", Detail{DetailDaysLeft: "3"}, SeverityWarning},
+		{"13 days left", Detail{DetailDaysLeft: "13"}, SeverityWarning},
+		{"14 days left", Detail{DetailDaysLeft: "14"}, SeverityNotice},
+		{"29 days left", Detail{DetailDaysLeft: "29"}, SeverityNotice},
+		{"no days_left", Detail{"role": "identity"}, KindCertNearExpiry.Severity()},
+		{"days_left not a number", Detail{DetailDaysLeft: "soon"}, KindCertNearExpiry.Severity()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := sanitize(Event{Kind: KindCertNearExpiry, Severity: SeverityDebug, Detail: tt.detail})
+			if err != nil {
+				t.Fatalf("sanitize = %v", err)
+			}
+			if got.Severity != tt.want {
+				t.Errorf("sanitize(%v).Severity = %v, want %v", tt.detail, got.Severity, tt.want)
+			}
+		})
+	}
+	// Other kinds ignore a days_left detail.
+	got, err := sanitize(Event{Kind: KindScanner, Detail: Detail{DetailDaysLeft: "-5"}})
+	if err != nil || got.Severity != KindScanner.Severity() {
+		t.Errorf("sanitize(scanner with days_left) = %v, %v; want the kind's %v", got.Severity, err, KindScanner.Severity())
+	}
+}

@@ -56,7 +56,9 @@ const (
 	// KindBootBelowFloor: the running image is below the anti-rollback
 	// floor.
 	KindBootBelowFloor Kind = "boot.below_floor"
-	// KindCertNearExpiry: a certificate we present or pin expires soon.
+	// KindCertNearExpiry: a certificate we present or pin expires soon
+	// (or has expired). Its severity follows the days_left detail
+	// (NearExpirySeverity), not the kind alone.
 	KindCertNearExpiry Kind = "cert.near_expiry"
 	// KindConfigRevert: a new configuration was refused or rolled back and
 	// the previous one stays.
@@ -177,7 +179,8 @@ func (k Kind) Known() bool {
 }
 
 // Severity is the kind's default severity (SeverityNotice for an unknown
-// kind).
+// kind). An event's own severity can depend on its detail too
+// (severityOf).
 func (k Kind) Severity() Severity {
 	if i, ok := kinds[k]; ok {
 		return i.sev
@@ -202,4 +205,38 @@ func (k Kind) wellFormed() bool {
 		}
 	}
 	return true
+}
+
+// DetailDaysLeft is the cert.near_expiry detail key holding the whole days
+// a certificate has left: floor((NotAfter - now) / 24h), negative once it
+// has expired.
+const DetailDaysLeft = "days_left"
+
+// NearExpirySeverity grades a certificate by the whole days it has left:
+// expired (below 0) is critical, since every TLS session that presents or
+// checks it fails from then on; under 3 days an error; under 14 a warning;
+// otherwise a notice.
+func NearExpirySeverity(daysLeft int) Severity {
+	switch {
+	case daysLeft < 0:
+		return SeverityCritical
+	case daysLeft < 3:
+		return SeverityError
+	case daysLeft < 14:
+		return SeverityWarning
+	}
+	return SeverityNotice
+}
+
+// severityOf is the severity an event of kind k with detail d is written
+// with: the kind's, except for cert.near_expiry, which its days_left grades
+// (an event without a readable days_left keeps the kind's warning). The
+// emitter never sets a severity directly.
+func severityOf(k Kind, d Detail) Severity {
+	if k == KindCertNearExpiry {
+		if n, err := strconv.Atoi(d[DetailDaysLeft]); err == nil {
+			return NearExpirySeverity(n)
+		}
+	}
+	return k.Severity()
 }

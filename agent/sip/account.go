@@ -41,11 +41,14 @@ type Account struct {
 	plainPeer netip.AddrPort
 	media     MediaParams
 	events    func(Event)
-	password  func() (string, error) // the digest password, asked for per challenge
-	timeSeen  func(time.Time)        // nil: nobody wants verified certificate times
-	global    *CallLimit             // the phone-wide call cap; never nil
-	limiter   *inviteLimiter         // inbound INVITEs per source; never nil
-	dialled   *dialplan.Counter      // calls placed, for the dialling caps; never nil
+	password  func() (string, error)  // the digest password, asked for per challenge
+	timeSeen  func(time.Time)         // nil: nobody wants verified certificate times
+	regCert   func(*x509.Certificate) // nil: nobody wants the verified registrar certificate
+	global    *CallLimit              // the phone-wide call cap; never nil
+	limiter   *inviteLimiter          // inbound INVITEs per source; never nil
+	dialled   *dialplan.Counter       // calls placed, for the dialling caps; never nil
+	invites   recentTxs               // INVITE transactions whose ACKs to absorb (refusalack.go)
+	refusedTx recentTxs               // plain UDP requests refused statelessly (plainguard.go)
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -197,6 +200,10 @@ type AccountDeps struct {
 	// TimeSeen is told the NotBefore of every registrar certificate that
 	// verified: a time the phone has securely seen. nil: nobody.
 	TimeSeen func(time.Time)
+	// RegistrarCert is told the registrar's leaf certificate each time a
+	// TLS flow's handshake verified it (the agent watches its expiry).
+	// nil: nobody.
+	RegistrarCert func(*x509.Certificate)
 	// Calls is the phone-wide call cap shared by every account; nil gives
 	// the account one of its own at cfg.MaxCalls.
 	Calls *CallLimit
@@ -260,7 +267,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
-		global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
+		regCert: d.RegistrarCert, global: global, limiter: newInviteLimiter(), refusedTx: recentTxs{size: refusedTxsMax}, plainPeer: d.ListenPeer, dialled: d.Dialled,
 	}
 	if a.dialled == nil {
 		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {

@@ -12,8 +12,12 @@
 // (dialog.go); calls are capped and INVITEs rate-limited (admission.go); a
 // silent call ends (inactivity.go); digest challenges are answered only
 // over the registrar's flow, for its realm, with qop=auth (register.go,
-// digest.go). Media decisions, where media may be sent among them, are
-// delegated to agent/media.
+// digest.go). A flood on a plain UDP listener: datagrams not from its peer
+// are refused statelessly as they are read, holding no goroutine or
+// transaction (plainguard.go), and the ACK of an INVITE the phone refused
+// over its flow is absorbed, not reported as an attack (refusalack.go).
+// Media decisions, where media may be sent among them, are delegated to
+// agent/media.
 //
 // Imported by agent, agent/control (status and event types), system and
 // cmd/hardphone; sipgo types do not leave this package.

@@ -1,9 +1,17 @@
 package sip
 
 import (
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/crypto/policy"
 )
 
 // FuzzRequestValidate feeds raw datagrams through sipgo's parser and our
@@ -37,6 +45,73 @@ func FuzzRequestValidate(f *testing.F) {
 		}
 		if cs := req.CSeq(); cs == nil {
 			t.Fatalf("validate accepted a request without CSeq")
+		}
+	})
+}
+
+// FuzzRefuseDatagram feeds raw datagrams from a foreign source through the
+// plain UDP listener's stateless refusal, on real loopback sockets.
+// Property: no panic; each datagram is counted at most once and reported
+// exactly as often as counted; whatever the phone sends back is one SIP
+// 403 response.
+//
+//fuzz:budget 100000
+func FuzzRefuseDatagram(f *testing.F) {
+	f.Add([]byte("OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1;rport\r\n" +
+		"From: \"sipvicious\"<sip:100@1.1.1.1>;tag=1\r\nTo: <sip:100@1.1.1.1>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\n" +
+		"User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("ACK sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nCSeq: 1 ACK\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nCSeq: 1 INVITE\r\n\r\n"))
+	f.Add([]byte("\r\n\r\n"))
+	f.Add([]byte("INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP [::1;branch=\r\n\r\n"))
+	reported := 0
+	acct, err := NewAccount(config.Account{Name: "alice", User: "alice", AuthUser: "alice", Domain: "example.test",
+		Registrar: "127.0.0.1:1", ServerName: "127.0.0.1", DigestMin: policy.DefaultDigestMin,
+		Expires: 600 * time.Second, Keepalive: 90 * time.Second, RetryBase: time.Hour, RetryMax: time.Hour, MaxCalls: 1},
+		AccountDeps{Roots: x509.NewCertPool(), Password: func() (string, error) { return "pw", nil },
+			Media:    MediaParams{LocalIP: netip.MustParseAddr("127.0.0.1"), PortMin: 40000, PortMax: 40010},
+			Instance: "urn:uuid:00000000-0000-0000-0000-000000000001", Log: slog.New(slog.DiscardHandler),
+			Events: func(ev Event) {
+				if ev.Kind == EventSecurity {
+					reported++
+				}
+			}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pc.Close()
+	peer, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer peer.Close()
+	src, _ := udpSource(peer.LocalAddr())
+	buf := make([]byte, 1<<16)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		before, reportedBefore := acct.Status().Counters.ForeignSource, reported
+		acct.refuseDatagram(pc, b, peer.LocalAddr(), src)
+		counted := acct.Status().Counters.ForeignSource - before
+		if counted > 1 || reported-reportedBefore != counted {
+			t.Fatalf("one datagram counted %d times and reported %d times", counted, reported-reportedBefore)
+		}
+		// Loopback UDP delivers within the sendto: what was sent is queued.
+		if err := peer.SetReadDeadline(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, _, err := peer.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			msg, err := sip.ParseMessage(buf[:n])
+			res, ok := msg.(*sip.Response)
+			if err != nil || !ok || res.StatusCode != 403 {
+				t.Fatalf("phone answered %q (%v), want a 403", buf[:n], err)
+			}
 		}
 	})
 }

@@ -76,6 +76,7 @@ func (a *Account) count(c *int) bool {
 }
 
 func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	a.invites.remember(req, a.clock.Now())
 	if _, ok := requestDialog(req); ok {
 		a.onReInvite(req, tx)
 		return
@@ -323,6 +324,10 @@ func (a *Account) dialogRequest(req *sip.Request, tx sip.ServerTransaction) *Cal
 	if ok {
 		c = a.callByDialog(id)
 	}
+	if c == nil && req.IsAck() && a.invites.ackOfRefusal(req, a.clock.Now()) {
+		a.log.Debug("ACK of a refused INVITE absorbed", "call_id", callID(req))
+		return nil
+	}
 	if c == nil {
 		if a.count(&a.counters.ForeignDialog) {
 			a.log.Warn("request for a dialog that is not ours", "method", string(req.Method),
@@ -501,7 +506,8 @@ func (a *Account) Listen(ctx context.Context, lc *net.ListenConfig, network, add
 		}
 		go func() { <-ctx.Done(); pc.Close() }()
 		go func() {
-			if err := a.srv.ServeUDP(pc); err != nil && ctx.Err() == nil {
+			// Foreign datagrams are refused as they are read (plainguard.go).
+			if err := a.srv.ServeUDP(plainUDP{PacketConn: pc, a: a}); err != nil && ctx.Err() == nil {
 				a.log.Warn("udp listener", "error", err)
 			}
 		}()

@@ -154,6 +154,9 @@ func (a *Account) flow(ctx context.Context) (sip.Connection, error) {
 		// NotBefore has passed.
 		a.timeSeen(cs.PeerCertificates[0].NotBefore)
 	}
+	if a.regCert != nil && len(cs.PeerCertificates) > 0 {
+		a.regCert(cs.PeerCertificates[0])
+	}
 	local, err := netip.ParseAddrPort(conn.LocalAddr().String())
 	if err != nil {
 		return nil, fmt.Errorf("tls flow local address: %w", err)

@@ -50,19 +50,7 @@ func (a *Account) allowed(req *sip.Request) error {
 func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if err := a.allowed(req); err != nil {
-			a.mu.Lock()
-			a.counters.ForeignSource++
-			n := a.counters.ForeignSource
-			a.mu.Unlock()
-			// Rate-limit: a flood of rogue requests must not flood the log.
-			if n <= 10 || n%100 == 0 {
-				a.log.Warn("request refused", "method", string(req.Method), "error", err, "refused_total", n)
-			}
-			what := IncidentForeignSource
-			if isScanner(req) {
-				what = IncidentScanner
-			}
-			a.requestIncident(what, req, "not from the registrar's flow")
+			a.refused(req, err)
 			if !req.IsAck() {
 				respond(a, tx, req, 403, "Forbidden", nil)
 			}
@@ -76,6 +64,23 @@ func (a *Account) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.R
 		}
 		h(req, tx)
 	}
+}
+
+// refused counts and reports a request the source policy refused.
+func (a *Account) refused(req *sip.Request, why error) {
+	a.mu.Lock()
+	a.counters.ForeignSource++
+	n := a.counters.ForeignSource
+	a.mu.Unlock()
+	// Rate-limit: a flood of rogue requests must not flood the log.
+	if n <= 10 || n%100 == 0 {
+		a.log.Warn("request refused", "method", string(req.Method), "error", why, "refused_total", n)
+	}
+	what := IncidentForeignSource
+	if isScanner(req) {
+		what = IncidentScanner
+	}
+	a.requestIncident(what, req, "not from the registrar's flow")
 }
 
 // validate applies the RFC 3261 checks sipgo's parser leaves to the UAS,

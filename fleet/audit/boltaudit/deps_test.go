@@ -8,5 +8,5 @@ import (
 
 // TestDeps: the bbolt storage knows package audit and nothing else of ours.
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet/audit", "crypto/policy")
+	deptest.Only(t, "fleet/audit", "crypto/policy", "internal/tcpack")
 }
