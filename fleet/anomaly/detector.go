@@ -272,13 +272,13 @@ func (d *Detector) finding(rule int, ts int64, devices []string, more int, src n
 		now := time.Unix(max(ts, st.now), 0).UTC()
 		if rc.Block > 0 {
 			r := Response{Kind: ResponseBlock, Rule: spec.name, Finding: f.ID, Device: devices[0],
-				Until: now.Add(time.Duration(rc.Block)), Override: d.override()}
+				Until: now.Add(time.Duration(rc.Block)).Truncate(time.Second), Override: d.override()}
 			st.respond(r, d.cfg.MaxDevices)
 			f.Responses = append(f.Responses, r)
 		}
 		if rc.Quarantine > 0 {
 			r := Response{Kind: ResponseQuarantine, Rule: spec.name, Finding: f.ID, Device: devices[0],
-				Until: now.Add(time.Duration(rc.Quarantine))}
+				Until: now.Add(time.Duration(rc.Quarantine)).Truncate(time.Second)}
 			st.respond(r, d.cfg.MaxDevices)
 			f.Responses = append(f.Responses, r)
 		}

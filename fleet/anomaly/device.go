@@ -137,19 +137,29 @@ func (dev *device) inRing(h int64) bool { return h <= dev.hourTop && h > dev.hou
 
 // refsAt collects the reference counts for hour h: the same hour of the
 // week and the hours beside it, in each of the 4 weeks before, as far as
-// the device was seen then.
-func (dev *device) refsAt(h int64) refs {
-	var r refs
+// the device was seen then. all holds each hour (up to 12), peaks each
+// week's largest of its three (up to 4): a week's peak is what the
+// volume rule compares with, so that the first and last hour of a working
+// day, whose neighbours are quiet, are judged against the busy hour beside
+// them rather than against the quiet one (and an hour's shift with
+// daylight saving time changes nothing).
+func (dev *device) refsAt(h int64) (all, peaks refs) {
 	firstHour := floorDiv(dev.first, 3600)
 	for k := int64(1); k <= 4; k++ {
+		peak, any := 0.0, false
 		for d := int64(-1); d <= 1; d++ {
 			x := h - k*hoursPerWeek + d
 			if x >= firstHour && dev.inRing(x) {
-				r.add(float64(dev.hourly[mod(x, histHours)]))
+				v := float64(dev.hourly[mod(x, histHours)])
+				all.add(v)
+				peak, any = max(peak, v), true
 			}
 		}
+		if any {
+			peaks.add(peak)
+		}
 	}
-	return r
+	return all, peaks
 }
 
 func (dev *device) pushCall(c callRec) {
@@ -258,10 +268,10 @@ func (d *Detector) call(dev *device, c Call, ts int64, out []Finding) []Finding 
 	if code != "" && !d.established(dev, code) {
 		rec.flags |= callNewCountry
 	}
-	var ref refs
+	var ref, peaks refs
 	if warm {
-		ref = dev.refsAt(h)
-		if ref.n >= 3 && ref.nonzero() <= 1 {
+		ref, peaks = dev.refsAt(h)
+		if ref.idle() {
 			rec.flags |= callIdleHour
 		}
 	}
@@ -284,8 +294,8 @@ func (d *Detector) call(dev *device, c Call, ts int64, out []Finding) []Finding 
 	if rec.flags&callPremium != 0 {
 		out = d.ruleCallPremium(dev, c, ts, out)
 	}
-	if warm && ref.n >= 3 {
-		out = d.ruleCallVolume(dev, h, ref, ts, out)
+	if warm && peaks.n >= 1 {
+		out = d.ruleCallVolume(dev, h, peaks, ts, out)
 	}
 	if warm && rec.flags&callNewCountry != 0 {
 		out = d.ruleCallWindow(rCallNewCountry, callNewCountry, dev, ts, out)
@@ -293,8 +303,8 @@ func (d *Detector) call(dev *device, c Call, ts int64, out []Finding) []Finding 
 	if warm && rec.flags&callIdleHour != 0 {
 		out = d.ruleCallWindow(rCallOffHours, callIdleHour, dev, ts, out)
 	}
-	if c.Answered {
-		out = d.ruleCallLong(dev, secs, ts, out)
+	if warm && c.Answered && rec.flags&(callNewNumber|callNewCountry) != 0 {
+		out = d.ruleCallLong(dev, secs, rec.flags, ts, out)
 	}
 
 	if !dev.learning(ts) {
@@ -353,9 +363,9 @@ func (d *Detector) ruleCallVolume(dev *device, h int64, ref refs, ts int64, out 
 		return out
 	}
 	return d.fireDevice(rCallVolume, dev, ts, netip.Prefix{},
-		fmt.Sprintf("%d outbound calls this hour, against a median of %s for this hour of the week", int(count), fmtF(med)),
+		fmt.Sprintf("%d outbound calls this hour, against a median weekly peak of %s around this hour of the week", int(count), fmtF(med)),
 		[]Evidence{ev("calls_this_hour", int(count)), {"baseline_median", fmtF(med)}, {"baseline_mad", fmtF(mad)},
-			{"limit", fmtF(limit)}, ev("reference_hours", n)}, out)
+			{"limit", fmtF(limit)}, ev("reference_weeks", n)}, out)
 }
 
 // ruleCallWindow is call.new_country and call.off_hours: minutes or calls
@@ -400,7 +410,12 @@ func (d *Detector) windowCountries(dev *device, flag uint8, since int64) string 
 	return strings.Join(codes, ",")
 }
 
-func (d *Detector) ruleCallLong(dev *device, secs uint32, ts int64, out []Finding) []Finding {
+// ruleCallLong judges an answered call to a number the device never
+// called or a country it has no history with: long calls to known numbers
+// (the conference bridge, the colleague abroad) are habits, a long call
+// held open to a new number is how premium and international ranges are
+// milked.
+func (d *Detector) ruleCallLong(dev *device, secs uint32, flags uint8, ts int64, out []Finding) []Finding {
 	rc := d.rules[rCallLong]
 	if !rc.Enabled || dev.durN < minDurSamples {
 		return out
@@ -415,9 +430,10 @@ func (d *Detector) ruleCallLong(dev *device, secs uint32, ts int64, out []Findin
 		return out
 	}
 	return d.fireDevice(rCallLong, dev, ts, netip.Prefix{},
-		fmt.Sprintf("an answered outbound call of %d minutes, against a median of %s minutes", secs/60, fmtF(med/60)),
+		fmt.Sprintf("an answered outbound call of %d minutes to a new number, against a median of %s minutes", secs/60, fmtF(med/60)),
 		[]Evidence{ev("minutes", int(secs/60)), {"baseline_median_minutes", fmtF(med / 60)},
-			{"baseline_mad_minutes", fmtF(mad / 60)}, {"limit_minutes", fmtF(limit / 60)}}, out)
+			{"baseline_mad_minutes", fmtF(mad / 60)}, {"limit_minutes", fmtF(limit / 60)},
+			{"new_number", strconv.FormatBool(flags&callNewNumber != 0)}, {"new_country", strconv.FormatBool(flags&callNewCountry != 0)}}, out)
 }
 
 func (d *Detector) learnCountry(dev *device, code string, ts int64) {

@@ -68,31 +68,35 @@ func (d *Detector) advanceFleet(ts int64) {
 	st.expireResponses(ts)
 }
 
-// fleetRefs are the reference values of a fleet ring for hour h: the
-// same hour of the week and the hours beside it in the 4 weeks before,
-// as far as the detector ran then.
-func (st *state) fleetRefs(ring *[histHours]uint16, h int64) refs {
+// fleetPeaks are the reference values of a fleet ring for hour h: for
+// each of the 4 weeks before (as far as the detector ran then), the
+// largest of the same hour of the week and the hours beside it.
+func (st *state) fleetPeaks(ring *[histHours]uint16, h int64) refs {
 	var r refs
 	startHour := floorDiv(st.started, 3600)
 	for k := int64(1); k <= 4; k++ {
+		peak, any := 0.0, false
 		for d := int64(-1); d <= 1; d++ {
 			x := h - k*hoursPerWeek + d
 			if x >= startHour && x < st.hourTop && x >= st.hourTop-histHours {
-				r.add(float64(ring[mod(x, histHours)]))
+				peak, any = max(peak, float64(ring[mod(x, histHours)])), true
 			}
+		}
+		if any {
+			r.add(peak)
 		}
 	}
 	return r
 }
 
 // burstLimit is a fleet burst rule's limit at hour h: median + Threshold
-// x scale of the reference hours, at least Min (Min alone while fewer
-// than 3 reference hours exist).
+// x scale of the weekly peaks, at least Min (Min alone before a week
+// has passed).
 func (d *Detector) burstLimit(rule int, ring *[histHours]uint16, h int64) (limit, med, mad float64, n int) {
 	rc := d.rules[rule]
-	r := d.st.fleetRefs(ring, h)
+	r := d.st.fleetPeaks(ring, h)
 	limit = float64(rc.Min)
-	if r.n >= 3 {
+	if r.n >= 1 {
 		med, mad = medianMAD(r.v[:r.n])
 		limit = max(limit, med+rc.Threshold*countScale(med, mad))
 	}
@@ -143,7 +147,7 @@ func (d *Detector) fleetAuth(dev *device, peer netip.Addr, ts int64, out []Findi
 	return append(out, d.finding(rFleetAuthBurst, ts, st.authWin.keys(), 0, netip.Prefix{},
 		fmt.Sprintf("%d devices with authentication failures from outside the infrastructure within %v (limit %s)", n, time.Duration(rc.Window), fmtF(limit)),
 		[]Evidence{ev("devices", n), {"limit", fmtF(limit)}, {"baseline_median", fmtF(med)}, {"baseline_mad", fmtF(mad)},
-			ev("reference_hours", refN), {"window", time.Duration(rc.Window).String()}}))
+			ev("reference_weeks", refN), {"window", time.Duration(rc.Window).String()}}))
 }
 
 func (d *Detector) fleetProbe(dev *device, e SecurityEvent, count int, ts int64, out []Finding) []Finding {
@@ -185,7 +189,7 @@ func (d *Detector) credentialChange(dev *device, c CredentialChange, ts int64, o
 		return out
 	}
 	evs := []Evidence{ev("devices", n), {"limit", fmtF(limit)}, {"baseline_median", fmtF(med)}, {"baseline_mad", fmtF(mad)},
-		ev("reference_hours", refN), {"window", time.Duration(rc.Window).String()}, {"latest", c.What}}
+		ev("reference_weeks", refN), {"window", time.Duration(rc.Window).String()}, {"latest", c.What}}
 	if c.Actor != "" {
 		evs = append(evs, Evidence{"latest_actor", c.Actor})
 	}

@@ -33,6 +33,18 @@ func (r *refs) nonzero() int {
 	return k
 }
 
+// idleRefs is how many reference hours an hour needs before it can be
+// called idle: two weeks' worth (the same hour and the hours beside it).
+const idleRefs = 6
+
+// idle reports whether the reference hours say the device does not call
+// at this hour of the week: at least idleRefs of them, and at most one in
+// twelve with a call (none of fewer than 12: one stray evening call in
+// four weeks is not a habit, one in two weeks might be).
+func (r *refs) idle() bool {
+	return r.n >= idleRefs && r.nonzero()*maxRef <= r.n
+}
+
 // medianMAD returns the median of v and the median of the absolute
 // deviations from it (MAD). It reorders v. (0, 0) for an empty v.
 func medianMAD(v []float64) (med, mad float64) {
