@@ -27,7 +27,7 @@ type device struct {
 	hourTop int64
 	// calls are the newest outbound calls, a ring: calls[(callPos-1) %
 	// recentCalls] is the newest, callN how many are filled.
-	calls         [recentCalls]callRec
+	calls          [recentCalls]callRec
 	callN, callPos int
 	// durs are answered outbound call lengths in seconds (saturating), a
 	// ring like calls.
