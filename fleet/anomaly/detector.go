@@ -273,7 +273,7 @@ func (d *Detector) finding(rule int, ts int64, devices []string, more int, src n
 		if rc.Block > 0 {
 			r := Response{Kind: ResponseBlock, Rule: spec.name, Finding: f.ID, Device: devices[0],
 				Until: now.Add(time.Duration(rc.Block)).Truncate(time.Second), Override: d.override()}
-			st.respond(r, d.cfg.MaxDevices)
+			st.respond(cloneResponse(r), d.cfg.MaxDevices)
 			f.Responses = append(f.Responses, r)
 		}
 		if rc.Quarantine > 0 {

@@ -10,12 +10,12 @@ import (
 
 // harness drives a Detector whose clock follows the observations.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	d   *Detector
 	now time.Time
 }
 
-func newHarness(t *testing.T, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	c := DefaultConfig()
 	c.HomeCountries = []string{"+49"}

@@ -2,7 +2,6 @@ package anomaly
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,8 +22,9 @@ const maxTS = 253402300799
 
 // The state's JSON form. Lists are in least-recently-used order (most
 // recent first) where the running state keeps one, rings oldest first;
-// derived values (which countries are established fleet-wide) are
-// recomputed on restore.
+// the hourly rings are sparse (slot, count pairs, slots ascending, zeros
+// left out: most hours of most devices are quiet); derived values (which
+// countries are established fleet-wide) are recomputed on restore.
 type stateFile struct {
 	Version    int              `json:"version"`
 	Now        int64            `json:"now"`
@@ -32,8 +32,8 @@ type stateFile struct {
 	Seq        uint64           `json:"seq"`
 	Key        []byte           `json:"key"`
 	HourTop    int64            `json:"hour_top"`
-	AuthHourly []byte           `json:"auth_hourly"`
-	CredHourly []byte           `json:"cred_hourly"`
+	AuthHourly []int            `json:"auth_hourly,omitempty"`
+	CredHourly []int            `json:"cred_hourly,omitempty"`
 	Fired      map[string]int64 `json:"fired,omitempty"`
 	Devices    []deviceFile     `json:"devices"`
 	Networks   []seenFile       `json:"networks"`
@@ -49,7 +49,7 @@ type deviceFile struct {
 	Last        int64            `json:"last"`
 	Hold        int64            `json:"hold,omitempty"`
 	HourTop     int64            `json:"hour_top"`
-	Hourly      []byte           `json:"hourly"`
+	Hourly      []int            `json:"hourly,omitempty"`
 	Calls       []callFile       `json:"calls,omitempty"`
 	Durs        []uint16         `json:"durs,omitempty"`
 	Countries   []countryFile    `json:"countries,omitempty"`
@@ -171,7 +171,7 @@ func (d *Detector) UnmarshalState(b []byte) error {
 func encodeState(st *state) ([]byte, error) {
 	f := stateFile{
 		Version: StateVersion, Now: st.now, Started: st.started, Seq: st.seq, Key: st.key[:], HourTop: st.hourTop,
-		AuthHourly: ringBytes(&st.authHourly), CredHourly: ringBytes(&st.credHourly), Fired: firedMap(&st.fired),
+		AuthHourly: sparse(st.authHourly[:]), CredHourly: sparse(st.credHourly[:]), Fired: firedMap(&st.fired),
 		Devices: []deviceFile{}, Networks: []seenFile{}, Sources: []sourceFile{}, Responses: []Response{},
 		AuthWin: windowFile(st.authWin), CredWin: windowFile(st.credWin),
 	}
@@ -201,12 +201,33 @@ func encodeState(st *state) ([]byte, error) {
 	return b, nil
 }
 
-func ringBytes(r *[histHours]uint16) []byte {
-	b := make([]byte, 2*histHours)
+// sparse renders a ring as slot, count pairs of its non-zero slots.
+func sparse[T uint8 | uint16](r []T) []int {
+	var out []int
 	for i, v := range r {
-		binary.BigEndian.PutUint16(b[2*i:], v)
+		if v != 0 {
+			out = append(out, i, int(v))
+		}
 	}
-	return b
+	return out
+}
+
+// unsparse fills a ring from sparse's pairs, refusing anything sparse
+// would not have written.
+func unsparse[T uint8 | uint16](pairs []int, r []T, maxV int) error {
+	if len(pairs)%2 != 0 || len(pairs) > 2*len(r) {
+		return fmt.Errorf("ring of %d values: want slot, count pairs", len(pairs))
+	}
+	last := -1
+	for i := 0; i < len(pairs); i += 2 {
+		slot, v := pairs[i], pairs[i+1]
+		if slot <= last || slot >= len(r) || v < 1 || v > maxV {
+			return fmt.Errorf("ring pair %d, %d: slots ascending below %d, counts 1..%d", slot, v, len(r), maxV)
+		}
+		r[slot] = T(v)
+		last = slot
+	}
+	return nil
 }
 
 func firedMap(f *[numRules]int64) map[string]int64 {
@@ -230,7 +251,7 @@ func windowFile(w *window) []seenFile {
 
 func encodeDevice(dev *device) deviceFile {
 	f := deviceFile{ID: dev.id, First: dev.first, Last: dev.last, Hold: dev.hold, HourTop: dev.hourTop,
-		Hourly: slices.Clone(dev.hourly[:]), Auth: dev.auth, AuthHour: dev.authHour, AuthCount: dev.authCount,
+		Hourly: sparse(dev.hourly[:]), Auth: dev.auth, AuthHour: dev.authHour, AuthCount: dev.authCount,
 		AuthFlagged: dev.authFlagged, Fired: firedMap(&dev.fired)}
 	for i := dev.callN - 1; i >= 0; i-- {
 		c := dev.calls[mod(int64(dev.callPos-1-i), recentCalls)]
@@ -288,8 +309,8 @@ func decodeState(b []byte, cfg Config) (*state, error) {
 	if len(f.Key) != 32 {
 		return nil, bad("key of %d bytes (want 32)", len(f.Key))
 	}
-	if !validHour(f.HourTop) || len(f.AuthHourly) != 2*histHours || len(f.CredHourly) != 2*histHours {
-		return nil, bad("fleet rings: hour %d, %d and %d bytes (want %d)", f.HourTop, len(f.AuthHourly), len(f.CredHourly), 2*histHours)
+	if !validHour(f.HourTop) {
+		return nil, bad("fleet hour %d", f.HourTop)
 	}
 	if len(f.Devices) > maxTrackCap || len(f.Networks) > maxTrackCap || len(f.Sources) > maxTrackCap ||
 		len(f.AuthWin) > maxFleetWindow || len(f.CredWin) > maxFleetWindow || len(f.Responses) > 2*maxTrackCap {
@@ -308,9 +329,11 @@ func decodeState(b []byte, cfg Config) (*state, error) {
 		countryEst: make(map[string]int),
 	}
 	copy(st.key[:], f.Key)
-	for i := range histHours {
-		st.authHourly[i] = binary.BigEndian.Uint16(f.AuthHourly[2*i:])
-		st.credHourly[i] = binary.BigEndian.Uint16(f.CredHourly[2*i:])
+	if err := unsparse(f.AuthHourly, st.authHourly[:], math.MaxUint16); err != nil {
+		return nil, bad("fleet authentication ring: %v", err)
+	}
+	if err := unsparse(f.CredHourly, st.credHourly[:], math.MaxUint16); err != nil {
+		return nil, bad("fleet credential ring: %v", err)
 	}
 	if err := decodeFired(f.Fired, &st.fired); err != nil {
 		return nil, bad("fired: %v", err)
@@ -410,8 +433,8 @@ func decodeDevice(f deviceFile) (*device, error) {
 	if f.First == 0 || !validTS(f.First) || !validTS(f.Last) || f.Last < f.First || !validTS(f.Hold) {
 		return nil, fmt.Errorf("times first %d, last %d, hold %d", f.First, f.Last, f.Hold)
 	}
-	if !validHour(f.HourTop) || f.HourTop == 0 || len(f.Hourly) != histHours || !validHour(f.AuthHour) || f.AuthHour == 0 {
-		return nil, fmt.Errorf("hourly ring: hour %d, %d slots (want %d), auth hour %d", f.HourTop, len(f.Hourly), histHours, f.AuthHour)
+	if !validHour(f.HourTop) || f.HourTop == 0 || !validHour(f.AuthHour) || f.AuthHour == 0 {
+		return nil, fmt.Errorf("hours: ring %d, authentication %d", f.HourTop, f.AuthHour)
 	}
 	if len(f.Calls) > recentCalls || len(f.Durs) > durSamples || len(f.Countries) > maxCountries ||
 		len(f.Dests) > maxDests || len(f.Nets) > maxNets || len(f.Regs) > regHistory {
@@ -423,7 +446,9 @@ func decodeDevice(f deviceFile) (*device, error) {
 	}
 	dev := &device{id: f.ID, first: f.First, last: f.Last, hold: f.Hold, hourTop: f.HourTop,
 		auth: f.Auth, authHour: f.AuthHour, authCount: f.AuthCount, authFlagged: f.AuthFlagged}
-	copy(dev.hourly[:], f.Hourly)
+	if err := unsparse(f.Hourly, dev.hourly[:], math.MaxUint8); err != nil {
+		return nil, fmt.Errorf("hourly ring: %v", err)
+	}
 	if err := decodeFired(f.Fired, &dev.fired); err != nil {
 		return nil, fmt.Errorf("fired: %v", err)
 	}
