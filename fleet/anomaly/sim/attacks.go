@@ -228,7 +228,7 @@ func (g *gen) credentialStuffing(i int) {
 			srcs = append(srcs, g.addrIn(g.newNet(botNets)))
 		}
 	}
-	n := g.r.between(40, 120)
+	n := min(g.r.between(40, 120), len(g.phones))
 	a := Attack{Type: CredentialStuffing, Sources: srcs, Start: start, End: start.Add(span), Note: fmt.Sprintf("%d accounts, %d sources", n, len(srcs))}
 	for _, k := range g.r.perm(len(g.phones))[:n] {
 		p := g.phones[k]
@@ -299,7 +299,7 @@ func (g *gen) credentialBurst(int) {
 	d := g.r.between(firstAttackDay, g.cfg.Days-1)
 	start := g.at(d, g.r.intn(23*60), 0)
 	span := time.Duration(g.r.between(5, 30)) * time.Minute
-	n := g.r.between(15, 60)
+	n := min(g.r.between(15, 60), len(g.phones))
 	a := Attack{Type: CredentialBurst, Start: start, End: start.Add(span), Note: fmt.Sprintf("%d phones", n)}
 	for _, k := range g.r.perm(len(g.phones))[:n] {
 		p := g.phones[k]

@@ -41,6 +41,9 @@ type RuleResult struct {
 	// Findings the rule made; True matched an attack (of any type), False
 	// matched none.
 	Findings, True, False int
+	// FalseBy counts the false findings by the profile of their device
+	// ("fleet" when they name none or several).
+	FalseBy map[string]int
 }
 
 // TypeResult is one attack type's line.
@@ -104,15 +107,16 @@ func EvalConfig(s Stream) anomaly.Config {
 }
 
 // matches reports whether a finding is about an attack: in its time
-// (plus Grace), and naming its source, or one of its devices. For an
-// attack on many devices (a sweep, stuffing, a burst), a finding about one
-// device counts only from a rule meant for that attack type: the others
-// would match by chance.
+// (plus Grace), and naming its source, or one of its devices. A device
+// match counts when the rule is meant for the attack's type, or when both
+// are about one device (reg.hijack flagging the registration of a toll
+// fraudster); a fleet finding naming dozens of devices and an attack on
+// dozens of others would otherwise meet by chance.
 func matches(f anomaly.Finding, a Attack) bool {
 	if f.Time.Before(a.Start) || f.Time.After(a.End.Add(Grace)) {
 		return false
 	}
-	byDevice := len(a.Devices) == 1 || len(f.Devices) > 1 || slices.Contains(RuleTargets[f.Rule], a.Type)
+	byDevice := len(a.Devices) == 1 && len(f.Devices) == 1 || slices.Contains(RuleTargets[f.Rule], a.Type)
 	for _, dev := range f.Devices {
 		if byDevice && slices.Contains(a.Devices, dev) {
 			return true
@@ -155,9 +159,17 @@ func (res *Result) score(s Stream, findings []anomaly.Finding) {
 		}
 		if hit {
 			rr.True++
-		} else {
-			rr.False++
+			continue
 		}
+		rr.False++
+		prof := "fleet"
+		if len(f.Devices) == 1 {
+			prof = s.Profiles[f.Devices[0]]
+		}
+		if rr.FalseBy == nil {
+			rr.FalseBy = map[string]int{}
+		}
+		rr.FalseBy[prof]++
 	}
 	for _, r := range anomaly.Rules() {
 		rr := byRule[r]
@@ -228,14 +240,18 @@ func (res Result) Type(name string) TypeResult {
 func (res Result) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d observations, %d device-days, %d findings\n\n", res.Observations, res.DeviceDays, res.Findings)
-	b.WriteString("| rule | detects | detected | findings | true | false | false per 1000 device-days |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| rule | detects | detected | findings | true | false | false per 1000 device-days | false findings by phone |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Rules {
 		rate := "n/a"
 		if r.Instances > 0 {
 			rate = fmt.Sprintf("%d/%d (%.0f%%)", r.Detected, r.Instances, 100*float64(r.Detected)/float64(r.Instances))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.2f |\n", r.Rule, strings.Join(RuleTargets[r.Rule], ", "), rate,
-			r.Findings, r.True, r.False, 1000*float64(r.False)/float64(max(res.DeviceDays, 1)))
+		by := falseBy(r.FalseBy)
+		if len(by) == 0 {
+			by = []string{"-"}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.2f | %s |\n", r.Rule, strings.Join(RuleTargets[r.Rule], ", "), rate,
+			r.Findings, r.True, r.False, 1000*float64(r.False)/float64(max(res.DeviceDays, 1)), strings.Join(by, ", "))
 	}
 	b.WriteString("\n| attack | instances | detected (any rule) | median time to first finding | rules that fired | missed |\n|---|---|---|---|---|---|\n")
 	for _, t := range res.Types {
@@ -247,4 +263,27 @@ func (res Result) Table() string {
 			100*float64(t.Detected)/float64(max(t.Instances, 1)), t.MedianDelay, strings.Join(t.Rules, ", "), missed)
 	}
 	return b.String()
+}
+
+// falseBy renders counts by profile, most first.
+func falseBy(m map[string]int) []string {
+	type kv struct {
+		k string
+		n int
+	}
+	var kvs []kv
+	for k, n := range m {
+		kvs = append(kvs, kv{k, n})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int {
+		if a.n != b.n {
+			return b.n - a.n
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	out := make([]string, len(kvs))
+	for i, x := range kvs {
+		out[i] = fmt.Sprintf("%s %d", x.k, x.n)
+	}
+	return out
 }

@@ -332,6 +332,22 @@ func (g *gen) makePhones() {
 		}
 		g.phones = append(g.phones, p)
 	}
+	// A small fleet still has phones for the sweeps to find.
+	exposed := 0
+	for _, p := range g.phones {
+		if p.exposed {
+			exposed++
+		}
+	}
+	for _, p := range g.phones {
+		if exposed >= 10 {
+			break
+		}
+		if !p.exposed {
+			p.exposed = true
+			exposed++
+		}
+	}
 }
 
 func (p *phone) onVacation(d int) bool { return d >= p.vacFrom && d < p.vacTo }
