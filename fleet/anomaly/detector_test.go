@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestResponses(t *testing.T) {
@@ -222,4 +223,13 @@ func stripDests(ds []deviceFile) []deviceFile {
 		out[i].Dests = nil
 	}
 	return out
+}
+
+// TestDeviceSize holds the README's bound: a device with every list full
+// takes at most 8 KiB (its map entry and LRU node besides).
+func TestDeviceSize(t *testing.T) {
+	full := unsafe.Sizeof(device{}) + maxCountries*unsafe.Sizeof(countryRec{}) + maxDests*unsafe.Sizeof(destRec{}) + maxNets*unsafe.Sizeof(netRec{})
+	if full > 8<<10 {
+		t.Fatalf("a full device takes %d bytes, want at most 8 KiB", full)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // device is one device's baselines. Times are Unix seconds. Its memory is
-// fixed but for the three capped lists: at most about 7 KiB.
+// fixed but for the three capped lists: at most about 8 KiB (TestDeviceSize).
 type device struct {
 	id          string
 	first, last int64
@@ -256,15 +256,15 @@ func (d *Detector) call(dev *device, c Call, ts int64, out []Finding) []Finding 
 	}
 	warm := dev.warm(ts, d.cfg.WarmUp)
 	secs := uint32(time.Duration(c.Duration) / time.Second)
+	code := CountryCode(c.Number)
 	rec := callRec{t: ts, dur: secs}
-	copy(rec.cc[:], CountryCode(c.Number))
+	copy(rec.cc[:], code)
 	if c.Answered {
 		rec.flags |= callAnswered
 	}
 	if d.premium(c.Number) {
 		rec.flags |= callPremium
 	}
-	code := CountryCode(c.Number)
 	if code != "" && !d.established(dev, code) {
 		rec.flags |= callNewCountry
 	}
