@@ -237,7 +237,9 @@ func (d *Detector) infrastructure(a netip.Addr) bool {
 // its cooldown before ts; if not, it records ts as the new firing.
 func (d *Detector) cooling(rule int, last *int64, ts int64) bool {
 	cd := int64(time.Duration(d.rules[rule].Cooldown) / time.Second)
-	if *last != 0 && ts >= *last && ts < *last+cd {
+	// A late observation from before the last firing is within its
+	// cooldown too.
+	if *last != 0 && ts < *last+cd {
 		return true
 	}
 	*last = ts

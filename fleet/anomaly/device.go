@@ -602,8 +602,10 @@ func (d *Detector) authFailure(dev *device, count int, ts int64, out []Finding) 
 		}
 		dev.authHour, dev.authCount, dev.authFlagged = h, 0, false
 	}
-	// A late failure (an earlier hour) counts in the current hour.
-	dev.authCount += int64(count)
+	// A late failure (an earlier hour) counts in the current hour; the
+	// count saturates (a flood is a flood, and the state stays in its
+	// bounds).
+	dev.authCount = min(dev.authCount+int64(count), maxCount)
 	rc := d.rules[rAuthFailures]
 	if !rc.Enabled {
 		return out

@@ -158,6 +158,9 @@ const (
 	maxCount     = 1 << 20
 	maxCallLen   = 24 * time.Hour
 	firstValidTS = 946684800 // 2000-01-01: no phone or PBX dates a record before
+	// lastValidTS is 100 days before the state's bound (the end of year
+	// 9999), so a time plus a hold, block or quarantine stays within it.
+	lastValidTS = maxTS - 100*24*3600
 )
 
 func (c Call) DeviceID() string             { return c.Device }
@@ -231,7 +234,7 @@ func checkCommon(device string, t time.Time) error {
 	if !validDeviceID(device) {
 		return fmt.Errorf("%w: device ID %q: want [A-Za-z0-9._:-]{1,%d}", ErrInvalid, clip(device), maxDeviceID)
 	}
-	if t.Unix() < firstValidTS || t.Year() > 9999 {
+	if u := t.Unix(); u < firstValidTS || u > lastValidTS {
 		return fmt.Errorf("%w: time %v out of range", ErrInvalid, t)
 	}
 	return nil

@@ -440,8 +440,8 @@ func decodeDevice(f deviceFile) (*device, error) {
 		len(f.Dests) > maxDests || len(f.Nets) > maxNets || len(f.Regs) > regHistory {
 		return nil, fmt.Errorf("a list beyond its cap")
 	}
-	if !finiteNonNeg(f.Auth.Mean) || !finiteNonNeg(f.Auth.Dev) || f.Auth.Mean > 1e9 || f.Auth.Dev > 1e9 ||
-		f.AuthCount < 0 || f.AuthCount > math.MaxInt32 {
+	if !finiteNonNeg(f.Auth.Mean) || !finiteNonNeg(f.Auth.Dev) || f.Auth.Mean > maxCount || f.Auth.Dev > maxCount ||
+		f.AuthCount < 0 || f.AuthCount > maxCount {
 		return nil, fmt.Errorf("authentication rate %v/%v, count %d", f.Auth.Mean, f.Auth.Dev, f.AuthCount)
 	}
 	dev := &device{id: f.ID, first: f.First, last: f.Last, hold: f.Hold, hourTop: f.HourTop,

@@ -176,3 +176,34 @@ func TestStateTrimmedToCaps(t *testing.T) {
 		t.Fatalf("kept %v, want the 3 most recently seen", ids)
 	}
 }
+
+// TestStateAtItsBounds: what the detector itself makes at the edges
+// (a flood of failures with the largest counts, a finding dated near the
+// last valid time with the longest responses) saves and restores.
+func TestStateAtItsBounds(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		r := c.Rules[RuleAuthFailures]
+		r.Quarantine = Duration(90 * 24 * time.Hour)
+		c.Rules[RuleAuthFailures] = r
+		c.LearnHold = Duration(28 * 24 * time.Hour)
+	})
+	for i := range 3000 {
+		h.obs(SecurityEvent{Device: "dev-1", Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: KindSIPAuthFailure, Count: maxCount})
+	}
+	late := time.Unix(lastValidTS, 0).UTC()
+	for i := range 20 {
+		h.obs(SecurityEvent{Device: "dev-2", Time: late, Kind: KindSIPAuthFailure, Count: maxCount})
+		h.obs(out("dev-2", late, fmt.Sprintf("+8816%08d", i), time.Hour))
+	}
+	blob, err := h.d.MarshalState()
+	if err != nil {
+		t.Fatalf("MarshalState = %v", err)
+	}
+	d, _ := New(h.d.Config())
+	if err := d.UnmarshalState(blob); err != nil {
+		t.Fatalf("UnmarshalState(what the detector wrote) = %v", err)
+	}
+	if _, err := h.d.Observe(Registration{Device: "dev-3", Time: late.Add(time.Second), Source: site}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Observe(after the last valid time) = %v, want ErrInvalid", err)
+	}
+}
