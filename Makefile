@@ -74,6 +74,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./fleet/store/boltstore/ ./fleet/store/pgstore/
 	$(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./cmd/hpfleet/
 	$(GO) test -run '^$$' -bench . -benchtime 32x -timeout 30m ./agent/provision/
+	$(GO) test -run '^$$' -bench . -benchmem ./fleet/anomaly/
 
 # Long suites: 500 power cuts during installs (make test runs 50); two
 # hpfleet replicas on PostgreSQL with 12 phones through 10 rounds of SIGKILL
