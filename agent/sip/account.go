@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/dialplan"
@@ -45,6 +46,9 @@ type Account struct {
 	timeSeen  func(time.Time)        // nil: nobody wants verified certificate times
 	global    *CallLimit             // the phone-wide call cap; never nil
 	limiter   *inviteLimiter         // inbound INVITEs per source; never nil
+	// referLimit bounds the REFERs the account accepts; never nil. It is
+	// safe for concurrent use.
+	referLimit *rate.Limiter
 	dialled   *dialplan.Counter      // calls placed, for the dialling caps; never nil
 
 	mu sync.Mutex // guards the fields below
@@ -114,6 +118,15 @@ type Counters struct {
 	// DialRefused: outbound calls refused by the dialling policy (the
 	// toll-fraud guard; events.KindDialRefused).
 	DialRefused int `json:"dial_refused"`
+	// ReplacesRefused: INVITEs with Replaces refused (RFC 3891 §3 or the
+	// transfer policy; events.KindREFERRefused).
+	ReplacesRefused int `json:"replaces_refused"`
+	// TransfersOut: REFERs of ours the peer accepted (we transferred).
+	TransfersOut int `json:"transfers_out"`
+	// TransfersIn: REFERs we accepted (we were transferred).
+	TransfersIn int `json:"transfers_in"`
+	// CallsReplaced: calls taken over by an INVITE with Replaces.
+	CallsReplaced int `json:"calls_replaced"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.
@@ -256,7 +269,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
-		global: global, limiter: newInviteLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
+		global: global, limiter: newInviteLimiter(), referLimit: newReferLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
 	}
 	if a.dialled == nil {
 		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {
@@ -355,7 +368,13 @@ func (a *Account) Status() AccountStatus {
 		s.Since = a.regAt.UTC().Format(time.RFC3339)
 		s.Flow = a.flowLocal.String()
 	}
+	// Oldest first: a client showing the calls keeps its rows in place.
+	calls := make([]*Call, 0, len(a.calls))
 	for _, c := range a.calls {
+		calls = append(calls, c)
+	}
+	slices.SortFunc(calls, func(x, y *Call) int { return x.started.Compare(y.started) })
+	for _, c := range calls {
 		s.Calls = append(s.Calls, c.Status())
 	}
 	return s
