@@ -49,7 +49,7 @@ type Account struct {
 	// referLimit bounds the REFERs the account accepts; never nil. It is
 	// safe for concurrent use.
 	referLimit *rate.Limiter
-	dialled   *dialplan.Counter      // calls placed, for the dialling caps; never nil
+	dialled    *dialplan.Counter // calls placed, for the dialling caps; never nil
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request

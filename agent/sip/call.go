@@ -23,11 +23,11 @@ import (
 
 // Call is one call on an account, inbound or outbound: one dialog.
 type Call struct {
-	acct    *Account
-	id      string   // Call-ID
-	dlg     DialogID // the dialog; immutable once the call is listed
-	dir     string   // "in" or "out"
-	peer    string   // the peer's URI: the To of our INVITE, the From of theirs
+	acct *Account
+	id   string   // Call-ID
+	dlg  DialogID // the dialog; immutable once the call is listed
+	dir  string   // "in" or "out"
+	peer string   // the peer's URI: the To of our INVITE, the From of theirs
 	// peerAOR is peer's address of record (aorKey): who may replace the
 	// call (RFC 3891 §3).
 	peerAOR string
@@ -35,11 +35,11 @@ type Call struct {
 	waiting bool
 	// replaces is the call this one took over (RFC 3891), nil for none.
 	replaces *Call
-	log     *slog.Logger
-	media   *media.Session // never nil once the call is listed
-	started time.Time
-	done    chan struct{} // closed when the call ended
-	release func()        // gives back the call's admission slot; idempotent
+	log      *slog.Logger
+	media    *media.Session // never nil once the call is listed
+	started  time.Time
+	done     chan struct{} // closed when the call ended
+	release  func()        // gives back the call's admission slot; idempotent
 	// tlsHop: the call's signalling runs over the registrar's TLS flow
 	// (always for outbound calls).
 	tlsHop bool

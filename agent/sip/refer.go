@@ -141,6 +141,9 @@ func parseReferTo(v, domain string) (referTarget, error) {
 	if err != nil {
 		return referTarget{}, fmt.Errorf("%w: %v", errReferSyntax, err)
 	}
+	// The embedded headers are read here, not by sipgo's URI parser,
+	// which keeps one value per name: two Replaces must be seen as two.
+	s, hdrs, hasHdrs := strings.Cut(s, "?")
 	var u sip.Uri
 	if err := sip.ParseUri(s, &u); err != nil {
 		return referTarget{}, fmt.Errorf("%w: %v", errReferSyntax, err)
@@ -158,14 +161,23 @@ func parseReferTo(v, domain string) (referTarget, error) {
 		return referTarget{}, fmt.Errorf("%w: method %q", errReferTarget, short(m))
 	}
 	t := referTarget{URI: sip.Uri{Scheme: "sip", User: u.User, Host: u.Host}}
-	for _, kv := range u.Headers {
-		if !strings.EqualFold(kv.K, "Replaces") {
-			return referTarget{}, fmt.Errorf("%w: embedded header %q (only Replaces is taken)", errReferTarget, short(kv.K))
+	if !hasHdrs {
+		return t, nil
+	}
+	// RFC 3261 §19.1.1: headers = "?" header *( "&" header ).
+	for _, h := range strings.Split(hdrs, "&") {
+		k, v, _ := strings.Cut(h, "=")
+		name, err := url.PathUnescape(k)
+		if err != nil {
+			return referTarget{}, fmt.Errorf("%w: header name: %v", errReferSyntax, err)
+		}
+		if !strings.EqualFold(name, "Replaces") {
+			return referTarget{}, fmt.Errorf("%w: embedded header %q (only Replaces is taken)", errReferTarget, short(name))
 		}
 		if t.Replaces != nil {
 			return referTarget{}, fmt.Errorf("%w: two Replaces", errReferTarget)
 		}
-		val, err := url.PathUnescape(kv.V)
+		val, err := url.PathUnescape(v)
 		if err != nil {
 			return referTarget{}, fmt.Errorf("%w: Replaces: %v", errReferSyntax, err)
 		}

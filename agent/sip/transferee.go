@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,7 +72,7 @@ func (a *Account) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	state := c.state
 	c.mu.Unlock()
 	switch {
-	case !c.tlsHop || req.Transport() != "TLS":
+	case !c.tlsHop || !strings.EqualFold(req.Transport(), "TLS"):
 		a.referRefused(req, tx, 403, "Forbidden", errTransferFlow)
 		return
 	case state != "established":
