@@ -8,11 +8,11 @@ package sip
 //   - it arrived over the registrar's TLS flow, inside an established
 //     dialog of ours matched on Call-ID and both tags (RFC 3261 §12.2.2),
 //     whose own signalling runs over that flow; never outside a dialog;
-//   - it is within the account's REFER rate and no other transfer of that
-//     call is in progress;
 //   - its one Refer-To (RFC 3515 §2.4.1) passes parseReferTo (a sip: URI
 //     at the account's domain, only a Replaces embedded) and names neither
-//     this phone nor, through Replaces, one of its own calls.
+//     this phone nor, through Replaces, one of its own calls;
+//   - it is within the account's REFER rate and no other transfer of that
+//     call is in progress.
 // The call it asks for then goes through Dial's path: the call caps and
 // the dialling policy (the toll-fraud guard) like a number typed on the
 // phone, so a REFER to a premium-rate number fails exactly as dialling it
@@ -78,10 +78,6 @@ func (a *Account) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	case state != "established":
 		a.referRefused(req, tx, 403, "Forbidden", fmt.Errorf("REFER on a call that is %s", state))
 		return
-	case !a.referLimit.AllowN(a.clock.Now(), 1):
-		a.referRefused(req, tx, 503, "Service Unavailable", errors.New("REFERs above the account's rate"),
-			sip.NewHeader("Retry-After", strconv.Itoa(int(referEvery/time.Second))))
-		return
 	}
 	// RFC 3515 §2.4.1: "An agent responding to a REFER method MUST return a
 	// 400 (Bad Request) if the request contained zero or more than one
@@ -106,6 +102,13 @@ func (a *Account) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if err != nil {
 		a.referRefused(req, tx, 403, "Forbidden", err)
+		return
+	}
+	// The rate counts every REFER that would place a call: a flood of
+	// them is refused before it places a single one.
+	if !a.referLimit.AllowN(a.clock.Now(), 1) {
+		a.referRefused(req, tx, 503, "Service Unavailable", errors.New("REFERs above the account's rate"),
+			sip.NewHeader("Retry-After", strconv.Itoa(int(referEvery/time.Second))))
 		return
 	}
 	var by sip.Header
