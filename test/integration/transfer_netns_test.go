@@ -155,3 +155,114 @@ func TestTransferBlindAsTransferee(t *testing.T) {
 	calls[0].Hangup(context.Background())
 	carol.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
 }
+
+// TestTransferAttendedBaresipTarget: alice (hardphone) holds bob
+// (hardphone, allow_refer on), consults carol (baresip), then transfers bob
+// to carol (RFC 5589 §7): bob's INVITE to carol carries the Replaces of
+// alice's call with carol. baresip 1.0 does not implement Replaces, so it
+// takes bob's call as a new one and leaves alice's up; alice, told 200 by
+// bob, ends both her calls (RFC 5589 §6.1, and the consultation call
+// after the grace a Replaces-aware target has to end it). Bob and carol
+// talk on.
+func TestTransferAttendedBaresipTarget(t *testing.T) {
+	e := newEnv(t)
+	carol := baresipPeer(t, e, "carol")
+	bob := e.startPhone(t, phoneConf{user: "bob", extra: "allow_refer = true\n"}, nil)
+	alice := e.startPhone(t, phoneConf{user: "alice"}, nil)
+	bob.waitRegistered(t)
+	alice.waitRegistered(t)
+	c := control.NewClient(alice.cfg.ControlSocket)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	toBob, err := c.Dial(ctx, "", "sip:bob@"+e.k.IP())
+	if err != nil {
+		t.Fatalf("dial bob: %v", err)
+	}
+	toCarol, err := c.Dial(ctx, "", "sip:carol@"+e.k.IP())
+	if err != nil {
+		t.Fatalf("dial carol: %v", err)
+	}
+	carol.WaitEventFunc(t, 10*time.Second, peerIs("CALL_ESTABLISHED", "alice"))
+	if _, err := c.TransferTo(ctx, "", toBob.Dialog, toCarol.Dialog); err != nil {
+		t.Fatalf("attended transfer: %v\n%s", err, e.k.SIPDump())
+	}
+	carol.WaitEventFunc(t, 15*time.Second, peerIs("CALL_ESTABLISHED", "bob"))
+	done := alice.waitTransfer(t, sip.TransferDone, 15*time.Second)
+	if !done.Transfer.Attended {
+		t.Errorf("transfer = %+v, want attended", done.Transfer)
+	}
+	waitFor(t, 15*time.Second, func() bool { return len(alice.acct.Calls()) == 0 })
+	carol.WaitEventFunc(t, 10*time.Second, peerIs("CALL_CLOSED", "alice"))
+	waitFor(t, 10*time.Second, func() bool {
+		calls := bob.acct.Calls()
+		return len(calls) == 1 && strings.HasPrefix(calls[0].Status().Peer, "sip:carol@") && calls[0].Status().State == "established"
+	})
+	// Bob's INVITE carried the Replaces of alice's dialog with carol, and
+	// alice's Referred-By (RFC 3892).
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(e.k.SIPDump(), "Replaces: "+toCarol.ID+";to-tag=") })
+	if d := e.k.SIPDump(); !strings.Contains(d, "Referred-By: <sip:alice@") {
+		t.Errorf("no Referred-By of alice in the signalling")
+	}
+	bob.acct.Calls()[0].Hangup(context.Background())
+	carol.WaitEventFunc(t, 10*time.Second, peerIs("CALL_CLOSED", "bob"))
+}
+
+// TestTransferAttendedReplaces: the same with carol a hardphone too, so
+// the target honours the Replaces (RFC 3891 §3): carol answers bob's
+// INVITE at once (it takes over a call she had accepted, so no call
+// waiting rings) and ends her call with alice herself; alice, told 200 by
+// bob, ends hers with bob. Every role of an attended transfer is a
+// hardphone here: transferor, transferee and target.
+func TestTransferAttendedReplaces(t *testing.T) {
+	e := newEnv(t)
+	bob := e.startPhone(t, phoneConf{user: "bob", extra: "allow_refer = true\n"}, nil)
+	carol := e.startPhone(t, phoneConf{user: "carol", extra: "allow_refer = true\n"}, nil)
+	alice := e.startPhone(t, phoneConf{user: "alice"}, nil)
+	for _, p := range []*phone{alice, bob, carol} {
+		p.waitRegistered(t)
+	}
+	ctx := context.Background()
+	toBob, err := alice.acct.Dial(ctx, "sip:bob@"+e.k.IP(), sip.CallOptions{})
+	if err != nil {
+		t.Fatalf("dial bob: %v", err)
+	}
+	toCarol, err := alice.acct.Dial(ctx, "sip:carol@"+e.k.IP(), sip.CallOptions{})
+	if err != nil {
+		t.Fatalf("dial carol: %v", err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		calls := carol.acct.Calls()
+		return len(calls) == 1 && calls[0].Status().State == "established"
+	})
+	consult := carol.acct.Calls()[0]
+	if err := toBob.Transfer(ctx, sip.TransferTarget{Consult: toCarol}); err != nil {
+		t.Fatalf("attended transfer: %v", err)
+	}
+	<-consult.Done()
+	if r := consult.EndReason(); r != "replaced" {
+		t.Errorf("carol's call with alice ended %q, want replaced", r)
+	}
+	<-toCarol.Done()
+	if r := toCarol.EndReason(); r != "remote hangup" {
+		t.Errorf("alice's consultation call ended %q, want remote hangup (carol's BYE)", r)
+	}
+	<-toBob.Done()
+	alice.waitTransfer(t, sip.TransferDone, 10*time.Second)
+	calls := carol.acct.Calls()
+	if len(calls) != 1 || !strings.HasPrefix(calls[0].Status().Peer, "sip:bob@") {
+		t.Fatalf("carol's calls: %+v, want one with bob", carol.acct.Status().Calls)
+	}
+	waitFor(t, 10*time.Second, func() bool { return calls[0].Status().State == "established" })
+	if st := calls[0].Status(); st.Waiting {
+		t.Errorf("the replacing call rang as a waiting call")
+	}
+	if n := carol.acct.Status().Counters.CallsReplaced; n != 1 {
+		t.Errorf("carol calls_replaced = %d, want 1", n)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		bc := bob.acct.Calls()
+		return len(bc) == 1 && bc[0].Status().State == "established" && strings.HasPrefix(bc[0].Status().Peer, "sip:carol@")
+	})
+	calls[0].Hangup(ctx)
+	waitFor(t, 10*time.Second, func() bool { return len(bob.acct.Calls()) == 0 })
+}
