@@ -199,16 +199,18 @@ func (c *Call) follow(x *transfer, t referTarget, by sip.Header) {
 	nc, err := a.dial(ctx, t.URI, CallOptions{}, extra)
 	close(progress)
 	<-drained
+	// The outcome is recorded before the final NOTIFY goes: a transferor
+	// told of it may send its next REFER at once.
 	if err != nil {
 		code, reason := statusOf(err)
 		c.log.Warn("referred call failed", "target", x.Target, "error", err)
-		if live.Load() {
-			c.notifyRefer(x.referCSeq, code, reason, true)
-		}
 		c.mu.Lock()
 		retrieve := x.heldHere
 		c.mu.Unlock()
 		c.transferEnded(x, false, code, reason)
+		if live.Load() {
+			c.notifyRefer(x.referCSeq, code, reason, true)
+		}
 		if retrieve {
 			if err := c.Hold(context.Background(), false); err != nil {
 				c.log.Warn("retrieve after a failed transfer", "error", err)
@@ -217,10 +219,10 @@ func (c *Call) follow(x *transfer, t referTarget, by sip.Header) {
 		return
 	}
 	c.log.Info("referred call established", "target", x.Target, "new_call", nc.dlg.String())
+	c.transferEnded(x, true, 200, "OK")
 	if live.Load() {
 		c.notifyRefer(x.referCSeq, 200, "OK", true)
 	}
-	c.transferEnded(x, true, 200, "OK")
 	// RFC 5589 §6.1: the transferor ends this call once told; if it does
 	// not, we do.
 	select {

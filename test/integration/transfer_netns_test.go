@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +267,198 @@ func TestTransferAttendedReplaces(t *testing.T) {
 	})
 	calls[0].Hangup(ctx)
 	waitFor(t, 10*time.Second, func() bool { return len(bob.acct.Calls()) == 0 })
+}
+
+// The attacks on call transfer, each by a hostile proxy over the phone's
+// own TLS flow (test/hostile_registrar.go), against a phone that allows
+// transfers: what a REFER may make it call, how often, and which calls an
+// INVITE with Replaces may take over.
+
+// referReq sends a REFER (or what claims to be one) in c's dialog with the
+// tags given and the header lines, and waits for the phone's final answer.
+func (c *hcall) referReq(fromTag, toTag string, hdrs ...string) *test.SIPMessage {
+	c.t.Helper()
+	c.cseq++
+	c.f.Write(c.t, c.request("REFER", c.cseq, fromTag, toTag, randHex(8), "", hdrs...))
+	cseq := fmt.Sprintf("%d REFER", c.cseq)
+	return c.f.Next(c.t, 10*time.Second, func(m *test.SIPMessage) bool {
+		return test.SIPResponseTo("REFER", c.callID, true)(m) && m.Get("CSeq") == cseq
+	})
+}
+
+// inviteWith sends a fresh INVITE of c (no To tag) with the header lines
+// and waits for its final answer, keeping the phone's tag of a 2xx.
+func (c *hcall) inviteWith(sdp string, hdrs ...string) *test.SIPMessage {
+	c.t.Helper()
+	c.branch = randHex(8)
+	c.f.Write(c.t, c.request("INVITE", c.cseq, c.from, "", c.branch, sdp, hdrs...))
+	res := c.final("INVITE")
+	if res.Status() >= 200 && res.Status() < 300 {
+		c.to = test.Tag(res.Get("To"))
+	}
+	return res
+}
+
+// otherInvites lists the INVITEs the phone sent on other dialogs than
+// those named: calls a REFER made it place.
+func otherInvites(f *test.HostileFlow, callIDs ...string) []string {
+	var out []string
+	for _, m := range f.Messages() {
+		if m.IsRequest() && m.Method() == "INVITE" && !slices.Contains(callIDs, m.Get("Call-ID")) {
+			out = append(out, m.Start)
+		}
+	}
+	return out
+}
+
+// TestAttackREFER: REFERs that are outside a dialog, in a foreign or early
+// dialog, malformed, or aimed where the policy does not let a transfer
+// go (another scheme or domain, embedded headers, a method, this phone,
+// a Replaces for one of the phone's own calls) are refused and place no
+// call; one to a premium-rate number is accepted, meets the dialling
+// policy and is reported back as 403; a flood of them is cut at the
+// account's REFER rate. The call they were sent in stays up throughout.
+func TestAttackREFER(t *testing.T) {
+	e := newHostileEnv(t)
+	p, f := hostilePhone(t, e, phoneConf{extra: "allow_refer = true\n\n[account.dialing]\nhome_country = \"+49\"\n"})
+	legit := newSRTPPeer(t)
+	c := newHCall(t, f)
+	phoneKey, _ := establish(t, p, c, legit)
+	call := oneCall(t, p, c.callID)
+	dom := e.hostile.IP
+	esc := func(s string) string { return strings.NewReplacer("@", "%40", ";", "%3B", "=", "%3D", "<", "%3C", ">", "%3E").Replace(s) }
+	own := esc(fmt.Sprintf("%s;to-tag=%s;from-tag=%s", c.callID, c.to, c.from))
+
+	for _, tt := range []struct {
+		name     string
+		from, to string
+		hdrs     []string
+		code     int
+	}{
+		{"outside a dialog", c.from, "", []string{"Refer-To: <sip:carol@" + dom + ">"}, 403},
+		{"foreign dialog", "evil", c.to, []string{"Refer-To: <sip:carol@" + dom + ">"}, 481},
+		{"no Refer-To", c.from, c.to, nil, 400},
+		{"two Refer-To", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + ">", "Refer-To: <sip:dave@" + dom + ">"}, 400},
+		{"compact and long Refer-To", c.from, c.to, []string{"r: <sip:carol@" + dom + ">", "Refer-To: <sip:dave@" + dom + ">"}, 400},
+		{"tel URI", c.from, c.to, []string{"Refer-To: <tel:+19005550100>"}, 403},
+		{"sips URI", c.from, c.to, []string{"Refer-To: <sips:carol@" + dom + ">"}, 403},
+		{"http URI", c.from, c.to, []string{"Refer-To: <http://evil.example/premium>"}, 403},
+		{"another domain", c.from, c.to, []string{"Refer-To: <sip:carol@evil.example>"}, 403},
+		{"embedded Route", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + "?Route=%3Csip:evil.example%3Blr%3E>"}, 403},
+		{"embedded From", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + "?From=%3Csip:ceo%40" + dom + "%3E>"}, 403},
+		{"method BYE", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + ";method=BYE>"}, 403},
+		{"this phone", c.from, c.to, []string{"Refer-To: <sip:alice@" + dom + ">"}, 403},
+		{"Replaces of the phone's own call", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + "?Replaces=" + own + ">"}, 403},
+		{"malformed Replaces", c.from, c.to, []string{"Refer-To: <sip:carol@" + dom + "?Replaces=x%3Bto-tag%3Da>"}, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := c.referReq(tt.from, tt.to, tt.hdrs...)
+			if res.Status() != tt.code {
+				t.Errorf("REFER answered %q, want %d", res.Start, tt.code)
+			}
+		})
+	}
+	if got := p.acct.Status().Counters.REFERRefused; got != 10 {
+		t.Errorf("refer_refused = %d, want 10 (the policy refusals)", got)
+	}
+
+	// A REFER in an early dialog: a second call rings (call waiting).
+	c2 := newHCall(t, f)
+	c2.sendInvite(newSRTPPeer(t).offer())
+	ringing := f.Next(t, 10*time.Second, func(m *test.SIPMessage) bool {
+		return test.SIPResponseTo("INVITE", c2.callID, false)(m) && m.Status() == 180
+	})
+	if res := c2.referReq(c2.from, test.Tag(ringing.Get("To")), "Refer-To: <sip:carol@"+dom+">"); res.Status() != 403 {
+		t.Errorf("REFER in an early dialog answered %q, want 403", res.Start)
+	}
+	c2.f.Write(t, c2.request("CANCEL", 1, c2.from, "", c2.branch, ""))
+	if res := c2.final("INVITE"); res.Status() != 487 {
+		t.Errorf("cancelled INVITE answered %q, want 487", res.Start)
+	}
+
+	// Put the phone on hold from our side, as a transferor does, so that
+	// following a REFER sends nothing but NOTIFYs.
+	if res := c.inDialog("INVITE", c.from, c.to, strings.Replace(legit.offer(), "a=sendrecv", "a=sendonly", 1)); res.Status() != 200 {
+		t.Fatalf("hold re-INVITE answered %q", res.Start)
+	}
+	c.ack()
+	// follow answers the transferee's NOTIFYs of one REFER and returns the
+	// final one.
+	follow := func(referCSeq int) *test.SIPMessage {
+		t.Helper()
+		id := fmt.Sprintf("refer;id=%d", referCSeq)
+		for {
+			n := f.Next(t, 10*time.Second, test.SIPRequestOf("NOTIFY", c.callID))
+			respond(t, f, n, 200, "OK", "", "")
+			if n.Get("Event") != id || !strings.HasPrefix(n.Get("Content-Type"), "message/sipfrag") {
+				t.Fatalf("NOTIFY Event %q, Content-Type %q; want %q, message/sipfrag", n.Get("Event"), n.Get("Content-Type"), id)
+			}
+			if strings.HasPrefix(n.Get("Subscription-State"), "terminated") {
+				return n
+			}
+		}
+	}
+	premium := "Refer-To: <sip:+499001234567@" + dom + ">"
+	res := c.referReq(c.from, c.to, premium)
+	if res.Status() != 202 {
+		t.Fatalf("REFER to a premium-rate number answered %q, want 202 (then refused by the dialling policy)", res.Start)
+	}
+	if final := follow(c.cseq); !strings.HasPrefix(final.Body, "SIP/2.0 403 ") {
+		t.Errorf("final NOTIFY body %q, want SIP/2.0 403", final.Body)
+	}
+	if got := p.acct.Status().Counters.DialRefused; got != 1 {
+		t.Errorf("dial_refused = %d, want 1", got)
+	}
+
+	// A flood: one REFER after another, each followed to its end.
+	accepted, limited := 0, 0
+	for range 8 {
+		res := c.referReq(c.from, c.to, premium)
+		switch res.Status() {
+		case 202:
+			accepted++
+			follow(c.cseq)
+		case 503:
+			limited++
+			if res.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+		default:
+			t.Errorf("flood REFER answered %q, want 202 or 503", res.Start)
+		}
+	}
+	if accepted > 3 || limited < 5 {
+		t.Errorf("flood of 8 REFERs: %d accepted, %d rate-limited; want at most 3 accepted (the burst, one spent already)", accepted, limited)
+	}
+	if got := p.acct.Status().Counters.DialRefused; got != 1+accepted {
+		t.Errorf("dial_refused = %d, want %d", got, 1+accepted)
+	}
+	if inv := otherInvites(f, c.callID, c2.callID); len(inv) != 0 {
+		t.Errorf("the phone placed calls for REFERs: %q", inv)
+	}
+	if st := call.Status().State; st != "established" {
+		t.Fatalf("call is %s after the REFER attacks, want established", st)
+	}
+	// Resumed, the call carries media again.
+	if res := c.inDialog("INVITE", c.from, c.to, legit.offer()); res.Status() != 200 {
+		t.Fatalf("resume re-INVITE answered %q", res.Start)
+	}
+	c.ack()
+	legit.expectMedia(t, phoneKey)
+	if res := c.inDialog("BYE", c.from, c.to, ""); res.Status() != 200 {
+		t.Fatalf("BYE answered %q, want 200", res.Start)
+	}
+
+	// With allow_refer off (the default) every REFER is refused.
+	e2 := newHostileEnv(t)
+	p2, f2 := hostilePhone(t, e2, phoneConf{})
+	c3 := newHCall(t, f2)
+	establish(t, p2, c3, newSRTPPeer(t))
+	res = c3.referReq(c3.from, c3.to, "Refer-To: <sip:carol@"+e2.hostile.IP+">")
+	if res.Status() != 403 || !strings.Contains(res.Get("Warning"), "allow_refer") {
+		t.Errorf("REFER with allow_refer off answered %q (Warning %q), want 403 naming allow_refer", res.Start, res.Get("Warning"))
+	}
+	if got := p2.acct.Status().Counters.REFERRefused; got != 1 {
+		t.Errorf("refer_refused = %d, want 1", got)
+	}
 }
