@@ -462,3 +462,112 @@ func TestAttackREFER(t *testing.T) {
 		t.Errorf("refer_refused = %d, want 1", got)
 	}
 }
+
+// TestAttackReplaces: INVITEs with Replaces (RFC 3891) that name a call of
+// the phone with a foreign tag, come from a stranger (or one who names a
+// stranger as referrer), carry early-only for a confirmed call, name a
+// ringing call, or carry two Replaces or a Join are refused, and the call
+// they aimed at keeps its media and its peer. The party of the call (here
+// by Referred-By, as an attended transfer hands it on) takes it over: the
+// phone answers at once and ends the replaced call with a BYE. With
+// allow_refer off nobody does.
+func TestAttackReplaces(t *testing.T) {
+	e := newHostileEnv(t)
+	p, f := hostilePhone(t, e, phoneConf{extra: "allow_refer = true\n"})
+	legit := newSRTPPeer(t)
+	c1 := newHCall(t, f)
+	phoneKey, _ := establish(t, p, c1, legit)
+	call := oneCall(t, p, c1.callID)
+	before := call.RemoteMedia()
+	party := "<sip:" + c1.user + "@hostile.test>"
+	good := fmt.Sprintf("Replaces: %s;to-tag=%s;from-tag=%s", c1.callID, c1.to, c1.from)
+
+	// A second call rings (call waiting): an early dialog to aim at.
+	c2 := newHCall(t, f)
+	c2.sendInvite(newSRTPPeer(t).offer())
+	ringing := f.Next(t, 10*time.Second, func(m *test.SIPMessage) bool {
+		return test.SIPResponseTo("INVITE", c2.callID, false)(m) && m.Status() == 180
+	})
+	early := fmt.Sprintf("Replaces: %s;to-tag=%s;from-tag=%s", c2.callID, test.Tag(ringing.Get("To")), c2.from)
+
+	evil := newSRTPPeer(t)
+	for _, tt := range []struct {
+		name string
+		hdrs []string
+		code int
+	}{
+		{"foreign to-tag", []string{fmt.Sprintf("Replaces: %s;to-tag=evil;from-tag=%s", c1.callID, c1.from), "Referred-By: " + party}, 481},
+		{"foreign from-tag", []string{fmt.Sprintf("Replaces: %s;to-tag=%s;from-tag=evil", c1.callID, c1.to), "Referred-By: " + party}, 481},
+		{"tags swapped", []string{fmt.Sprintf("Replaces: %s;to-tag=%s;from-tag=%s", c1.callID, c1.from, c1.to), "Referred-By: " + party}, 481},
+		{"a stranger", []string{good}, 403},
+		{"referred by a stranger", []string{good, "Referred-By: <sip:carol@hostile.test>"}, 403},
+		{"early-only on a confirmed call", []string{good + ";early-only", "Referred-By: " + party}, 486},
+		{"a ringing call", []string{early, "Referred-By: <sip:" + c2.user + "@hostile.test>"}, 481},
+		{"two Replaces", []string{good, good, "Referred-By: " + party}, 400},
+		{"Replaces and Join", []string{good, "Join: " + strings.TrimPrefix(good, "Replaces: "), "Referred-By: " + party}, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newHCall(t, f)
+			if res := c.inviteWith(evil.offer(), tt.hdrs...); res.Status() != tt.code {
+				t.Errorf("INVITE with Replaces answered %q, want %d", res.Start, tt.code)
+			}
+			if st := call.Status().State; st != "established" {
+				t.Fatalf("the call is %s, want established", st)
+			}
+			if got := call.RemoteMedia(); !slices.Equal(got, before) {
+				t.Errorf("media moved to %v, want %v", got, before)
+			}
+		})
+	}
+	if got := p.acct.Status().Counters.ReplacesRefused; got != 9 {
+		t.Errorf("replaces_refused = %d, want 9", got)
+	}
+	for _, m := range f.Messages() {
+		if m.IsRequest() && m.Method() == "BYE" {
+			t.Fatalf("the phone hung up a call (%s) for a refused Replaces", m.Get("Call-ID"))
+		}
+	}
+	legit.expectMedia(t, phoneKey)
+	c2.f.Write(t, c2.request("CANCEL", 1, c2.from, "", c2.branch, ""))
+	if res := c2.final("INVITE"); res.Status() != 487 {
+		t.Errorf("cancelled INVITE answered %q, want 487", res.Start)
+	}
+
+	// The transferee the party referred takes the call over.
+	next := newSRTPPeer(t)
+	c3 := newHCall(t, f)
+	res := c3.inviteWith(next.offer(), good, "Referred-By: "+party)
+	if res.Status() != 200 {
+		t.Fatalf("legitimate INVITE with Replaces answered %q, want 200", res.Start)
+	}
+	c3.ack()
+	bye := f.Next(t, 10*time.Second, test.SIPRequestOf("BYE", c1.callID))
+	respond(t, f, bye, 200, "OK", "", "")
+	<-call.Done()
+	if r := call.EndReason(); r != "replaced" {
+		t.Errorf("replaced call ended %q, want replaced", r)
+	}
+	key, _ := phoneMedia(t, res.Body)
+	next.expectMedia(t, key)
+	if n := p.acct.Status().Counters.CallsReplaced; n != 1 {
+		t.Errorf("calls_replaced = %d, want 1", n)
+	}
+	if res := c3.inDialog("BYE", c3.from, c3.to, ""); res.Status() != 200 {
+		t.Fatalf("BYE answered %q, want 200", res.Start)
+	}
+
+	// allow_refer off: the party itself may not replace its call.
+	e2 := newHostileEnv(t)
+	p2, f2 := hostilePhone(t, e2, phoneConf{})
+	c4 := newHCall(t, f2)
+	establish(t, p2, c4, newSRTPPeer(t))
+	c5 := newHCall(t, f2)
+	c5.user = c4.user
+	res = c5.inviteWith(newSRTPPeer(t).offer(), fmt.Sprintf("Replaces: %s;to-tag=%s;from-tag=%s", c4.callID, c4.to, c4.from))
+	if res.Status() != 403 {
+		t.Errorf("Replaces with allow_refer off answered %q, want 403", res.Start)
+	}
+	if st := oneCall(t, p2, c4.callID).Status().State; st != "established" {
+		t.Errorf("call is %s, want established", st)
+	}
+}
