@@ -49,6 +49,9 @@ type Account struct {
 	// referLimit bounds the REFERs the account accepts; never nil. It is
 	// safe for concurrent use.
 	referLimit *rate.Limiter
+	// refused are the dialogs of INVITEs we refused, whose ACKs are not
+	// foreign; never nil.
+	refused *refusedInvites
 	dialled    *dialplan.Counter // calls placed, for the dialling caps; never nil
 
 	mu sync.Mutex // guards the fields below
@@ -269,7 +272,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		cfg: cfg, log: d.Log.With("account", cfg.Name), clock: clock, instance: d.Instance,
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
-		global: global, limiter: newInviteLimiter(), referLimit: newReferLimiter(), plainPeer: d.ListenPeer, dialled: d.Dialled,
+		global: global, limiter: newInviteLimiter(), referLimit: newReferLimiter(), refused: newRefusedInvites(), plainPeer: d.ListenPeer, dialled: d.Dialled,
 	}
 	if a.dialled == nil {
 		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {

@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	lru "github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DialogID names one dialog as this phone sees it (RFC 3261 §12): the
@@ -131,4 +134,60 @@ func validTag(s string) bool {
 		}
 	}
 	return true
+}
+
+// responseDialog is the dialog our response res to req names: its To tag
+// ours, the request's From tag theirs.
+func responseDialog(req *sip.Request, res *sip.Response) (DialogID, bool) {
+	to := res.To()
+	if to == nil {
+		return DialogID{}, false
+	}
+	local, ok := to.Params.Get("tag")
+	if !ok || local == "" {
+		return DialogID{}, false
+	}
+	return DialogID{CallID: callID(req), LocalTag: local, RemoteTag: fromTag(req)}, true
+}
+
+// refusedInvites remembers the dialogs our non-2xx answers to INVITEs
+// named, for as long as their ACK may come (RFC 3261 §17.2.1, Timer H:
+// 64*T1), in a bounded LRU so a flood of refused INVITEs costs at most
+// refusedKept entries.
+type refusedInvites struct {
+	mu  sync.Mutex // guards lru
+	lru *lru.LRU[DialogID, time.Time]
+}
+
+const (
+	refusedKept = 512
+	refusedFor  = 32 * time.Second
+)
+
+func newRefusedInvites() *refusedInvites {
+	c, err := lru.NewLRU[DialogID, time.Time](refusedKept, nil)
+	if err != nil {
+		// Only a non-positive size fails.
+		panic(err)
+	}
+	return &refusedInvites{lru: c}
+}
+
+func (r *refusedInvites) add(id DialogID, now time.Time) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.lru.Add(id, now)
+	r.mu.Unlock()
+}
+
+func (r *refusedInvites) has(id DialogID, now time.Time) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.lru.Get(id)
+	return ok && now.Sub(at) < refusedFor
 }

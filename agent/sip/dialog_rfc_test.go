@@ -294,3 +294,34 @@ func TestIdleFor(t *testing.T) {
 		t.Errorf("idleFor on an ended call = true, want false")
 	}
 }
+
+// RFC 3261 §17.1.1.3: the ACK of a non-2xx carries the response's To tag.
+// Remembered refusals make it no foreign dialog, for Timer H and no
+// longer, and the memory is bounded.
+func TestRefusedInvites(t *testing.T) {
+	r := newRefusedInvites()
+	now := time.Unix(1000, 0)
+	req := request(sip.INVITE, "c1@h", "theirs", "", 1)
+	res := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+	id, ok := responseDialog(req, res)
+	if !ok || id.CallID != "c1@h" || id.RemoteTag != "theirs" || id.LocalTag == "" {
+		t.Fatalf("responseDialog = %+v, %v; want c1@h, a tag of ours, theirs", id, ok)
+	}
+	r.add(id, now)
+	ack, _ := requestDialog(request(sip.ACK, "c1@h", "theirs", id.LocalTag, 1))
+	if !r.has(ack, now.Add(refusedFor-time.Second)) {
+		t.Errorf("ACK of a refused INVITE not recognised")
+	}
+	if r.has(ack, now.Add(refusedFor)) {
+		t.Errorf("ACK recognised after Timer H")
+	}
+	if r.has(DialogID{"c1@h", "evil", "theirs"}, now) {
+		t.Errorf("another tag recognised")
+	}
+	for i := range 2 * refusedKept {
+		r.add(DialogID{CallID: "flood", LocalTag: time.Duration(i).String(), RemoteTag: "x"}, now)
+	}
+	if n := r.lru.Len(); n > refusedKept {
+		t.Errorf("refusals kept = %d, want at most %d", n, refusedKept)
+	}
+}

@@ -429,6 +429,14 @@ func (a *Account) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 // its own, matched here by dialog and by the CSeq of the INVITE it
 // acknowledges). Anything else is dropped: a blind ACK confirms nothing.
 func (a *Account) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if id, ok := requestDialog(req); ok && a.refused.has(id, a.clock.Now()) {
+		// The ACK of one of our non-2xx answers to an INVITE (RFC 3261
+		// §17.1.1.3), arriving after its server transaction ended with
+		// the handler (a reliable transport keeps none): it changes
+		// nothing and is not a foreign dialog.
+		a.log.Debug("ACK of a refused INVITE", "call_id", id.CallID)
+		return
+	}
 	c := a.dialogRequest(req, tx)
 	if c == nil {
 		return

@@ -126,6 +126,12 @@ func validate(req *sip.Request) (int, string) {
 
 func respond(a *Account, tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if code >= 300 && req.IsInvite() {
+		// Its ACK may come after the transaction is gone (onAck).
+		if id, ok := responseDialog(req, res); ok {
+			a.refused.add(id, a.clock.Now())
+		}
+	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}

@@ -571,3 +571,68 @@ func TestAttackReplaces(t *testing.T) {
 		t.Errorf("call is %s, want established", st)
 	}
 }
+
+// TestCallWaiting: alice (hardphone, answer = "auto") talks to bob; carol's
+// call rings instead of being answered by itself (call waiting);
+// answering it over the control protocol puts bob on hold, and call.swap
+// goes back to bob, holding carol. With call_waiting = "busy" a second
+// call is refused 486.
+func TestCallWaiting(t *testing.T) {
+	e := newEnv(t)
+	bob, carol := baresipPeer(t, e, "bob"), baresipPeer(t, e, "carol")
+	p := e.startPhone(t, phoneConf{user: "alice"}, nil)
+	p.waitRegistered(t)
+	c := control.NewClient(p.cfg.ControlSocket)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	bob.Dial(t, "sip:alice@"+e.k.IP())
+	first := p.waitEvent(t, sip.EventCallStarted, 15*time.Second).Call
+	carol.Dial(t, "sip:alice@"+e.k.IP())
+	waiting := p.waitEvent(t, sip.EventIncoming, 10*time.Second).Call
+	if st := waiting.Status(); !st.Waiting || st.State != "ringing" {
+		t.Fatalf("carol's call = %+v, want waiting and ringing", st)
+	}
+	st, err := c.Call(ctx, control.CmdCallAnswer, "", waiting.Dialog().String())
+	if err != nil {
+		t.Fatalf("answer the waiting call: %v", err)
+	}
+	if st.State == "ended" {
+		t.Fatalf("answered call ended: %s", st.EndReason)
+	}
+	if !first.Status().Hold {
+		t.Errorf("bob's call not on hold after answering carol's")
+	}
+	carol.WaitEvent(t, "CALL_ESTABLISHED", 10*time.Second)
+	waitFor(t, 10*time.Second, func() bool { return waiting.Status().State == "established" })
+
+	if _, err := c.Call(ctx, control.CmdCallSwap, "", first.Dialog().String()); err != nil {
+		t.Fatalf("swap to bob: %v", err)
+	}
+	if first.Status().Hold || !waiting.Status().Hold {
+		t.Errorf("after swap: bob hold %v, carol hold %v; want false, true", first.Status().Hold, waiting.Status().Hold)
+	}
+	before := first.Media().Stats().PacketsReceived
+	waitFor(t, 10*time.Second, func() bool { return first.Media().Stats().PacketsReceived > before+25 })
+	first.Hangup(ctx)
+	waiting.Hangup(ctx)
+	bob.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
+	carol.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
+
+	busy := e.startPhone(t, phoneConf{user: "dave", extra: "call_waiting = \"busy\"\n"}, nil)
+	busy.waitRegistered(t)
+	bob.Dial(t, "sip:dave@"+e.k.IP())
+	busy.waitEvent(t, sip.EventCallStarted, 15*time.Second)
+	carol.Dial(t, "sip:dave@"+e.k.IP())
+	closed := carol.WaitEvent(t, "CALL_CLOSED", 10*time.Second)
+	if !strings.Contains(closed.Param, "486") {
+		t.Errorf("second call to a call_waiting = busy phone closed with %q, want 486", closed.Param)
+	}
+	if n := len(busy.acct.Calls()); n != 1 {
+		t.Errorf("dave has %d calls, want 1", n)
+	}
+	// The ACK of the 486 is not a foreign dialog.
+	if n := busy.acct.Status().Counters.ForeignDialog; n != 0 {
+		t.Errorf("dave foreign_dialog = %d, want 0", n)
+	}
+}
