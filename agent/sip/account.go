@@ -52,7 +52,7 @@ type Account struct {
 	// refused are the dialogs of INVITEs we refused, whose ACKs are not
 	// foreign; never nil.
 	refused *refusedInvites
-	dialled    *dialplan.Counter // calls placed, for the dialling caps; never nil
+	dialled *dialplan.Counter // calls placed, for the dialling caps; never nil
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request

@@ -326,7 +326,9 @@ func TestAttackREFER(t *testing.T) {
 	phoneKey, _ := establish(t, p, c, legit)
 	call := oneCall(t, p, c.callID)
 	dom := e.hostile.IP
-	esc := func(s string) string { return strings.NewReplacer("@", "%40", ";", "%3B", "=", "%3D", "<", "%3C", ">", "%3E").Replace(s) }
+	esc := func(s string) string {
+		return strings.NewReplacer("@", "%40", ";", "%3B", "=", "%3D", "<", "%3C", ">", "%3E").Replace(s)
+	}
 	own := esc(fmt.Sprintf("%s;to-tag=%s;from-tag=%s", c.callID, c.to, c.from))
 
 	for _, tt := range []struct {
