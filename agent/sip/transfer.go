@@ -263,8 +263,11 @@ func (a *Account) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	id, hasID, ok := referEvent(req)
 	c.mu.Lock()
 	x := c.xfer
-	match := ok && x != nil && x.Role == TransferRoleTransferor && !x.finished() && x.referCSeq != 0 &&
-		(!hasID || id == x.referCSeq)
+	// The first NOTIFY may overtake the REFER's 202 (RFC 3515 §2.4.4:
+	// they travel separately); until the 202 is in, the one REFER this
+	// call has outstanding is the only one it can be for.
+	match := ok && x != nil && x.Role == TransferRoleTransferor && !x.finished() &&
+		(x.referCSeq == 0 || !hasID || id == x.referCSeq)
 	c.mu.Unlock()
 	if !match {
 		respond(a, tx, req, 481, "Subscription Does Not Exist", nil)

@@ -382,8 +382,8 @@ func (u *phoneUI) askTransfer() {
 		u.say("no call selected")
 		return
 	}
-	in := tview.NewInputField().SetLabel("to: ").SetFieldWidth(0)
-	in.SetBorder(true).SetTitle(" transfer " + cs.Peer + ": number or sip: URI, Enter transfers, Esc cancels ")
+	in := tview.NewInputField().SetLabel("to (number or sip: URI): ").SetFieldWidth(0)
+	in.SetBorder(true).SetTitle(" transfer " + cs.Peer + " (Enter transfers, Esc cancels) ")
 	in.SetDoneFunc(func(k tcell.Key) {
 		target := strings.TrimSpace(in.GetText())
 		u.pages.RemovePage("transfer")
@@ -393,7 +393,7 @@ func (u *phoneUI) askTransfer() {
 		}
 		u.transfer(acct, cs, target, "")
 	})
-	u.pages.AddPage("transfer", centered(in, 70, 3), true, true)
+	u.pages.AddPage("transfer", centered(in, 80, 3), true, true)
 	u.app.SetFocus(in)
 }
 
