@@ -75,6 +75,9 @@ type Account struct {
 	lastPong   time.Time
 	counters   Counters
 	inbound    Inbound
+	// life is Run's context: calls the phone places by itself (a
+	// transfer's) end with it. nil before Run.
+	life context.Context
 }
 
 // Counters are per-account security and traffic counters. Refusals are
@@ -310,6 +313,9 @@ func (a *Account) Name() string { return a.cfg.Name }
 // unregisters.
 func (a *Account) Run(ctx context.Context) {
 	defer a.ua.Close()
+	a.mu.Lock()
+	a.life = ctx
+	a.mu.Unlock()
 	for {
 		granted, err := a.register(ctx, a.cfg.Expires)
 		if ctx.Err() != nil {
@@ -381,6 +387,16 @@ func (a *Account) Status() AccountStatus {
 		s.Calls = append(s.Calls, c.Status())
 	}
 	return s
+}
+
+// lifetime is the context of Run, or Background before it.
+func (a *Account) lifetime() context.Context {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.life == nil {
+		return context.Background()
+	}
+	return a.life
 }
 
 // Registered reports whether the account has a live registration.

@@ -194,7 +194,7 @@ func (c *Call) follow(x *transfer, t referTarget, by sip.Header) {
 		// RFC 3892: the referred request carries the Referred-By.
 		extra.headers = append(extra.headers, by)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), transferTimeout)
+	ctx, cancel := context.WithTimeout(a.lifetime(), transferTimeout)
 	defer cancel()
 	nc, err := a.dial(ctx, t.URI, CallOptions{}, extra)
 	close(progress)
