@@ -131,18 +131,15 @@ func (c *Call) Transfer(ctx context.Context, to TransferTarget) error {
 		r := replacesFor(cc.dlg)
 		referTo = referToValue(u, &r)
 		x.Target, x.Attended, x.consult = cc.peer, true, cc
-	} else {
-		ru, err := a.targetURI(to.Target)
-		if err != nil {
+	}
+	var blind sip.Uri
+	if to.Target != "" {
+		var err error
+		if blind, err = a.targetURI(to.Target); err != nil {
 			return fmt.Errorf("%w: %w", ErrTransfer, err)
 		}
-		// The toll-fraud guard: the transferee (often a PBX trunk) places
-		// this call on our account's behalf.
-		if err := a.dialAllowed(ru); err != nil {
-			return fmt.Errorf("%w to %s: %w", ErrTransfer, to.Target, err)
-		}
-		referTo = referToValue(ru, nil)
-		x.Target = ru.String()
+		referTo = referToValue(blind, nil)
+		x.Target = blind.String()
 	}
 	c.mu.Lock()
 	if c.xfer != nil && !c.xfer.finished() {
@@ -152,6 +149,15 @@ func (c *Call) Transfer(ctx context.Context, to TransferTarget) error {
 	c.xfer = x
 	held := c.hold
 	c.mu.Unlock()
+	if to.Target != "" {
+		// The toll-fraud guard: the transferee (often a PBX trunk) places
+		// this call on our account's behalf, so it is checked and counted
+		// as a dialled one.
+		if err := a.dialAllowed(blind); err != nil {
+			c.transferEnded(x, false, 403, err.Error())
+			return fmt.Errorf("%w to %s: %w", ErrTransfer, to.Target, err)
+		}
+	}
 	if !held {
 		if err := c.Hold(ctx, true); err != nil {
 			c.log.Warn("hold before transfer", "error", err)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,7 +61,7 @@ func baresipPeer(t *testing.T, e *env, user string) *test.Baresip {
 func TestTransferBlindAsTransferor(t *testing.T) {
 	e := newEnv(t)
 	bob, carol := baresipPeer(t, e, "bob"), baresipPeer(t, e, "carol")
-	p := e.startPhone(t, phoneConf{user: "alice"}, nil)
+	p := e.startPhone(t, phoneConf{user: "alice", extra: "\n[account.dialing]\nhome_country = \"+49\"\n"}, nil)
 	p.waitRegistered(t)
 	c := control.NewClient(p.cfg.ControlSocket)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -70,6 +71,17 @@ func TestTransferBlindAsTransferor(t *testing.T) {
 		t.Fatalf("dial bob: %v", err)
 	}
 	bob.WaitEvent(t, "CALL_ESTABLISHED", 10*time.Second)
+	// The toll-fraud guard: bob would call the premium-rate number on
+	// alice's behalf, so alice refuses to ask him.
+	if _, err := c.Transfer(ctx, "", cs.Dialog, "+49 900 1234567"); !errors.Is(err, control.ErrForbidden) || !strings.Contains(err.Error(), "premium-rate") {
+		t.Fatalf("transfer to a premium-rate number = %v, want forbidden by the dialling policy", err)
+	}
+	if st, err := c.Call(ctx, control.CmdCallHold, "", cs.Dialog); err != nil || st.State != "established" {
+		t.Fatalf("call after the refused transfer: %+v, %v; want established", st, err)
+	}
+	if _, err := c.Call(ctx, control.CmdCallUnhold, "", cs.Dialog); err != nil {
+		t.Fatalf("unhold: %v", err)
+	}
 	st, err := c.Transfer(ctx, "", cs.Dialog, "carol")
 	if err != nil {
 		t.Fatalf("transfer: %v\n%s", err, e.k.SIPDump())
