@@ -176,8 +176,8 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	seq := req.CSeq().SeqNo
 	c := &Call{acct: a, id: id, dlg: DialogID{CallID: id, LocalTag: local, RemoteTag: ftag}, dir: "in",
-		peer: from.Address.String(), peerAOR: aorKey(from.Address), waiting: busy && replaced == nil, replaces: replaced, media: ms, started: start, done: make(chan struct{}), release: release,
-		tlsHop: tlsHop, branch: branch, srv: dlg, state: "ringing", answerCh: make(chan struct{}),
+		peer: from.Address.String(), peerAOR: aorKey(from.Address), waiting: busy && replaced == nil, replaces: replaced,
+		media: ms, started: start, done: make(chan struct{}), release: release, tlsHop: tlsHop, branch: branch, srv: dlg, state: "ringing", answerCh: make(chan struct{}),
 		remoteCSeq: seq, remoteSet: true, ackCSeq: seq}
 	c.log = a.log.With("call_id", c.id, "dialog", c.dlg.String(), "peer", c.peer)
 	a.addCall(c)
