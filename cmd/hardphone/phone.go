@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,14 @@ type phoneUI struct {
 	statAsked atomic.Uint64
 	statSet   uint64
 	statShown uint64
+	// prompted is the dialog of the call the incoming prompt asks about,
+	// "" when none is shown (UI goroutine only). The prompt goes away by
+	// itself once that call no longer rings: answered by the agent (auto
+	// answer, a call that replaces another), cancelled or ended.
+	prompted string
+	// promptGen is statAsked when the prompt went up: only a status asked
+	// for later can say the call stopped ringing.
+	promptGen uint64
 }
 
 func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
@@ -293,6 +302,7 @@ func (u *phoneUI) incoming(account string, cs sip.CallStatus) {
 			AddButtons([]string{"Answer", "Reject"}).
 			SetDoneFunc(func(_ int, label string) {
 				u.pages.RemovePage("incoming")
+				u.prompted = ""
 				cmd, done := control.CmdCallHangup, "rejected"
 				if label == "Answer" {
 					cmd, done = control.CmdCallAnswer, "answered"
@@ -307,6 +317,8 @@ func (u *phoneUI) incoming(account string, cs sip.CallStatus) {
 				}()
 			})
 		u.pages.AddPage("incoming", m, true, true)
+		u.prompted, u.promptGen = cs.Dialog, u.statAsked.Load()
+		go u.refresh() // the call may have stopped ringing already
 	})
 }
 
@@ -565,6 +577,13 @@ func (u *phoneUI) refresh() {
 			if row, _ := u.calls.GetSelection(); row < 1 || row > len(shown) {
 				u.calls.Select(1, 0)
 			}
+		}
+		if u.prompted != "" && gen > u.promptGen && !slices.ContainsFunc(shown, func(c sip.CallStatus) bool {
+			return c.Dialog == u.prompted && c.State == "ringing"
+		}) {
+			u.pages.RemovePage("incoming")
+			u.prompted = ""
+			u.app.SetFocus(u.calls)
 		}
 	})
 }

@@ -68,8 +68,9 @@ func (m *tmux) waitScreen(want string, timeout time.Duration) string {
 // dials bob from the dial field, hangs up from the calls pane, lists the
 // call in the history; calls bob again, holds him and transfers him to
 // dave (baresip) from the calls pane, and the history lists both calls;
-// then prompts for carol's incoming call, which a key answers. The last
-// screen is kept in out/ for the README.
+// then prompts for carol's incoming call, which a key answers, and for
+// dave's while carol talks (call waiting), whose answer holds carol. The
+// screen then is kept in out/ for the README.
 func TestTerminalPhone(t *testing.T) {
 	e := newEnv(t)
 	bob := e.writeConfig(t, phoneConf{user: "bob", extra: "allow_refer = true\n"})
@@ -134,7 +135,7 @@ func TestTerminalPhone(t *testing.T) {
 	dave.Hangup(t)
 
 	carol := e.writeConfig(t, phoneConf{user: "carol"})
-	call := exec.Command(hp, "call", "--config", carol, "--duration", "3s", "sip:alice@"+e.k.IP())
+	call := exec.Command(hp, "call", "--config", carol, "--duration", "10s", "sip:alice@"+e.k.IP())
 	done := make(chan error, 1)
 	var out strings.Builder
 	call.Stdout, call.Stderr = &out, &out
@@ -144,7 +145,13 @@ func TestTerminalPhone(t *testing.T) {
 	go func() { done <- call.Wait() }()
 	m.waitScreen("Incoming call from", 20*time.Second)
 	m.keys("Enter") // Answer is the prompt's first button
-	screen := m.waitScreen("answered", 10*time.Second)
+	m.waitScreen("answered", 10*time.Second)
+	// Call waiting: dave calls while carol talks; answering him holds her.
+	dave.Dial(t, "sip:alice@"+e.k.IP())
+	m.waitScreen("Call waiting: sip:dave@", 20*time.Second)
+	m.keys("Enter")
+	dave.WaitEventFunc(t, 10*time.Second, peerIs("CALL_ESTABLISHED", "alice"))
+	screen := m.waitScreen("(held)", 10*time.Second)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -156,6 +163,7 @@ func TestTerminalPhone(t *testing.T) {
 	if !strings.Contains(out.String(), `"established":true`) {
 		t.Errorf("carol's call summary: %s, want established", out.String())
 	}
+	dave.Hangup(t)
 	if err := os.MkdirAll("../../out", 0o755); err == nil {
 		_ = os.WriteFile("../../out/phone-screen.txt", []byte(screen), 0o644) // for the README; a failure here is not the phone's
 	}
