@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,8 +124,11 @@ type referTarget struct {
 //     cannot access; every call here is a sip: call over the registrar's
 //     TLS flow, and a sips: target asks for end-to-end TLS the phone
 //     cannot verify past its proxy);
-//   - the host is the account's domain: the referred call goes where a
-//     number typed on the phone would, not to a server the REFER names;
+//   - the host is the account's domain (or its registrar's host): the
+//     referred call goes where a number typed on the phone would, not to
+//     a server the REFER names;
+//   - the user part is an RFC 3261 §25.1 user of at most maxReferUser
+//     bytes;
 //   - no password, port or URI parameter survives (maddr, transport and
 //     method could aim or turn the request elsewhere; a method other than
 //     INVITE is refused outright);
@@ -133,7 +137,7 @@ type referTarget struct {
 //     refused, never copied into our INVITE.
 //
 // The user part then meets the dialling policy like any dialled number.
-func parseReferTo(v, domain string) (referTarget, error) {
+func parseReferTo(v string, domains ...string) (referTarget, error) {
 	if len(v) > maxReferToLen {
 		return referTarget{}, fmt.Errorf("%w: %d bytes", errReferSyntax, len(v))
 	}
@@ -152,10 +156,13 @@ func parseReferTo(v, domain string) (referTarget, error) {
 		return referTarget{}, fmt.Errorf("%w: scheme %q, only sip: is called", errReferTarget, u.Scheme)
 	}
 	if u.User == "" || u.Host == "" || u.Password != "" || u.Wildcard {
-		return referTarget{}, fmt.Errorf("%w: want sip:user@%s", errReferTarget, domain)
+		return referTarget{}, fmt.Errorf("%w: want sip:user@%s", errReferTarget, domains[0])
 	}
-	if !strings.EqualFold(u.Host, domain) {
-		return referTarget{}, fmt.Errorf("%w: host %q is not the account's domain %q", errReferTarget, short(u.Host), domain)
+	if !validUser(u.User) {
+		return referTarget{}, fmt.Errorf("%w: user part %q", errReferTarget, short(u.User))
+	}
+	if !slices.ContainsFunc(domains, func(d string) bool { return d != "" && strings.EqualFold(u.Host, d) }) {
+		return referTarget{}, fmt.Errorf("%w: host %q is not the account's domain %q", errReferTarget, short(u.Host), domains[0])
 	}
 	if m, ok := u.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
 		return referTarget{}, fmt.Errorf("%w: method %q", errReferTarget, short(m))
@@ -188,6 +195,33 @@ func parseReferTo(v, domain string) (referTarget, error) {
 		t.Replaces = &r
 	}
 	return t, nil
+}
+
+// maxReferUser bounds the user part a REFER may have the phone call.
+const maxReferUser = 128
+
+// validUser reports whether s is an RFC 3261 §25.1 user: 1*( unreserved /
+// escaped / user-unreserved ), of a sane length.
+func validUser(s string) bool {
+	if s == "" || len(s) > maxReferUser {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-_.!~*'()&=+$,;?/", c) >= 0:
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // short cuts attacker-chosen text for an error message.

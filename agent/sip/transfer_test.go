@@ -28,6 +28,8 @@ func TestParseReferTo(t *testing.T) {
 		{"port, maddr and transport dropped", "<sip:carol@example.org:5999;maddr=203.0.113.9;transport=udp>", "sip:carol@example.org", false, false},
 		{"method=INVITE", "<sip:carol@example.org;method=INVITE>", "sip:carol@example.org", false, false},
 		{"attended", "<sip:carol@example.org?Replaces=c%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>", "sip:carol@example.org", false, true},
+		{"registrar host", "<sip:carol@pbx.example.net>", "sip:carol@pbx.example.net", false, false},
+		{"escaped user", "<sip:%2B4930123@example.org>", "sip:%2B4930123@example.org", false, false},
 		{"attended, header name case", "<sip:carol@example.org?replaces=c%40h%3Bto-tag%3Da%3Bfrom-tag%3Db>", "sip:carol@example.org", false, true},
 
 		{"tel URI", "<tel:+19005550100>", "", false, false},
@@ -38,6 +40,9 @@ func TestParseReferTo(t *testing.T) {
 		{"domain as a suffix", "<sip:carol@example.org.evil.example>", "", false, false},
 		{"IP instead of the domain", "<sip:carol@203.0.113.9>", "", false, false},
 		{"no user", "<sip:example.org>", "", false, false},
+		{"blank in the user", "<sip:car ol@example.org>", "", false, false},
+		{"bad escape in the user", "<sip:car%zzol@example.org>", "", false, false},
+		{"long user", "<sip:" + strings.Repeat("1", maxReferUser+1) + "@example.org>", "", false, false},
 		{"password", "<sip:carol:secret@example.org>", "", false, false},
 		{"method BYE", "<sip:carol@example.org;method=BYE>", "", false, false},
 		{"embedded Route", "<sip:carol@example.org?Route=%3Csip:evil.example%3Blr%3E>", "", false, false},
@@ -57,7 +62,7 @@ func TestParseReferTo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseReferTo(tt.in, dom)
+			got, err := parseReferTo(tt.in, dom, "pbx.example.net")
 			if tt.want == "" {
 				wantErr := errReferTarget
 				if tt.syntax {

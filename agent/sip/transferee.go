@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func (a *Account) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(a, tx, req, 400, "Bad Request", nil, warning(fmt.Sprintf("%d Refer-To values, want exactly one", len(vs))))
 		return
 	}
-	t, err := parseReferTo(vs[0], a.cfg.Domain)
+	t, err := parseReferTo(vs[0], a.cfg.Domain, a.registrarHost())
 	if errors.Is(err, errReferSyntax) || errors.Is(err, errReplacesSyntax) {
 		respond(a, tx, req, 400, "Bad Request", nil, warning(err.Error()))
 		return
@@ -112,7 +113,7 @@ func (a *Account) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	var by sip.Header
-	if u, err := referredBy(req); err == nil {
+	if u, err := referredBy(req); err == nil && validUser(u.User) && len(u.Host) <= 255 {
 		by = sip.NewHeader("Referred-By", "<"+(&sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host}).String()+">")
 	}
 	x := &transfer{referCSeq: req.CSeq().SeqNo, final: make(chan struct{})}
@@ -259,4 +260,13 @@ func (c *Call) notifyRefer(id uint32, code int, reason string, final bool) bool 
 		return false
 	}
 	return true
+}
+
+// registrarHost is the host part of the account's registrar setting.
+func (a *Account) registrarHost() string {
+	host, _, err := net.SplitHostPort(a.cfg.Registrar)
+	if err != nil {
+		return ""
+	}
+	return host
 }
