@@ -26,8 +26,10 @@ func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
 		return a.Status(), nil
 	case control.CmdUpdateStatus, control.CmdUpdateInstall, control.CmdUpdateMarkGood:
 		return a.handleUpdate(ctx, req)
-	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold:
+	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold, control.CmdCallSwap:
 		return a.handleCall(ctx, req)
+	case control.CmdCallTransfer:
+		return a.handleTransfer(ctx, req)
 	case control.CmdCallDial:
 		return a.handleDial(ctx, req)
 	case control.CmdCallDTMF:
@@ -61,7 +63,16 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 	}
 	switch req.Command {
 	case control.CmdCallAnswer:
+		// Call waiting: the call answered becomes the one talking.
+		if c.Status().State == "ringing" {
+			a.holdOthers(ctx, c)
+		}
 		err = c.Answer()
+	case control.CmdCallSwap:
+		a.holdOthers(ctx, c)
+		if c.Status().Hold {
+			err = c.Hold(ctx, false)
+		}
 	case control.CmdCallHangup:
 		c.Hangup(ctx)
 	case control.CmdCallHold:
@@ -70,6 +81,55 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 		err = c.Hold(ctx, false)
 	}
 	if err != nil {
+		return nil, err
+	}
+	return c.Status(), nil
+}
+
+// holdOthers puts every established call but keep, on every account, on
+// hold: one call talks at a time. A hold the peer refuses leaves that call
+// as it was (its failure is logged); the command goes on.
+func (a *Agent) holdOthers(ctx context.Context, keep *sip.Call) {
+	for _, acct := range a.accounts {
+		for _, c := range acct.Calls() {
+			if c == keep {
+				continue
+			}
+			if st := c.Status(); st.State != "established" || st.Hold {
+				continue
+			}
+			if err := c.Hold(ctx, true); err != nil {
+				a.log.Warn("hold for call waiting", "call_id", c.ID(), "error", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) handleTransfer(ctx context.Context, req *control.Request) (any, error) {
+	t := req.Transfer
+	if req.Call == nil || req.Call.CallID == "" || t == nil || (t.Target == "") == (t.To == nil) {
+		return nil, fmt.Errorf("call.transfer needs call.call_id and one of transfer.target and transfer.to: %w", control.ErrBadRequest)
+	}
+	if len(t.Target) > 256 {
+		return nil, fmt.Errorf("transfer.target longer than 256 bytes: %w", control.ErrBadRequest)
+	}
+	c, err := a.findCall(req.Call)
+	if err != nil {
+		return nil, err
+	}
+	to := sip.TransferTarget{Target: t.Target}
+	if t.To != nil {
+		if t.To.Account == "" {
+			t.To.Account = req.Call.Account
+		}
+		if to.Consult, err = a.findCall(t.To); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Transfer(ctx, to); err != nil {
+		if errors.Is(err, sip.ErrDialRefused) {
+			return nil, fmt.Errorf("%w: %w", control.ErrForbidden, err)
+		}
 		return nil, err
 	}
 	return c.Status(), nil

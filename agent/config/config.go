@@ -197,6 +197,23 @@ const (
 	AnswerManual AnswerMode = "manual"
 )
 
+// CallWaiting says what happens to a call that arrives while another is up.
+type CallWaiting string
+
+// Call waiting modes.
+const (
+	// CallWaitingRing: the new call rings and is answered by hand whatever
+	// answer says; answering it puts the other calls on hold (the default:
+	// an auto-answering phone never joins a second conversation unasked).
+	CallWaitingRing CallWaiting = "ring"
+	// CallWaitingBusy: the new call is refused 486 Busy Here.
+	CallWaitingBusy CallWaiting = "busy"
+	// CallWaitingParallel: the new call is treated like any other (with
+	// answer = "auto" it is answered at once): for automation and test rigs
+	// that take concurrent calls.
+	CallWaitingParallel CallWaiting = "parallel"
+)
+
 // Account is one SIP account.
 type Account struct {
 	Name     string
@@ -222,8 +239,13 @@ type Account struct {
 	Keepalive time.Duration
 	// RetryBase and RetryMax bound the RFC 5626 §4.5 backoff.
 	RetryBase, RetryMax time.Duration
-	// AllowRefer lets the peer transfer our calls. Off by default.
+	// AllowRefer lets the peer transfer our calls (an in-dialog REFER, RFC
+	// 3515) and lets an INVITE with Replaces (RFC 3891) take over one of
+	// them. Off by default.
 	AllowRefer bool
+	// CallWaiting is what a call that arrives during another gets (default
+	// CallWaitingRing).
+	CallWaiting CallWaiting
 	// AnswerDelay is how long an auto-answer rings first.
 	AnswerDelay time.Duration
 	// Dialing is the outbound dialling policy (the toll-fraud guard).
@@ -351,6 +373,7 @@ type acctFile struct {
 	RetryBase     *string      `toml:"retry_base"`
 	RetryMax      *string      `toml:"retry_max"`
 	AllowRefer    bool         `toml:"allow_refer"`
+	CallWaiting   *string      `toml:"call_waiting"`
 	AnswerDelay   *string      `toml:"answer_delay"`
 	Transport     *string      `toml:"transport"`
 	Dialing       *dialingFile `toml:"dialing"`
@@ -614,7 +637,7 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 		DigestMin: policy.DefaultDigestMin, MediaSecurity: MediaDTLS, Answer: AnswerAuto,
 		Expires: 600 * time.Second, Keepalive: 90 * time.Second,
 		RetryBase: 30 * time.Second, RetryMax: 1800 * time.Second,
-		AllowRefer: af.AllowRefer, AnswerDelay: 0,
+		AllowRefer: af.AllowRefer, AnswerDelay: 0, CallWaiting: CallWaitingRing,
 	}
 	if a.User == "" {
 		return a, keyErr(key+".user", "required")
@@ -668,6 +691,14 @@ func (af acctFile) validate(key string, abs func(string) string) (Account, error
 			a.Answer = m
 		default:
 			return a, keyErr(key+".answer", "%q: want \"auto\" or \"manual\"", m)
+		}
+	}
+	if af.CallWaiting != nil {
+		switch m := CallWaiting(*af.CallWaiting); m {
+		case CallWaitingRing, CallWaitingBusy, CallWaitingParallel:
+			a.CallWaiting = m
+		default:
+			return a, keyErr(key+".call_waiting", "%q: want \"ring\", \"busy\" or \"parallel\"", m)
 		}
 	}
 	durs := []struct {

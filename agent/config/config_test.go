@@ -50,6 +50,7 @@ func TestParseDefaults(t *testing.T) {
 		{"answer", a.Answer, AnswerAuto},
 		{"expires", a.Expires, 600 * time.Second},
 		{"allow_refer", a.AllowRefer, false},
+		{"call_waiting", a.CallWaiting, CallWaitingRing},
 		{"ca_file", c.TLS.CAFile, "/etc/hp/ca.pem"},
 		{"password_file", a.PasswordFile, "/etc/hp/alice.pass"},
 		{"rtp_port_min", c.Media.PortMin, uint16(20000)},
@@ -84,6 +85,7 @@ func TestParseRejects(t *testing.T) {
 		}, "account[0].registrar"},
 		{"bad port range", func(s string) string { return strings.Replace(s, "20099", "19000", 1) }, "media.rtp_port_max"},
 		{"bad answer", func(s string) string { return s + `answer = "always"` + "\n" }, "account[0].answer"},
+		{"bad call_waiting", func(s string) string { return s + `call_waiting = "always"` + "\n" }, "account[0].call_waiting"},
 		{"bad listener", func(s string) string {
 			return strings.Replace(s, "[tls]", "listen = [\"sctp:127.0.0.1:5060\"]\n[tls]", 1)
 		}, "listen[0]"},

@@ -124,16 +124,36 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // Call runs a call command (CmdCallAnswer, CmdCallHangup, CmdCallHold,
-// CmdCallUnhold) and returns the call's state after it. call is a Call-ID
+// CmdCallUnhold, CmdCallSwap) and returns the call's state after it. call is a Call-ID
 // or, where two dialogs share one, the call's dialog as status shows it
 // (CALL-ID;LOCAL-TAG;REMOTE-TAG; a Call-ID never contains ';').
 func (c *Client) Call(ctx context.Context, cmd Command, account, call string) (*sip.CallStatus, error) {
+	var cs sip.CallStatus
+	return &cs, c.Do(ctx, Request{Command: cmd, Call: callRef(account, call)}, &cs)
+}
+
+// callRef names a call as Call takes it: a Call-ID, or a dialog.
+func callRef(account, call string) *CallRef {
 	ref := &CallRef{Account: account, CallID: call}
 	if id, _, ok := strings.Cut(call, ";"); ok {
 		ref.CallID, ref.Dialog = id, call
 	}
+	return ref
+}
+
+// Transfer transfers call to target (blind) and returns the call's state
+// once the peer accepted. call is named as Call names it.
+func (c *Client) Transfer(ctx context.Context, account, call, target string) (*sip.CallStatus, error) {
 	var cs sip.CallStatus
-	return &cs, c.Do(ctx, Request{Command: cmd, Call: ref}, &cs)
+	return &cs, c.Do(ctx, Request{Command: CmdCallTransfer, Call: callRef(account, call), Transfer: &TransferArgs{Target: target}}, &cs)
+}
+
+// TransferTo transfers call to the party of our call to (attended: the
+// transferred party replaces that call) and returns the call's state once
+// the peer accepted. Both are named as Call names them.
+func (c *Client) TransferTo(ctx context.Context, account, call, to string) (*sip.CallStatus, error) {
+	var cs sip.CallStatus
+	return &cs, c.Do(ctx, Request{Command: CmdCallTransfer, Call: callRef(account, call), Transfer: &TransferArgs{To: callRef(account, to)}}, &cs)
 }
 
 // UpdateStatus asks for the updater's status.
@@ -210,7 +230,7 @@ func (c *Client) Dial(ctx context.Context, account, target string) (*sip.CallSta
 // DTMF sends digits on a call.
 func (c *Client) DTMF(ctx context.Context, account, callID, digits string) (*sip.CallStatus, error) {
 	var cs sip.CallStatus
-	return &cs, c.Do(ctx, Request{Command: CmdCallDTMF, Call: &CallRef{Account: account, CallID: callID}, DTMF: digits}, &cs)
+	return &cs, c.Do(ctx, Request{Command: CmdCallDTMF, Call: callRef(account, callID), DTMF: digits}, &cs)
 }
 
 // History returns up to limit calls whose peer contains search, newest

@@ -345,3 +345,33 @@ func nobodyCanRun(t *testing.T) (string, string) {
 	}
 	return bin, dir
 }
+
+// TestTransferRequests: Transfer and TransferTo send call.transfer with the
+// call and the target or the consultation call, each named by Call-ID or
+// by dialog, and the server reads them back as sent.
+func TestTransferRequests(t *testing.T) {
+	got := make(chan Request, 1)
+	path := serve(t, func(_ context.Context, req *Request) (any, error) {
+		got <- *req
+		return sip.CallStatus{ID: req.Call.CallID, Transfer: &sip.TransferStatus{Role: sip.TransferRoleTransferor, State: sip.TransferTrying}}, nil
+	})
+	c := NewClient(path)
+	ctx := context.Background()
+	cs, err := c.Transfer(ctx, "alice", "c1@h", "sip:carol@pbx")
+	if err != nil || cs.Transfer == nil || cs.Transfer.State != sip.TransferTrying {
+		t.Fatalf("Transfer() = %+v, %v", cs, err)
+	}
+	req := <-got
+	if req.Command != CmdCallTransfer || req.Call.Account != "alice" || req.Call.CallID != "c1@h" || req.Call.Dialog != "" ||
+		req.Transfer == nil || req.Transfer.Target != "sip:carol@pbx" || req.Transfer.To != nil {
+		t.Errorf("Transfer sent %+v (transfer %+v), want call c1@h to sip:carol@pbx", req, req.Transfer)
+	}
+	if _, err := c.TransferTo(ctx, "", "c1@h;a;b", "c2@h;c;d"); err != nil {
+		t.Fatalf("TransferTo() = %v", err)
+	}
+	req = <-got
+	if req.Call.Dialog != "c1@h;a;b" || req.Call.CallID != "c1@h" || req.Transfer.Target != "" || req.Transfer.To == nil ||
+		req.Transfer.To.CallID != "c2@h" || req.Transfer.To.Dialog != "c2@h;c;d" {
+		t.Errorf("TransferTo sent call %+v, transfer %+v; want dialogs c1@h;a;b to c2@h;c;d", req.Call, req.Transfer)
+	}
+}

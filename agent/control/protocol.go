@@ -8,7 +8,10 @@ import (
 )
 
 // Version is the protocol version this build speaks. A change that an
-// older peer would misread increments it.
+// older peer would misread increments it. Adding a command or a request
+// field does not: an older agent refuses the one as an unknown command and
+// the other as an unknown field (both bad_request), and clients ignore
+// result fields they do not know.
 const Version = 1
 
 // Command names one request.
@@ -20,7 +23,8 @@ const (
 	// CmdStatus answers a Status.
 	CmdStatus Command = "status"
 	// CmdCallAnswer, CmdCallHangup, CmdCallHold and CmdCallUnhold act on one
-	// call and answer its sip.CallStatus.
+	// call and answer its sip.CallStatus. Answering a call while others are
+	// up (call waiting) puts those on hold first.
 	CmdCallAnswer Command = "call.answer"
 	CmdCallHangup Command = "call.hangup"
 	CmdCallHold   Command = "call.hold"
@@ -51,6 +55,17 @@ const (
 	CmdHistory Command = "history"
 	// CmdContacts answers the contacts ([]history.Contact).
 	CmdContacts Command = "contacts"
+	// CmdCallTransfer transfers a call (Request.Call) to Request.Transfer:
+	// blind to a target, or attended to another call's party (RFC 3515
+	// REFER, with Replaces for attended). It answers the call's
+	// sip.CallStatus once the peer accepted the REFER; the transfer's
+	// progress follows as sip.EventTransfer events and in the status's
+	// transfer.
+	CmdCallTransfer Command = "call.transfer"
+	// CmdCallSwap makes one call (Request.Call) the active one: every other
+	// established call goes on hold, then this one comes off hold. It
+	// answers the call's sip.CallStatus.
+	CmdCallSwap Command = "call.swap"
 	// CmdContactsImport imports a vCard file on the phone
 	// (Request.Import.Path) and answers how many contacts it holds.
 	CmdContactsImport Command = "contacts.import"
@@ -76,6 +91,18 @@ type Request struct {
 	Limit  int    `json:"limit,omitempty"`
 	// Import holds CmdContactsImport's file.
 	Import *ImportArgs `json:"import,omitempty"`
+	// Transfer holds CmdCallTransfer's arguments.
+	Transfer *TransferArgs `json:"transfer,omitempty"`
+}
+
+// TransferArgs are CmdCallTransfer's arguments: exactly one of Target
+// (blind transfer) and To (attended transfer) is set.
+type TransferArgs struct {
+	// Target is a number, a user at the account's domain or a SIP URI.
+	Target string `json:"target,omitempty"`
+	// To names our established call with the target, on the same account:
+	// the transferred party replaces it (RFC 3891).
+	To *CallRef `json:"to,omitempty"`
 }
 
 // DialArgs are CmdCallDial's arguments.

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/dialplan"
@@ -47,8 +48,11 @@ type Account struct {
 	global    *CallLimit              // the phone-wide call cap; never nil
 	limiter   *inviteLimiter          // inbound INVITEs per source; never nil
 	dialled   *dialplan.Counter       // calls placed, for the dialling caps; never nil
-	invites   recentTxs               // INVITE transactions whose ACKs to absorb (refusalack.go)
-	refusedTx recentTxs               // plain UDP requests refused statelessly (plainguard.go)
+	// referLimit bounds the REFERs the account accepts; never nil. It is
+	// safe for concurrent use.
+	referLimit *rate.Limiter
+	invites    recentTxs // INVITE transactions whose ACKs to absorb (refusalack.go)
+	refusedTx  recentTxs // plain UDP requests refused statelessly (plainguard.go)
 
 	mu sync.Mutex // guards the fields below
 	// flowRemote is the TLS flow's remote address as sipgo reports request
@@ -71,6 +75,9 @@ type Account struct {
 	lastPong   time.Time
 	counters   Counters
 	inbound    Inbound
+	// life is Run's context: calls the phone places by itself (a
+	// transfer's) end with it. nil before Run.
+	life context.Context
 }
 
 // Counters are per-account security and traffic counters. Refusals are
@@ -117,6 +124,15 @@ type Counters struct {
 	// DialRefused: outbound calls refused by the dialling policy (the
 	// toll-fraud guard; events.KindDialRefused).
 	DialRefused int `json:"dial_refused"`
+	// ReplacesRefused: INVITEs with Replaces refused (RFC 3891 §3 or the
+	// transfer policy; events.KindREFERRefused).
+	ReplacesRefused int `json:"replaces_refused"`
+	// TransfersOut: REFERs of ours the peer accepted (we transferred).
+	TransfersOut int `json:"transfers_out"`
+	// TransfersIn: REFERs we accepted (we were transferred).
+	TransfersIn int `json:"transfers_in"`
+	// CallsReplaced: calls taken over by an INVITE with Replaces.
+	CallsReplaced int `json:"calls_replaced"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.
@@ -268,6 +284,7 @@ func NewAccount(cfg config.Account, d AccountDeps) (*Account, error) {
 		registrar: netip.AddrPortFrom(ip.Unmap(), uint16(p)), media: d.Media, events: events,
 		password: d.Password, callID: uuid.NewString(), cseq: 1, calls: map[DialogID]*Call{}, timeSeen: d.TimeSeen,
 		regCert: d.RegistrarCert, global: global, limiter: newInviteLimiter(), refusedTx: recentTxs{size: refusedTxsMax}, plainPeer: d.ListenPeer, dialled: d.Dialled,
+		referLimit: newReferLimiter(),
 	}
 	if a.dialled == nil {
 		if a.dialled, err = dialplan.OpenCounter(nil); err != nil {
@@ -305,6 +322,9 @@ func (a *Account) Name() string { return a.cfg.Name }
 // unregisters.
 func (a *Account) Run(ctx context.Context) {
 	defer a.ua.Close()
+	a.mu.Lock()
+	a.life = ctx
+	a.mu.Unlock()
 	for {
 		granted, err := a.register(ctx, a.cfg.Expires)
 		if ctx.Err() != nil {
@@ -366,10 +386,26 @@ func (a *Account) Status() AccountStatus {
 		s.Since = a.regAt.UTC().Format(time.RFC3339)
 		s.Flow = a.flowLocal.String()
 	}
+	// Oldest first: a client showing the calls keeps its rows in place.
+	calls := make([]*Call, 0, len(a.calls))
 	for _, c := range a.calls {
+		calls = append(calls, c)
+	}
+	slices.SortFunc(calls, func(x, y *Call) int { return x.started.Compare(y.started) })
+	for _, c := range calls {
 		s.Calls = append(s.Calls, c.Status())
 	}
 	return s
+}
+
+// lifetime is the context of Run, or Background before it.
+func (a *Account) lifetime() context.Context {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.life == nil {
+		return context.Background()
+	}
+	return a.life
 }
 
 // Registered reports whether the account has a live registration.

@@ -41,6 +41,13 @@ func (l *CallLimit) take() bool {
 	return true
 }
 
+// inUse is how many calls hold a slot now.
+func (l *CallLimit) inUse() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
 func (l *CallLimit) release() {
 	l.mu.Lock()
 	if l.n > 0 {

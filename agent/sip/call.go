@@ -23,16 +23,23 @@ import (
 
 // Call is one call on an account, inbound or outbound: one dialog.
 type Call struct {
-	acct    *Account
-	id      string   // Call-ID
-	dlg     DialogID // the dialog; immutable once the call is listed
-	dir     string   // "in" or "out"
-	peer    string
-	log     *slog.Logger
-	media   *media.Session // never nil once the call is listed
-	started time.Time
-	done    chan struct{} // closed when the call ended
-	release func()        // gives back the call's admission slot; idempotent
+	acct *Account
+	id   string   // Call-ID
+	dlg  DialogID // the dialog; immutable once the call is listed
+	dir  string   // "in" or "out"
+	peer string   // the peer's URI: the To of our INVITE, the From of theirs
+	// peerAOR is peer's address of record (aorKey): who may replace the
+	// call (RFC 3891 §3).
+	peerAOR string
+	// waiting: the call came in while another was up (call waiting).
+	waiting bool
+	// replaces is the call this one took over (RFC 3891), nil for none.
+	replaces *Call
+	log      *slog.Logger
+	media    *media.Session // never nil once the call is listed
+	started  time.Time
+	done     chan struct{} // closed when the call ended
+	release  func()        // gives back the call's admission slot; idempotent
 	// tlsHop: the call's signalling runs over the registrar's TLS flow
 	// (always for outbound calls).
 	tlsHop bool
@@ -56,6 +63,10 @@ type Call struct {
 	// none. acked: the initial 2xx was acknowledged.
 	ackCSeq uint32
 	acked   bool
+	// xfer is the call's latest transfer, either role; nil for none.
+	xfer *transfer
+	// replacing: an INVITE with Replaces is taking the call over.
+	replacing bool
 }
 
 // CallStatus is a snapshot of a call.
@@ -71,6 +82,11 @@ type CallStatus struct {
 	SetupMS   float64     `json:"setup_ms,omitempty"`
 	EndReason string      `json:"end_reason,omitempty"`
 	Media     media.Stats `json:"media"`
+	// Waiting: an inbound call that arrived while another was up (call
+	// waiting); answering it holds the others.
+	Waiting bool `json:"waiting,omitempty"`
+	// Transfer is the call's latest transfer, nil for none.
+	Transfer *TransferStatus `json:"transfer,omitempty"`
 }
 
 // ID is the call's Call-ID. Two calls may share one; Dialog never.
@@ -95,6 +111,7 @@ func (c *Call) Status() CallStatus {
 	return CallStatus{
 		ID: c.id, Dialog: c.dlg.String(), Direction: c.dir, Peer: c.peer, State: c.state, Hold: c.hold,
 		SetupMS: float64(c.setup.Microseconds()) / 1000, EndReason: c.endReason, Media: c.media.Stats(),
+		Waiting: c.waiting, Transfer: c.transferStatus(),
 	}
 }
 
@@ -153,28 +170,50 @@ type CallOptions struct {
 // through the registrar. It returns once media is secured; any failure to
 // agree SRTP ends the call (BYE) before a single RTP packet is sent.
 func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*Call, error) {
-	if !a.Registered() {
-		return nil, ErrNotRegistered
-	}
 	ru, err := a.targetURI(target)
 	if err != nil {
 		return nil, err
 	}
+	c, err := a.dial(ctx, ru, opts, dialExtras{})
+	if err != nil {
+		return c, fmt.Errorf("dial %s: %w", target, err)
+	}
+	return c, nil
+}
+
+// dialExtras are what a call the phone places by itself (a transfer's)
+// adds to Dial.
+type dialExtras struct {
+	// headers go on the INVITE (Replaces, Referred-By).
+	headers []sip.Header
+	// progress is told every provisional response; nil for none.
+	progress func(code int, reason string)
+	// audio asks the account's Inbound for the call's audio ends, as for
+	// a call that rang: nobody handed any.
+	audio bool
+}
+
+// dial places a call to ru: every outbound call goes through here, past
+// the call caps and the dialling policy.
+func (a *Account) dial(ctx context.Context, ru sip.Uri, opts CallOptions, extra dialExtras) (*Call, error) {
+	if !a.Registered() {
+		return nil, ErrNotRegistered
+	}
 	release, ok := a.admit()
 	if !ok {
 		a.count(&a.counters.CallCap)
-		return nil, fmt.Errorf("dial %s: %w (max_calls %d)", target, ErrCallLimit, a.cfg.MaxCalls)
+		return nil, fmt.Errorf("%w (max_calls %d)", ErrCallLimit, a.cfg.MaxCalls)
 	}
 	// The toll-fraud guard, on the URI the INVITE goes to, last before it
 	// leaves: a call refused here is not counted, one let through is.
 	if err := a.dialAllowed(ru); err != nil {
 		release()
-		return nil, fmt.Errorf("dial %s: %w", target, err)
+		return nil, err
 	}
 	ms, err := media.NewSession(a.mediaConfig(true))
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("dial %s: media: %w", target, err)
+		return nil, fmt.Errorf("media: %w", err)
 	}
 	ms.SetSource(opts.Source)
 	ms.SetSink(opts.Sink)
@@ -182,23 +221,33 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 	if err != nil {
 		ms.Close()
 		release()
-		return nil, fmt.Errorf("dial %s: offer: %w", target, err)
+		return nil, fmt.Errorf("offer: %w", err)
 	}
 	start := a.clock.Now()
-	dlg, err := a.invite(ctx, ru, offer)
+	dlg, err := a.invite(ctx, ru, offer, extra)
 	if err != nil {
 		ms.Close()
 		release()
-		return nil, fmt.Errorf("dial %s: %w", target, err)
+		return nil, err
 	}
 	id := dlg.InviteRequest.CallID().Value()
 	local, _ := dlg.InviteRequest.From().Params.Get("tag")
 	remote, _ := dlg.InviteResponse.To().Params.Get("tag")
 	c := &Call{acct: a, id: id, dlg: DialogID{CallID: id, LocalTag: local, RemoteTag: remote}, dir: "out",
-		peer: ru.String(), media: ms, started: start, done: make(chan struct{}), release: release, tlsHop: true,
+		peer: ru.String(), peerAOR: aorKey(ru), media: ms, started: start, done: make(chan struct{}), release: release, tlsHop: true,
 		cli: dlg, state: "answered"}
 	c.log = a.log.With("call_id", c.id, "dialog", c.dlg.String(), "peer", c.peer)
 	a.addCall(c)
+	if extra.audio {
+		a.mu.Lock()
+		in := a.inbound
+		a.mu.Unlock()
+		if in != nil {
+			o := in(c)
+			ms.SetSource(o.Source)
+			ms.SetSink(o.Sink)
+		}
+	}
 
 	if err := ms.SetAnswer(dlg.InviteResponse.Body()); err != nil {
 		// RFC 3264 gives no way to refuse an answer: ACK the 2xx (RFC 3261
@@ -209,19 +258,19 @@ func (a *Account) Dial(ctx context.Context, target string, opts CallOptions) (*C
 			c.log.Warn("ack", "error", aerr)
 		}
 		c.hangup(ctx, "media policy: "+err.Error())
-		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
+		return c, fmt.Errorf("%w: %v", ErrInsecureMedia, err)
 	}
 	// Media is agreed: the agent opens the firewall pinhole now, before the
 	// DTLS handshake or the first SRTP packet.
 	a.events(Event{Account: a.cfg.Name, Kind: EventMedia, Call: c})
 	if err := c.ack(ctx, dlg); err != nil {
 		c.hangup(ctx, "ack failed")
-		return c, fmt.Errorf("dial %s: ack: %w", target, err)
+		return c, fmt.Errorf("ack: %w", err)
 	}
 	if err := ms.Start(ctx); err != nil {
 		a.countMediaRefusal(err)
 		c.hangup(ctx, "media: "+err.Error())
-		return c, fmt.Errorf("dial %s: %w: %v", target, ErrInsecureMedia, err)
+		return c, fmt.Errorf("%w: %v", ErrInsecureMedia, err)
 	}
 	c.mu.Lock()
 	c.state, c.established, c.setup = "established", a.clock.Now(), a.clock.Now().Sub(start)
@@ -309,7 +358,7 @@ func (a *Account) targetURI(target string) (sip.Uri, error) {
 
 // invite sends the INVITE via the registrar flow and waits for a 2xx,
 // answering one proxy challenge under the digest policy.
-func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.DialogClientSession, error) {
+func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte, extra dialExtras) (*sipgo.DialogClientSession, error) {
 	dua := &sipgo.DialogUA{Client: a.cli, ContactHDR: a.dialogContact()}
 	from := &sip.FromHeader{Address: a.aor(), Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
@@ -320,6 +369,9 @@ func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: ru.Scheme, User: ru.User, Host: ru.Host}, Params: sip.NewParams()})
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	for _, h := range extra.headers {
+		req.AppendHeader(h)
+	}
 	req.SetBody(offer)
 	if err := sipgo.ClientRequestBuild(a.cli, req); err != nil {
 		return nil, err
@@ -329,7 +381,16 @@ func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.
 		if err != nil {
 			return nil, err
 		}
-		err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{})
+		var opts sipgo.AnswerOptions
+		if extra.progress != nil {
+			opts.OnResponse = func(res *sip.Response) error {
+				if res.IsProvisional() {
+					extra.progress(res.StatusCode, res.Reason)
+				}
+				return nil
+			}
+		}
+		err = dlg.WaitAnswer(ctx, opts)
 		if err == nil {
 			return dlg, nil
 		}
@@ -353,7 +414,7 @@ func (a *Account) invite(ctx context.Context, ru sip.Uri, offer []byte) (*sipgo.
 	}
 }
 
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
 
 // ack sends the ACK for the 2xx on the registrar flow (RFC 3261 §13.2.2.4).
 func (c *Call) ack(ctx context.Context, dlg *sipgo.DialogClientSession) error {
@@ -449,7 +510,7 @@ func (c *Call) end(reason string) {
 // re-INVITE that keeps the negotiated SRTP.
 func (c *Call) Hold(ctx context.Context, on bool) error {
 	c.mu.Lock()
-	cli, srv, state := c.cli, c.srv, c.state
+	state := c.state
 	c.mu.Unlock()
 	if state != "established" {
 		return fmt.Errorf("hold: call is %s", state)
@@ -458,17 +519,7 @@ func (c *Call) Hold(ctx context.Context, on bool) error {
 	if err != nil {
 		return fmt.Errorf("hold: %w", err)
 	}
-	var target sip.Uri
-	var do func(context.Context, *sip.Request) (*sip.Response, error)
-	var write func(*sip.Request) error
-	if cli != nil {
-		target, do, write = cli.InviteRequest.Recipient, cli.Do, cli.WriteRequest
-		if ct := cli.InviteResponse.Contact(); ct != nil {
-			target = ct.Address
-		}
-	} else {
-		target, do, write = srv.InviteRequest.Contact().Address, srv.Do, srv.WriteRequest
-	}
+	target, do, write := c.dialogTarget()
 	req := sip.NewRequest(sip.INVITE, target)
 	req.SetDestination(c.acct.registrar.String())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

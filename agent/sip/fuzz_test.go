@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,68 @@ func FuzzRefuseDatagram(f *testing.F) {
 			if err != nil || !ok || res.StatusCode != 403 {
 				t.Fatalf("phone answered %q (%v), want a 403", buf[:n], err)
 			}
+		}
+	})
+}
+
+// FuzzReferTo feeds Refer-To values (the transferee's trust boundary)
+// through the policy. Properties: no panic; a value accepted names a plain
+// sip:user@domain with no port, parameter or header, and its Replaces,
+// when present, round-trips through the form a transferor writes.
+//
+//fuzz:budget 100000
+func FuzzReferTo(f *testing.F) {
+	for _, s := range []string{
+		"<sip:carol@example.org>",
+		`"Carol" <sip:carol@example.org;maddr=1.2.3.4>;x=1`,
+		"<sip:carol@example.org?Replaces=a84b4c76e66710%40pc33.atlanta.com%3Bto-tag%3D1928301774%3Bfrom-tag%3Da6c85cf>",
+		"<sip:carol@example.org?Replaces=c%40h%3Bto-tag%3Da%3Bfrom-tag%3Db%3Bearly-only&Route=%3Csip:x%3E>",
+		"<tel:+19005550100>",
+		"sip:carol@example.org;method=BYE",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := parseReferTo(v, "example.org")
+		if err != nil {
+			return
+		}
+		u := got.URI
+		if u.Scheme != "sip" || !strings.EqualFold(u.Host, "example.org") || u.User == "" || u.Port != 0 ||
+			len(u.UriParams) != 0 || len(u.Headers) != 0 || u.Password != "" {
+			t.Fatalf("parseReferTo(%q) accepted %+v", v, u)
+		}
+		back, err := parseReferTo(referToValue(u, got.Replaces), "example.org")
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", referToValue(u, got.Replaces), err)
+		}
+		if back.URI.String() != u.String() || (back.Replaces == nil) != (got.Replaces == nil) ||
+			back.Replaces != nil && *back.Replaces != *got.Replaces {
+			t.Fatalf("round trip of %q: %+v, want %+v", v, back, got)
+		}
+	})
+}
+
+// FuzzSipfrag feeds NOTIFY bodies (what a transferee reports) through the
+// status-line reader. Properties: no panic; an accepted status is a SIP
+// status code and its reason survives sipfrag's round trip.
+//
+//fuzz:budget 300000
+func FuzzSipfrag(f *testing.F) {
+	f.Add([]byte("SIP/2.0 200 OK\r\n"))
+	f.Add([]byte("SIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 603 Declined"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code, reason, err := parseSipfrag("message/sipfrag", b)
+		if err != nil {
+			return
+		}
+		if code < 100 || code > 699 {
+			t.Fatalf("parseSipfrag(%q) = %d", b, code)
+		}
+		c2, r2, err := parseSipfrag("message/sipfrag", sipfrag(code, reason))
+		if err != nil || c2 != code || strings.TrimSpace(r2) != strings.TrimSpace(reason) {
+			t.Fatalf("round trip of %d %q = %d %q, %v", code, reason, c2, r2, err)
 		}
 	})
 }

@@ -38,20 +38,8 @@ func (a *Account) routeRequests() {
 		}
 		respond(a, tx, req, 200, "OK", nil, sip.NewHeader("Allow", allowMethods))
 	}))
-	a.srv.OnRefer(a.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		if !a.dialogOK(req, tx) {
-			return
-		}
-		if !a.cfg.AllowRefer {
-			a.mu.Lock()
-			a.counters.REFERRefused++
-			a.mu.Unlock()
-			a.requestIncident(IncidentREFERRefused, req, "allow_refer is off")
-			respond(a, tx, req, 403, "Forbidden", nil, sip.NewHeader("Warning", `399 hardphone "REFER refused by policy"`))
-			return
-		}
-		respond(a, tx, req, 501, "Not Implemented", nil, sip.NewHeader("Warning", `399 hardphone "call transfer is not implemented yet"`))
-	}))
+	a.srv.OnRefer(a.guard(a.onRefer))
+	a.srv.OnNotify(a.guard(a.onNotify))
 	a.srv.OnNoRoute(a.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		if req.IsAck() || !a.dialogOK(req, tx) {
 			return
@@ -113,6 +101,30 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(a, tx, req, 488, "Not Acceptable Here", nil, warning("offer required in INVITE"))
 		return
 	}
+	// RFC 3891: an INVITE that takes over one of our calls.
+	replaced, code, why := a.replacedCall(req)
+	if code != 0 {
+		if a.count(&a.counters.ReplacesRefused) {
+			a.log.Warn("INVITE with Replaces refused", "call_id", id, "code", code, "why", why.Error())
+		}
+		a.requestIncident(IncidentREFERRefused, req, "Replaces: "+why.Error())
+		respond(a, tx, req, code, reasonPhrase(code), nil, warning(why.Error()))
+		return
+	}
+	kept := false
+	if replaced != nil {
+		defer func() {
+			if !kept {
+				replaced.releaseReplace()
+			}
+		}()
+	}
+	// Call waiting: is another call up on the phone (any account)?
+	busy := a.global.inUse() > 0
+	if busy && replaced == nil && a.cfg.CallWaiting == config.CallWaitingBusy {
+		respond(a, tx, req, 486, "Busy Here", nil, warning("another call is up (call_waiting = busy)"))
+		return
+	}
 	// Admission before a single port is bound.
 	release, ok := a.admit()
 	if !ok {
@@ -165,8 +177,8 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	seq := req.CSeq().SeqNo
 	c := &Call{acct: a, id: id, dlg: DialogID{CallID: id, LocalTag: local, RemoteTag: ftag}, dir: "in",
-		peer: from.Address.String(), media: ms, started: start, done: make(chan struct{}), release: release,
-		tlsHop: tlsHop, branch: branch, srv: dlg, state: "ringing", answerCh: make(chan struct{}),
+		peer: from.Address.String(), peerAOR: aorKey(from.Address), waiting: busy && replaced == nil, replaces: replaced,
+		media: ms, started: start, done: make(chan struct{}), release: release, tlsHop: tlsHop, branch: branch, srv: dlg, state: "ringing", answerCh: make(chan struct{}),
 		remoteCSeq: seq, remoteSet: true, ackCSeq: seq}
 	c.log = a.log.With("call_id", c.id, "dialog", c.dlg.String(), "peer", c.peer)
 	a.addCall(c)
@@ -190,7 +202,13 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// its source is one spoofed datagram away. (No keying is allowed over
 	// a plain hop today, so such a call is refused above; this stays
 	// should that change.)
-	if a.cfg.Answer == config.AnswerAuto && tlsHop {
+	//
+	// During another call, an auto-answering account rings instead (call
+	// waiting) unless it takes calls in parallel. A call that replaces
+	// one of ours (RFC 3891 §3) takes over a call already accepted: it is
+	// answered at once.
+	auto := a.cfg.Answer == config.AnswerAuto && tlsHop && !(busy && a.cfg.CallWaiting == config.CallWaitingRing)
+	if auto || replaced != nil {
 		if err := c.Answer(); err != nil {
 			c.log.Warn("auto answer", "error", err)
 		}
@@ -198,6 +216,14 @@ func (a *Account) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// sipgo ends the INVITE transaction when the handler returns, so the
 	// handler rings until the call is answered, cancelled or times out.
 	if c.answerWhenReady(answer) {
+		if replaced != nil {
+			// RFC 3891 §3: accept the new INVITE, then shut the replaced
+			// dialog down with a BYE.
+			kept = true
+			a.count(&a.counters.CallsReplaced)
+			c.log.Info("call replaces another", "replaced", replaced.dlg.String())
+			go replaced.hangup(context.Background(), "replaced")
+		}
 		go c.startMedia()
 	}
 }
@@ -244,7 +270,7 @@ func (c *Call) answerWhenReady(answer []byte) bool {
 			return false
 		}
 	}
-	if d := c.acct.cfg.AnswerDelay; d > 0 {
+	if d := c.acct.cfg.AnswerDelay; d > 0 && c.replaces == nil {
 		select {
 		case <-c.acct.clock.After(d):
 		case <-c.done:

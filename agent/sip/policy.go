@@ -117,6 +117,15 @@ func validate(req *sip.Request) (int, string) {
 			return 400, "Bad Request (tag)"
 		}
 	}
+	// RFC 3891 §3: "if a Replaces header field is present in a request
+	// other than INVITE, the UAS MUST reject the request with a 400". An
+	// INVITE inside a dialog is refused too: it cannot replace a dialog,
+	// it belongs to one.
+	if req.GetHeader("Replaces") != nil {
+		if _, inDialog := requestDialog(req); req.Method != sip.INVITE || inDialog {
+			return 400, "Bad Request (Replaces)"
+		}
+	}
 	return 0, ""
 }
 

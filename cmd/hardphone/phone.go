@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,11 @@ func cmdPhone(args []string, stdout, stderr io.Writer) (err error) {
 	return ui.run()
 }
 
+// callKeys is the calls pane's title: its keys.
+// It is repeated on the message line when the pane gets the focus, for a
+// terminal too narrow for the whole title.
+const callKeys = " calls: a answer r reject h hang up o hold s swap t transfer x attended 0-9*# DTMF "
+
 // phoneUI is the terminal phone's screen and state. The tview application
 // owns the widgets: every change goes through app.QueueUpdateDraw.
 type phoneUI struct {
@@ -127,6 +133,14 @@ type phoneUI struct {
 	statAsked atomic.Uint64
 	statSet   uint64
 	statShown uint64
+	// prompted is the dialog of the call the incoming prompt asks about,
+	// "" when none is shown (UI goroutine only). The prompt goes away by
+	// itself once that call no longer rings: answered by the agent (auto
+	// answer, a call that replaces another), cancelled or ended.
+	prompted string
+	// promptGen is statAsked when the prompt went up: only a status asked
+	// for later can say the call stopped ringing.
+	promptGen uint64
 }
 
 func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
@@ -134,7 +148,7 @@ func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
 	u.accounts = tview.NewTable().SetSelectable(false, false)
 	u.accounts.SetBorder(true).SetTitle(" accounts ")
 	u.calls = tview.NewTable().SetSelectable(true, false)
-	u.calls.SetBorder(true).SetTitle(" calls: a answer  r reject  h hang up  o hold  0-9*# DTMF ")
+	u.calls.SetBorder(true).SetTitle(callKeys)
 	u.dial = tview.NewInputField().SetLabel("dial: ").SetFieldWidth(0)
 	u.dial.SetBorder(true).SetTitle(" number or sip: URI, Enter to call ")
 	u.hist = tview.NewTable().SetSelectable(true, false)
@@ -158,6 +172,9 @@ func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
 
 	focus := []tview.Primitive{u.dial, u.calls, u.search, u.hist}
 	u.app.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+		if front, _ := u.pages.GetFrontPage(); front != "main" {
+			return ev // a prompt has the keys
+		}
 		if ev.Key() == tcell.KeyTab {
 			cur := u.app.GetFocus()
 			for i, p := range focus {
@@ -196,6 +213,12 @@ func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
 			u.act(control.CmdCallHangup, "hung up")
 		case r == 'o':
 			u.toggleHold()
+		case r == 's':
+			u.act(control.CmdCallSwap, "talking to")
+		case r == 't':
+			u.askTransfer()
+		case r == 'x':
+			u.attendedTransfer()
 		case strings.ContainsRune("0123456789*#", r):
 			u.dtmf(string(r))
 		default:
@@ -203,6 +226,7 @@ func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
 		}
 		return nil
 	})
+	u.calls.SetFocusFunc(func() { u.msg.SetText("keys:" + strings.TrimPrefix(callKeys, " calls:")) })
 	u.search.SetChangedFunc(func(string) { go u.refreshHistory() })
 	u.hist.SetSelectedFunc(func(row, _ int) {
 		if cell := u.hist.GetCell(row, 2); cell != nil && cell.GetReference() != nil {
@@ -247,6 +271,10 @@ func (u *phoneUI) watch() {
 			if ev.Kind == sip.EventIncoming && ev.Call != nil {
 				u.incoming(ev.Account, *ev.Call)
 			}
+			if ev.Kind == sip.EventTransfer && ev.Call != nil && ev.Call.Transfer != nil {
+				x := ev.Call.Transfer
+				u.say("transfer of %s to %s: %s", ev.Call.Peer, x.Target, transferText(x))
+			}
 			go u.refresh()
 			if ev.Kind == control.EventHistory {
 				go u.refreshHistory()
@@ -266,16 +294,21 @@ func (u *phoneUI) watch() {
 // incoming pops a prompt for a ringing call.
 func (u *phoneUI) incoming(account string, cs sip.CallStatus) {
 	u.app.QueueUpdateDraw(func() {
-		m := tview.NewModal().SetText(fmt.Sprintf("Incoming call from %s", cs.Peer)).
+		text := fmt.Sprintf("Incoming call from %s", cs.Peer)
+		if cs.Waiting {
+			text = fmt.Sprintf("Call waiting: %s\n(answering puts the other calls on hold)", cs.Peer)
+		}
+		m := tview.NewModal().SetText(text).
 			AddButtons([]string{"Answer", "Reject"}).
 			SetDoneFunc(func(_ int, label string) {
 				u.pages.RemovePage("incoming")
+				u.prompted = ""
 				cmd, done := control.CmdCallHangup, "rejected"
 				if label == "Answer" {
 					cmd, done = control.CmdCallAnswer, "answered"
 				}
 				go func() {
-					if _, err := u.c.Call(u.ctx, cmd, account, cs.ID); err != nil {
+					if _, err := u.c.Call(u.ctx, cmd, account, cs.Dialog); err != nil {
 						u.say("%s: %v", strings.ToLower(label), err)
 						return
 					}
@@ -284,6 +317,8 @@ func (u *phoneUI) incoming(account string, cs sip.CallStatus) {
 				}()
 			})
 		u.pages.AddPage("incoming", m, true, true)
+		u.prompted, u.promptGen = cs.Dialog, u.statAsked.Load()
+		go u.refresh() // the call may have stopped ringing already
 	})
 }
 
@@ -322,7 +357,7 @@ func (u *phoneUI) act(cmd control.Command, done string) {
 		return
 	}
 	go func() {
-		if _, err := u.c.Call(u.ctx, cmd, acct, cs.ID); err != nil {
+		if _, err := u.c.Call(u.ctx, cmd, acct, cs.Dialog); err != nil {
 			u.say("%s: %v", cmd, err)
 			return
 		}
@@ -342,13 +377,121 @@ func (u *phoneUI) toggleHold() {
 		cmd, done = control.CmdCallUnhold, "resumed"
 	}
 	go func() {
-		if _, err := u.c.Call(u.ctx, cmd, acct, cs.ID); err != nil {
+		if _, err := u.c.Call(u.ctx, cmd, acct, cs.Dialog); err != nil {
 			u.say("%s: %v", cmd, err)
 			return
 		}
 		u.say("%s %s", done, cs.Peer)
 		u.refresh()
 	}()
+}
+
+// askTransfer prompts for where to send the selected call (blind
+// transfer) and sends it there.
+func (u *phoneUI) askTransfer() {
+	acct, cs, ok := u.selected()
+	if !ok {
+		u.say("no call selected")
+		return
+	}
+	in := tview.NewInputField().SetLabel("to (number or sip: URI): ").SetFieldWidth(0)
+	in.SetBorder(true).SetTitle(" transfer " + cs.Peer + " (Enter transfers, Esc cancels) ")
+	in.SetDoneFunc(func(k tcell.Key) {
+		target := strings.TrimSpace(in.GetText())
+		u.pages.RemovePage("transfer")
+		u.app.SetFocus(u.calls)
+		if k != tcell.KeyEnter || target == "" {
+			return
+		}
+		u.transfer(acct, cs, target, "")
+	})
+	u.pages.AddPage("transfer", centered(in, 80, 3), true, true)
+	u.app.SetFocus(in)
+}
+
+// attendedTransfer sends the selected call to the party of another of the
+// account's established calls (the consultation call), asking which when
+// there are several.
+func (u *phoneUI) attendedTransfer() {
+	acct, cs, ok := u.selected()
+	if !ok {
+		u.say("no call selected")
+		return
+	}
+	var others []sip.CallStatus
+	u.mu.Lock()
+	for i, c := range u.shown {
+		if u.acct[i] == acct && c.Dialog != cs.Dialog && c.State == "established" {
+			others = append(others, c)
+		}
+	}
+	u.mu.Unlock()
+	switch len(others) {
+	case 0:
+		u.say("attended transfer: call the target first (the call to transfer waits on hold)")
+		return
+	case 1:
+		u.transfer(acct, cs, "", others[0].Dialog)
+		return
+	}
+	labels := make([]string, 0, len(others)+1)
+	for _, o := range others {
+		labels = append(labels, o.Peer)
+	}
+	m := tview.NewModal().SetText("Transfer " + cs.Peer + " to").AddButtons(append(labels, "Cancel")).
+		SetDoneFunc(func(i int, _ string) {
+			u.pages.RemovePage("attended")
+			u.app.SetFocus(u.calls)
+			if i >= 0 && i < len(others) {
+				u.transfer(acct, cs, "", others[i].Dialog)
+			}
+		})
+	u.pages.AddPage("attended", m, true, true)
+}
+
+// transfer runs call.transfer: to target (blind) or to the call named by
+// dialog (attended).
+func (u *phoneUI) transfer(acct string, cs sip.CallStatus, target, dialog string) {
+	u.say("transferring %s ...", cs.Peer)
+	go func() {
+		ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+		defer cancel()
+		var err error
+		if dialog != "" {
+			_, err = u.c.TransferTo(ctx, acct, cs.Dialog, dialog)
+		} else {
+			_, err = u.c.Transfer(ctx, acct, cs.Dialog, target)
+		}
+		if err != nil {
+			u.say("transfer %s: %v", cs.Peer, err)
+		}
+		u.refresh()
+	}()
+}
+
+// centered places p, w by h cells, in the middle of the screen.
+func centered(p tview.Primitive, w, h int) tview.Primitive {
+	return tview.NewFlex().
+		AddItem(nil, 0, 1, false).
+		AddItem(tview.NewFlex().SetDirection(tview.FlexRow).
+			AddItem(nil, 0, 1, false).
+			AddItem(p, h, 0, true).
+			AddItem(nil, 0, 1, false), w, 0, true).
+		AddItem(nil, 0, 1, false)
+}
+
+// transferText says where a transfer is, in a few words.
+func transferText(x *sip.TransferStatus) string {
+	switch x.State {
+	case sip.TransferDone:
+		return "done"
+	case sip.TransferFailed:
+		if x.Code != 0 {
+			return fmt.Sprintf("failed (%d %s)", x.Code, x.Reason)
+		}
+		return "failed (" + x.Reason + ")"
+	}
+	return x.State
 }
 
 func (u *phoneUI) dtmf(digits string) {
@@ -358,7 +501,7 @@ func (u *phoneUI) dtmf(digits string) {
 		return
 	}
 	go func() {
-		if _, err := u.c.DTMF(u.ctx, acct, cs.ID, digits); err != nil {
+		if _, err := u.c.DTMF(u.ctx, acct, cs.Dialog, digits); err != nil {
 			u.say("dtmf: %v", err)
 			return
 		}
@@ -407,7 +550,7 @@ func (u *phoneUI) refresh() {
 			u.accounts.SetCell(i, 2, tview.NewTableCell(reg))
 		}
 		u.calls.Clear()
-		for j, h := range []string{"dir", "peer", "state", "srtp"} {
+		for j, h := range []string{"dir", "peer", "state", "srtp", ""} {
 			u.calls.SetCell(0, j, tview.NewTableCell(h).SetSelectable(false))
 		}
 		for i, c := range shown {
@@ -419,11 +562,28 @@ func (u *phoneUI) refresh() {
 			u.calls.SetCell(i+1, 1, tview.NewTableCell(c.Peer))
 			u.calls.SetCell(i+1, 2, tview.NewTableCell(state))
 			u.calls.SetCell(i+1, 3, tview.NewTableCell(c.Media.Suite))
+			info := ""
+			switch {
+			case c.Transfer != nil && c.Transfer.Role == sip.TransferRoleTransferor:
+				info = "transfer to " + c.Transfer.Target + ": " + transferText(c.Transfer)
+			case c.Transfer != nil:
+				info = "transferred by the peer to " + c.Transfer.Target + ": " + transferText(c.Transfer)
+			case c.Waiting && c.State == "ringing":
+				info = "call waiting"
+			}
+			u.calls.SetCell(i+1, 4, tview.NewTableCell(info))
 		}
 		if len(shown) > 0 {
 			if row, _ := u.calls.GetSelection(); row < 1 || row > len(shown) {
 				u.calls.Select(1, 0)
 			}
+		}
+		if u.prompted != "" && gen > u.promptGen && !slices.ContainsFunc(shown, func(c sip.CallStatus) bool {
+			return c.Dialog == u.prompted && c.State == "ringing"
+		}) {
+			u.pages.RemovePage("incoming")
+			u.prompted = ""
+			u.app.SetFocus(u.calls)
 		}
 	})
 }

@@ -207,7 +207,8 @@ func TestAttackBlindACK(t *testing.T) {
 // cleanly with its own tags.
 func TestAttackDuplicateCallID(t *testing.T) {
 	e := newHostileEnv(t)
-	p, f := hostilePhone(t, e, phoneConf{})
+	// Both calls are answered by themselves: no call waiting.
+	p, f := hostilePhone(t, e, phoneConf{extra: "call_waiting = \"parallel\"\n"})
 	legit, evil := newSRTPPeer(t), newSRTPPeer(t)
 	c1 := newHCall(t, f)
 	phoneKey, _ := establish(t, p, c1, legit)

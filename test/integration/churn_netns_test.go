@@ -43,7 +43,8 @@ func TestCallChurnReleasesEverything(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteTable(t, nft.TableName) })
 	sinks := &sinkCount{}
-	path := e.writeConfig(t, phoneConf{user: "alice", mediaSecurity: "sdes", portMin: lo, portMax: hi,
+	// Four calls up at once, each answered by itself: no call waiting.
+	path := e.writeConfig(t, phoneConf{user: "alice", mediaSecurity: "sdes", portMin: lo, portMax: hi, extra: "call_waiting = \"parallel\"\n",
 		top: fmt.Sprintf("lockdown_policy = %q\nlockdown_check_interval = \"1h\"\n", policyPath)})
 	p := startPhoneFrom(t, path, sinks.inbound)
 	f := e.hostile.Flow(t, 10*time.Second)

@@ -66,11 +66,14 @@ func (m *tmux) waitScreen(want string, timeout time.Duration) string {
 // TestTerminalPhone drives `hardphone phone` in tmux the way a person does:
 // it runs the agent itself (none was running), shows the registration,
 // dials bob from the dial field, hangs up from the calls pane, lists the
-// call in the history, and prompts for carol's incoming call, which a key
-// answers. The last screen is kept in out/ for the README.
+// call in the history; calls bob again, holds him and transfers him to
+// dave (baresip) from the calls pane, and the history lists both calls;
+// then prompts for carol's incoming call, which a key answers, and for
+// dave's while carol talks (call waiting), whose answer holds carol. The
+// screen then is kept in out/ for the README.
 func TestTerminalPhone(t *testing.T) {
 	e := newEnv(t)
-	bob := e.writeConfig(t, phoneConf{user: "bob"})
+	bob := e.writeConfig(t, phoneConf{user: "bob", extra: "allow_refer = true\n"})
 	startAgentProcess(t, "--config", bob)
 	e.k.WaitRegistered(t, "bob", 10*time.Second)
 	alice := e.tpmPhone(t, "alice")
@@ -98,8 +101,41 @@ func TestTerminalPhone(t *testing.T) {
 	m.waitScreen("hung up sip:bob@", 10*time.Second)
 	m.waitScreen("out ", 10*time.Second) // the history pane lists the call
 
+	// Call bob again, hold him and transfer him to dave.
+	dave := test.StartBaresip(t, test.BaresipKamailio(e.k, "dave"), test.BaresipAnswerMode("auto"))
+	dave.WaitRegistered(t, 10*time.Second)
+	m.keys("Tab", "Tab", "Tab") // calls -> search -> history -> dial
+	m.keys("sip:bob@"+e.k.IP(), "Enter")
+	m.waitScreen("in call with sip:bob@", 20*time.Second)
+	m.keys("Tab")
+	m.keys("o")
+	m.waitScreen("(held)", 10*time.Second)
+	m.keys("t")
+	m.waitScreen("transfer sip:bob@", 10*time.Second)
+	m.keys("sip:dave@"+e.k.IP(), "Enter")
+	m.waitScreen("to sip:dave@"+e.k.IP()+": done", 20*time.Second)
+	dave.WaitEventFunc(t, 10*time.Second, peerIs("CALL_ESTABLISHED", "bob"))
+	// Both calls to bob are in the history.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, l := range strings.Split(m.screen(), "\n") {
+			if strings.Contains(l, "out ") && strings.Contains(l, "sip:bob@") {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history shows %d calls to bob, want 2; screen:\n%s", n, m.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dave.Hangup(t)
+
 	carol := e.writeConfig(t, phoneConf{user: "carol"})
-	call := exec.Command(hp, "call", "--config", carol, "--duration", "3s", "sip:alice@"+e.k.IP())
+	call := exec.Command(hp, "call", "--config", carol, "--duration", "10s", "sip:alice@"+e.k.IP())
 	done := make(chan error, 1)
 	var out strings.Builder
 	call.Stdout, call.Stderr = &out, &out
@@ -109,7 +145,13 @@ func TestTerminalPhone(t *testing.T) {
 	go func() { done <- call.Wait() }()
 	m.waitScreen("Incoming call from", 20*time.Second)
 	m.keys("Enter") // Answer is the prompt's first button
-	screen := m.waitScreen("answered", 10*time.Second)
+	m.waitScreen("answered", 10*time.Second)
+	// Call waiting: dave calls while carol talks; answering him holds her.
+	dave.Dial(t, "sip:alice@"+e.k.IP())
+	m.waitScreen("Call waiting: sip:dave@", 20*time.Second)
+	m.keys("Enter")
+	dave.WaitEventFunc(t, 10*time.Second, peerIs("CALL_ESTABLISHED", "alice"))
+	screen := m.waitScreen("(held)", 10*time.Second)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -121,6 +163,7 @@ func TestTerminalPhone(t *testing.T) {
 	if !strings.Contains(out.String(), `"established":true`) {
 		t.Errorf("carol's call summary: %s, want established", out.String())
 	}
+	dave.Hangup(t)
 	if err := os.MkdirAll("../../out", 0o755); err == nil {
 		_ = os.WriteFile("../../out/phone-screen.txt", []byte(screen), 0o644) // for the README; a failure here is not the phone's
 	}
