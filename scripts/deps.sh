@@ -9,7 +9,7 @@ set -eu
 # syslog-over-TLS collector for security events (14), the G.722 reference
 # encoder/decoder, sound devices without a sound card and the terminal
 # phone's test terminal (15), the static server for TUF repositories (12).
-PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
+PKGS="kamailio kamailio-tls-modules kamailio-postgres-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools
