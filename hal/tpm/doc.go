@@ -13,7 +13,7 @@
 //
 // Threat: a passive or active attacker on the TPM bus (a SPI/I2C probe, or a
 // process that can read the swtpm socket). Every command that carries a
-// secret (TPM2_Create of a sealed object, TPM2_Unseal) runs in a session
+// secret (TPM2_Create of a sealed object, TPM2_Unseal, TPM2_ECDH_ZGen) runs in a session
 // salted to the SRK with AES-128-CFB parameter encryption, so the secret
 // never crosses the bus in clear (a test taps the bus to check). Commands
 // authorised by the owner (NV define and increment) use sessions salted to
