@@ -259,6 +259,12 @@ func (m *metrics) snapshot() map[string]uint64 {
 func (s *Server) Metrics() map[string]uint64 { return s.metrics.snapshot() }
 
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request, _ string) error {
-	writeJSON(w, http.StatusOK, api.Metrics{Counters: s.metrics.snapshot()})
+	c := s.metrics.snapshot()
+	if s.dir != nil {
+		for k, v := range s.dir.Counters() {
+			c["director."+k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, api.Metrics{Counters: c})
 	return nil
 }
