@@ -54,10 +54,10 @@ func TestPasswordAuthenticates(t *testing.T) {
 			if err := r.subs.Set(ctx, user, domain, h, false); err != nil {
 				t.Fatalf("Set: %v", err)
 			}
-			if got := dialUA(t, "UDP", r.k.PlainAddr(), user, domain).register(t, pw); got != 200 {
+			if got := test.DialSIPUA(t, "UDP", r.k.PlainAddr(), user, domain).Register(t, pw); got != 200 {
 				t.Fatalf("REGISTER with the generated password = %d, want 200\n%s", got, r.k.SIPDump())
 			}
-			if got := dialUA(t, "UDP", r.k.PlainAddr(), user, domain).register(t, "wrong"); got != 401 {
+			if got := test.DialSIPUA(t, "UDP", r.k.PlainAddr(), user, domain).Register(t, "wrong"); got != 401 {
 				t.Fatalf("REGISTER with a wrong password = %d, want 401", got)
 			}
 		})
@@ -83,7 +83,7 @@ func TestRotationOverlap(t *testing.T) {
 	}
 	reg := func(pw string) int {
 		t.Helper()
-		return dialUA(t, "UDP", r.k.PlainAddr(), user, domain).register(t, pw)
+		return test.DialSIPUA(t, "UDP", r.k.PlainAddr(), user, domain).Register(t, pw)
 	}
 	set("old-password", false)
 	set("new-password", true)
@@ -130,20 +130,20 @@ func TestCheckSync(t *testing.T) {
 	if _, err := r.rpc.CheckSync(ctx, user, domain); !errors.Is(err, ErrNotRegistered) {
 		t.Fatalf("CheckSync(not registered) = %v, want ErrNotRegistered", err)
 	}
-	phone := dialUA(t, "TLS", r.k.Addr(), user, domain)
-	if got := phone.register(t, pw); got != 200 {
+	phone := test.DialSIPUA(t, "TLS", r.k.Addr(), user, domain)
+	if got := phone.Register(t, pw); got != 200 {
 		t.Fatalf("REGISTER over TLS = %d, want 200\n%s", got, r.k.SIPDump())
 	}
 	n, err := r.rpc.CheckSync(ctx, user, domain)
 	if err != nil || n != 1 {
 		t.Fatalf("CheckSync = %d, %v; want 1 sent\n%s", n, err, r.k.SIPDump())
 	}
-	m := phone.read(t, 5*time.Second)
-	if !strings.HasPrefix(m.first, "NOTIFY ") || m.hdr["event"] != "check-sync" {
-		t.Fatalf("phone received %q (Event %q), want NOTIFY with Event: check-sync\n%s", m.first, m.hdr["event"], m.raw)
+	m := phone.Read(t, 5*time.Second)
+	if !strings.HasPrefix(m.First, "NOTIFY ") || m.Header["event"] != "check-sync" {
+		t.Fatalf("phone received %q (Event %q), want NOTIFY with Event: check-sync\n%s", m.First, m.Header["event"], m.Raw)
 	}
-	if !strings.Contains(m.hdr["to"], "sip:"+user+"@"+domain) {
-		t.Fatalf("NOTIFY To %q, want the account", m.hdr["to"])
+	if !strings.Contains(m.Header["to"], "sip:"+user+"@"+domain) {
+		t.Fatalf("NOTIFY To %q, want the account", m.Header["to"])
 	}
-	phone.answer(t, m)
+	phone.Answer(t, m)
 }

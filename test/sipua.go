@@ -1,4 +1,4 @@
-package registrar
+package test
 
 import (
 	"bufio"
@@ -18,10 +18,11 @@ import (
 	"time"
 )
 
-// ua is a minimal SIP user agent for the tests: it registers with a digest
-// password (RFC 7616, qop=auth) over UDP or TLS and reads what the
-// registrar sends it. Only what the tests need.
-type ua struct {
+// SIPUA is a minimal SIP user agent for tests: it registers with a digest
+// password (RFC 7616, qop=auth, MD5 or SHA-256 as the challenge asks) over
+// UDP or TLS and reads what the registrar sends it on the same flow. Only
+// what the fleet tests need; the phone's own SIP stack is agent/sip.
+type SIPUA struct {
 	conn      net.Conn
 	rd        *bufio.Reader // TLS: the stream
 	transport string        // "UDP" or "TLS"
@@ -31,9 +32,12 @@ type ua struct {
 	cseq      int
 }
 
-func dialUA(t *testing.T, transport, addr, user, domain string) *ua {
+// DialSIPUA connects a user agent for user@domain to the registrar at
+// addr over transport ("UDP" or "TLS"; the registrar's certificate is not
+// what these tests check, so it is not verified).
+func DialSIPUA(t testing.TB, transport, addr, user, domain string) *SIPUA {
 	t.Helper()
-	u := &ua{transport: transport, user: user, domain: domain, callID: randHex(8)}
+	u := &SIPUA{transport: transport, user: user, domain: domain, callID: sipRandHex(8)}
 	var err error
 	switch transport {
 	case "UDP":
@@ -51,21 +55,24 @@ func dialUA(t *testing.T, transport, addr, user, domain string) *ua {
 	return u
 }
 
-func randHex(n int) string {
+func sipRandHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
 }
 
-// msg is a parsed SIP message.
-type msg struct {
-	first string
-	hdr   map[string]string // lower-case name -> first value
-	raw   string
+// UAMessage is a parsed SIP message.
+type UAMessage struct {
+	// First is the request or status line, Header the first value of each
+	// header by lower-case name, Raw the whole message.
+	First  string
+	Header map[string]string
+	Raw    string
 }
 
-func (m msg) status() int {
-	f := strings.Fields(m.first)
+// Status is a response's status code, 0 for a request.
+func (m UAMessage) Status() int {
+	f := strings.Fields(m.First)
 	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/") {
 		return 0
 	}
@@ -73,7 +80,8 @@ func (m msg) status() int {
 	return n
 }
 
-func (u *ua) read(t *testing.T, timeout time.Duration) msg {
+// Read returns the next message the registrar sends.
+func (u *SIPUA) Read(t testing.TB, timeout time.Duration) UAMessage {
 	t.Helper()
 	u.conn.SetReadDeadline(time.Now().Add(timeout))
 	var raw string
@@ -100,8 +108,8 @@ func (u *ua) read(t *testing.T, timeout time.Duration) msg {
 			}
 		}
 		raw = head.String()
-		m := parseMsg(raw)
-		if n, _ := strconv.Atoi(m.hdr["content-length"]); n > 0 {
+		m := parseUAMessage(raw)
+		if n, _ := strconv.Atoi(m.Header["content-length"]); n > 0 {
 			body := make([]byte, n)
 			if _, err := io.ReadFull(u.rd, body); err != nil {
 				t.Fatalf("read body: %v", err)
@@ -109,27 +117,27 @@ func (u *ua) read(t *testing.T, timeout time.Duration) msg {
 			raw += string(body)
 		}
 	}
-	return parseMsg(raw)
+	return parseUAMessage(raw)
 }
 
-func parseMsg(raw string) msg {
+func parseUAMessage(raw string) UAMessage {
 	head, _, _ := strings.Cut(raw, "\r\n\r\n")
 	lines := strings.Split(head, "\r\n")
-	m := msg{first: lines[0], hdr: map[string]string{}, raw: raw}
+	m := UAMessage{First: lines[0], Header: map[string]string{}, Raw: raw}
 	for _, l := range lines[1:] {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
 			continue
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
-		if _, seen := m.hdr[k]; !seen {
-			m.hdr[k] = strings.TrimSpace(v)
+		if _, seen := m.Header[k]; !seen {
+			m.Header[k] = strings.TrimSpace(v)
 		}
 	}
 	return m
 }
 
-func (u *ua) send(t *testing.T, s string) {
+func (u *SIPUA) send(t testing.TB, s string) {
 	t.Helper()
 	if _, err := u.conn.Write([]byte(s)); err != nil {
 		t.Fatalf("write: %v", err)
@@ -150,9 +158,9 @@ func digestParams(h string) map[string]string {
 	return out
 }
 
-// register sends REGISTER, answers the challenge with password, and
+// Register sends REGISTER, answers the challenge with password, and
 // returns the final status.
-func (u *ua) register(t *testing.T, password string) int {
+func (u *SIPUA) Register(t testing.TB, password string) int {
 	t.Helper()
 	uri := "sip:" + u.domain
 	req := func(auth string) string {
@@ -160,9 +168,9 @@ func (u *ua) register(t *testing.T, password string) int {
 		local := u.conn.LocalAddr().String()
 		tr := strings.ToLower(u.transport)
 		s := "REGISTER " + uri + " SIP/2.0\r\n" +
-			"Via: SIP/2.0/" + u.transport + " " + local + ";branch=z9hG4bK" + randHex(8) + ";rport\r\n" +
+			"Via: SIP/2.0/" + u.transport + " " + local + ";branch=z9hG4bK" + sipRandHex(8) + ";rport\r\n" +
 			"Max-Forwards: 70\r\n" +
-			"From: <sip:" + u.user + "@" + u.domain + ">;tag=" + randHex(4) + "\r\n" +
+			"From: <sip:" + u.user + "@" + u.domain + ">;tag=" + sipRandHex(4) + "\r\n" +
 			"To: <sip:" + u.user + "@" + u.domain + ">\r\n" +
 			"Call-ID: " + u.callID + "\r\n" +
 			"CSeq: " + strconv.Itoa(u.cseq) + " REGISTER\r\n" +
@@ -174,11 +182,11 @@ func (u *ua) register(t *testing.T, password string) int {
 		return s + "Content-Length: 0\r\n\r\n"
 	}
 	u.send(t, req(""))
-	m := u.read(t, 5*time.Second)
-	if m.status() != 401 {
-		return m.status()
+	m := u.Read(t, 5*time.Second)
+	if m.Status() != 401 {
+		return m.Status()
 	}
-	p := digestParams(m.hdr["www-authenticate"])
+	p := digestParams(m.Header["www-authenticate"])
 	alg := p["algorithm"]
 	var h func() hash.Hash
 	switch alg {
@@ -190,7 +198,7 @@ func (u *ua) register(t *testing.T, password string) int {
 		t.Fatalf("challenge algorithm %q", alg)
 	}
 	hx := func(s string) string { x := h(); x.Write([]byte(s)); return hex.EncodeToString(x.Sum(nil)) }
-	cnonce, nc := randHex(8), "00000001"
+	cnonce, nc := sipRandHex(8), "00000001"
 	ha1 := hx(u.user + ":" + p["realm"] + ":" + password)
 	ha2 := hx("REGISTER:" + uri)
 	resp := hx(ha1 + ":" + p["nonce"] + ":" + nc + ":" + cnonce + ":auth:" + ha2)
@@ -200,21 +208,21 @@ func (u *ua) register(t *testing.T, password string) int {
 		auth += ", algorithm=" + alg
 	}
 	u.send(t, req(auth))
-	return u.read(t, 5*time.Second).status()
+	return u.Read(t, 5*time.Second).Status()
 }
 
-// answer replies 200 OK to a request the registrar sent.
-func (u *ua) answer(t *testing.T, m msg) {
+// Answer replies 200 OK to a request the registrar sent.
+func (u *SIPUA) Answer(t testing.TB, m UAMessage) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("SIP/2.0 200 OK\r\n")
-	for _, l := range strings.Split(strings.SplitN(m.raw, "\r\n\r\n", 2)[0], "\r\n")[1:] {
+	for _, l := range strings.Split(strings.SplitN(m.Raw, "\r\n\r\n", 2)[0], "\r\n")[1:] {
 		k, _, _ := strings.Cut(l, ":")
 		switch strings.ToLower(strings.TrimSpace(k)) {
 		case "via", "from", "call-id", "cseq":
 			b.WriteString(l + "\r\n")
 		case "to":
-			b.WriteString(l + ";tag=" + randHex(4) + "\r\n")
+			b.WriteString(l + ";tag=" + sipRandHex(4) + "\r\n")
 		}
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
