@@ -2,9 +2,11 @@ package configdoc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -222,9 +224,71 @@ func (d *Doc) Validate() error {
 		return err
 	}
 	if _, err := config.Parse(b, "/"); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		ve := &ValidationError{Err: err}
+		var ke *config.KeyError
+		if errors.As(err, &ke) {
+			ve.Key = ke.Key
+			ve.Missing = !present(c, ke.Key)
+		}
+		return ve
 	}
 	return nil
+}
+
+// ValidationError is a document the phone's parser refuses.
+type ValidationError struct {
+	// Key is the config key the parser names ("account[0].user"), ""
+	// when it names none (a syntax error).
+	Key string
+	// Missing is true when the key is absent from the document: it is
+	// incomplete (a group's defaults waiting for a device's overrides)
+	// rather than wrong.
+	Missing bool
+	Err     error
+}
+
+func (e *ValidationError) Error() string { return e.Err.Error() }
+
+// Unwrap makes it an ErrInvalid.
+func (e *ValidationError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
+
+// present reports whether a dotted key path ("account[0].user",
+// "tls.ca_file") is set in m.
+func present(m map[string]any, key string) bool {
+	var cur any = m
+	for _, part := range strings.Split(key, ".") {
+		name, idx, hasIdx := strings.Cut(part, "[")
+		t, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		v, ok := t[name]
+		if !ok {
+			return false
+		}
+		if hasIdx {
+			n, err := strconv.Atoi(strings.TrimSuffix(idx, "]"))
+			if err != nil {
+				return false
+			}
+			switch arr := v.(type) {
+			case []map[string]any:
+				if n < 0 || n >= len(arr) {
+					return false
+				}
+				v = arr[n]
+			case []any:
+				if n < 0 || n >= len(arr) {
+					return false
+				}
+				v = arr[n]
+			default:
+				return false
+			}
+		}
+		cur = v
+	}
+	return true
 }
 
 // Account is an [[account]] of a composed document as the registrar sees

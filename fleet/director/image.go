@@ -1,6 +1,7 @@
 package director
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,17 +117,17 @@ func (r *ImageRepo) refreshLocked(ctx context.Context, now time.Time) (map[strin
 	if tm.Root.Signed.IsExpired(now) {
 		return nil, fmt.Errorf("root v%d expired at %v", tm.Root.Signed.Version, tm.Root.Signed.Expires)
 	}
-	if r.ts != nil {
+	tsb, err := r.fetch(ctx, "timestamp.json", maxImageTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	if r.ts != nil && !bytes.Equal(r.ts, tsb) {
 		// The last timestamp is the rollback reference only: it may have
 		// expired or been signed by keys a new root rotated out.
 		if _, err := tm.UpdateTimestamp(r.ts); err != nil &&
 			!errors.Is(err, &metadata.ErrExpiredMetadata{}) && !errors.Is(err, &metadata.ErrUnsignedMetadata{}) {
 			return nil, fmt.Errorf("previous timestamp: %w", err)
 		}
-	}
-	tsb, err := r.fetch(ctx, "timestamp.json", maxImageTimestamp)
-	if err != nil {
-		return nil, err
 	}
 	ts, err := tm.UpdateTimestamp(tsb)
 	if err != nil {

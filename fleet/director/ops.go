@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,42 +31,81 @@ type Change struct {
 }
 
 // SetConfig sets a group's or a device's configuration document. It is
-// refused (ErrConfig, with the phone's reason) when it does not parse, or
-// when its composition with the other half does not validate for a device
-// it applies to; nothing is stored then. The devices it applies to are
+// refused (ErrConfig, with the phone's reason) when it does not parse,
+// when a device's composition with it does not validate for a device
+// scope, or, for a group, when a device whose composition validates now
+// would get one that does not: it never breaks what works. A group
+// document that is incomplete without device overrides (an account's
+// user, say) is accepted; devices without a valid composition yet get no
+// document and are listed in Change.Failed. The devices it applies to are
 // republished.
 func (s *Service) SetConfig(ctx context.Context, sc store.Scope, doc []byte, admin string) (Change, error) {
-	if _, err := configdoc.Parse(doc); err != nil {
+	parsed, err := configdoc.Parse(doc)
+	if err != nil {
+		return Change{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// On its own, a document may be incomplete, never wrong.
+	var ve *configdoc.ValidationError
+	if err := parsed.Validate(); err != nil && (!errors.As(err, &ve) || !ve.Missing) {
 		return Change{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	devs, err := s.devicesOf(ctx, sc)
 	if err != nil {
 		return Change{}, err
 	}
+	var notReady []string
 	// Check every device's composition before anything is stored.
 	for _, d := range devs {
-		var groupA, devA *store.Assignment
-		cand := store.Assignment{Scope: sc, Config: doc}
-		if sc.Kind == store.ScopeGroup {
-			groupA = &cand
-			if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeDevice, Name: string(d.ID)}); err == nil {
-				devA = &a
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return Change{}, err
-			}
-		} else {
-			devA = &cand
-			if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeGroup, Name: d.Group}); err == nil {
-				groupA = &a
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return Change{}, err
-			}
+		groupA, devA, err := s.assignmentsOf(ctx, d)
+		if err != nil {
+			return Change{}, err
 		}
-		if _, err := s.compose(d, groupA, devA); err != nil {
+		cand := &store.Assignment{Scope: sc, Config: doc}
+		if sc.Kind == store.ScopeGroup {
+			_, errOld := s.compose(d, groupA, devA)
+			if _, err := s.compose(d, cand, devA); err != nil {
+				var ve *configdoc.ValidationError
+				worked := errOld == nil && (groupA != nil && groupA.Config != nil || devA != nil && devA.Config != nil)
+				if worked || !errors.As(err, &ve) || !ve.Missing {
+					// Wrong, or it would break a device that works.
+					return Change{}, fmt.Errorf("device %s: %w", d.ID, err)
+				}
+				notReady = append(notReady, fmt.Sprintf("%s: not ready: %v", d.ID, err))
+			}
+			continue
+		}
+		if _, err := s.compose(d, groupA, cand); err != nil {
 			return Change{}, fmt.Errorf("device %s: %w", d.ID, err)
 		}
 	}
-	return s.update(ctx, sc, devs, admin, func(a *store.Assignment) { a.Config = append([]byte(nil), doc...) })
+	ch, err := s.update(ctx, sc, devs, admin, func(a *store.Assignment) { a.Config = append([]byte(nil), doc...) })
+	if err != nil {
+		return ch, err
+	}
+	// A device listed as not ready failed its publication too: say why
+	// once.
+	for _, n := range notReady {
+		id, _, _ := strings.Cut(n, ":")
+		ch.Failed = slices.DeleteFunc(ch.Failed, func(f string) bool { return strings.HasPrefix(f, id+":") })
+		ch.Failed = append(ch.Failed, n)
+	}
+	return ch, nil
+}
+
+// assignmentsOf reads a device's group and device assignments (nil for
+// none).
+func (s *Service) assignmentsOf(ctx context.Context, d store.Device) (groupA, devA *store.Assignment, err error) {
+	if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeGroup, Name: d.Group}); err == nil {
+		groupA = &a
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeDevice, Name: string(d.ID)}); err == nil {
+		devA = &a
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	return groupA, devA, nil
 }
 
 // DeleteConfig removes a scope's configuration document (its firmware

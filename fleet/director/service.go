@@ -301,15 +301,8 @@ type inputs struct {
 
 // gather reads a device's assignments and composes its document.
 func (s *Service) gather(ctx context.Context, d store.Device) (*inputs, error) {
-	var groupA, devA *store.Assignment
-	if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeGroup, Name: d.Group}); err == nil {
-		groupA = &a
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	if a, err := s.st.GetAssignment(ctx, store.Scope{Kind: store.ScopeDevice, Name: string(d.ID)}); err == nil {
-		devA = &a
-	} else if !errors.Is(err, store.ErrNotFound) {
+	groupA, devA, err := s.assignmentsOf(ctx, d)
+	if err != nil {
 		return nil, err
 	}
 	return s.compose(d, groupA, devA)
@@ -371,7 +364,27 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 		return res, fmt.Errorf("publish %s: %w", id, err)
 	}
 	in, err := s.gather(ctx, d)
-	if err != nil {
+	var notReady error
+	if errors.Is(err, ErrConfig) && st.Repo == nil {
+		// Never published and no valid document yet (a group document
+		// waiting for the device's overrides): publish the rest, so the
+		// phone gets its director metadata and signed time now.
+		notReady = err
+		groupA, devA, aerr := s.assignmentsOf(ctx, d)
+		if aerr != nil {
+			return res, fmt.Errorf("publish %s: %w", id, aerr)
+		}
+		in = &inputs{}
+		if groupA != nil {
+			groupA.Config = nil
+		}
+		if devA != nil {
+			devA.Config = nil
+		}
+		if in, err = s.compose(d, groupA, devA); err != nil {
+			return res, fmt.Errorf("publish %s: %w", id, err)
+		}
+	} else if err != nil {
 		return res, fmt.Errorf("publish %s: %w", id, err)
 	}
 	now := s.o.now()
@@ -514,6 +527,9 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 		s.log.Info("director metadata published", "device", string(id), "config_version", st.ConfigVersion,
 			"targets_version", st.Repo.TargetsVersion, "firmware", fwName(fw))
 		s.checkSync(id, keep)
+	}
+	if notReady != nil {
+		return res, fmt.Errorf("publish %s: published without a configuration document: %w", id, notReady)
 	}
 	return res, nil
 }

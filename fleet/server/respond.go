@@ -100,8 +100,13 @@ func (s *Server) endpoint(name string, h func(http.ResponseWriter, *http.Request
 			attrs = append(attrs, "err", rf.cause.Error())
 		}
 		level := slog.LevelWarn
-		if rf.code.Status() >= 500 {
+		switch {
+		case rf.code.Status() >= 500:
 			level = slog.LevelError
+		case name == "director" && rf.code == api.CodeNotFound:
+			// A TUF client probes for the next root version at every
+			// refresh: a 404 there is the normal answer.
+			level = slog.LevelDebug
 		}
 		s.refusals.log(level, "request refused", attrs...)
 		writeError(w, rf)
