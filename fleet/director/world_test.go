@@ -78,7 +78,7 @@ type world struct {
 }
 
 var (
-	buildOnce sync.Once
+	buildOnce  sync.Once
 	hpfleetBin string
 	buildErr   error
 )
