@@ -24,7 +24,14 @@ import (
 
 // directorRepo makes a director root repository with one online key per
 // role and short lifetimes, and returns the signing director on clock.
-func directorRepo(t *testing.T, now func() time.Time) *tufrepo.Director {
+func directorRepo(t testing.TB, now func() time.Time) *tufrepo.Director {
+	d, _ := directorRepoDir(t, now)
+	return d
+}
+
+// directorRepoDir is directorRepo that also returns the directory: the
+// repository in DIR/repo, the keys in DIR/{targets,snapshot,timestamp}.pem.
+func directorRepoDir(t testing.TB, now func() time.Time) (*tufrepo.Director, string) {
 	t.Helper()
 	dir := t.TempDir()
 	k := func(name string) *tufrepo.Key {
@@ -50,7 +57,7 @@ func directorRepo(t *testing.T, now func() time.Time) *tufrepo.Director {
 	if err != nil {
 		t.Fatalf("OpenDirector: %v", err)
 	}
-	return d
+	return d, dir
 }
 
 // enrolDirect records n enrolled devices in st as enrolment would.
