@@ -43,6 +43,11 @@ func fleetConfig(args []string, stdout, stderr io.Writer) error {
 		return usagef("fleet config: want set, show or delete")
 	}
 	sub, rest := args[0], args[1:]
+	wantArgs := map[string]int{"set": 1, "show": 0, "delete": 0}
+	n, known := wantArgs[sub]
+	if !known {
+		return usagef("fleet config: unknown command %q, want set, show or delete", sub)
+	}
 	fs := cli.NewFlagSet("fleet config "+sub, "hpctl fleet config "+sub+" --group G|--device ID [FILE] [--json] --server URL --pki DIR", stderr)
 	var af adminFlags
 	af.register(fs)
@@ -56,6 +61,12 @@ func fleetConfig(args []string, stdout, stderr io.Writer) error {
 	kind, name, err := sf.scope("fleet config " + sub)
 	if err != nil {
 		return err
+	}
+	if len(pos) != n {
+		if sub == "set" {
+			return usagef("fleet config set: want one FILE (TOML, the phone's config schema; - for stdin)")
+		}
+		return usagef("fleet config %s: no arguments", sub)
 	}
 	c, err := af.client()
 	if err != nil {
@@ -102,6 +113,11 @@ func fleetFirmware(args []string, stdout, stderr io.Writer) error {
 		return usagef("fleet firmware: want assign, clear or show")
 	}
 	sub, rest := args[0], args[1:]
+	wantArgs := map[string]int{"assign": 1, "clear": 0, "show": 0}
+	n, known := wantArgs[sub]
+	if !known {
+		return usagef("fleet firmware: unknown command %q, want assign, clear or show", sub)
+	}
 	fs := cli.NewFlagSet("fleet firmware "+sub, "hpctl fleet firmware "+sub+" --group G|--device ID [NAME] [--json] --server URL --pki DIR", stderr)
 	var af adminFlags
 	af.register(fs)
@@ -115,6 +131,12 @@ func fleetFirmware(args []string, stdout, stderr io.Writer) error {
 	kind, name, err := sf.scope("fleet firmware " + sub)
 	if err != nil {
 		return err
+	}
+	if len(pos) != n {
+		if sub == "assign" {
+			return usagef("fleet firmware assign: want one NAME (the image repository's target, hpctl repo add)")
+		}
+		return usagef("fleet firmware %s: no arguments", sub)
 	}
 	c, err := af.client()
 	if err != nil {
