@@ -10,8 +10,8 @@ set -eu
 # (svmap, svwar, svcrack) that attack the phone in its tests (14), the G.722
 # reference encoder/decoder, sound devices without a sound card and the
 # terminal phone's test terminal (15), the static server for TUF
-# repositories (12).
-PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
+# repositories and Kamailio's subscriber table on PostgreSQL (12).
+PKGS="kamailio kamailio-tls-modules kamailio-postgres-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
 rauc squashfs-tools libubootenv-tool u-boot-tools

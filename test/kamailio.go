@@ -15,6 +15,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // kamailioReadyTimeout bounds the wait for a started Kamailio to serve.
@@ -43,6 +45,8 @@ type kamailioOptions struct {
 	deviceUsers       bool
 	crlFile           string // "": no CRL
 	debug             int
+	authDBURL         string // "": digest users from the htable
+	rpcPort           int    // 0: no JSON-RPC over HTTP
 }
 
 // KamailioOption configures StartKamailio.
@@ -185,6 +189,34 @@ func KamailioCRL(crlFile string) KamailioOption {
 	}
 }
 
+// KamailioPostgresAuth makes Kamailio authenticate from the subscriber
+// table of a PostgreSQL database (auth_db over db_postgres, with stored
+// hashes: the ha1 column, ha1b for user@domain digest users, in the
+// instance's digest algorithm; use_domain on), as a registrar that hpfleet
+// writes to does. A password change keeps the previous one valid while it
+// is in the table subscriber_prev (same columns): a digest response that
+// does not match subscriber is checked against it. dbURL is a postgres://
+// URL (Postgres.URL). KamailioAuthSchema creates the tables.
+func KamailioPostgresAuth(dbURL string) KamailioOption {
+	return func(o *kamailioOptions) error {
+		if !strings.HasPrefix(dbURL, "postgres://") || strings.ContainsAny(dbURL, "\"\\\n") {
+			return fmt.Errorf("auth database URL %q: want postgres://USER:PASSWORD@HOST:PORT/DB", dbURL)
+		}
+		o.authDBURL = dbURL
+		return nil
+	}
+}
+
+// KamailioRPC serves Kamailio's JSON-RPC (jsonrpcs over xhttp) on a TCP
+// port of the listen IP (RPCURL): what hpfleet calls to look up a
+// registration and send it a NOTIFY.
+func KamailioRPC() KamailioOption {
+	return func(o *kamailioOptions) error {
+		o.rpcPort = -1
+		return nil
+	}
+}
+
 // KamailioDebug sets Kamailio's debug level (default 2; 3 logs routing
 // decisions).
 func KamailioDebug(level int) KamailioOption {
@@ -230,6 +262,12 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 	if o.plainPort < 0 {
 		o.plainPort = freePort(t, o.ip, 1)
 	}
+	if o.rpcPort < 0 {
+		o.rpcPort = freePort(t, o.ip, 1)
+	}
+	if o.authDBURL != "" {
+		requireKamailioModule(t, "db_postgres.so", "kamailio-postgres-modules")
+	}
 	k := &Kamailio{o: o, runDir: runDir, cfgPath: filepath.Join(runDir, "kamailio.cfg")}
 	data := kamailioCfgData{
 		Debug:             o.debug,
@@ -248,6 +286,8 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 		KeyFile:           o.keyFile,
 		CAFile:            o.caFile,
 		CRLFile:           o.crlFile,
+		AuthDBURL:         o.authDBURL,
+		RPCPort:           o.rpcPort,
 	}
 	if err := data.validate(); err != nil {
 		t.Fatalf("StartKamailio: %v", err)
@@ -273,6 +313,13 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 			return err
 		}
 		c.Close()
+		if k.o.rpcPort != 0 {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(k.o.ip, strconv.Itoa(k.o.rpcPort)), time.Second)
+			if err != nil {
+				return err
+			}
+			c.Close()
+		}
 		_, err = k.kamcmd("core.version")
 		return err
 	})
@@ -281,6 +328,58 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 	}
 	t.Logf("kamailio pid %d on tls:%s (run dir %s)", k.PID(), k.Addr(), runDir)
 	return k
+}
+
+// RPCURL is the URL of Kamailio's JSON-RPC over HTTP (KamailioRPC), ""
+// without it.
+func (k *Kamailio) RPCURL() string {
+	if k.o.rpcPort == 0 {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(k.o.ip, strconv.Itoa(k.o.rpcPort)) + "/RPC"
+}
+
+// kamailioModuleDirs are where Debian installs Kamailio's modules.
+var kamailioModuleDirs = []string{"/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+	"/usr/lib/kamailio/modules"}
+
+// requireKamailioModule skips (fails under CI) when a module is not
+// installed.
+func requireKamailioModule(t testing.TB, module, pkg string) {
+	t.Helper()
+	for _, d := range kamailioModuleDirs {
+		if _, err := os.Stat(filepath.Join(d, module)); err == nil {
+			return
+		}
+	}
+	missing(t, "Kamailio module %s not installed (Debian package %s)", module, pkg)
+}
+
+// kamailioSchemaFiles are Kamailio's own PostgreSQL schema for the version
+// table and auth_db's subscriber table.
+var kamailioSchemaFiles = []string{"/usr/share/kamailio/postgres/standard-create.sql", "/usr/share/kamailio/postgres/auth_db-create.sql"}
+
+// KamailioAuthSchema creates Kamailio's version and subscriber tables in
+// the database of dsn, from the SQL files Kamailio ships, as kamdbctl
+// would.
+func KamailioAuthSchema(t testing.TB, dsn string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("KamailioAuthSchema: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	for _, f := range kamailioSchemaFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			missing(t, "Kamailio schema %s: %v (Debian package kamailio)", f, err)
+		}
+		if _, err := conn.Exec(ctx, string(b), pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("KamailioAuthSchema: %s: %v", f, err)
+		}
+	}
 }
 
 // Addr is the host:port of the TLS listener.

@@ -45,6 +45,9 @@ server_header="Server: hardphone-test-kamailio"
 user_agent_header="User-Agent: hardphone-test-kamailio"
 
 listen=tls:{{.IP}}:{{.TLSPort}}
+{{- if .RPCPort}}
+listen=tcp:{{.IP}}:{{.RPCPort}}
+{{- end}}
 {{- if .PlainPort}}
 listen=udp:{{.IP}}:{{.PlainPort}}
 listen=tcp:{{.IP}}:{{.PlainPort}}
@@ -70,6 +73,14 @@ loadmodule "htable.so"
 loadmodule "auth.so"
 loadmodule "nathelper.so"
 loadmodule "sipdump.so"
+{{- if .AuthDBURL}}
+loadmodule "db_postgres.so"
+loadmodule "auth_db.so"
+{{- end}}
+{{- if .RPCPort}}
+loadmodule "xhttp.so"
+loadmodule "jsonrpcs.so"
+{{- end}}
 
 modparam("tls", "config", "{{.TLSCfg}}")
 modparam("ctl", "binrpc", "unix:{{.CtlSocket}}")
@@ -94,12 +105,35 @@ modparam("htable", "htable", "devices=>size=4;")
 modparam("sipdump", "enable", 1)
 modparam("sipdump", "folder", "{{.RunDir}}")
 modparam("sipdump", "fprefix", "{{.SIPDumpPrefix}}")
+{{- if .AuthDBURL}}
+modparam("auth_db", "db_url", "{{.AuthDBURL}}")
+modparam("auth_db", "calculate_ha1", 0)
+modparam("auth_db", "password_column", "ha1")
+modparam("auth_db", "password_column_2", "ha1b")
+modparam("auth_db", "use_domain", 1)
+# subscriber_prev is hpfleet's table: no version row for it.
+modparam("auth_db", "version_table", 0)
+{{- end}}
+{{- if .RPCPort}}
+modparam("jsonrpcs", "transport", 1)
 
+# JSON-RPC over HTTP on the RPC port only; HTTP elsewhere is refused.
+event_route[xhttp:request] {
+	if ($Rp == {{.RPCPort}} && $hu =~ "^/RPC") {
+		jsonrpc_dispatch();
+		exit;
+	}
+	xhttp_reply("403", "Forbidden", "text/plain", "forbidden\n");
+}
+{{- end}}
+
+{{- if .Users}}
 event_route[htable:mod-init] {
 {{- range .Users}}
 	$sht(users=>{{.Name}}) = "{{.Password}}";
 {{- end}}
 }
+{{- end}}
 
 request_route {
 	route(REQINIT);
@@ -169,6 +203,22 @@ route[AUTH] {
 		sl_send_reply("403", "Digest user does not match SIP user");
 		exit;
 	}
+{{- if .AuthDBURL}}
+	# Stored hashes: the current password, then, while a rotation waits for
+	# the phone to confirm the new one, the previous password.
+	$var(rc) = auth_check("$var(realm)", "subscriber", "1");
+	if ($var(rc) == -2) {
+		$var(rc) = auth_check("$var(realm)", "subscriber_prev", "1");
+		if ($var(rc) > 0) {
+			xlog("L_NOTICE", "digest auth of $au@$var(realm) with the previous password\n");
+		}
+	}
+	if ($var(rc) < 0) {
+		xlog("L_NOTICE", "digest auth of $au from $si:$sp failed: $var(rc)\n");
+		auth_challenge("$var(realm)", "1");
+		exit;
+	}
+{{- else}}
 	if ($sht(users=>$au) == $null) {
 		sl_send_reply("403", "Unknown user");
 		exit;
@@ -183,6 +233,7 @@ route[AUTH] {
 		auth_challenge("$var(realm)", "1");
 		exit;
 	}
+{{- end}}
 {{- if and .RequireClientCert .DeviceUsers}}
 	if (proto == TLS && $sht(devices=>$tls_peer_subject_cn) != $au) {
 		xlog("L_NOTICE", "device '$tls_peer_subject_cn' is not digest user '$au'\n");
@@ -304,6 +355,8 @@ type kamailioCfgData struct {
 	KeyFile           string
 	CAFile            string
 	CRLFile           string
+	AuthDBURL         string
+	RPCPort           int
 }
 
 func (d *kamailioCfgData) validate() error {

@@ -47,6 +47,8 @@ type Postgres struct {
 	DSN string
 	// SocketDir is the directory of the server's unix socket.
 	SocketDir string
+	// TCPAddr is "127.0.0.1:PORT" with PostgresTCP, else "".
+	TCPAddr string
 
 	runDir   string
 	port     int
@@ -57,6 +59,7 @@ type Postgres struct {
 
 type postgresOptions struct {
 	durable bool
+	tcp     bool
 }
 
 // PostgresOption configures StartPostgres.
@@ -69,6 +72,32 @@ type PostgresOption func(*postgresOptions)
 // does not depend on them, and the machine is shared.
 func PostgresDurable() PostgresOption {
 	return func(o *postgresOptions) { o.durable = true }
+}
+
+// PostgresTCP also listens on 127.0.0.1 on a free port (TCPAddr), for
+// clients that cannot reach a unix socket by path, such as Kamailio's
+// db_postgres, whose db_url has no way to name one. Password logins only.
+func PostgresTCP() PostgresOption {
+	return func(o *postgresOptions) { o.tcp = true }
+}
+
+// URL is the postgres:// URL of the database a DSN from NewDatabase (or
+// DSN) names, over TCP: for PostgresTCP servers only.
+func (p *Postgres) URL(t testing.TB, dsn string) string {
+	t.Helper()
+	if p.TCPAddr == "" {
+		t.Fatalf("Postgres.URL: the server was not started with PostgresTCP")
+	}
+	var db string
+	for _, kv := range strings.Fields(dsn) {
+		if v, ok := strings.CutPrefix(kv, "dbname="); ok {
+			db = v
+		}
+	}
+	if db == "" {
+		t.Fatalf("Postgres.URL: no dbname in %q", dsn)
+	}
+	return fmt.Sprintf("postgres://postgres:%s@%s/%s", p.password, p.TCPAddr, db)
 }
 
 // StartPostgres runs initdb in a temporary directory, starts postgres on
@@ -129,8 +158,14 @@ func StartPostgres(t testing.TB, opts ...PostgresOption) *Postgres {
 		t.Fatalf("StartPostgres: %v", err)
 	}
 
+	listen := ""
+	if o.tcp {
+		p.port = freePort(t, "127.0.0.1", 1)
+		listen = "127.0.0.1"
+		p.TCPAddr = "127.0.0.1:" + strconv.Itoa(p.port)
+	}
 	args := []string{"-D", dataDir, "-k", p.SocketDir, "-p", strconv.Itoa(p.port),
-		"-c", "listen_addresses=", "-c", "unix_socket_permissions=0700"}
+		"-c", "listen_addresses=" + listen, "-c", "unix_socket_permissions=0700"}
 	if !o.durable {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}

@@ -10,5 +10,5 @@ import (
 // TPM types it speaks), the fleet protocol and the crypto policy; never the
 // fleet server or its store.
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "crypto/credstore", "crypto/policy", "hal/tpm", "fleet/api", "fleet/client")
+	deptest.Only(t, "crypto/credstore", "crypto/policy", "hal/tpm", "fleet/api", "fleet/client", "fleet/sealed")
 }

@@ -47,6 +47,16 @@ commands:
   setting get|set|unset KEY [VALUE]
                             fleet settings (min_security_version)
   crl [-o FILE]             fetch the device CA's CRL (DER)
+  config set --group G|--device ID FILE
+                            set group defaults or a device's overrides (TOML, the
+                            phone's config schema); refused with the phone's reason
+                            when a device's composition does not validate
+  config show|delete --group G|--device ID
+  firmware assign --group G|--device ID NAME
+                            assign a bundle the image repository lists (hpctl repo add)
+  firmware clear|show --group G|--device ID
+  device provision ID       what the director publishes for it (versions, accounts)
+  device rotate ID          new registrar passwords for its accounts now
 
 every command but init talks to the server as an admin:
   --server URL (https://NAME:PORT) and --pki DIR (server-ca.crt, admin.crt,
@@ -71,6 +81,10 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 		return fleetSetting(rest, stdout, stderr)
 	case "crl":
 		return fleetCRL(rest, stdout, stderr)
+	case "config":
+		return fleetConfig(rest, stdout, stderr)
+	case "firmware":
+		return fleetFirmware(rest, stdout, stderr)
 	case "device":
 		if len(rest) == 0 {
 			return usagef("fleet device: want import, show, revoke or retire")
@@ -82,6 +96,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 			return fleetShow(rest[1:], stdout, stderr)
 		case "revoke", "retire":
 			return fleetStateChange(rest[0], rest[1:], stdout, stderr)
+		case "provision", "rotate":
+			return fleetProvision(rest[0], rest[1:], stdout, stderr)
 		}
 		return usagef("fleet device: unknown command %q, want import, show, revoke or retire", rest[0])
 	}
@@ -374,7 +390,7 @@ func fleetInventory(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(devices)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tSERIAL\tMODEL\tGROUP\tSTATE\tFIRMWARE\tSECVER\tLOCKDOWN\tLAST SEEN\tCERT EXPIRES")
+	fmt.Fprintln(tw, "DEVICE\tSERIAL\tMODEL\tGROUP\tSTATE\tFIRMWARE\tSECVER\tLOCKDOWN\tCONFIG\tLAST SEEN\tCERT EXPIRES")
 	for _, d := range devices {
 		fw, sv, ld := "-", "-", "-"
 		if d.Firmware != "" {
@@ -383,7 +399,14 @@ func fleetInventory(args []string, stdout, stderr io.Writer) error {
 		if d.LockdownOK != nil {
 			ld = map[bool]string{true: "ok", false: "DRIFT"}[*d.LockdownOK]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Serial, d.Model, d.Group, d.State, fw, sv, ld,
+		cfg := "-"
+		if d.ConfigVersion > 0 {
+			cfg = fmt.Sprintf("v%d", d.ConfigVersion)
+		}
+		if d.Stale {
+			cfg += " STALE(" + d.StaleRole + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Serial, d.Model, d.Group, d.State, fw, sv, ld, cfg,
 			d.LastSeen.UTC().Format(time.RFC3339), d.CertNotAfter.UTC().Format(time.RFC3339))
 	}
 	if err := tw.Flush(); err != nil {

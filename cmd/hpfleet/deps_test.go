@@ -7,8 +7,10 @@ import (
 )
 
 // TestDeps: the fleet server links fleet code, the crypto policy and the
-// command-line helpers; never the phone's agent, wiring or device code.
+// command-line helpers; of the phone's code only its config parser (the
+// director validates documents with it) and the bundle reader (image
+// targets); never its agent, wiring or device code.
 func TestDeps(t *testing.T) {
 	deptest.Imports(t, "fleet", "internal/cli")
-	deptest.Only(t, "fleet", "crypto/policy", "internal/cli")
+	deptest.Only(t, "fleet", "crypto/policy", "internal/cli", "agent/config", "agent/dialplan", "update/bundle")
 }

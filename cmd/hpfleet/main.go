@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/ca"
+	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/server"
 	"github.com/hardphone/hardphone/fleet/store"
 	"github.com/hardphone/hardphone/fleet/store/boltstore"
@@ -97,6 +98,7 @@ type serveFlags struct {
 	certLife, checkIn, crlPeriod                   time.Duration
 	maxInFlight, pgConns                           int
 	logLevel                                       string
+	dir                                            directorFlags
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -117,6 +119,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.maxInFlight, "max-in-flight", server.DefaultMaxInFlight, "requests handled at once")
 	fs.IntVar(&f.pgConns, "postgres-max-conns", 0, "PostgreSQL connections of this replica (0: pgx's default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.dir.register(fs)
 	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -137,24 +140,29 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return usagef("serve: --log-level %q: %v", f.logLevel, err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, st, err := build(f, log)
+	srv, st, dir, closeDir, err := build(f, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	defer closeDir()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if dir != nil {
+		go dir.Run(ctx, f.dir.interval)
+	}
 	err = srv.Serve(ctx, ln)
 	log.Info("stopped", "err", err)
 	return err
 }
 
-// build loads the PKI and opens the store.
-func build(f serveFlags, log *slog.Logger) (*server.Server, store.Store, error) {
+// build loads the PKI, opens the store and sets up the director (when
+// its flags are given). closeDir releases the director's connections.
+func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, dir *director.Service, closeDir func(), err error) {
 	or := func(v, def string) string {
 		if v != "" {
 			return v
@@ -163,16 +171,16 @@ func build(f serveFlags, log *slog.Logger) (*server.Server, store.Store, error) 
 	}
 	deviceCA, err := ca.Load(filepath.Join(f.caDir, ca.DeviceCACertFile), filepath.Join(f.caDir, ca.DeviceCAKeyFile))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	certFile, keyFile := or(f.tlsCert, ca.ServerCertFile), or(f.tlsKey, ca.ServerKeyFile)
 	if _, err := ca.LoadKey(keyFile); err != nil {
 		// The same owner-only rule as the CA key, before crypto/tls reads it.
-		return nil, nil, fmt.Errorf("server %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("server %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("server certificate: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("server certificate: %w", err)
 	}
 	load := func(files []string) ([]*x509.Certificate, error) {
 		var out []*x509.Certificate
@@ -187,11 +195,11 @@ func build(f serveFlags, log *slog.Logger) (*server.Server, store.Store, error) 
 	}
 	mfg, err := load(f.mfgCAs)
 	if err != nil {
-		return nil, nil, fmt.Errorf("manufacturer CA: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("manufacturer CA: %w", err)
 	}
 	inter, err := load(f.mfgInter)
 	if err != nil {
-		return nil, nil, fmt.Errorf("manufacturer intermediate: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("manufacturer intermediate: %w", err)
 	}
 	adminFiles := []string(f.adminCAs)
 	if len(adminFiles) == 0 {
@@ -199,23 +207,29 @@ func build(f serveFlags, log *slog.Logger) (*server.Server, store.Store, error) 
 	}
 	admins, err := load(adminFiles)
 	if err != nil {
-		return nil, nil, fmt.Errorf("admin CA: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("admin CA: %w", err)
 	}
-	st, err := openStore(f, log)
+	st, err = openStore(f, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	srv, err := server.New(server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg,
-		ManufacturerIntermediates: inter, AdminCAs: admins, Certificate: &cert},
+	dir, closeDir, err = f.dir.build(st, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, nil, err
+	}
+	srv, err = server.New(server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg,
+		ManufacturerIntermediates: inter, AdminCAs: admins, Certificate: &cert, Director: dir},
 		server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
 		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight))
 	if err != nil {
+		closeDir()
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	log.Info("fleet server configured", "device_ca", deviceCA, "manufacturer_roots", len(mfg), "admin_cas", len(admins),
-		"store", storeKind(f), "cert_lifetime", f.certLife.String())
-	return srv, st, nil
+		"store", storeKind(f), "cert_lifetime", f.certLife.String(), "director", dir != nil)
+	return srv, st, dir, closeDir, nil
 }
 
 func storeKind(f serveFlags) string {

@@ -38,6 +38,17 @@
 // Name) and has the TPM open the fleet's credential for it
 // (ActivateCredential); the fleet's half is fleet/attest.
 //
+// For secrets the fleet sends, it holds a second TPM key, the sealing key
+// (an ECC P-256 key-agreement key the TPM made and never releases), whose
+// public half the fleet learns at enrolment, bound to the enrolled TPM by a
+// second credential activation (SealingAttestation,
+// ActivateSealingCredential). OpenSealed opens a value sealed to it
+// (fleet/sealed: ECDH in the TPM, HKDF-SHA256, AES-256-GCM bound to the
+// device ID, document version and name) straight into an encrypted record:
+// the plaintext is never written in clear, and a value older than the one
+// in use is refused as a rollback.
+//
 // Imported by system (which opens it) and agent (the store it is handed).
-// It imports hal/tpm and bbolt.
+// It imports hal/tpm, bbolt and fleet/sealed (the sealed-value format,
+// shared with the fleet server and importing nothing of hardphone's).
 package credstore

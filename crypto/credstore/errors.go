@@ -36,6 +36,12 @@ var ErrPolicy = errors.New("credstore: TPM policy refuses the KEK")
 // finish.
 var ErrWiped = errors.New("credstore: KEK destroyed by a wipe")
 
+// ErrSealed is returned by OpenSealed for a sealed value it refuses: not
+// for this phone's sealing key, device, name or document version (it then
+// also wraps fleet/sealed.ErrOpen), malformed, or older than the value in
+// use. Nothing was written.
+var ErrSealed = errors.New("credstore: sealed value refused")
+
 var (
 	errClosed    = errors.New("credstore: closed")
 	errBadName   = errors.New("credstore: bad credential name")

@@ -2,6 +2,7 @@ package credstore
 
 import (
 	"crypto"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 
@@ -62,6 +63,13 @@ type protector interface {
 	pcrs() (pcrs []int, ok bool)
 	newIdentityKey() (*identityKey, error)
 	loadSigner(k *identityKey) (signer, error)
+	// newSealingKey makes a key-agreement key (the fleet's sealing
+	// recipient); sealingPublic and zgen use one.
+	newSealingKey() (*identityKey, error)
+	sealingPublic(k *identityKey) (*ecdh.PublicKey, error)
+	// zgen returns Z, the x-coordinate of the key's private scalar times
+	// peer (32 bytes); the caller zeroes it.
+	zgen(k *identityKey, peer *ecdh.PublicKey) ([]byte, error)
 }
 
 // signer is a loaded identity key.

@@ -3,6 +3,7 @@ package credstore
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -159,6 +160,45 @@ func (p *softwareProtector) loadSigner(k *identityKey) (signer, error) {
 		return nil, corrupt("identity key", fmt.Errorf("%T is not an ECDSA P-256 key", key))
 	}
 	return &softSigner{key: ec, pub: &ec.PublicKey}, nil
+}
+
+func (p *softwareProtector) newSealingKey() (*identityKey, error) {
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("create sealing key: %w", err)
+	}
+	return &identityKey{protection: ProtectionSoftware, pkcs8: k.Bytes()}, nil
+}
+
+func (p *softwareProtector) sealingKey(k *identityKey) (*ecdh.PrivateKey, error) {
+	if k.protection != ProtectionSoftware {
+		return nil, fmt.Errorf("%w: sealing key is %s, protector is software", ErrWrongProtector, k.protection)
+	}
+	priv, err := scalarKey(k.pkcs8)
+	if err != nil {
+		return nil, corrupt("sealing key", err)
+	}
+	return priv, nil
+}
+
+func (p *softwareProtector) sealingPublic(k *identityKey) (*ecdh.PublicKey, error) {
+	priv, err := p.sealingKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return priv.PublicKey(), nil
+}
+
+func (p *softwareProtector) zgen(k *identityKey, peer *ecdh.PublicKey) ([]byte, error) {
+	priv, err := p.sealingKey(k)
+	if err != nil {
+		return nil, err
+	}
+	z, err := priv.ECDH(peer)
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	return z, nil
 }
 
 // softSigner is the software identity key. Like the TPM signer it signs

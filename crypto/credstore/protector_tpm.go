@@ -2,6 +2,7 @@ package credstore
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"slices"
@@ -221,6 +222,39 @@ func (p *tpmProtector) newIdentityKey() (*identityKey, error) {
 		return nil, fmt.Errorf("create identity key: %w", err)
 	}
 	return &identityKey{protection: ProtectionTPM, tpmBlob: b}, nil
+}
+
+func (p *tpmProtector) newSealingKey() (*identityKey, error) {
+	b, err := p.t.CreateECDHKey()
+	if err != nil {
+		return nil, fmt.Errorf("create sealing key: %w", err)
+	}
+	return &identityKey{protection: ProtectionTPM, tpmBlob: b}, nil
+}
+
+func (p *tpmProtector) sealingPublic(k *identityKey) (*ecdh.PublicKey, error) {
+	if k.protection != ProtectionTPM {
+		return nil, fmt.Errorf("%w: sealing key is %s, protector is a TPM", ErrWrongProtector, k.protection)
+	}
+	info, err := tpm.ECDHKey(k.tpmBlob)
+	if err != nil {
+		return nil, corrupt("sealing key", err)
+	}
+	return info.Public, nil
+}
+
+func (p *tpmProtector) zgen(k *identityKey, peer *ecdh.PublicKey) ([]byte, error) {
+	if k.protection != ProtectionTPM {
+		return nil, fmt.Errorf("%w: sealing key is %s, protector is a TPM", ErrWrongProtector, k.protection)
+	}
+	z, err := p.t.ECDHZGen(k.tpmBlob, peer)
+	if errors.Is(err, tpm.ErrBadBlob) {
+		return nil, corrupt("sealing key", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	return z, nil
 }
 
 func (p *tpmProtector) loadSigner(k *identityKey) (signer, error) {

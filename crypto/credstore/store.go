@@ -115,7 +115,7 @@ func (s *Store) open() error {
 			return nil
 		}
 		complete = true
-		for _, name := range [][]byte{bucketValues, bucketIdentity} {
+		for _, name := range [][]byte{bucketValues, bucketIdentity, bucketSealed} {
 			b := top.Bucket(name)
 			if b == nil {
 				complete = false
@@ -144,7 +144,7 @@ func (s *Store) open() error {
 			if err != nil {
 				return err
 			}
-			for _, name := range [][]byte{bucketMeta, bucketValues, bucketIdentity} {
+			for _, name := range [][]byte{bucketMeta, bucketValues, bucketIdentity, bucketSealed} {
 				if _, err := top.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}

@@ -133,7 +133,15 @@ func (s *Store) Delete(name string) error {
 		if b.Get([]byte(name)) == nil {
 			return ErrNotFound
 		}
-		return b.Delete([]byte(name))
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		// A value filled from a sealed one may be filled again.
+		sb, err := nested(tx, bucketSealed)
+		if err != nil {
+			return err
+		}
+		return sb.Delete([]byte(name))
 	})
 	if err != nil {
 		return fmt.Errorf("delete %q: %w", name, err)

@@ -56,6 +56,15 @@ type Device struct {
 	Firmware        string `json:"firmware,omitempty"`
 	SecurityVersion uint64 `json:"security_version,omitempty"`
 	LockdownOK      *bool  `json:"lockdown_ok,omitempty"`
+	// ConfigVersion, Stale and StaleRole come from the last report's
+	// provisioning state: the configuration document the phone runs and
+	// whether its director metadata expired (a freeze or a replay).
+	ConfigVersion uint64 `json:"config_version,omitempty"`
+	Stale         bool   `json:"stale,omitempty"`
+	StaleRole     string `json:"stale_role,omitempty"`
+	// SealingKey is true when the fleet holds the phone's sealing key
+	// (it can be sent secrets).
+	SealingKey bool `json:"sealing_key,omitempty"`
 }
 
 // InventoryPage is one page of devices.

@@ -42,6 +42,13 @@ type EnrolStartRequest struct {
 	// key and signature count: the certificate's subject comes from the
 	// fleet's device record.
 	CSR []byte `json:"csr"`
+	// SealingPublic is the TPMT_PUBLIC of the phone's sealing key (the
+	// ECDH key the fleet seals its secrets to), when it has one. The
+	// server then makes a second credential for that key's Name, which
+	// the same TPM must activate: the key is bound to the enrolled TPM.
+	// Optional: a phone without it enrols as before and is sent no
+	// secrets.
+	SealingPublic []byte `json:"sealing_public,omitempty"`
 }
 
 // Validate checks presence and sizes.
@@ -57,7 +64,13 @@ func (r *EnrolStartRequest) Validate() error {
 	if err := sized("identity_public", r.IdentityPublic, 1, maxIdentityPublic); err != nil {
 		return err
 	}
-	return sized("csr", r.CSR, 1, maxCSR)
+	if err := sized("csr", r.CSR, 1, maxCSR); err != nil {
+		return err
+	}
+	if r.SealingPublic != nil {
+		return sized("sealing_public", r.SealingPublic, 1, maxIdentityPublic)
+	}
+	return nil
 }
 
 // EnrolStartResponse is the credential: only the TPM holding the EK, with
@@ -71,6 +84,11 @@ type EnrolStartResponse struct {
 	EncryptedSecret []byte `json:"encrypted_secret"`
 	// ExpiresAt is when the round ends; finish before it.
 	ExpiresAt time.Time `json:"expires_at"`
+	// SealingCredentialBlob and SealingEncryptedSecret are the second
+	// credential, for the sealing key's Name, present when the request
+	// carried SealingPublic.
+	SealingCredentialBlob  []byte `json:"sealing_credential_blob,omitempty"`
+	SealingEncryptedSecret []byte `json:"sealing_encrypted_secret,omitempty"`
 }
 
 // Validate checks presence and sizes (a phone hands the blobs to its TPM).
@@ -81,7 +99,19 @@ func (r *EnrolStartResponse) Validate() error {
 	if err := sized("credential_blob", r.CredentialBlob, 1, maxCredentialBlob); err != nil {
 		return err
 	}
-	return sized("encrypted_secret", r.EncryptedSecret, 1, maxEncSecret)
+	if err := sized("encrypted_secret", r.EncryptedSecret, 1, maxEncSecret); err != nil {
+		return err
+	}
+	if (r.SealingCredentialBlob == nil) != (r.SealingEncryptedSecret == nil) {
+		return fmt.Errorf("sealing credential: blob and encrypted secret go together")
+	}
+	if r.SealingCredentialBlob != nil {
+		if err := sized("sealing_credential_blob", r.SealingCredentialBlob, 1, maxCredentialBlob); err != nil {
+			return err
+		}
+		return sized("sealing_encrypted_secret", r.SealingEncryptedSecret, 1, maxEncSecret)
+	}
+	return nil
 }
 
 // Secret is the activated credential secret. It never prints or logs; it
@@ -101,19 +131,23 @@ func (Secret) GoString() string { return "api.Secret(REDACTED)" }
 type EnrolFinishRequest struct {
 	ChallengeID string `json:"challenge_id"`
 	Secret      Secret `json:"secret"`
+	// SealingSecret is the second credential's secret, when the round
+	// has one.
+	SealingSecret Secret `json:"sealing_secret,omitempty"`
 }
 
-// MarshalJSON sends the secret as base64; Secret alone would marshal so
-// too, but spelling it out keeps the one place that puts it on the wire
+// MarshalJSON sends the secrets as base64; Secret alone would marshal so
+// too, but spelling it out keeps the one place that puts them on the wire
 // here.
 func (r EnrolFinishRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		ChallengeID string `json:"challenge_id"`
-		Secret      []byte `json:"secret"`
-	}{r.ChallengeID, []byte(r.Secret)})
+		ChallengeID   string `json:"challenge_id"`
+		Secret        []byte `json:"secret"`
+		SealingSecret []byte `json:"sealing_secret,omitempty"`
+	}{r.ChallengeID, []byte(r.Secret), []byte(r.SealingSecret)})
 }
 
-// LogValue keeps the secret out of logs.
+// LogValue keeps the secrets out of logs.
 func (r EnrolFinishRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("challenge_id", r.ChallengeID), slog.String("secret", "REDACTED"))
 }
@@ -123,7 +157,13 @@ func (r *EnrolFinishRequest) Validate() error {
 	if err := checkHexID("challenge_id", r.ChallengeID, 32); err != nil {
 		return err
 	}
-	return sized("secret", r.Secret, minSecret, maxSecret)
+	if err := sized("secret", r.Secret, minSecret, maxSecret); err != nil {
+		return err
+	}
+	if r.SealingSecret != nil {
+		return sized("sealing_secret", r.SealingSecret, minSecret, maxSecret)
+	}
+	return nil
 }
 
 // RenewRequest asks for a new certificate for the same identity key, over

@@ -56,6 +56,18 @@ const (
 	// CodeLimit (429): a bound was reached (outstanding challenges of a
 	// TPM, live certificates of a device, requests in flight).
 	CodeLimit Code = "limit"
+	// CodeForbidden (403): an authenticated device asked for what is not
+	// its own (another device's director repository).
+	CodeForbidden Code = "forbidden"
+	// CodeSealingKey (403): the sealing key is not a TPM-resident key of
+	// the accepted shape, or its credential was not activated.
+	CodeSealingKey Code = "sealing_key"
+	// CodeNotListed (409): firmware assigned that the image repository
+	// does not list.
+	CodeNotListed Code = "not_listed"
+	// CodeNotConfigured (501): the server runs without the part asked for
+	// (no director, no image repository, no registrar).
+	CodeNotConfigured Code = "not_configured"
 	// CodeInternal (500): the server failed; nothing was changed.
 	CodeInternal Code = "internal"
 	// CodeUnavailable (503): the store cannot be reached; retry.
@@ -72,8 +84,12 @@ func (c Code) Status() int {
 	case CodeUnauthenticated:
 		return http.StatusUnauthorized
 	case CodeUntrustedEK, CodeNotEK, CodeNotAllowed, CodeIdentityKey, CodeReplay, CodeExpired,
-		CodeActivation, CodeRevoked, CodeRetired, CodePosture:
+		CodeActivation, CodeRevoked, CodeRetired, CodePosture, CodeForbidden, CodeSealingKey:
 		return http.StatusForbidden
+	case CodeNotListed:
+		return http.StatusConflict
+	case CodeNotConfigured:
+		return http.StatusNotImplemented
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeStale, CodeConflict:

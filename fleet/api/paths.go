@@ -31,7 +31,36 @@ const (
 	PathAdminSetting = "/v1/admin/settings/{key}"
 	// PathAdminMetrics: GET the server's counters (Metrics).
 	PathAdminMetrics = "/v1/admin/metrics"
+
+	// PathAdminConfig: GET, PUT (ConfigRequest → AssignmentResponse) or
+	// DELETE the configuration document of a group ({kind} "group",
+	// {name} the group) or of one device ("device", its ID).
+	PathAdminConfig = "/v1/admin/config/{kind}/{name}"
+	// PathAdminFirmware: GET, PUT (FirmwareRequest → AssignmentResponse)
+	// or DELETE the firmware assigned to a group or a device.
+	PathAdminFirmware = "/v1/admin/firmware/{kind}/{name}"
+	// PathAdminProvision: GET what the director publishes for one device
+	// (ProvisionStatus).
+	PathAdminProvision = "/v1/admin/devices/{id}/provision"
+	// PathAdminRotate: POST rotates the device's registrar passwords now
+	// (→ ProvisionStatus).
+	PathAdminRotate = "/v1/admin/devices/{id}/rotate"
+
+	// PathDirector is a device's director repository: GET, mutual TLS
+	// with that device's certificate only (any other is refused with
+	// 403); ETag and If-None-Match (304).
+	PathDirector = "/director/{id}/{file...}"
 )
+
+// DirectorBase is the base URL path of a device's director repository,
+// with the trailing slash (agent/uptane's HTTPFetcher takes it).
+func DirectorBase(id string) string { return "/director/" + id + "/" }
+
+// ScopePath fills {kind} and {name} of PathAdminConfig or
+// PathAdminFirmware.
+func ScopePath(path, kind, name string) string {
+	return fill(fill(path, "{kind}", kind), "{name}", name)
+}
 
 // DevicePath fills {id} of a device path (PathAdminDevice, PathAdminRevoke,
 // PathAdminRetire). The caller passes a validated device ID.

@@ -21,6 +21,10 @@ var ErrUnsupportedEK = errors.New("attest: unsupported EK type")
 // phone presents for TLS.
 var ErrIdentityKey = errors.New("attest: identity key refused")
 
+// ErrSealingKey is returned when a sealing key's public area is not a
+// TPM-generated, non-exportable ECC P-256 key-agreement key.
+var ErrSealingKey = errors.New("attest: sealing key refused")
+
 var (
 	errMalformed = errors.New("malformed TPMT_PUBLIC")
 	errName      = errors.New("identity name")

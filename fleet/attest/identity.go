@@ -35,6 +35,7 @@ const (
 	algECC        = 0x0023
 	algNull       = 0x0010
 	algECDSA      = 0x0018
+	algECDH       = 0x0019
 	curveNISTP256 = 0x0003
 )
 
@@ -88,6 +89,12 @@ func CheckIdentityKey(tpmtPublic []byte, tlsPublicKey crypto.PublicKey) (*Identi
 
 // parseIdentityPublic parses and checks the accepted shape.
 func parseIdentityPublic(b []byte) (*IdentityKey, error) {
+	return parseECCPublic(b, IdentityAttributes, algECDSA)
+}
+
+// parseECCPublic parses a canonical ECC P-256 TPMT_PUBLIC with exactly the
+// attributes attrsWant and the scheme schemeWant (with SHA-256).
+func parseECCPublic(b []byte, attrsWant uint32, schemeWant uint16) (*IdentityKey, error) {
 	if len(b) > MaxPublicArea {
 		return nil, fmt.Errorf("%w: %d bytes, want at most %d", errMalformed, len(b), MaxPublicArea)
 	}
@@ -117,10 +124,10 @@ func parseIdentityPublic(b []byte) (*IdentityKey, error) {
 	}{
 		{typ == algECC, "type", typ, algECC},
 		{nameAlg == algSHA256, "nameAlg", nameAlg, algSHA256},
-		{attrs == IdentityAttributes, "objectAttributes", attrs, IdentityAttributes},
+		{attrs == attrsWant, "objectAttributes", attrs, attrsWant},
 		{len(policy) == 0, "authPolicy size", len(policy), 0},
 		{sym == algNull, "symmetric", sym, algNull},
-		{scheme == algECDSA && schemeHash == algSHA256, "scheme", [2]uint16{scheme, schemeHash}, [2]uint16{algECDSA, algSHA256}},
+		{scheme == schemeWant && schemeHash == algSHA256, "scheme", [2]uint16{scheme, schemeHash}, [2]uint16{schemeWant, algSHA256}},
 		{curve == curveNISTP256, "curveID", curve, curveNISTP256},
 		{kdf == algNull, "kdf", kdf, algNull},
 		{len(x) == 32 && len(y) == 32, "point coordinate sizes", [2]int{len(x), len(y)}, [2]int{32, 32}},

@@ -28,6 +28,20 @@ type Attester interface {
 	Activate(ctx context.Context, ekType string, credentialBlob, encryptedSecret []byte) (api.Secret, error)
 }
 
+// SealingAttester is an Attester whose TPM also holds a sealing key (the
+// key the fleet seals secrets to: crypto/credstore's SealingAttestation
+// and ActivateSealingCredential). Enrol proves it to the fleet in the
+// same round when the attester implements this.
+type SealingAttester interface {
+	Attester
+	// SealingPublic returns the sealing key's TPMT_PUBLIC; nil when the
+	// phone has none.
+	SealingPublic(ctx context.Context) ([]byte, error)
+	// ActivateSealing has the TPM open the credential made for the
+	// sealing key and returns its secret.
+	ActivateSealing(ctx context.Context, ekType string, credentialBlob, encryptedSecret []byte) (api.Secret, error)
+}
+
 // EnrolStart sends the start of an enrolment round.
 func (c *Client) EnrolStart(ctx context.Context, req api.EnrolStartRequest) (*api.EnrolStartResponse, error) {
 	var out api.EnrolStartResponse
@@ -61,8 +75,14 @@ func (c *Client) Enrol(ctx context.Context, a Attester, key crypto.PublicKey, de
 	if err != nil {
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
-	start, err := c.EnrolStart(ctx, api.EnrolStartRequest{EKType: att.EKType, EKCert: att.EKCert,
-		IdentityPublic: att.IdentityPublic, CSR: att.CSR})
+	req := api.EnrolStartRequest{EKType: att.EKType, EKCert: att.EKCert, IdentityPublic: att.IdentityPublic, CSR: att.CSR}
+	sa, sealing := a.(SealingAttester)
+	if sealing {
+		if req.SealingPublic, err = sa.SealingPublic(ctx); err != nil {
+			return nil, fmt.Errorf("enrol: %w", err)
+		}
+	}
+	start, err := c.EnrolStart(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
@@ -71,7 +91,16 @@ func (c *Client) Enrol(ctx context.Context, a Attester, key crypto.PublicKey, de
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
 	defer clear(secret)
-	resp, err := c.EnrolFinish(ctx, api.EnrolFinishRequest{ChallengeID: start.ChallengeID, Secret: secret})
+	fin := api.EnrolFinishRequest{ChallengeID: start.ChallengeID, Secret: secret}
+	// A server that predates sealing keys sends no second credential: the
+	// phone enrols without, and is sent no secrets.
+	if sealing && req.SealingPublic != nil && start.SealingCredentialBlob != nil {
+		if fin.SealingSecret, err = sa.ActivateSealing(ctx, att.EKType, start.SealingCredentialBlob, start.SealingEncryptedSecret); err != nil {
+			return nil, fmt.Errorf("enrol: %w", err)
+		}
+		defer clear(fin.SealingSecret)
+	}
+	resp, err := c.EnrolFinish(ctx, fin)
 	if err != nil {
 		return nil, fmt.Errorf("enrol: %w", err)
 	}

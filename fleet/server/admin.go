@@ -103,6 +103,7 @@ func (s *Server) deviceView(r *http.Request, d store.Device) (api.Device, error)
 	ad := api.Device{ID: string(d.ID), Serial: d.Serial, Model: d.Model, Group: d.Group, EKSHA256: d.EK.String(),
 		State: string(d.State), EnrolledAt: d.EnrolledAt, StateChangedAt: d.StateChangedAt, LastSeen: d.LastSeen,
 		CertSerial: d.CurrentCertSerial.String(), CertNotAfter: d.CertNotAfter}
+	ad.SealingKey = d.SealingPublicKey != nil
 	rep, err := s.st.LatestReport(r.Context(), d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -111,6 +112,11 @@ func (s *Server) deviceView(r *http.Request, d store.Device) (api.Device, error)
 	default:
 		ok := rep.Lockdown.OK
 		ad.Firmware, ad.SecurityVersion, ad.LockdownOK = rep.Firmware.Version, rep.Firmware.SecurityVersion, &ok
+		// What the phone signed says how its provisioning is.
+		if full, err := api.ParseReport(rep.Signed); err == nil && full.Provisioning != nil {
+			p := full.Provisioning
+			ad.ConfigVersion, ad.Stale, ad.StaleRole = p.ConfigVersion, p.Stale, p.StaleRole
+		}
 	}
 	return ad, nil
 }
@@ -208,6 +214,12 @@ func (s *Server) changeState(w http.ResponseWriter, r *http.Request, admin strin
 		return storeError(string(to), err).with("device", string(id))
 	}
 	s.log.Info("device "+string(to), "device", string(id), "admin", admin, "reason", name)
+	if s.dir != nil {
+		// Its registrar accounts go now; the worker retries a failure.
+		if err := s.dir.Retired(r.Context(), id); err != nil {
+			s.log.Warn("director: device left the fleet", "device", string(id), "err", err)
+		}
+	}
 	if err := s.revoked(r); err != nil {
 		return err
 	}

@@ -7,7 +7,9 @@ import (
 )
 
 // TestDeps: the server is fleet code and the crypto policy, never the
-// phone's.
+// phone's; the director brings the phone's config parser (to validate
+// documents as the phone would) and the bundle reader (image targets).
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet/api", "fleet/attest", "fleet/ca", "fleet/store", "crypto/policy")
+	deptest.Only(t, "fleet", "crypto/policy", "agent/config", "agent/dialplan", "update/bundle")
+	deptest.Imports(t, "fleet/api", "fleet/attest", "fleet/ca", "fleet/configdoc", "fleet/director", "fleet/store", "crypto/policy")
 }

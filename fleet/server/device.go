@@ -166,6 +166,13 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) error {
 		return storeError("store report", err).with("device", string(p.device.ID))
 	}
 	s.metrics.add("checked_in")
+	if s.dir != nil && rep.Provisioning != nil {
+		// The report is stored whatever the director makes of it; a
+		// confirmation that fails is taken again at the next check-in.
+		if err := s.dir.Reported(r.Context(), p.device.ID, rep.Provisioning); err != nil {
+			s.log.Warn("director: check-in report", "device", string(p.device.ID), "err", err)
+		}
+	}
 	minSV, haveMin, err := store.SettingUint(r.Context(), s.st, store.SettingMinSecurityVersion)
 	if err != nil {
 		return storeError("minimum security version", err)

@@ -71,6 +71,12 @@ func (s *Server) enrolStart(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkReenrol(r, ekHash, pubDER); err != nil {
 		return err
 	}
+	var sealing *attest.SealingKey
+	if req.SealingPublic != nil {
+		if sealing, err = attest.CheckSealingKey(req.SealingPublic); err != nil {
+			return refuseErr(api.CodeSealingKey, err, "sealing key refused").with("ek", ekHash.String(), "serial", allowed.Serial)
+		}
+	}
 	secret := make([]byte, attest.MaxSecret)
 	// crypto/rand.Read never returns an error.
 	_, _ = rand.Read(secret)
@@ -88,14 +94,29 @@ func (s *Server) enrolStart(w http.ResponseWriter, r *http.Request) error {
 		CreatedAt:         now,
 		ExpiresAt:         now.Add(s.o.challengeLifetime),
 	}
+	resp := api.EnrolStartResponse{ChallengeID: c.ID.String(), CredentialBlob: blob, EncryptedSecret: enc, ExpiresAt: store.NormTime(c.ExpiresAt)}
+	if sealing != nil {
+		// A second credential, for the sealing key's Name, with its own
+		// secret: only a TPM holding both keys next to the EK answers
+		// both.
+		sealSecret := make([]byte, attest.MaxSecret)
+		// crypto/rand.Read never returns an error.
+		_, _ = rand.Read(sealSecret)
+		defer clear(sealSecret)
+		sblob, senc, err := attest.MakeCredential(ek.PublicKey, sealing.Name, sealSecret)
+		if err != nil {
+			return refuseErr(api.CodeNotEK, err, "make sealing credential").with("ek", ekHash.String())
+		}
+		c.SealingPublicKey, c.SealingSecretHash = sealing.SPKI, sha256.Sum256(sealSecret)
+		resp.SealingCredentialBlob, resp.SealingEncryptedSecret = sblob, senc
+	}
 	if err := s.st.PutChallenge(r.Context(), c); err != nil {
 		return storeError("store challenge", err).with("ek", ekHash.String())
 	}
 	s.metrics.add("challenges")
-	s.log.Info("enrolment challenge", "ek", ekHash.String(), "serial", allowed.Serial, "challenge", c.ID.String())
-	writeJSON(w, http.StatusOK, api.EnrolStartResponse{
-		ChallengeID: c.ID.String(), CredentialBlob: blob, EncryptedSecret: enc, ExpiresAt: store.NormTime(c.ExpiresAt),
-	})
+	s.log.Info("enrolment challenge", "ek", ekHash.String(), "serial", allowed.Serial, "challenge", c.ID.String(),
+		"sealing_key", sealing != nil)
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -135,6 +156,7 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer clear(req.Secret)
+	defer clear(req.SealingSecret)
 	id, err := store.ParseChallengeID(req.ChallengeID)
 	if err != nil {
 		return refuse(api.CodeBadRequest, "%v", err)
@@ -153,6 +175,15 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 	if subtle.ConstantTimeCompare(sum[:], c.SecretHash[:]) != 1 {
 		return refuse(api.CodeActivation, "the secret is not the credential's: the identity key is not in the TPM of that EK").with("challenge", id.String(), "ek", c.EK.String())
 	}
+	switch {
+	case c.SealingPublicKey == nil && req.SealingSecret != nil:
+		return refuse(api.CodeBadRequest, "a sealing secret for a round without a sealing key").with("challenge", id.String())
+	case c.SealingPublicKey != nil:
+		ss := sha256.Sum256(req.SealingSecret)
+		if req.SealingSecret == nil || subtle.ConstantTimeCompare(ss[:], c.SealingSecretHash[:]) != 1 {
+			return refuse(api.CodeSealingKey, "the sealing secret is not the credential's: the sealing key is not in the TPM of that EK").with("challenge", id.String(), "ek", c.EK.String())
+		}
+	}
 	allowed, err := s.st.LookupAllowed(r.Context(), c.EK)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(api.CodeNotAllowed, "this TPM left the allow-list").with("ek", c.EK.String())
@@ -168,7 +199,8 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		d := store.Device{ID: store.NewDeviceID(), Serial: allowed.Serial, Model: allowed.Model, Group: allowed.Group,
-			EK: c.EK, IdentityPublicKey: c.IdentityPublicKey, State: store.StateEnrolled, EnrolledAt: now}
+			EK: c.EK, IdentityPublicKey: c.IdentityPublicKey, State: store.StateEnrolled, EnrolledAt: now,
+			SealingPublicKey: c.SealingPublicKey}
 		cert, der, err := s.issue(r, d, pub, now)
 		if err != nil {
 			return err
@@ -180,6 +212,7 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 		s.log.Info("device enrolled", "device", string(d.ID), "serial", d.Serial, "model", d.Model, "group", d.Group,
 			"ek", c.EK.String(), "cert_serial", cert.Serial.String(), "not_after", cert.NotAfter)
 		s.writeCert(w, d.ID, der, cert)
+		s.enrolled(r, d.ID)
 		return nil
 	case err != nil:
 		return storeError("look up device", err)
@@ -193,12 +226,18 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if c.SealingPublicKey != nil {
+		if err := s.st.SetSealingKey(r.Context(), existing.ID, c.SealingPublicKey); err != nil {
+			return storeError("sealing key", err).with("device", string(existing.ID))
+		}
+	}
 	if err := s.st.AddCert(r.Context(), cert); err != nil {
 		return storeError("add certificate", err).with("device", string(existing.ID))
 	}
 	s.metrics.add("reenrolled")
 	s.log.Info("device re-enrolled", "device", string(existing.ID), "serial", existing.Serial, "cert_serial", cert.Serial.String())
 	s.writeCert(w, existing.ID, der, cert)
+	s.enrolled(r, existing.ID)
 	return nil
 }
 

@@ -100,8 +100,13 @@ func (s *Server) endpoint(name string, h func(http.ResponseWriter, *http.Request
 			attrs = append(attrs, "err", rf.cause.Error())
 		}
 		level := slog.LevelWarn
-		if rf.code.Status() >= 500 {
+		switch {
+		case rf.code.Status() >= 500:
 			level = slog.LevelError
+		case name == "director" && rf.code == api.CodeNotFound:
+			// A TUF client probes for the next root version at every
+			// refresh: a 404 there is the normal answer.
+			level = slog.LevelDebug
 		}
 		s.refusals.log(level, "request refused", attrs...)
 		writeError(w, rf)
@@ -259,6 +264,12 @@ func (m *metrics) snapshot() map[string]uint64 {
 func (s *Server) Metrics() map[string]uint64 { return s.metrics.snapshot() }
 
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request, _ string) error {
-	writeJSON(w, http.StatusOK, api.Metrics{Counters: s.metrics.snapshot()})
+	c := s.metrics.snapshot()
+	if s.dir != nil {
+		for k, v := range s.dir.Counters() {
+			c["director."+k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, api.Metrics{Counters: c})
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hardphone/hardphone/crypto/policy"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/ca"
+	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
@@ -59,6 +60,9 @@ type Config struct {
 	// Certificate is the server's TLS certificate (its chain and key),
 	// for Serve; TLSConfig refuses without it.
 	Certificate *tls.Certificate
+	// Director serves each device's director repository and the admin
+	// assignment endpoints; nil: they answer not_configured.
+	Director *director.Service
 }
 
 // Option adjusts a server.
@@ -176,6 +180,7 @@ type Server struct {
 	crl      crlCache
 	slots    chan struct{} // request slots; cap is maxInFlight
 	handler  http.Handler
+	dir      *director.Service // nil without a director
 }
 
 // New checks cfg and builds a server.
@@ -231,6 +236,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		refusals: newRateLog(log, 20, time.Second),
 		metrics:  newMetrics(),
 		slots:    make(chan struct{}, o.maxInFlight),
+		dir:      cfg.Director,
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -258,6 +264,15 @@ func (s *Server) routes() http.Handler {
 	handle("PUT "+api.PathAdminSetting, "admin_setting_put", s.admin(s.putSetting))
 	handle("DELETE "+api.PathAdminSetting, "admin_setting_delete", s.admin(s.deleteSetting))
 	handle("GET "+api.PathAdminMetrics, "admin_metrics", s.admin(s.getMetrics))
+	handle("GET "+api.PathDirector, "director", s.directorFile)
+	handle("GET "+api.PathAdminConfig, "admin_config_get", s.admin(s.getAssignment))
+	handle("PUT "+api.PathAdminConfig, "admin_config_put", s.admin(s.putConfig))
+	handle("DELETE "+api.PathAdminConfig, "admin_config_delete", s.admin(s.deleteConfig))
+	handle("GET "+api.PathAdminFirmware, "admin_firmware_get", s.admin(s.getAssignment))
+	handle("PUT "+api.PathAdminFirmware, "admin_firmware_put", s.admin(s.putFirmware))
+	handle("DELETE "+api.PathAdminFirmware, "admin_firmware_delete", s.admin(s.deleteFirmware))
+	handle("GET "+api.PathAdminProvision, "admin_provision", s.admin(s.getProvision))
+	handle("POST "+api.PathAdminRotate, "admin_rotate", s.admin(s.rotate))
 	// Everything else: 404 in the API's error shape.
 	mux.Handle("/", s.endpoint("unknown", func(http.ResponseWriter, *http.Request) error {
 		return refuse(api.CodeNotFound, "no such endpoint")

@@ -79,6 +79,12 @@ type Challenge struct {
 	// CreatedAt and ExpiresAt bound the round; ExpiresAt - CreatedAt is at
 	// most MaxChallengeLifetime.
 	CreatedAt, ExpiresAt time.Time
+	// SealingPublicKey is the phone's sealing key (DER
+	// SubjectPublicKeyInfo) when it sent one, with SealingSecretHash the
+	// SHA-256 of the second credential's secret, made for that key's Name;
+	// both empty otherwise.
+	SealingPublicKey  []byte
+	SealingSecretHash [32]byte
 }
 
 // Validate checks every field.
@@ -107,6 +113,14 @@ func (c Challenge) Validate() error {
 	if life := c.ExpiresAt.Sub(c.CreatedAt); life <= 0 || life > MaxChallengeLifetime {
 		return fmt.Errorf("%w: challenge %s: lifetime %v, want (0, %v]", ErrInvalid, c.ID, life, MaxChallengeLifetime)
 	}
+	if (c.SealingPublicKey == nil) != (c.SealingSecretHash == [32]byte{}) {
+		return fmt.Errorf("%w: challenge %s: a sealing key needs its secret hash and the other way round", ErrInvalid, c.ID)
+	}
+	if c.SealingPublicKey != nil {
+		if err := CheckSealingKey(c.SealingPublicKey); err != nil {
+			return fmt.Errorf("challenge %s: %w", c.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -117,6 +131,7 @@ func (c Challenge) LogValue() slog.Value {
 		slog.String("id", c.ID.String()),
 		slog.String("ek", c.EK.String()),
 		slog.String("secret_hash", "REDACTED"),
+		slog.String("sealing_secret_hash", "REDACTED"),
 		slog.Time("expires_at", c.ExpiresAt),
 	)
 }

@@ -107,6 +107,10 @@ type Device struct {
 	// issued last (CreateDevice or AddCert).
 	CurrentCertSerial CertSerial
 	CertNotAfter      time.Time
+	// SealingPublicKey is the TPM-resident key the fleet seals the
+	// device's secrets to (DER SubjectPublicKeyInfo), proven at
+	// enrolment; nil when the phone enrolled without one.
+	SealingPublicKey []byte
 }
 
 // Validate checks every field a caller sets for CreateDevice.
@@ -135,6 +139,11 @@ func (d Device) Validate() error {
 	if err := checkTime("enrolled_at", d.EnrolledAt); err != nil {
 		return fmt.Errorf("device %s: %w", d.ID, err)
 	}
+	if d.SealingPublicKey != nil {
+		if err := CheckSealingKey(d.SealingPublicKey); err != nil {
+			return fmt.Errorf("device %s: %w", d.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -162,6 +171,9 @@ func ValidateNewDevice(d Device, first Cert) (Device, Cert, error) {
 	}
 	first = first.norm()
 	d.IdentityPublicKey = append([]byte(nil), d.IdentityPublicKey...)
+	if d.SealingPublicKey != nil {
+		d.SealingPublicKey = append([]byte(nil), d.SealingPublicKey...)
+	}
 	d.EnrolledAt = NormTime(d.EnrolledAt)
 	d.StateChangedAt = d.EnrolledAt
 	d.LastSeen = d.EnrolledAt

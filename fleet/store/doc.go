@@ -1,6 +1,9 @@
 // Package store is the fleet server's storage contract: the Store interface,
 // its record types (allow-list entries, enrolment challenges, devices,
-// issued certificates, check-in reports, fleet settings), their validation
+// issued certificates, check-in reports, fleet settings, and for the
+// director: configuration and firmware assignments per group and device,
+// and each device's provisioning state, opaque here and written by
+// compare-and-swap so replicas never overwrite each other), their validation
 // and the sentinel errors every implementation returns.
 //
 // Two implementations satisfy it and pass the same conformance suite

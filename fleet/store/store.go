@@ -121,6 +121,33 @@ type Store interface {
 	// DeleteSetting unsets a fleet setting; ErrNotFound when not set.
 	DeleteSetting(ctx context.Context, key SettingKey) error
 
+	// SetSealingKey records the sealing public key (DER
+	// SubjectPublicKeyInfo) a re-enrolment proved for an enrolled device
+	// (ErrState otherwise, ErrNotFound for no device).
+	SetSealingKey(ctx context.Context, id DeviceID, spki []byte) error
+
+	// GetAssignment returns a group's or a device's assignment, or
+	// ErrNotFound.
+	GetAssignment(ctx context.Context, s Scope) (Assignment, error)
+	// PutAssignment writes a (Config, Firmware, UpdatedAt, UpdatedBy) if
+	// the stored revision is prev (0: none stored yet), and returns it as
+	// stored, with Revision prev+1; another revision is ErrState. A device
+	// scope needs the device (ErrNotFound).
+	PutAssignment(ctx context.Context, a Assignment, prev uint64) (Assignment, error)
+	// DeleteAssignment removes an assignment; ErrNotFound when none.
+	DeleteAssignment(ctx context.Context, s Scope) error
+
+	// GetProvision returns a device's provisioning state, or ErrNotFound.
+	GetProvision(ctx context.Context, id DeviceID) (Provision, error)
+	// PutProvision writes p if the stored revision is prev (0: none yet)
+	// and returns it with Rev prev+1; another revision is ErrState, so of
+	// replicas racing on one device one wins and the others start again.
+	// The device must exist (ErrNotFound).
+	PutProvision(ctx context.Context, p Provision, prev uint64) (Provision, error)
+	// ListProvisionDue returns up to limit (1..MaxPageSize) devices whose
+	// DueAt is not after before, earliest first.
+	ListProvisionDue(ctx context.Context, before time.Time, limit int) ([]DeviceID, error)
+
 	// Close releases the database. Calls after Close fail.
 	Close() error
 }

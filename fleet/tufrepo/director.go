@@ -110,6 +110,10 @@ func OpenDirector(repoDir string, keys OnlineKeys, opts ...Option) (*Director, e
 	return NewDirector(roots, keys, r.life, opts...)
 }
 
+// Lifetimes are the director's role lifetimes (from its repository's
+// repo.json): how often hpfleet must re-sign a device's timestamp.
+func (d *Director) Lifetimes() Lifetimes { return d.life }
+
 // TargetsThreshold is how many signatures a device's targets needs.
 func (d *Director) TargetsThreshold() int {
 	_, th, _ := roleKeys(d.root, RoleTargets)

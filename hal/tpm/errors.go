@@ -47,6 +47,7 @@ var (
 	errBadPCR        = errors.New("tpm: PCR index out of range")
 	errNotSigningKey = errors.New("tpm: blob is not an ECC P-256 signing key")
 	errDigest        = errors.New("tpm: signer takes SHA-256 digests only")
+	errNotECDHKey    = errors.New("tpm: blob is not an ECC P-256 key-agreement key")
 )
 
 // responseSizeError reports a response header whose size field cannot be

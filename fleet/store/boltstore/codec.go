@@ -41,10 +41,17 @@ type chalRec struct {
 	SecretHash        []byte    `json:"secret_hash"`
 	CreatedAt         time.Time `json:"created_at"`
 	ExpiresAt         time.Time `json:"expires_at"`
+	// Schema 2.
+	SealingPublicKey  []byte `json:"sealing_public_key,omitempty"`
+	SealingSecretHash []byte `json:"sealing_secret_hash,omitempty"`
 }
 
 func encChal(c store.Challenge) ([]byte, error) {
-	return json.Marshal(chalRec{c.EK[:], c.AKName, c.IdentityPublicKey, c.SecretHash[:], c.CreatedAt, c.ExpiresAt})
+	r := chalRec{c.EK[:], c.AKName, c.IdentityPublicKey, c.SecretHash[:], c.CreatedAt, c.ExpiresAt, c.SealingPublicKey, nil}
+	if c.SealingPublicKey != nil {
+		r.SealingSecretHash = c.SealingSecretHash[:]
+	}
+	return json.Marshal(r)
 }
 
 func decChal(id, v []byte) (store.Challenge, error) {
@@ -60,6 +67,13 @@ func decChal(id, v []byte) (store.Challenge, error) {
 	copy(c.ID[:], id)
 	copy(c.EK[:], r.EK)
 	copy(c.SecretHash[:], r.SecretHash)
+	if r.SealingPublicKey != nil {
+		if len(r.SealingSecretHash) != 32 {
+			return store.Challenge{}, fmt.Errorf("decode challenge %x: sealing secret hash %d bytes, want 32", id, len(r.SealingSecretHash))
+		}
+		c.SealingPublicKey = r.SealingPublicKey
+		copy(c.SealingSecretHash[:], r.SealingSecretHash)
+	}
 	return c, nil
 }
 
@@ -75,11 +89,13 @@ type devRec struct {
 	LastSeen          time.Time `json:"last_seen"`
 	CertSerial        []byte    `json:"cert_serial"`
 	CertNotAfter      time.Time `json:"cert_not_after"`
+	// Schema 2.
+	SealingPublicKey []byte `json:"sealing_public_key,omitempty"`
 }
 
 func encDev(d store.Device) ([]byte, error) {
 	return json.Marshal(devRec{d.Serial, d.Model, d.Group, d.EK[:], d.IdentityPublicKey, string(d.State),
-		d.EnrolledAt, d.StateChangedAt, d.LastSeen, d.CurrentCertSerial[:], d.CertNotAfter})
+		d.EnrolledAt, d.StateChangedAt, d.LastSeen, d.CurrentCertSerial[:], d.CertNotAfter, d.SealingPublicKey})
 }
 
 func decDev(id, v []byte) (store.Device, error) {
@@ -93,7 +109,7 @@ func decDev(id, v []byte) (store.Device, error) {
 	d := store.Device{ID: store.DeviceID(id), Serial: r.Serial, Model: r.Model, Group: r.Group,
 		IdentityPublicKey: r.IdentityPublicKey, State: store.DeviceState(r.State),
 		EnrolledAt: r.EnrolledAt.UTC(), StateChangedAt: r.StateChangedAt.UTC(), LastSeen: r.LastSeen.UTC(),
-		CertNotAfter: r.CertNotAfter.UTC()}
+		CertNotAfter: r.CertNotAfter.UTC(), SealingPublicKey: r.SealingPublicKey}
 	copy(d.EK[:], r.EK)
 	copy(d.CurrentCertSerial[:], r.CertSerial)
 	return d, nil

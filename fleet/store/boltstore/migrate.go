@@ -27,6 +27,9 @@ var (
 	bCRL         = []byte("crl")          // its sequence numbers CRLs
 	bReports     = []byte("reports")      // device ID -> bucket: seq BE -> reportRec
 	bSettings    = []byte("settings")     // key -> value
+	bAssign      = []byte("assign")       // kind 0x00 name -> assignRec
+	bProv        = []byte("prov")         // device ID -> provRec
+	bProvDue     = []byte("prov_due")     // due µs BE || device ID -> nil
 
 	keySchema = []byte("schema")
 )
@@ -47,6 +50,14 @@ var migrations = []migration{
 	{1, "fleet store: allow-list, challenges, devices, certificates, reports, settings", func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bAllow, bAllowSerial, bChal, bChalEK, bChalExp, bDev, bDevEK,
 			bDevSerial, bCert, bCertDev, bCertRevoked, bCRL, bReports, bSettings} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	}},
+	{2, "director: sealing keys, assignments, provisioning state", func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bAssign, bProv, bProvDue} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

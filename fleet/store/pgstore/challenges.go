@@ -41,15 +41,26 @@ func (s *Store) PutChallenge(ctx context.Context, c store.Challenge) error {
 			return fmt.Errorf("%w: EK %s has %d challenges outstanding", store.ErrLimit, c.EK, live)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO hpfleet.challenges
-			(id, ek_hash, ak_name, identity_public_key, secret_hash, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			c.ID[:], c.EK[:], c.AKName, c.IdentityPublicKey, c.SecretHash[:], c.CreatedAt, c.ExpiresAt)
+			(id, ek_hash, ak_name, identity_public_key, secret_hash, created_at, expires_at,
+			 sealing_public_key, sealing_secret_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			c.ID[:], c.EK[:], c.AKName, c.IdentityPublicKey, c.SecretHash[:], c.CreatedAt, c.ExpiresAt,
+			c.SealingPublicKey, sealingHash(c))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("put challenge %s: %w", c.ID, classify(err))
 	}
 	return nil
+}
+
+// sealingHash is the column value of a challenge's sealing secret hash:
+// NULL without a sealing key.
+func sealingHash(c store.Challenge) []byte {
+	if c.SealingPublicKey == nil {
+		return nil
+	}
+	return c.SealingSecretHash[:]
 }
 
 // ConsumeChallenge implements store.Store: one DELETE ... RETURNING. Of
@@ -63,10 +74,11 @@ func (s *Store) ConsumeChallenge(ctx context.Context, id store.ChallengeID, now 
 		return store.Challenge{}, err
 	}
 	c := store.Challenge{ID: id}
-	var ek, secret []byte
+	var ek, secret, sealSecret []byte
 	err := s.pool.QueryRow(ctx, `DELETE FROM hpfleet.challenges WHERE id = $1
-		RETURNING ek_hash, ak_name, identity_public_key, secret_hash, created_at, expires_at`, id[:]).
-		Scan(&ek, &c.AKName, &c.IdentityPublicKey, &secret, &c.CreatedAt, &c.ExpiresAt)
+		RETURNING ek_hash, ak_name, identity_public_key, secret_hash, created_at, expires_at,
+			sealing_public_key, sealing_secret_hash`, id[:]).
+		Scan(&ek, &c.AKName, &c.IdentityPublicKey, &secret, &c.CreatedAt, &c.ExpiresAt, &c.SealingPublicKey, &sealSecret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -78,6 +90,12 @@ func (s *Store) ConsumeChallenge(ctx context.Context, id store.ChallengeID, now 
 	}
 	copy(c.EK[:], ek)
 	copy(c.SecretHash[:], secret)
+	if c.SealingPublicKey != nil {
+		if len(sealSecret) != len(c.SealingSecretHash) {
+			return store.Challenge{}, fmt.Errorf("consume challenge %s: stored sealing secret hash of %d bytes", id, len(sealSecret))
+		}
+		copy(c.SealingSecretHash[:], sealSecret)
+	}
 	c.CreatedAt, c.ExpiresAt = c.CreatedAt.UTC(), c.ExpiresAt.UTC()
 	if !c.ExpiresAt.After(store.NormTime(now)) {
 		return c, fmt.Errorf("consume challenge %s: %w at %v", id, store.ErrExpired, c.ExpiresAt)

@@ -12,7 +12,7 @@ import (
 )
 
 const deviceColumns = `id, serial, model, grp, ek_hash, identity_public_key, state,
-	enrolled_at, state_changed_at, last_seen, cert_serial, cert_not_after`
+	enrolled_at, state_changed_at, last_seen, cert_serial, cert_not_after, sealing_public_key`
 
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var (
@@ -21,7 +21,7 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 		ek, serial []byte
 	)
 	err := row.Scan(&id, &d.Serial, &d.Model, &d.Group, &ek, &d.IdentityPublicKey, &state,
-		&d.EnrolledAt, &d.StateChangedAt, &d.LastSeen, &serial, &d.CertNotAfter)
+		&d.EnrolledAt, &d.StateChangedAt, &d.LastSeen, &serial, &d.CertNotAfter, &d.SealingPublicKey)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -56,9 +56,9 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device, first store.Ce
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO hpfleet.devices (`+deviceColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			string(d.ID), d.Serial, d.Model, d.Group, d.EK[:], d.IdentityPublicKey, string(d.State),
-			d.EnrolledAt, d.StateChangedAt, d.LastSeen, d.CurrentCertSerial[:], d.CertNotAfter)
+			d.EnrolledAt, d.StateChangedAt, d.LastSeen, d.CurrentCertSerial[:], d.CertNotAfter, d.SealingPublicKey)
 		if err != nil {
 			return err
 		}

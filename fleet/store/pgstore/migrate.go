@@ -118,6 +118,30 @@ CREATE TABLE hpfleet.settings (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 `},
+	{2, "director: sealing keys, assignments, provisioning state", `
+ALTER TABLE hpfleet.devices ADD COLUMN sealing_public_key bytea;
+ALTER TABLE hpfleet.challenges ADD COLUMN sealing_public_key bytea,
+	ADD COLUMN sealing_secret_hash bytea CHECK (octet_length(sealing_secret_hash) = 32);
+
+CREATE TABLE hpfleet.assignments (
+	kind       text COLLATE "C" NOT NULL CHECK (kind IN ('group', 'device')),
+	name       text COLLATE "C" NOT NULL,
+	revision   bigint NOT NULL CHECK (revision > 0),
+	config     bytea,
+	firmware   jsonb,
+	updated_at timestamptz NOT NULL,
+	updated_by text COLLATE "C" NOT NULL,
+	PRIMARY KEY (kind, name)
+);
+
+CREATE TABLE hpfleet.provision (
+	device_id text COLLATE "C" PRIMARY KEY REFERENCES hpfleet.devices (id),
+	rev       bigint NOT NULL CHECK (rev > 0),
+	due_at    timestamptz NOT NULL,
+	data      bytea NOT NULL
+);
+CREATE INDEX provision_due ON hpfleet.provision (due_at);
+`},
 }
 
 // SchemaVersion is the schema this binary writes: the last migration.
