@@ -303,8 +303,8 @@ func (e *env) seedDevices(t *testing.T, n int) []store.DeviceID {
 				Slots:        []store.SlotReport{{Name: "A", Version: "1.4.1", SecurityVersion: 4, Booted: true, Good: true}},
 				Boot:         store.BootState{Slot: "A", AttemptsLeft: 3, MarkedGood: true},
 				CertNotAfter: c.NotAfter, Lockdown: store.LockdownResult{OK: true},
-				Counters:     map[string]uint64{"sip_refused": uint64(r * (i + 2)), "srtp_auth_fail": uint64(r * r)},
-				Uptime:       time.Duration(r+1) * time.Hour, Signed: []byte(`{"report":` + strconv.Itoa(r) + `}`)}
+				Counters: map[string]uint64{"sip_refused": uint64(r * (i + 2)), "srtp_auth_fail": uint64(r * r)},
+				Uptime:   time.Duration(r+1) * time.Hour, Signed: []byte(`{"report":` + strconv.Itoa(r) + `}`)}
 			if r == 2 && i%2 == 0 {
 				rep.Lockdown = store.LockdownResult{OK: false, Findings: []string{"listener tcp/22 open (sshd) not in policy"}}
 			}
