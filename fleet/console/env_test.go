@@ -440,3 +440,6 @@ func moduleRoot(t *testing.T) string {
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 
 func readFull(r io.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }
+
+func auditAction(s string) audit.Action   { return audit.Action(s) }
+func auditOutcome(s string) audit.Outcome { return audit.Outcome(s) }

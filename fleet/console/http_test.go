@@ -254,7 +254,7 @@ func TestSecurityHeaders(t *testing.T) {
 	for _, path := range []string{"/console/login", "/console/inventory", "/console/static/console.js", "/console/nope", "/v1/console/session"} {
 		got := e.do(t, hc, http.MethodGet, path, nil, "", "", testUA)
 		for h, want := range map[string]string{"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
-			"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+			"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"} {
 			if v := got.header.Get(h); v != want {
 				t.Errorf("GET %s: %s = %q, want %q", path, h, v, want)
 			}

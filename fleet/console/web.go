@@ -55,7 +55,11 @@ func securityHeaders(w http.ResponseWriter, r *http.Request, api bool) {
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// Not no-referrer: under it browsers send "Origin: null" even on
+	// same-origin form posts (the Fetch standard's "serializing a
+	// request origin"), and the Origin check needs the real one. same-origin
+	// sends nothing to other sites (and no URL here holds a secret).
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "publickey-credentials-get=(self), publickey-credentials-create=(self), camera=(), microphone=(), geolocation=()")
@@ -128,9 +132,9 @@ func newLoginToken() string {
 }
 
 // checkOrigin accepts a state-changing browser request only from one of
-// the console's origins. Browsers send Origin on every POST (Fetch
-// standard §3.1: a request whose method is neither GET nor HEAD carries
-// it); a request without one is refused.
+// the console's origins. Browsers send Origin on every request whose
+// method is neither GET nor HEAD (the Fetch standard's "append a request
+// Origin header"); a request without one is refused.
 func (c *Console) checkOrigin(r *http.Request) error {
 	o := r.Header.Get("Origin")
 	if o == "" || !c.origins[o] {
