@@ -66,6 +66,7 @@ type env struct {
 	authStore *boltauth.Store
 	auth      *adminauth.Authenticator
 	log       *audit.Log
+	storage   *boltaudit.Storage
 	console   *Console
 	pki       *test.PKI
 	roots     *x509.CertPool
@@ -78,6 +79,7 @@ type env struct {
 
 type envOptions struct {
 	lockout *adminauth.LockoutPolicy
+	console []Option
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -106,6 +108,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatalf("boltaudit.Open error %v", err)
 	}
 	t.Cleanup(func() { storage.Close() })
+	e.storage = storage
 	if e.log, err = audit.New(storage, key, audit.WithClock(e.clock.Now)); err != nil {
 		t.Fatalf("audit.New error %v", err)
 	}
@@ -148,8 +151,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 	if e.console, err = New(Config{Auth: e.auth, Admins: e.authStore, Audit: e.log, Inventory: e.fleet,
 		Approvals: approvals, Origins: []string{e.origin}, AdminCAs: []*x509.Certificate{ca}},
-		WithClock(e.clock.Now), WithHasher(authtest.FastHasher(t)),
-		WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))); err != nil {
+		append([]Option{WithClock(e.clock.Now), WithHasher(authtest.FastHasher(t)),
+			WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))}, o.console...)...); err != nil {
 		t.Fatalf("console.New error %v", err)
 	}
 	tlsCfg, err := policy.ServerConfig(policy.ServerTLS{Certificate: &cert, ClientCAs: e.roots})

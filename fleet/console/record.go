@@ -58,7 +58,7 @@ func (r *recorder) record(ctx context.Context, e audit.Entry) (int64, error) {
 // refusal it records stands either way.
 func (r *recorder) recordLimited(ctx context.Context, e audit.Entry) {
 	r.mu.Lock()
-	if !r.lim.Allow() {
+	if !r.lim.AllowN(r.now(), 1) {
 		r.suppressed++
 		n := r.suppressed
 		r.mu.Unlock()
