@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
 
+	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -323,6 +324,42 @@ func TestBrowserPasskey(t *testing.T) {
 	if len(logins) != 1 || logins[0].Details["step"] != "webauthn" {
 		t.Errorf("admin.login successes of bob %v, want one by webauthn", logins)
 	}
+}
+
+// TestBrowserTOTPEnrolment: an admin without a second factor sets up an
+// authenticator app at first login, from the secret the page shows.
+func TestBrowserTOTPEnrolment(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.seedDevices(t, 1)
+	e.admin(t, "carol", "viewer")
+	b := e.browser(t)
+	tab := b.tab(t, false)
+	if st := b.loginPassword(t, tab, "carol", e.passwords["carol"]); st != http.StatusOK || b.path(t, tab) != "/console/enrol" {
+		t.Fatalf("first login: %d at %s, want the enrolment page", st, b.path(t, tab))
+	}
+	// An enrolment session opens nothing else.
+	if st := b.open(t, tab, "/console/inventory"); st != http.StatusOK || b.path(t, tab) != "/console/login" {
+		t.Fatalf("inventory with an enrolment session: %d at %s, want the login", st, b.path(t, tab))
+	}
+	if st := b.loginPassword(t, tab, "carol", e.passwords["carol"]); st != http.StatusOK {
+		t.Fatalf("second password step: %d", st)
+	}
+	if st := submit(t, tab, "#enrol-totp-start"); st != http.StatusOK || count(t, tab, "img.qr") != 1 {
+		t.Fatalf("TOTP enrolment page: %d, %d QR codes", st, count(t, tab, "img.qr"))
+	}
+	src, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector("img.qr").src.slice(0, 22)`))
+	if err != nil || src != "data:image/png;base64," {
+		t.Fatalf("QR code source %q, %v; want a data: PNG", src, err)
+	}
+	shot(t, tab, "enrol-totp")
+	secret := adminauth.TOTPSecret(text(t, tab, "#totp-secret"))
+	typeIn(t, tab, "#code", e.code(t, secret))
+	if st := submit(t, tab, "#enrol-confirm-submit"); st != http.StatusOK || b.path(t, tab) != "/console/inventory" {
+		t.Fatalf("after confirming the code: %d at %s", st, b.path(t, tab))
+	}
+	e.secrets["carol"] = secret
+	submit(t, tab, "#logout")
+	b.loginTOTP(t, tab, "carol")
 }
 
 // TestBrowserTwoPersonApproval: alice proposes a role change, cannot

@@ -90,6 +90,35 @@ func (c *Console) propose(q *req, ch approval.Change) (approval.Change, error) {
 	return ch, nil
 }
 
+// minSecurityAdmins is how many enabled security admins the fleet keeps:
+// with fewer, no admin change could ever be approved again (the two-person
+// rule needs a second one).
+const minSecurityAdmins = 2
+
+// keepsApprovers refuses a change that would leave fewer than
+// minSecurityAdmins enabled security admins.
+func (c *Console) keepsApprovers(q *req, target adminauth.Admin, kind approval.Kind, toRole string) error {
+	if target.Role != adminauth.RoleSecurityAdmin || target.Disabled ||
+		(kind == approval.KindAdminRole && toRole == string(adminauth.RoleSecurityAdmin)) {
+		return nil
+	}
+	as, err := c.admins.ListAdmins(q.ctx, adminauth.MaxListAdmins)
+	if err != nil {
+		return unavailable("admins", err)
+	}
+	n := 0
+	for _, a := range as {
+		if a.Role == adminauth.RoleSecurityAdmin && !a.Disabled {
+			n++
+		}
+	}
+	if n <= minSecurityAdmins {
+		return refuse(consoleapi.CodeConflict, "last_approvers",
+			"the fleet would keep fewer than %d enabled security admins, and no admin change could be approved again", minSecurityAdmins)
+	}
+	return nil
+}
+
 // proposeAdmin proposes a new admin with a password (hashed here, never
 // stored in clear) and a role.
 func (c *Console) proposeAdmin(q *req, name, role, password string) (approval.Change, error) {
@@ -144,6 +173,9 @@ func (c *Console) proposeRole(q *req, id, role string) (approval.Change, error) 
 	if r == ad.Role {
 		return approval.Change{}, refuse(consoleapi.CodeConflict, "unchanged", "%s is %s already", ad.Name, r)
 	}
+	if err := c.keepsApprovers(q, ad, approval.KindAdminRole, string(r)); err != nil {
+		return approval.Change{}, err
+	}
 	ch := approval.NewChange(approval.KindAdminRole, me(q), approval.Party{AdminID: ad.ID, Name: ad.Name}, c.o.now(), c.o.lifetime)
 	ch.FromRole, ch.ToRole = string(ad.Role), string(r)
 	return c.propose(q, ch)
@@ -156,6 +188,9 @@ func (c *Console) proposeDisable(q *req, id string) (approval.Change, error) {
 	}
 	if ad.Disabled {
 		return approval.Change{}, refuse(consoleapi.CodeConflict, "unchanged", "%s is disabled already", ad.Name)
+	}
+	if err := c.keepsApprovers(q, ad, approval.KindAdminDisable, ""); err != nil {
+		return approval.Change{}, err
 	}
 	return c.propose(q, approval.NewChange(approval.KindAdminDisable, me(q), approval.Party{AdminID: ad.ID, Name: ad.Name},
 		c.o.now(), c.o.lifetime))
@@ -191,7 +226,8 @@ func (c *Console) stillValid(q *req, ch *approval.Change) error {
 	if ch.Kind == approval.KindAdminDisable && t.Disabled {
 		return refuse(consoleapi.CodeConflict, "stale", "%s is disabled already; refuse it", t.Name)
 	}
-	return nil
+	// Two such changes proposed together must not both pass.
+	return c.keepsApprovers(q, t, ch.Kind, ch.ToRole)
 }
 
 // approve is the second admin's approval: the rule and the decision in

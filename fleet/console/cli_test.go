@@ -38,7 +38,7 @@ func TestCLI(t *testing.T) {
 	devs := e.seedDevices(t, 3)
 	e.admin(t, "alice", adminauth.RoleSecurityAdmin)
 	e.enrolTOTP(t, "alice")
-	e.admin(t, "bob", adminauth.RoleSecurityAdmin)
+	bobAdmin := e.admin(t, "bob", adminauth.RoleSecurityAdmin)
 	e.enrolTOTP(t, "bob")
 	carol := e.admin(t, "carol", adminauth.RoleViewer)
 	e.enrolTOTP(t, "carol")
@@ -98,6 +98,12 @@ func TestCLI(t *testing.T) {
 	if err != nil || ch.State != "pending" || ch.ToRole != "operator" {
 		t.Fatalf("ProposeRole = %+v, %v; want pending", ch, err)
 	}
+	// With two security admins, neither can be disabled or demoted: no
+	// admin change could be approved after.
+	_, err = alice.ProposeDisable(ctx, bobAdmin.ID)
+	wantCode(t, "ProposeDisable(one of the last two security admins)", err, consoleapi.CodeConflict)
+	_, err = alice.ProposeRole(ctx, bobAdmin.ID, "viewer")
+	wantCode(t, "ProposeRole(one of the last two security admins)", err, consoleapi.CodeConflict)
 	// Not by the proposer.
 	_, err = alice.Approve(ctx, ch.ID)
 	wantCode(t, "Approve(own change)", err, consoleapi.CodeSamePerson)

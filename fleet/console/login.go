@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"html/template"
 	"image/png"
 	"net/http"
 	"strconv"
@@ -329,8 +330,10 @@ func (c *Console) logout(q *req) {
 type enrolView struct {
 	Secret string
 	URI    string
-	QR     string // data: URL of a PNG
-	Error  string
+	// QR is a data: URL of the PNG this server drew (html/template
+	// refuses data: URLs of type string).
+	QR    template.URL
+	Error string
 }
 
 func (c *Console) webEnrolPage(q *req) error {
@@ -348,7 +351,7 @@ func (c *Console) webEnrolTOTP(q *req) error {
 		if img, err := k.Image(200, 200); err == nil {
 			var b bytes.Buffer
 			if png.Encode(&b, img) == nil {
-				v.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes())
+				v.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b.Bytes()))
 			}
 		}
 	}

@@ -211,7 +211,10 @@ func (c *Console) fail(q *req, err error) {
 	if !errors.As(err, &rf) {
 		rf = internal("request", err)
 	}
-	level := slog.LevelInfo
+	// Refusals are driven by clients: the audit log has them (at a
+	// bounded rate for strangers); the process log only at debug level,
+	// failures of ours as errors.
+	level := slog.LevelDebug
 	if rf.code.Status() >= 500 {
 		level = slog.LevelError
 	}
