@@ -1,7 +1,6 @@
 package console
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/hardphone/hardphone/fleet/adminauth"
@@ -281,11 +280,4 @@ func (c *Console) apiRefuse(q *req) error {
 	}
 	ch, err := c.refuseChange(q, id, in.Reason)
 	return writeChange(q, http.StatusOK, ch, err)
-}
-
-// errorsAs is errors.As for refusals, for tests and the web side.
-func asRefusal(err error) (*refusal, bool) {
-	var rf *refusal
-	ok := errors.As(err, &rf)
-	return rf, ok
 }

@@ -116,7 +116,7 @@ func location(t *testing.T, tctx context.Context) string {
 	if err != nil {
 		t.Fatalf("location: %v", err)
 	}
-	return strings.TrimPrefix(loc, "")
+	return loc
 }
 
 // path is the location's path and query on the console.

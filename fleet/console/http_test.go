@@ -275,3 +275,21 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("login form cookie %q has a Domain (a __Host- cookie must not)", ck)
 	}
 }
+
+// TestAddFactorNeedsStepUp: adding a second factor to an account from a
+// full session needs a recent one; the browser is sent to prove it.
+func TestAddFactorNeedsStepUp(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.admin(t, "alice", adminauth.RoleViewer)
+	e.enrolTOTP(t, "alice")
+	tok := e.session(t, "alice", loopback)
+	hc := e.client(t, nil)
+	e.clock.Advance(adminauth.DefaultStepUp + time.Minute)
+	got := e.do(t, hc, http.MethodPost, "/console/enrol/totp", url.Values{"csrf": {csrfToken(tok)}}, tok, e.origin, testUA)
+	if got.status != http.StatusSeeOther || got.header.Get("Location") != "/console/stepup?next=%2Fconsole%2Fenrol" {
+		t.Fatalf("add a factor with a stale second factor = %d %s, want 303 to the step-up page", got.status, got.header.Get("Location"))
+	}
+	if ad, _ := e.authStore.AdminByName(ctx, "alice"); len(ad.Credentials) != 0 {
+		t.Fatalf("alice has credentials after a refused enrolment")
+	}
+}
