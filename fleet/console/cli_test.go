@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -156,6 +157,33 @@ func TestCLI(t *testing.T) {
 	}
 	if role[0].Details["proposed_by"] != "alice" || role[0].Details["approved_by"] != "bob" || len(role[0].Approvals) != 3 {
 		t.Errorf("admin.role entry %+v: want proposed by alice, approved by bob, 3 references", role[0])
+	}
+
+	// The export needs audit.export: an auditor has it, alice not.
+	var buf bytes.Buffer
+	_, err = alice.AuditExport(ctx, &buf)
+	wantCode(t, "AuditExport(security admin)", err, consoleapi.CodeForbidden)
+	e.admin(t, "erin", adminauth.RoleAuditor)
+	e.enrolTOTP(t, "erin")
+	erin := e.cli(t, e.adminCert(t, "erin"))
+	if _, err := erin.Login(ctx, "erin", e.passwords["erin"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := erin.ProveTOTP(ctx, e.code(t, e.secrets["erin"])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := erin.AuditExport(ctx, &buf); err != nil {
+		t.Fatalf("AuditExport(auditor) error %v", err)
+	}
+	rep, err := audit.Verify(&buf, e.log.Trust())
+	if err != nil || !rep.OK() || rep.Entries == 0 {
+		t.Fatalf("Verify(export) = %+v, %v; want a clean report", rep, err)
+	}
+	if len(find(e.entries(t), audit.ActionAuditExport, "erin", audit.OutcomeSuccess)) != 1 {
+		t.Errorf("the export is not in the audit log")
 	}
 
 	// Logout kills the token.

@@ -93,6 +93,7 @@ func (c *Console) table() []route {
 		api("GET", consoleapi.PathDevices, accessFull, adminauth.PermInventoryRead, c.apiDevices),
 		api("GET", consoleapi.PathDeviceEvents, accessFull, adminauth.PermEventsRead, c.apiDeviceEvents),
 		api("GET", consoleapi.PathAudit, accessFull, adminauth.PermAuditRead, c.apiAudit),
+		api("GET", consoleapi.PathAuditExport, accessFull, adminauth.PermAuditExport, c.webAuditExport),
 		api("GET", consoleapi.PathAdmins, accessFull, adminauth.PermAdminRead, c.apiAdmins),
 		api("POST", consoleapi.PathAdmins, accessFull, adminauth.PermAdminManage, c.apiProposeAdmin),
 		api("POST", consoleapi.PathAdminRole, accessFull, adminauth.PermAdminManage, c.apiProposeRole),

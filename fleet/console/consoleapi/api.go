@@ -22,12 +22,15 @@ const (
 	PathDevices         = "/v1/console/devices"
 	PathDeviceEvents    = "/v1/console/devices/{id}/events"
 	PathAudit           = "/v1/console/audit"
-	PathAdmins          = "/v1/console/admins"
-	PathAdminRole       = "/v1/console/admins/{id}/role"
-	PathAdminDisable    = "/v1/console/admins/{id}/disable"
-	PathApprovals       = "/v1/console/approvals"
-	PathApprove         = "/v1/console/approvals/{id}/approve"
-	PathRefuse          = "/v1/console/approvals/{id}/refuse"
+	// PathAuditExport streams the whole log in fleet/audit's export
+	// format (JSON lines), for `hpctl fleet audit verify`.
+	PathAuditExport  = "/v1/console/audit/export"
+	PathAdmins       = "/v1/console/admins"
+	PathAdminRole    = "/v1/console/admins/{id}/role"
+	PathAdminDisable = "/v1/console/admins/{id}/disable"
+	PathApprovals    = "/v1/console/approvals"
+	PathApprove      = "/v1/console/approvals/{id}/approve"
+	PathRefuse       = "/v1/console/approvals/{id}/refuse"
 )
 
 // Bounds.

@@ -295,6 +295,45 @@ func (c *Client) Audit(ctx context.Context, before int64) (consoleapi.AuditPage,
 	return out, err
 }
 
+// MaxExport bounds the audit export AuditExport copies.
+const MaxExport = 1 << 30
+
+// AuditExport streams the whole audit log in fleet/audit's export format
+// to w (for audit.Verify), at most MaxExport bytes.
+func (c *Client) AuditExport(ctx context.Context, w io.Writer) (int64, error) {
+	u := *c.base
+	u.Path = consoleapi.PathAuditExport
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("audit export: %w", err)
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	if t := c.getToken(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+string(t))
+	}
+	// The export may take longer than one request's timeout: the
+	// caller's context bounds it.
+	hc := *c.hc
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("audit export: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // best effort: the status says enough
+		return 0, fmt.Errorf("audit export: %w", apiError(resp, b))
+	}
+	n, err := io.Copy(w, io.LimitReader(resp.Body, MaxExport+1))
+	if err != nil {
+		return n, fmt.Errorf("audit export: %w", err)
+	}
+	if n > MaxExport {
+		return n, fmt.Errorf("audit export: over %d bytes", MaxExport)
+	}
+	return n, nil
+}
+
 // Admins lists the admins.
 func (c *Client) Admins(ctx context.Context) ([]consoleapi.Admin, error) {
 	var out []consoleapi.Admin
