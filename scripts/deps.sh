@@ -5,7 +5,8 @@ set -eu
 # SIP interop peers and captures (issue 2), TPM (3), updater and rauc interop
 # (4), netfilter inspection (5), the emulated phone and arm unit tests (6),
 # the fleet store on PostgreSQL and the fleet benchmarks' nginx reference
-# (11), the Argon2 reference tool for the admin password hashes (13), the
+# (11), the Argon2 reference tool for the admin password hashes and the
+# headless browser the admin console's tests drive (13), the
 # syslog-over-TLS collector for security events and the SIPVicious scanners
 # (svmap, svwar, svcrack) that attack the phone in its tests (14), the G.722
 # reference encoder/decoder, sound devices without a sound card and the
@@ -18,7 +19,7 @@ rauc squashfs-tools libubootenv-tool u-boot-tools
 nftables
 postgresql nginx
 rsyslog rsyslog-gnutls sipvicious
-argon2
+argon2 chromium
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
 ffmpeg tmux"
 missing=""
