@@ -325,11 +325,11 @@ type updateFile struct {
 }
 
 type provFile struct {
-	Server          string  `toml:"server"`
-	ServerName      string  `toml:"server_name"`
-	ServerCA        string  `toml:"server_ca"`
-	DeviceCA        string  `toml:"device_ca"`
-	HintFile        string  `toml:"hint_file"`
+	Server          string   `toml:"server"`
+	ServerName      string   `toml:"server_name"`
+	ServerCA        string   `toml:"server_ca"`
+	DeviceCA        string   `toml:"device_ca"`
+	HintFile        string   `toml:"hint_file"`
 	CheckInInterval *string  `toml:"checkin_interval"`
 	Model           string   `toml:"model"`
 	ImageRoot       string   `toml:"image_root"`
