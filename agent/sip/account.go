@@ -114,6 +114,11 @@ type Counters struct {
 	// DialRefused: outbound calls refused by the dialling policy (the
 	// toll-fraud guard; events.KindDialRefused).
 	DialRefused int `json:"dial_refused"`
+	// CheckSync: check-sync NOTIFYs accepted from the registrar's flow.
+	CheckSync int `json:"check_sync"`
+	// NotifyRefused: NOTIFYs from the registrar's flow refused for
+	// another event package (489) or another user (404).
+	NotifyRefused int `json:"notify_refused"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.

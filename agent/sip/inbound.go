@@ -38,6 +38,7 @@ func (a *Account) routeRequests() {
 		}
 		respond(a, tx, req, 200, "OK", nil, sip.NewHeader("Allow", allowMethods))
 	}))
+	a.srv.OnNotify(a.guard(a.onNotify))
 	a.srv.OnRefer(a.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		if !a.dialogOK(req, tx) {
 			return
