@@ -21,7 +21,9 @@ func openDB(t *testing.T) *bolt.DB {
 	return db
 }
 
-func doc(v uint64) Doc { return Doc{Version: v, Data: []byte("max_calls = " + string(rune('0'+v%10)) + "\n")} }
+func doc(v uint64) Doc {
+	return Doc{Version: v, Data: []byte("max_calls = " + string(rune('0'+v%10)) + "\n")}
+}
 
 var t0 = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
