@@ -43,6 +43,52 @@ type Report struct {
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	// UptimeSeconds is the time since boot.
 	UptimeSeconds uint64 `json:"uptime_s"`
+	// Provisioning is the state of the phone's director metadata and
+	// configuration document; absent from phones that predate it.
+	Provisioning *Provisioning `json:"provisioning,omitempty"`
+}
+
+// Provisioning is what a phone reports about what the director sent it.
+type Provisioning struct {
+	// ConfigVersion is the version of the director's configuration
+	// document the phone runs and has marked good (0: none). The fleet
+	// takes it as the phone's confirmation of the secrets in that
+	// document: a rotated password's predecessor stays valid at the
+	// registrar until then.
+	ConfigVersion uint64 `json:"config_version,omitempty"`
+	// RevertedVersion is the last document version the phone applied and
+	// reverted by itself (it broke what worked), 0 for none.
+	RevertedVersion uint64 `json:"reverted_version,omitempty"`
+	// DirectorTargets is the version of the director targets metadata the
+	// phone trusts.
+	DirectorTargets int64 `json:"director_targets,omitempty"`
+	// Stale is true when the phone's trusted metadata expired (a frozen
+	// server, or replayed files): it keeps its last good configuration.
+	// StaleRole names the role that expired.
+	Stale     bool   `json:"stale,omitempty"`
+	StaleRole string `json:"stale_role,omitempty"`
+	// LastError is why the phone's last refresh or apply was refused.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Bounds on Provisioning's text.
+const (
+	maxStaleRole = 16
+	maxLastError = 512
+)
+
+// Validate checks the text fields' bounds.
+func (p *Provisioning) Validate() error {
+	if len(p.StaleRole) > maxStaleRole {
+		return fmt.Errorf("provisioning.stale_role of %d bytes, want at most %d", len(p.StaleRole), maxStaleRole)
+	}
+	if len(p.LastError) > maxLastError {
+		return fmt.Errorf("provisioning.last_error of %d bytes, want at most %d", len(p.LastError), maxLastError)
+	}
+	if p.DirectorTargets < 0 {
+		return fmt.Errorf("provisioning.director_targets %d is negative", p.DirectorTargets)
+	}
+	return nil
 }
 
 // Firmware is an image version and its anti-rollback security version.
@@ -110,6 +156,11 @@ func ParseReport(body []byte) (Report, error) {
 	}
 	if !bytes.Equal(again, body) {
 		return Report{}, ErrNotCanonical
+	}
+	if r.Provisioning != nil {
+		if err := r.Provisioning.Validate(); err != nil {
+			return Report{}, fmt.Errorf("report: %w", err)
+		}
 	}
 	return r, nil
 }
