@@ -138,6 +138,9 @@ func (a *Agent) Status() control.Status {
 		}
 		s.Fleet = f
 	}
+	if a.repos != nil {
+		s.Provisioning = a.provisioningStatus()
+	}
 	return s
 }
 
