@@ -245,16 +245,19 @@ func (a *Agent) sync(ctx context.Context) bool {
 		a.setSyncError(errors.Join(rerr, err))
 		return false
 	}
-	a.setSyncError(rerr)
 	f.mu.Lock()
 	f.assigned = asg.Firmware
 	if asg.Firmware == nil {
 		f.firmware = nil
 	}
 	f.mu.Unlock()
+	var cerr error
 	if asg.Config != nil {
-		a.syncConfig(ctx, c, asg.Config)
+		cerr = a.syncConfig(ctx, c, asg.Config)
 	}
+	// The refresh's error first: what the last good metadata names is
+	// acted on, but the report must say why nothing newer was taken.
+	a.setSyncError(errors.Join(rerr, cerr))
 	return asg.Firmware != nil && a.firmwareWanted(asg.Firmware)
 }
 
@@ -311,31 +314,31 @@ func staleRole(st uptane.Status) (repo, role string) {
 }
 
 // syncConfig fetches, validates and applies a configuration document the
-// director names, when it is new.
-func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Config) {
+// director names, when it is new. It returns an error only for what is
+// retried at the next refresh (a fetch that failed); a document refused
+// is recorded instead.
+func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Config) error {
 	f := a.repos
 	st, err := f.Configs.State()
 	if err != nil {
-		a.setSyncError(err)
-		return
+		return err
 	}
 	switch {
 	case cfg.Version == st.Version():
-		return
+		return nil
 	case st.Reverted != nil && cfg.Version == st.Reverted.Version:
-		return // reverted: the director must publish a newer one
+		return nil // reverted: the director must publish a newer one
 	case st.Refused != nil && cfg.Version == st.Refused.Version:
-		return // refused already, and reported
+		return nil // refused already, and reported
 	case cfg.Version < st.Version():
 		a.refuseConfig(cfg.Version, fmt.Sprintf("version %d is below the running document's %d", cfg.Version, st.Version()))
-		return
+		return nil
 	}
 	doc, err := c.FetchConfig(ctx, cfg)
 	if err != nil {
 		// The director's or the network's problem, not the document's:
 		// retried at the next refresh.
-		a.setSyncError(fmt.Errorf("configuration document v%d: %w", cfg.Version, err))
-		return
+		return fmt.Errorf("configuration document v%d: %w", cfg.Version, err)
 	}
 	next, err := f.Check(doc)
 	if err == nil {
@@ -343,7 +346,7 @@ func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Co
 	}
 	if err != nil {
 		a.refuseConfig(cfg.Version, err.Error())
-		return
+		return nil
 	}
 	var watch []string
 	for _, acct := range a.accounts {
@@ -354,11 +357,12 @@ func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Co
 	nst, err := f.Configs.Apply(fleetconfig.Doc{Version: cfg.Version, Data: doc}, watch, a.now())
 	if err != nil {
 		a.refuseConfig(cfg.Version, err.Error())
-		return
+		return nil
 	}
 	a.log.Info("fleet configuration applied, on trial", "version", cfg.Version, "sha256", nst.Current.SHA256(),
 		"previous", nst.GoodVersion(), "watch", watch, "trial", a.cfg.Provision.ConfigTrial)
 	a.reconfigure()
+	return nil
 }
 
 // refuseConfig records a document the phone will not run.
