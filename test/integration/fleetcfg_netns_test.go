@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"context"
 	"os"
+	"os/exec"
 
 	"github.com/hardphone/hardphone/fleet/tufrepo"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/fleet/api"
 )
 
 // docExpires is a fleet document that changes the account's registration
@@ -156,4 +159,135 @@ func TestFleetConfigApply(t *testing.T) {
 	if st := p.status(t); st.Stale {
 		t.Fatalf("after the refusals: %+v, want fresh (the last good metadata is fresh)", st)
 	}
+}
+
+// reported waits until hpfleet stored a check-in of the device whose
+// provisioning satisfies cond (the phone checks in every 10 s here).
+func (u *uptaneEnv) reported(t *testing.T, id, what string, cond func(*api.Provisioning) bool) *api.Report {
+	t.Helper()
+	var last *api.Report
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		d, err := u.admin.Device(context.Background(), id)
+		if err == nil {
+			for i := range d.Reports {
+				r := &d.Reports[i].Report
+				last = r
+				if r.Provisioning != nil && cond(r.Provisioning) {
+					return r
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no check-in reporting %s within 40s; last report %+v", what, last)
+	return nil
+}
+
+// TestFleetConfigRevert: a document that breaks registration (the account
+// that registered before it does not register within config_trial) is
+// reverted by the phone itself: the previous document runs again, the
+// account registers, the revert is an event, in the status and in the
+// next check-in, and the reverted version is never applied again; a newer
+// document is.
+func TestFleetConfigRevert(t *testing.T) {
+	u := newUptaneEnv(t)
+	p := u.start(t, u.uptanePhone(t, "alice", "HP1-000011", "", ""), "alice")
+	u.assign(t, p.id, 1, docExpires("120s"), nil)
+	u.checkSync(t, "alice")
+	p.waitStatus(t, 30*time.Second, "document v1 good", func(st *control.Status) bool {
+		return st.Provisioning.GoodVersion == 1 && st.Provisioning.ConfigVersion == 1 && registered(st)
+	})
+	// v2 sends the account to a registrar that is not there.
+	u.assign(t, p.id, 2, "[[account]]\nname = \"alice\"\nregistrar = \"127.0.0.1:9\"\n", nil)
+	u.checkSync(t, "alice")
+	p.waitStatus(t, 20*time.Second, "document v2 on trial", func(st *control.Status) bool {
+		return st.Provisioning.ConfigVersion == 2 && st.Provisioning.Trial
+	})
+	st := p.waitStatus(t, 40*time.Second, "document v2 reverted, v1 running and registered", func(st *control.Status) bool {
+		ps := st.Provisioning
+		return ps.ConfigVersion == 1 && !ps.Trial && ps.Reverted != nil && ps.Reverted.Version == 2 && registered(st)
+	})
+	if r := st.Provisioning.Reverted.Reason; !strings.Contains(r, "alice did not register within 10s") {
+		t.Fatalf("revert reason %q, want the account that did not register", r)
+	}
+	if g := grantedExpires(st); g != 120 {
+		t.Fatalf("granted expires after the revert = %d, want v1's 120", g)
+	}
+	if !p.hasEvent(t, "config.revert", `"reverted"`, `"version":"2"`) {
+		t.Fatalf("no config.revert event for v2:\n%s", p.events(t))
+	}
+	u.reported(t, p.id, "the revert", func(ps *api.Provisioning) bool { return ps.RevertedVersion == 2 && ps.ConfigVersion == 1 })
+	// The director still names v2: told again, the phone refreshes and
+	// stays on v1.
+	told := time.Now()
+	u.checkSync(t, "alice")
+	st = p.waitStatus(t, 20*time.Second, "a refresh after the check-sync", func(st *control.Status) bool {
+		return st.Provisioning.LastRefresh.After(told)
+	})
+	if ps := st.Provisioning; ps.ConfigVersion != 1 || ps.Trial || ps.DirectorTargets != 2 {
+		t.Fatalf("after check-sync naming the reverted v2: %+v, want v1 running, no trial, director targets v2", ps)
+	}
+	// A newer document is applied.
+	u.assign(t, p.id, 3, docExpires("150s"), nil)
+	u.checkSync(t, "alice")
+	st = p.waitStatus(t, 30*time.Second, "document v3 good", func(st *control.Status) bool {
+		return st.Provisioning.GoodVersion == 3 && st.Provisioning.ConfigVersion == 3 && registered(st)
+	})
+	if g := grantedExpires(st); g != 150 {
+		t.Fatalf("granted expires under v3 = %d, want 150", g)
+	}
+}
+
+// TestFleetStaleMetadata: the director stops refreshing (a freeze, or an
+// attacker replaying what it served last): once the director's timestamp
+// expires the phone keeps its last good configuration, refuses the stale
+// metadata and says "stale" in `hardphone status`, its events and its
+// next check-in; a fresh timestamp ends it.
+func TestFleetStaleMetadata(t *testing.T) {
+	u := newUptaneEnv(t)
+	p := u.start(t, u.uptanePhone(t, "alice", "HP1-000012", "", ""), "alice")
+	u.assign(t, p.id, 1, docExpires("120s"), nil)
+	u.checkSync(t, "alice")
+	p.waitStatus(t, 30*time.Second, "document v1 good", func(st *control.Status) bool {
+		return st.Provisioning.GoodVersion == 1 && registered(st)
+	})
+	// The last timestamp the director signs lives one minute, signed 55 s
+	// ago: it expires 5 s from now, and nothing replaces it.
+	roots, err := u.dirRepo.RootChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedAt := time.Now().Add(-55 * time.Second)
+	short, err := tufrepo.NewDirector(roots, u.dirOnline, tufrepo.Lifetimes{Root: 365 * 24 * time.Hour, Targets: 90 * 24 * time.Hour,
+		Snapshot: 7 * 24 * time.Hour, Timestamp: time.Minute}, tufrepo.WithClock(func() time.Time { return signedAt }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.refreshTimestamp(t, short, p.id)
+	u.checkSync(t, "alice")
+	p.waitStatus(t, 20*time.Second, "the short-lived timestamp trusted", func(st *control.Status) bool {
+		return !st.Provisioning.Stale && st.Provisioning.LastRefresh.After(signedAt.Add(55*time.Second))
+	})
+	expires := signedAt.Add(time.Minute)
+	time.Sleep(time.Until(expires) + time.Second) // the freeze: real time passes the expiry
+	u.checkSync(t, "alice")
+	st := p.waitStatus(t, 20*time.Second, "stale", func(st *control.Status) bool { return st.Provisioning.Stale })
+	if ps := st.Provisioning; ps.StaleRepository != "director" || ps.StaleRole != "timestamp" || ps.ConfigVersion != 1 || !registered(st) {
+		t.Fatalf("frozen: %+v, want the director's timestamp stale, v1 still running and registered", ps)
+	}
+	out, err := exec.Command(hardphoneBinary(t), "status", "--socket", p.ctl.Path()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "fleet metadata: stale (director timestamp metadata expired") {
+		t.Fatalf("hardphone status: %v\n%s", err, out)
+	}
+	if !p.hasEvent(t, "provision.stale_metadata", `"director"`, `"timestamp"`) {
+		t.Fatalf("no provision.stale_metadata event:\n%s", p.events(t))
+	}
+	u.reported(t, p.id, "stale", func(ps *api.Provisioning) bool {
+		return ps.Stale && ps.StaleRole == "timestamp" && ps.ConfigVersion == 1
+	})
+	// The director signs again.
+	u.refreshTimestamp(t, u.director, p.id)
+	u.checkSync(t, "alice")
+	p.waitStatus(t, 20*time.Second, "fresh again", func(st *control.Status) bool { return !st.Provisioning.Stale })
 }
