@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/hardphone/hardphone/fleet/tufrepo"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/hal/ubootenv"
+	"github.com/hardphone/hardphone/test"
 )
 
 // docExpires is a fleet document that changes the account's registration
@@ -290,4 +294,117 @@ func TestFleetStaleMetadata(t *testing.T) {
 	u.refreshTimestamp(t, u.director, p.id)
 	u.checkSync(t, "alice")
 	p.waitStatus(t, 20*time.Second, "fresh again", func(st *control.Status) bool { return !st.Provisioning.Stale })
+}
+
+// firmwareRig writes a test rig's A/B slots (files) and boot environment,
+// booted from A, and returns the [update] table for them.
+func (u *uptaneEnv) firmwareRig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, s := range []string{"A", "B"} {
+		if err := os.WriteFile(filepath.Join(dir, "slot"+s), make([]byte, 4<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envFile := filepath.Join(dir, "ubootenv")
+	if err := os.WriteFile(envFile, make([]byte, 0x8000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, err := ubootenv.Open(ubootenv.Config{Size: 0x4000, Copies: []ubootenv.Copy{{Path: envFile}, {Path: envFile, Offset: 0x4000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Init(map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "layout.toml")
+	if err := os.WriteFile(layout, []byte(fmt.Sprintf("compatible = %q\nbooted_slot = \"A\"\n[slots]\nA = %q\nB = %q\n[env]\npath = %q\nredundant_offset = 0x4000\n",
+		testCompatible, filepath.Join(dir, "slotA"), filepath.Join(dir, "slotB"), envFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if u.upki == nil {
+		u.upki = test.NewUpdatePKI(t, filepath.Join(u.keyDir, "upki"))
+	}
+	return fmt.Sprintf("\n[update]\nlayout = %q\nkeyring = %q\nmark_good_after = \"1s\"\n", layout, u.upki.CA.CertFile)
+}
+
+// TestFleetFirmware: firmware the director assigns and the image
+// repository lists alike waits for the maintenance window, then is
+// downloaded from the (untrusted) image repository's HTTP server, checked
+// against its signed length and hash as it streams, and installed by the
+// updater into the other slot; the status and the next check-in say so.
+func TestFleetFirmware(t *testing.T) {
+	u := newUptaneEnv(t)
+	update := u.firmwareRig(t)
+	// A window that is not now: tomorrow's weekday only.
+	tomorrow := [...]string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}[(int(time.Now().Weekday())+1)%7]
+	closed := fmt.Sprintf("maintenance = [\"%s 00:00-24:00\"]\n", tomorrow)
+	path := u.uptanePhone(t, "alice", "HP1-000013", closed, update)
+	p := u.start(t, path, "alice")
+	p.waitStatus(t, 20*time.Second, "the booted slot marked good", func(st *control.Status) bool { return registered(st) })
+	waitMarkedGood(t, p.ctl)
+	fw := u.addBundle(t, "2.0", 2)
+	u.assign(t, p.id, 1, docExpires("120s"), &fw)
+	u.checkSync(t, "alice")
+	st := p.waitStatus(t, 30*time.Second, "firmware waiting for the window", func(st *control.Status) bool {
+		f := st.Provisioning.Firmware
+		return f != nil && f.State == control.FirmwareWaiting && st.Provisioning.ConfigVersion == 1
+	})
+	if f := st.Provisioning.Firmware; f.Version != "2.0" || f.Target != "hardphone-2.0.raucb" {
+		t.Fatalf("firmware status %+v, want hardphone-2.0.raucb version 2.0", f)
+	}
+	us, err := p.ctl.UpdateStatus(context.Background())
+	if err != nil || us.NextSlot != "A" {
+		t.Fatalf("update status outside the window = %+v, %v; want nothing installed", us, err)
+	}
+	// The same phone with its window open (the image's config changed,
+	// as a firmware update would change it).
+	if err := p.proc.stop(t); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), closed, "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = u.start(t, path, "alice")
+	st = p.waitStatus(t, 60*time.Second, "firmware installed", func(st *control.Status) bool {
+		f := st.Provisioning.Firmware
+		return f != nil && (f.State == control.FirmwareInstalled || f.State == control.FirmwareFailed)
+	})
+	if f := st.Provisioning.Firmware; f.State != control.FirmwareInstalled {
+		t.Fatalf("firmware %+v, want installed", f)
+	}
+	us, err = p.ctl.UpdateStatus(context.Background())
+	if err != nil || us.NextSlot != "B" {
+		t.Fatalf("update status after the install = %+v, %v; want B next", us, err)
+	}
+	for _, s := range us.Slots {
+		if s.Name == "B" && (s.Version != "2.0" || s.SecurityVersion != 2) {
+			t.Fatalf("slot B = %+v, want bundle 2.0, security version 2", s)
+		}
+	}
+	r := u.reported(t, p.id, "the config", func(ps *api.Provisioning) bool { return ps.ConfigVersion == 1 })
+	if r.Counters["firmware.installed"] < 1 {
+		t.Fatalf("check-in counters %v, want firmware.installed", r.Counters)
+	}
+	var slotB bool
+	for _, s := range r.Slots {
+		slotB = slotB || s.Name == "B" && s.Version == "2.0"
+	}
+	if !slotB {
+		t.Fatalf("check-in slots %+v, want B with 2.0", r.Slots)
+	}
+}
+
+// waitMarkedGood waits until the agent marked its booted slot good: the
+// updater refuses to install over a slot still on trial.
+func waitMarkedGood(t *testing.T, c *control.Client) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() bool {
+		us, err := c.UpdateStatus(context.Background())
+		return err == nil && us.BootMarkedGood
+	})
 }
