@@ -75,7 +75,7 @@ func WithFleetRepos(r FleetRepos) Option {
 		if r.Client == nil || r.Configs == nil || r.Check == nil {
 			return errors.New("agent: fleet repositories need a client, the configuration record and a check")
 		}
-		a.repos = &fleetSync{FleetRepos: r, kick: make(chan struct{}, 1), fwKick: make(chan struct{}, 1),
+		a.repos = &fleetSync{FleetRepos: r, checkSync: make(chan struct{}, 1), kick: make(chan struct{}, 1), fwKick: make(chan struct{}, 1),
 			fwFailures: map[string]fwFailure{}, counters: map[string]uint64{}}
 		return nil
 	}
@@ -90,8 +90,9 @@ const (
 	// maxTrialStarts: an agent that keeps dying under a document on trial
 	// (a crash the document causes) reverts it at the next start.
 	maxTrialStarts = 3
-	// trialPoll is how often the trial looks at the accounts.
-	trialPoll = 250 * time.Millisecond
+	// trialPoll is how often the trial looks at the accounts (a status
+	// read each, nothing sent).
+	trialPoll = 100 * time.Millisecond
 	// firmware retries after a failure: from firmwareRetry, doubling up to
 	// firmwareRetryMax.
 	firmwareRetry    = 15 * time.Minute
@@ -104,9 +105,11 @@ const (
 // fleetSync is the agent's state for the fleet's repositories.
 type fleetSync struct {
 	FleetRepos
-	// kick asks the sync loop for a refresh, fwKick for a look at the
-	// assigned firmware only; capacity 1 each, so kicks coalesce.
-	kick, fwKick chan struct{}
+	// checkSync asks the sync loop for a refresh on the registrar's
+	// word, kick for one of the agent's own (enrolment), fwKick for a
+	// look at the assigned firmware only; capacity 1 each, so kicks
+	// coalesce.
+	checkSync, kick, fwKick chan struct{}
 
 	syncMu sync.Mutex // serialises sync (refresh, config); taken before mu
 
@@ -139,7 +142,7 @@ func (a *Agent) checkSync(ev sip.Event) {
 		return
 	}
 	a.repos.count("fleet.check_sync")
-	a.kickSync()
+	kick(a.repos.checkSync)
 }
 
 func (a *Agent) kickSync() { kick(a.repos.kick) }
@@ -187,24 +190,30 @@ func (a *Agent) fleetClient() (*uptane.Client, error) {
 }
 
 // syncLoop refreshes whenever kicked (check-sync, enrolment, a check-in
-// that found firmware to install), at most once per checkSyncSpacing,
-// until ctx ends. Firmware downloads and installs run here, never in a
-// check-in.
+// that found firmware to install) until ctx ends; check-sync refreshes at
+// most once per checkSyncSpacing, whoever sends the NOTIFYs. Firmware
+// downloads and installs run here, never in a check-in.
 func (a *Agent) syncLoop(ctx context.Context) {
+	var lastCheckSync time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.repos.checkSync:
+			if wait := checkSyncSpacing - time.Since(lastCheckSync); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+			lastCheckSync = time.Now()
+			a.sync(ctx)
 		case <-a.repos.kick:
 			a.sync(ctx)
 		case <-a.repos.fwKick:
 		}
 		a.installFirmware(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(checkSyncSpacing):
-		}
 	}
 }
 

@@ -49,7 +49,7 @@ type uptaneEnv struct {
 // testCompatible is the compatible of the test rig's slots and bundles.
 const testCompatible = "hardphone-test"
 
-func newUptaneEnv(t *testing.T) *uptaneEnv {
+func newUptaneEnv(t testing.TB) *uptaneEnv {
 	t.Helper()
 	f := newFleetEnv(t)
 	u := &uptaneEnv{fleetEnv: f, keyDir: t.TempDir(), devices: map[string]*tufrepo.DeviceRepo{}}
@@ -96,7 +96,7 @@ func newUptaneEnv(t *testing.T) *uptaneEnv {
 	return u
 }
 
-func (u *uptaneEnv) publishImage(t *testing.T) {
+func (u *uptaneEnv) publishImage(t testing.TB) {
 	t.Helper()
 	if _, err := u.image.Publish(tufrepo.SigningKeys{Snapshot: u.imgSnap, Timestamp: u.imgTS}); err != nil {
 		t.Fatalf("image Publish: %v", err)
@@ -105,7 +105,7 @@ func (u *uptaneEnv) publishImage(t *testing.T) {
 
 // addBundle makes a signed bundle of version and adds it to the image
 // repository.
-func (u *uptaneEnv) addBundle(t *testing.T, version string, secver uint64) tufrepo.Firmware {
+func (u *uptaneEnv) addBundle(t testing.TB, version string, secver uint64) tufrepo.Firmware {
 	t.Helper()
 	if u.upki == nil {
 		u.upki = test.NewUpdatePKI(t, filepath.Join(u.keyDir, "upki"))
@@ -139,12 +139,12 @@ func (u *uptaneEnv) addBundle(t *testing.T, version string, secver uint64) tufre
 
 // assign publishes a device's director repository: the configuration
 // document (version, data; nil data for none) and firmware (nil for none).
-func (u *uptaneEnv) assign(t *testing.T, dev string, version uint64, doc string, fw *tufrepo.Firmware) *tufrepo.DeviceRepo {
+func (u *uptaneEnv) assign(t testing.TB, dev string, version uint64, doc string, fw *tufrepo.Firmware) *tufrepo.DeviceRepo {
 	t.Helper()
 	return u.assignWith(t, u.director, dev, version, doc, fw)
 }
 
-func (u *uptaneEnv) assignWith(t *testing.T, d *tufrepo.Director, dev string, version uint64, doc string, fw *tufrepo.Firmware) *tufrepo.DeviceRepo {
+func (u *uptaneEnv) assignWith(t testing.TB, d *tufrepo.Director, dev string, version uint64, doc string, fw *tufrepo.Firmware) *tufrepo.DeviceRepo {
 	t.Helper()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -160,7 +160,7 @@ func (u *uptaneEnv) assignWith(t *testing.T, d *tufrepo.Director, dev string, ve
 	return r
 }
 
-func (u *uptaneEnv) write(t *testing.T, d *tufrepo.Director, r *tufrepo.DeviceRepo) {
+func (u *uptaneEnv) write(t testing.TB, d *tufrepo.Director, r *tufrepo.DeviceRepo) {
 	t.Helper()
 	if err := tufrepo.WriteDeviceRepo(filepath.Join(u.dirNginx.Root, "director"), d, r); err != nil {
 		t.Fatalf("WriteDeviceRepo: %v", err)
@@ -169,7 +169,7 @@ func (u *uptaneEnv) write(t *testing.T, d *tufrepo.Director, r *tufrepo.DeviceRe
 }
 
 // refreshTimestamp re-signs a device's timestamp with d.
-func (u *uptaneEnv) refreshTimestamp(t *testing.T, d *tufrepo.Director, dev string) {
+func (u *uptaneEnv) refreshTimestamp(t testing.TB, d *tufrepo.Director, dev string) {
 	t.Helper()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -188,7 +188,7 @@ func (u *uptaneEnv) devicePath(dev, name string) string {
 // uptanePhone writes a fleet phone's config (fleetPhone) that follows
 // the two repositories, with extra lines appended to its [provision]
 // table and more (e.g. an [update] table) after it.
-func (u *uptaneEnv) uptanePhone(t *testing.T, user, serial, provision, after string) string {
+func (u *uptaneEnv) uptanePhone(t testing.TB, user, serial, provision, after string) string {
 	t.Helper()
 	path := u.fleetPhone(t, user, serial)
 	dir := filepath.Dir(path)
@@ -233,7 +233,7 @@ type runningPhone struct {
 
 // start runs the phone's agent, waits for its enrolment, binds its
 // device to its SIP user at the registrar and waits for its registration.
-func (u *uptaneEnv) start(t *testing.T, path, user string) *runningPhone {
+func (u *uptaneEnv) start(t testing.TB, path, user string) *runningPhone {
 	t.Helper()
 	p := &runningPhone{proc: startAgentProcess(t, "--config", path), path: path, user: user,
 		ctl: control.NewClient(filepath.Join(filepath.Dir(path), "ctl.sock"))}
@@ -249,7 +249,7 @@ func (u *uptaneEnv) start(t *testing.T, path, user string) *runningPhone {
 }
 
 // status is the phone's provisioning status (fails the test without one).
-func (p *runningPhone) status(t *testing.T) *control.ProvisioningStatus {
+func (p *runningPhone) status(t testing.TB) *control.ProvisioningStatus {
 	t.Helper()
 	st, err := p.ctl.Status(context.Background())
 	if err != nil {
@@ -263,7 +263,7 @@ func (p *runningPhone) status(t *testing.T) *control.ProvisioningStatus {
 
 // waitStatus polls the status until cond holds; the agent may be between
 // two runs (a configuration change), when the socket does not answer.
-func (p *runningPhone) waitStatus(t *testing.T, timeout time.Duration, what string, cond func(*control.Status) bool) *control.Status {
+func (p *runningPhone) waitStatus(t testing.TB, timeout time.Duration, what string, cond func(*control.Status) bool) *control.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last *control.Status
@@ -301,7 +301,7 @@ func registered(st *control.Status) bool {
 // and never dials the phone), and fails the test unless one answers 200.
 // Kamailio 5.6's tm RPC refuses a request without Content-Type ("400 -
 // Content-Type missing"), body or not.
-func (u *uptaneEnv) checkSync(t *testing.T, user string) {
+func (u *uptaneEnv) checkSync(t testing.TB, user string) {
 	t.Helper()
 	u.k.WaitRegistered(t, user, 10*time.Second)
 	domain := u.k.IP()
@@ -329,7 +329,7 @@ func (u *uptaneEnv) checkSync(t *testing.T, user string) {
 }
 
 // events lists the phone's journal as JSON lines.
-func (p *runningPhone) events(t *testing.T) string {
+func (p *runningPhone) events(t testing.TB) string {
 	t.Helper()
 	recs, err := p.ctl.EventsList(context.Background(), 0, 1000)
 	if err != nil {
@@ -345,7 +345,7 @@ func (p *runningPhone) events(t *testing.T) string {
 
 // hasEvent reports whether the journal has an event of kind whose JSON
 // contains every one of subs.
-func (p *runningPhone) hasEvent(t *testing.T, kind string, subs ...string) bool {
+func (p *runningPhone) hasEvent(t testing.TB, kind string, subs ...string) bool {
 	t.Helper()
 	for _, line := range strings.Split(p.events(t), "\n") {
 		if !strings.Contains(line, `"`+kind+`"`) {
