@@ -582,6 +582,12 @@ func (a *Agent) installFirmware(ctx context.Context) {
 		a.setFirmware(fw, control.FirmwareWaiting, "outside the maintenance window")
 		return
 	}
+	// The updater installs over the other slot only once the running one
+	// proved itself; asking earlier would fail and wait for the retry.
+	if st, err := a.updater.Status(); err == nil && !bootedGood(st) {
+		a.setFirmware(fw, control.FirmwareWaiting, "until the running slot is marked good")
+		return
+	}
 	a.setFirmware(fw, control.FirmwarePending, "downloading")
 	a.log.Info("installing fleet firmware", "target", fw.Name, "version", fw.Version, "bytes", fw.Length)
 	err := a.downloadInstall(ctx, fw)
@@ -684,4 +690,14 @@ func (a *Agent) fleetCounters() map[string]uint64 {
 		out[k] = v
 	}
 	return out
+}
+
+// bootedGood reports whether the booted slot is marked good.
+func bootedGood(st *update.Status) bool {
+	for _, s := range st.Slots {
+		if s.Booted {
+			return s.State == update.StateGood
+		}
+	}
+	return false
 }

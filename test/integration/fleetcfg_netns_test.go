@@ -6,14 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-
-	"github.com/hardphone/hardphone/fleet/tufrepo"
 	"strings"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/store"
+	"github.com/hardphone/hardphone/crypto/timefloor"
 	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/fleet/tufrepo"
 	"github.com/hardphone/hardphone/hal/ubootenv"
 	"github.com/hardphone/hardphone/test"
 )
@@ -162,6 +165,21 @@ func TestFleetConfigApply(t *testing.T) {
 	unchanged6("mix-and-match", "disagree")
 	if st := p.status(t); st.Stale {
 		t.Fatalf("after the refusals: %+v, want fresh (the last good metadata is fresh)", st)
+	}
+	// The director's signed time raised the phone's time floor: the
+	// latest time it has securely seen is the director's, not the
+	// registrar certificate's.
+	if err := p.proc.stop(t); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	db, err := bolt.Open(filepath.Join(filepath.Dir(path), "state", store.FileName), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	floor, src, err := timefloor.Read(db)
+	if err != nil || src != "director timestamp" || time.Since(floor) > time.Hour {
+		t.Fatalf("time floor = %v from %q, %v; want the director's recent signed time", floor, src, err)
 	}
 }
 
