@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +208,26 @@ func TestProvisionUptane(t *testing.T) {
 		if _, err := Parse([]byte(tc.in), "/x"); err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("Parse(%q) = %v, want an error naming %s", tc.in, err, tc.key)
 		}
+	}
+}
+
+// TestREADMEFleetExample: the README's [provision] example for the
+// fleet's repositories is a valid table.
+func TestREADMEFleetExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read README.md: %v", err)
+	}
+	m := regexp.MustCompile("(?s)## Configuration and firmware from the fleet \\(phone side\\).*?```toml\n(.*?)```").FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("README.md has no fleet configuration section with a toml block")
+	}
+	base := "state_dir = \"/data/hp\"\ncredential_store = \"/dev/tpmrm0\"\n[tls]\nca_file = \"ca.pem\"\n[[account]]\nuser = \"alice\"\nregistrar = \"pbx:5061\"\npassword_cred = \"sip/alice\"\n"
+	c, err := Parse(append([]byte(base), m[1]...), "/etc/hp")
+	if err != nil {
+		t.Fatalf("Parse(README example) = %v", err)
+	}
+	if !c.Provision.Uptane() || c.Provision.DirectorURL("d") != "https://fleet.example.com:8443/director/d/" {
+		t.Fatalf("Parse(README example).Provision = %+v", c.Provision)
 	}
 }
