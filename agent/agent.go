@@ -340,8 +340,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.stopRun = nil
 		changed := a.changed
 		a.mu.Unlock()
-		if err == nil && changed {
+		// Whatever failed after the reconfiguration cancelled the run
+		// (a listener refused a cancelled context) is its consequence.
+		switch {
+		case changed && (err == nil || errors.Is(err, context.Canceled)):
 			err = ErrConfigChanged
+		case changed:
+			err = errors.Join(ErrConfigChanged, err)
 		}
 	}()
 	lc := net.ListenConfig{}
