@@ -198,6 +198,9 @@ func (a *Agent) Status() control.Status {
 		}
 		s.Fleet = f
 	}
+	if a.repos != nil {
+		s.Provisioning = a.provisioningStatus()
+	}
 	return s
 }
 

@@ -36,7 +36,7 @@ type fleetEnv struct {
 
 const fleetServerName = "fleet.test"
 
-func newFleetEnv(t *testing.T) *fleetEnv {
+func newFleetEnv(t testing.TB) *fleetEnv {
 	t.Helper()
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "fleet-pki")
@@ -70,7 +70,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 // manifest would, and seeds its SIP password (what the user of the
 // account is given; issue 12 delivers it sealed). Nothing else: no key, no
 // certificate.
-func (f *fleetEnv) fleetPhone(t *testing.T, user, serial string) string {
+func (f *fleetEnv) fleetPhone(t testing.TB, user, serial string) string {
 	t.Helper()
 	sw := test.StartSWTPM(t, test.SWTPMWithEK(f.mfg))
 	prov := fmt.Sprintf("\n[provision]\nserver = %q\nserver_name = %q\nserver_ca = %q\ndevice_ca = %q\nmodel = \"hp-desk-1\"\ncheckin_interval = \"10s\"\n",
@@ -106,7 +106,7 @@ func (f *fleetEnv) fleetPhone(t *testing.T, user, serial string) string {
 
 // waitEnrolled waits for the agent behind socket to hold a fleet
 // certificate and returns its device ID.
-func waitEnrolled(t *testing.T, socket string) string {
+func waitEnrolled(t testing.TB, socket string) string {
 	t.Helper()
 	c := control.NewClient(socket)
 	var id string
