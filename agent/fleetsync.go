@@ -353,6 +353,9 @@ func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Co
 	if err == nil {
 		err = a.checkConfig(next)
 	}
+	if err == nil {
+		err = a.openSealed(next, c.DeviceID(), cfg.Version)
+	}
 	if err != nil {
 		a.refuseConfig(cfg.Version, err.Error())
 		return nil
@@ -700,4 +703,36 @@ func bootedGood(st *update.Status) bool {
 		}
 	}
 	return false
+}
+
+// SealedOpener opens a secret the fleet sealed to this phone's TPM straight
+// into the credential store (*credstore.Store has it).
+type SealedOpener interface {
+	OpenSealed(value, deviceID string, version uint64, name string) error
+}
+
+// openSealed opens every sealed password a document carries into the
+// credential its account names, before the document runs: the plaintext
+// goes from the TPM's shared secret into an encrypted record, nowhere
+// else. A value sealed to another TPM, device, version or name, or
+// older than the one in use, refuses the whole document.
+func (a *Agent) openSealed(c *config.Config, deviceID string, version uint64) error {
+	var opener SealedOpener
+	for _, acct := range c.Accounts {
+		if acct.PasswordSealed == "" {
+			continue
+		}
+		if opener == nil {
+			o, ok := a.creds.(SealedOpener)
+			if !ok {
+				return fmt.Errorf("account %s: a sealed password, and no TPM credential store to open it", acct.Name)
+			}
+			opener = o
+		}
+		if err := opener.OpenSealed(acct.PasswordSealed, deviceID, version, acct.PasswordCred); err != nil {
+			return fmt.Errorf("account %s: %w", acct.Name, err)
+		}
+		a.log.Info("sealed password opened into the credential store", "account", acct.Name, "credential", acct.PasswordCred, "version", version)
+	}
+	return nil
 }

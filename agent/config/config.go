@@ -257,10 +257,15 @@ type Account struct {
 	PasswordFile string
 	// PasswordCred names the digest password in the credential store
 	// ("sip/alice"). Exactly one of PasswordFile and PasswordCred is set.
-	PasswordCred  string
-	DigestMin     policy.Digest
-	MediaSecurity MediaSecurity
-	Answer        AnswerMode
+	PasswordCred string
+	// PasswordSealed is the password the fleet sealed to this phone's TPM
+	// for PasswordCred ("hps1.…"), set only from a fleet document
+	// (ParseWithDocument); the agent opens it into the credential store
+	// before it runs the document.
+	PasswordSealed string
+	DigestMin      policy.Digest
+	MediaSecurity  MediaSecurity
+	Answer         AnswerMode
 	// Expires is the registration lifetime we ask for; the registrar's grant wins.
 	Expires time.Duration
 	// Keepalive is the RFC 5626 CRLF ping interval on the TLS flow.

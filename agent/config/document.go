@@ -31,8 +31,9 @@ const MaxDocument = 1 << 20
 var ErrImageOnly = errors.New("only the phone's image sets this key, never a fleet document")
 
 // ErrSealedUnsupported is returned (wrapped in a *KeyError) for a sealed
-// secret in a fleet document, until the phone can open them.
-var ErrSealedUnsupported = errors.New("sealed secrets in fleet documents are not supported yet")
+// secret the phone has no place for: any *_sealed key but an account's
+// password_sealed.
+var ErrSealedUnsupported = errors.New("no sealed secret of that name: only account.password_sealed is opened")
 
 // imageOnly are the keys a fleet document may not set, each with why. A
 // director holds online keys; whoever steals them must not be able to turn
@@ -87,7 +88,54 @@ func parseDocument(doc []byte) (map[string]any, error) {
 	if err := checkImageOnly(m, ""); err != nil {
 		return nil, err
 	}
+	if _, err := takeSealed(m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// keyPasswordSealed is an account's SIP password sealed to this phone's
+// TPM by the fleet (crypto/credstore.OpenSealed opens it into the
+// credential password_cred names). Only a fleet document carries it.
+const keyPasswordSealed = "password_sealed"
+
+// maxSealed bounds a sealed value.
+const maxSealed = 4096
+
+// takeSealed removes the sealed passwords from a document's accounts and
+// returns them by the credential each opens into; each needs its
+// account's password_cred, in the document too.
+func takeSealed(m map[string]any) (map[string]string, error) {
+	out := map[string]string{}
+	raw, ok := m["account"]
+	if !ok {
+		return out, nil
+	}
+	accts, err := tables(raw)
+	if err != nil {
+		return nil, &KeyError{Key: "account", Err: err}
+	}
+	for i, a := range accts {
+		v, ok := a[keyPasswordSealed]
+		if !ok {
+			continue
+		}
+		key := fmt.Sprintf("account[%d].%s", i, keyPasswordSealed)
+		val, isStr := v.(string)
+		if !isStr || !strings.HasPrefix(val, "hps1.") || len(val) > maxSealed {
+			return nil, &KeyError{Key: key, Err: errors.New("want a sealed value (hps1.…) of at most 4096 bytes")}
+		}
+		cred, _ := a["password_cred"].(string)
+		if cred == "" {
+			return nil, &KeyError{Key: key, Err: errors.New("needs password_cred in the same account: the credential it opens into")}
+		}
+		if _, dup := out[cred]; dup {
+			return nil, &KeyError{Key: key, Err: fmt.Errorf("a second sealed value for %q", cred)}
+		}
+		out[cred] = val
+		delete(a, keyPasswordSealed)
+	}
+	return out, nil
 }
 
 // checkImageOnly walks a document's keys in sorted order (so the key an
@@ -103,7 +151,7 @@ func checkImageOnly(m map[string]any, prefix string) error {
 		if _, ok := imageOnly[path]; ok {
 			return &KeyError{Key: path, Err: ErrImageOnly}
 		}
-		if strings.HasSuffix(k, sealedSuffix) {
+		if strings.HasSuffix(k, sealedSuffix) && path != "account."+keyPasswordSealed {
 			return &KeyError{Key: path, Err: ErrSealedUnsupported}
 		}
 		if path == "account" {
@@ -160,6 +208,16 @@ func ParseWithDocument(image []byte, dir string, doc []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// parseDocument checked them; take them again, from a fresh parse, to
+	// hand them to the accounts after the merge.
+	sealedDoc := map[string]any{}
+	if _, err := toml.NewDecoder(bytes.NewReader(doc)).Decode(&sealedDoc); err != nil {
+		return nil, fmt.Errorf("fleet document: %w", err)
+	}
+	sealed, err := takeSealed(sealedDoc)
+	if err != nil {
+		return nil, err
+	}
 	base := map[string]any{}
 	if _, err := toml.NewDecoder(bytes.NewReader(image)).Decode(&base); err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
@@ -174,6 +232,17 @@ func ParseWithDocument(image []byte, dir string, doc []byte) (*Config, error) {
 	c, err := Parse(b.Bytes(), dir)
 	if err != nil {
 		return nil, fmt.Errorf("with the fleet document: %w", err)
+	}
+	for cred, val := range sealed {
+		found := false
+		for i := range c.Accounts {
+			if c.Accounts[i].PasswordCred == cred {
+				c.Accounts[i].PasswordSealed, found = val, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("with the fleet document: a sealed password for %q, which no account uses", cred)
+		}
 	}
 	return c, nil
 }

@@ -111,7 +111,7 @@ func TestFleetDocumentRefused(t *testing.T) {
 		{"events.syslog_ca", "[events]\nsyslog_ca = \"/tmp/ca\"\n", "events.syslog_ca", ErrImageOnly},
 		{"media.allow_peers", "[media]\nallow_peers = [\"0.0.0.0/0\"]\n", "media.allow_peers", ErrImageOnly},
 		{"password_file", "[[account]]\nuser = \"bob\"\nregistrar = \"r:5061\"\npassword_file = \"/etc/shadow\"\n", "account[0].password_file", ErrImageOnly},
-		{"sealed", "[[account]]\nuser = \"bob\"\nregistrar = \"r:5061\"\npassword_cred = \"sip/bob\"\npassword_sealed = \"hps1.x\"\n", "account[0].password_sealed", ErrSealedUnsupported},
+		{"other sealed key", "[[account]]\nuser = \"bob\"\nregistrar = \"r:5061\"\npassword_cred = \"sip/bob\"\nrealm_sealed = \"hps1.x\"\n", "account[0].realm_sealed", ErrSealedUnsupported},
 		{"second account image-only", "[[account]]\nuser = \"bob\"\n[[account]]\nuser = \"carol\"\npassword_file = \"x\"\n", "account[1].password_file", ErrImageOnly},
 	}
 	for _, tt := range tests {
@@ -229,5 +229,32 @@ func TestREADMEFleetExample(t *testing.T) {
 	}
 	if !c.Provision.Uptane() || c.Provision.DirectorURL("d") != "https://fleet.example.com:8443/director/d/" {
 		t.Fatalf("Parse(README example).Provision = %+v", c.Provision)
+	}
+}
+
+// TestSealedPassword: a fleet document's password_sealed goes with its
+// account's password_cred onto the merged account; without the credential
+// name, or not a sealed value, it is refused.
+func TestSealedPassword(t *testing.T) {
+	doc := "[[account]]\nuser = \"bob\"\nregistrar = \"127.0.0.1:5061\"\npassword_cred = \"sip/bob\"\npassword_sealed = \"hps1.AQAB\"\n"
+	c, err := ParseWithDocument([]byte(ReferenceImage), "/", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Accounts[0]; a.PasswordSealed != "hps1.AQAB" || a.PasswordCred != "sip/bob" {
+		t.Errorf("account = %+v, want the sealed value for sip/bob", a)
+	}
+	for _, bad := range []string{
+		"[[account]]\nuser = \"bob\"\nregistrar = \"127.0.0.1:5061\"\npassword_sealed = \"hps1.AQAB\"\n",
+		"[[account]]\nuser = \"bob\"\nregistrar = \"127.0.0.1:5061\"\npassword_cred = \"sip/bob\"\npassword_sealed = \"secret\"\n",
+		"[[account]]\nuser = \"bob\"\nregistrar = \"127.0.0.1:5061\"\npassword_cred = \"sip/bob\"\npassword_sealed = 3\n",
+	} {
+		if err := CheckFleetDocument([]byte(bad)); err == nil {
+			t.Errorf("CheckFleetDocument(%q) = nil, want refused", bad)
+		}
+	}
+	// The image's own config never carries one.
+	if _, err := Parse([]byte(ReferenceImage+"[[account]]\nuser = \"bob\"\nregistrar = \"127.0.0.1:5061\"\npassword_cred = \"sip/bob\"\npassword_sealed = \"hps1.AQAB\"\n"), "/"); err == nil {
+		t.Errorf("Parse(image with password_sealed) = nil error, want an unknown key")
 	}
 }
