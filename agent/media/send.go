@@ -30,8 +30,17 @@ type sender struct {
 	seq     uint16
 	ts      uint32
 	marker  bool
-	frame   [frameSamples]int16
 	payload []byte
+
+	// The audio path: a frame at the source's rate, converted to the
+	// codec's (rs nil when they match), encoded by enc.
+	frame    []int16
+	conv     []int16
+	rs       *resampler
+	rsIn     int
+	rsOut    int
+	enc      encoder
+	encCodec Codec
 
 	// DTMF in progress: ev.frames == 0 when none.
 	ev        dtmfTone
@@ -47,7 +56,21 @@ type sender struct {
 	octets    uint32
 	srcDone   bool
 	srcInUse  *sourceBox
+	// srcFresh asks the next read to drain what the source queued before
+	// the call started sending (it rang, or was on hold); backlogMin is the
+	// smallest backlog seen in the current second, backlogTicks its age.
+	srcFresh     bool
+	backlogMin   int
+	backlogTicks int
 }
+
+// backlogged is what a Source with a queue in front of it implements
+// (hal/audio's PulseSource): how many captured samples wait.
+type backlogged interface{ Buffered() int }
+
+// maxDrainFrames bounds how many frames one drain reads and throws away:
+// a PulseSource's whole queue (250 frames at most).
+const maxDrainFrames = 256
 
 func newSender(s *Session) *sender {
 	r := randUint64()
@@ -84,15 +107,17 @@ func (p *sender) tick() {
 	switch {
 	case !lp.send:
 		// On hold (or held): no audio, no events, and the next packet after
-		// resuming starts a talkspurt.
+		// resuming starts a talkspurt with what the microphone hears then,
+		// not what it queued meanwhile.
 		p.marker = true
 		p.ev = dtmfTone{}
+		p.srcFresh = true
 	case p.ev.frames > 0 || p.startEvent(lp):
 		p.sendEvent(lp, tx)
 	default:
 		p.sendAudio(lp, tx)
 	}
-	p.ts += frameSamples
+	p.ts += frameTicks
 	p.ticks++
 	p.sendReport(lp)
 }
@@ -126,7 +151,7 @@ func (p *sender) sendEvent(lp *liveParams, tx *srtpTx) {
 	if p.evFrames < p.ev.frames {
 		p.evFrames++
 	}
-	pl.Duration = uint16(p.evFrames * frameSamples)
+	pl.Duration = uint16(p.evFrames * frameTicks)
 	if p.evFrames == p.ev.frames {
 		pl.End = true
 		p.evEndSent++
@@ -141,21 +166,31 @@ func (p *sender) sendEvent(lp *liveParams, tx *srtpTx) {
 	}
 }
 
-// sendAudio reads one frame from the source (silence when there is none or
-// it has ended) and sends it.
+// sendAudio reads one frame from the source (silence when there is none,
+// it has ended, or the call is muted), converts it to the codec's rate and
+// sends it.
 func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
 	box := p.s.src.Load()
 	if box != p.srcInUse {
-		p.srcInUse, p.srcDone = box, false
+		p.srcInUse, p.srcDone, p.srcFresh = box, false, true
 	}
-	pcm := p.frame[:]
+	inRate := sampleRate
+	if box != nil {
+		inRate = rateOf(box.src)
+	}
+	n := inRate * frameMillis / 1000
+	if cap(p.frame) < n {
+		p.frame = make([]int16, n)
+	}
+	pcm := p.frame[:n]
 	clear(pcm)
 	if box != nil && !p.srcDone {
-		n, err := box.src.ReadFrame(pcm)
-		if n < 0 || n > len(pcm) {
-			n = 0
+		p.trimBacklog(box.src, pcm)
+		got, err := box.src.ReadFrame(pcm)
+		if got < 0 || got > len(pcm) {
+			got = 0
 		}
-		clear(pcm[n:])
+		clear(pcm[got:])
 		if err != nil {
 			p.srcDone = true
 			if !errors.Is(err, io.EOF) {
@@ -163,11 +198,75 @@ func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
 			}
 		}
 	}
+	if p.s.muted.Load() {
+		// The source was read all the same: a microphone's queue must not
+		// hold what was said while muted.
+		clear(pcm)
+	}
+	p.s.sendLevel.add(pcm)
+	pcm = p.toCodec(pcm, inRate, lp.codec.Rate())
+	if p.enc == nil || p.encCodec != lp.codec {
+		p.enc, p.encCodec = lp.codec.newEncoder(), lp.codec
+	}
 	p.hdr.PayloadType = lp.sendPT
 	p.hdr.Marker = p.marker
 	p.hdr.Timestamp = p.ts
 	p.marker = false
-	p.send(lp, tx, lp.codec.encode(p.payload[:0], pcm))
+	p.send(lp, tx, p.enc.encode(p.payload[:0], pcm))
+}
+
+// trimBacklog keeps the delay between microphone and wire short. A device
+// opened before the call was answered has queued what it heard while the
+// call rang; a device whose clock runs slower than ours leaves more and
+// more waiting. Neither should be sent late: at the start (and after hold)
+// everything queued beyond one frame is dropped, and whenever a whole
+// second passes with more than two frames always waiting, one frame is.
+// buf is scratch of one frame.
+func (p *sender) trimBacklog(src interface{ ReadFrame([]int16) (int, error) }, buf []int16) {
+	b, ok := src.(backlogged)
+	if !ok {
+		return
+	}
+	n := len(buf)
+	drop := 0
+	switch q := b.Buffered(); {
+	case p.srcFresh:
+		drop = (q - n) / n
+		p.srcFresh, p.backlogMin, p.backlogTicks = false, q, 0
+	default:
+		p.backlogMin = min(p.backlogMin, q)
+		p.backlogTicks++
+		if p.backlogTicks >= 1000/frameMillis {
+			if p.backlogMin > 2*n {
+				drop = 1
+			}
+			p.backlogMin, p.backlogTicks = q, 0
+		}
+	}
+	for i := 0; i < min(drop, maxDrainFrames); i++ {
+		if _, err := src.ReadFrame(buf); err != nil {
+			return
+		}
+		p.s.st.sourceDropped.Add(1)
+	}
+}
+
+// toCodec converts a frame from the source's rate to the codec's.
+func (p *sender) toCodec(pcm []int16, in, out int) []int16 {
+	if in != p.rsIn || out != p.rsOut {
+		rs, err := newResampler(in, out)
+		if err != nil {
+			p.s.rl.warn("source-rate", "audio source rate unusable: sending silence", "err", err)
+			p.conv = append(p.conv[:0], make([]int16, out*frameMillis/1000)...)
+			return p.conv
+		}
+		p.rs, p.rsIn, p.rsOut = rs, in, out
+	}
+	if p.rs == nil {
+		return pcm
+	}
+	p.conv = p.rs.convert(p.conv[:0], pcm)
+	return p.conv
 }
 
 func (p *sender) send(lp *liveParams, tx *srtpTx, payload []byte) {
