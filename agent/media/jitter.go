@@ -123,11 +123,11 @@ type jitterBuffer struct {
 	base     int64
 	spread   int64
 
-	playing bool  // a packet of this stream is in: decide plays
-	primed  bool  // the playout point is set: pos and cut are valid
-	pos     int64 // extended timestamp of the next frame to play
-	cut     int64 // ticks before this are decided (played or concealed)
-	lateRun int   // late packets in a row
+	playing bool   // a packet of this stream is in: decide plays
+	primed  bool   // the playout point is set: pos and cut are valid
+	pos     int64  // extended timestamp of the next frame to play
+	cut     int64  // ticks before this are decided (played or concealed)
+	lateRun int    // late packets in a row
 	gen     uint64 // counts resets: positions of different generations do not compare
 	// due is when the first frame of the stream plays; duePending says the
 	// playout clock has not taken it yet (firstDue). wake (capacity 1, may

@@ -105,21 +105,20 @@ func (p *player) tick(now int64) {
 		// The first packet is in: set up for its codec.
 		p.setCodec(p.s.currentCodec())
 	}
-	n := frameMillis * p.rate() / 1000
 	p.frame = p.frame[:0]
 	switch act {
 	case jbIdle, jbStretch:
-		p.frame = p.conceal(p.frame, n)
+		p.frame = p.conceal(p.frame, p.frameLen())
 	case jbPlay:
 		p.fill(1)
-		p.frame = p.emit(p.frame, n)
+		p.frame = p.emit(p.frame, p.frameLen())
 	case jbCompress:
 		p.fill(2)
-		p.drop(n)
+		p.drop(p.frameLen())
 		if p.plc != nil {
 			p.plc.join()
 		}
-		p.frame = p.emit(p.frame, n)
+		p.frame = p.emit(p.frame, p.frameLen())
 	}
 	p.quiet = frameQuiet(p.frame)
 	p.s.recvLevel.add(p.frame)
@@ -168,6 +167,9 @@ func (p *player) rate() int {
 	}
 	return p.codec.Rate()
 }
+
+// frameLen is one frame at the current rate (fill may change the codec).
+func (p *player) frameLen() int { return frameMillis * p.rate() / 1000 }
 
 // setCodec starts decoding codec afresh: a new decoder, concealment state
 // and an empty fifo.
