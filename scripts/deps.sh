@@ -8,7 +8,9 @@ set -eu
 # (11), the Argon2 reference tool for the admin password hashes (13), the
 # syslog-over-TLS collector for security events (14), the G.722 reference
 # encoder/decoder, sound devices without a sound card and the terminal
-# phone's test terminal (15).
+# phone's test terminal (15), and for the audio quality tests (15) a
+# speaking voice, an audio toolbox and the NFQUEUE rules of the network
+# emulator (the kernel has no netem).
 PKGS="kamailio kamailio-tls-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
@@ -18,7 +20,8 @@ postgresql nginx
 rsyslog rsyslog-gnutls
 argon2
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
-ffmpeg tmux"
+ffmpeg tmux
+espeak-ng sox iptables"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
