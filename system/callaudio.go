@@ -3,6 +3,7 @@ package system
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/hal/audio"
@@ -20,6 +21,10 @@ const CallRate = 16000
 // offer. The media layer converts between any of them and the codec.
 var alsaRates = []int{CallRate, 48000, 8000, 32000}
 
+// micTimeout is how long a call's send loop waits on a PulseAudio
+// microphone for a frame before it sends silence on its own clock.
+const micTimeout = 100 * time.Millisecond
+
 // CallAudio opens the sound device a call talks through, per call: a
 // capture Source and a playback Sink, at CallRate for PulseAudio and at the
 // first of alsaRates the card takes for ALSA, and a close for both. It
@@ -33,7 +38,10 @@ func CallAudio(c config.Audio, app string) func() (audio.Source, audio.Sink, fun
 			if c.Server != "" {
 				opts = append(opts, audio.PulseServer(c.Server))
 			}
-			src, err := audio.OpenPulseSource(CallRate, append(opts, audio.PulseDevice(c.Input))...)
+			// A microphone that delivers nothing for 100 ms is stalled: the
+			// call sends silence on its own clock until it delivers again,
+			// rather than wait out the default 2 s.
+			src, err := audio.OpenPulseSource(CallRate, append(opts, audio.PulseDevice(c.Input), audio.PulseReadTimeout(micTimeout))...)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("microphone: %w", err)
 			}

@@ -48,6 +48,8 @@ type baresipOptions struct {
 	register       bool
 	waitRegistered bool
 	ip             string
+	modules        []string // extra modules (codecs, filters)
+	jitterDelay    string   // jitter_buffer_delay, "" for the default
 }
 
 // BaresipOption configures StartBaresip.
@@ -177,6 +179,35 @@ func BaresipRecordDir(dir string) BaresipOption {
 	}
 }
 
+// BaresipModule loads an extra module from baresip-core, such as "g722"
+// (then name G722 in BaresipAudioCodecs) or "plc" (packet-loss
+// concealment, an audio filter on the receive path).
+func BaresipModule(name string) BaresipOption {
+	return func(o *baresipOptions) error {
+		if !sipToken(name) || strings.ContainsAny(name, "./") {
+			return fmt.Errorf("module name %q", name)
+		}
+		if _, err := os.Stat(filepath.Join(baresipModuleDir, name+".so")); err != nil {
+			return fmt.Errorf("module %s: %w", name, err)
+		}
+		o.modules = append(o.modules, name)
+		return nil
+	}
+}
+
+// BaresipJitterBuffer sets jitter_buffer_delay, the range of frames its
+// jitter buffer holds ("min-max"; the default here is 1-10).
+func BaresipJitterBuffer(frames string) BaresipOption {
+	return func(o *baresipOptions) error {
+		var lo, hi int
+		if n, err := fmt.Sscanf(frames, "%d-%d", &lo, &hi); n != 2 || err != nil || lo < 0 || hi < lo || hi > 100 {
+			return fmt.Errorf("jitter buffer %q, want MIN-MAX frames", frames)
+		}
+		o.jitterDelay = frames
+		return nil
+	}
+}
+
 // BaresipNoRegister makes the account never register (regint=0).
 func BaresipNoRegister() BaresipOption {
 	return func(o *baresipOptions) error {
@@ -295,11 +326,15 @@ func (b *Baresip) writeConfig(t testing.TB, ctrlPort int) {
 	line("audio_source", "aufile,"+source)
 	line("rtp_ports", fmt.Sprintf("%d-%d", b.rtpLo, b.rtpLo+baresipRTPPorts-1))
 	line("rtcp_mux", "no")
-	line("jitter_buffer_delay", "1-10")
+	jb := o.jitterDelay
+	if jb == "" {
+		jb = "1-10"
+	}
+	line("jitter_buffer_delay", jb)
 	line("net_interface", o.ip)
 	line("dns_server", "127.0.0.1:53")
 	line("module_path", baresipModuleDir)
-	for _, m := range []string{"g711", "alsa", "aufile", "srtp", "dtls_srtp"} {
+	for _, m := range append([]string{"g711", "alsa", "aufile", "srtp", "dtls_srtp"}, o.modules...) {
 		line("module", m+".so")
 	}
 	if o.recordDir != "" {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/hardphone/hardphone/hal/audio"
 )
 
 // rtcpEveryFrames is rtcpInterval in 20 ms ticks. The first report goes
@@ -35,6 +37,7 @@ type sender struct {
 	// The audio path: a frame at the source's rate, converted to the
 	// codec's (rs nil when they match), encoded by enc.
 	frame    []int16
+	inRate   int // rate of frame
 	conv     []int16
 	rs       *resampler
 	rsIn     int
@@ -60,6 +63,7 @@ type sender struct {
 	// the call started sending (it rang, or was on hold); backlogMin is the
 	// smallest backlog seen in the current second, backlogTicks its age.
 	srcFresh     bool
+	stalled      bool // the source returned audio.ErrStalled and has not delivered since
 	backlogMin   int
 	backlogTicks int
 }
@@ -84,23 +88,91 @@ func newSender(s *Session) *sender {
 	}
 }
 
-// run paces the stream at one packet per 20 ms until Close.
+// run sends one packet per 20 ms until Close. A live sound device (a
+// Source with a queue in front of it, see backlogged) paces the stream
+// itself: the loop waits for its next frame, so the packets follow the
+// device's clock and no frame is skipped or sent late because a timer
+// fired while the device had not delivered yet. Without one (a file, no
+// source, hold, a source that failed) a timer paces it.
 func (p *sender) run() {
 	defer p.s.sending.Done()
-	t := time.NewTicker(frameMillis * time.Millisecond)
-	defer t.Stop()
-	p.tick()
+	const frame = frameMillis * time.Millisecond
+	timer := time.NewTimer(frame)
+	defer timer.Stop()
+	p.tick(nil)
+	next := time.Now().Add(frame)
 	for {
 		select {
 		case <-p.s.done:
 			return
-		case <-t.C:
-			p.tick()
+		default:
+		}
+		if box := p.liveSource(); box != nil {
+			start := time.Now()
+			pcm := p.readSource(box)
+			if p.stalled {
+				// The device gave nothing for its read timeout: keep the
+				// timestamps to real time across the wait, and send silence
+				// on the timer until it delivers again.
+				for d := time.Since(start); d >= frame; d -= frame {
+					p.ts += frameTicks
+				}
+				p.marker = true
+			}
+			p.tick(pcm)
+			next = time.Now().Add(frame)
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-p.s.done:
+			return
+		case <-timer.C:
+		}
+		// Make up frames a busy machine held us past, so the timestamps keep
+		// to real time; beyond maxCatchUp, skip them (the timestamps jump,
+		// and the next packet starts a talkspurt).
+		now := time.Now()
+		for n := 0; !next.After(now) && n < maxCatchUp; n++ {
+			p.tick(nil)
+			next = next.Add(frame)
+		}
+		for !next.After(now) {
+			p.ts += frameTicks
+			p.marker = true
+			next = next.Add(frame)
 		}
 	}
 }
 
-func (p *sender) tick() {
+// liveSource returns the source when it is a live device the send loop
+// should wait on: audio is being sent and the source has not failed.
+func (p *sender) liveSource() *sourceBox {
+	lp := p.s.live.Load()
+	box := p.s.src.Load()
+	if lp == nil || !lp.send || box == nil {
+		return nil
+	}
+	if box != p.srcInUse {
+		p.srcInUse, p.srcDone, p.srcFresh, p.stalled = box, false, true, false
+	}
+	b, ok := box.src.(backlogged)
+	if !ok || p.srcDone {
+		return nil
+	}
+	if p.stalled {
+		if b.Buffered() < rateOf(box.src)*frameMillis/1000 {
+			return nil
+		}
+		p.stalled = false
+		p.s.log.Info("audio source delivers again")
+	}
+	return box
+}
+
+// tick sends what is due: an event packet, or audio (live, when a live
+// device delivered it; else read now), and RTCP.
+func (p *sender) tick(live []int16) {
 	s := p.s
 	lp := s.live.Load()
 	tx := s.tx[compRTP].Load()
@@ -115,7 +187,7 @@ func (p *sender) tick() {
 	case p.ev.frames > 0 || p.startEvent(lp):
 		p.sendEvent(lp, tx)
 	default:
-		p.sendAudio(lp, tx)
+		p.sendAudio(lp, tx, live)
 	}
 	p.ts += frameTicks
 	p.ticks++
@@ -166,37 +238,13 @@ func (p *sender) sendEvent(lp *liveParams, tx *srtpTx) {
 	}
 }
 
-// sendAudio reads one frame from the source (silence when there is none,
-// it has ended, or the call is muted), converts it to the codec's rate and
-// sends it.
-func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
-	box := p.s.src.Load()
-	if box != p.srcInUse {
-		p.srcInUse, p.srcDone, p.srcFresh = box, false, true
-	}
-	inRate := sampleRate
-	if box != nil {
-		inRate = rateOf(box.src)
-	}
-	n := inRate * frameMillis / 1000
-	if cap(p.frame) < n {
-		p.frame = make([]int16, n)
-	}
-	pcm := p.frame[:n]
-	clear(pcm)
-	if box != nil && !p.srcDone {
-		p.trimBacklog(box.src, pcm)
-		got, err := box.src.ReadFrame(pcm)
-		if got < 0 || got > len(pcm) {
-			got = 0
-		}
-		clear(pcm[got:])
-		if err != nil {
-			p.srcDone = true
-			if !errors.Is(err, io.EOF) {
-				p.s.rl.warn("source", "audio source failed: sending silence", "err", err)
-			}
-		}
+// sendAudio sends one frame: live if a live device delivered it, else read
+// from the source now (silence when there is none or it has ended); muted,
+// silence instead. It is converted to the codec's rate first.
+func (p *sender) sendAudio(lp *liveParams, tx *srtpTx, live []int16) {
+	pcm := live
+	if pcm == nil {
+		pcm = p.readSource(p.s.src.Load())
 	}
 	if p.s.muted.Load() {
 		// The source was read all the same: a microphone's queue must not
@@ -204,7 +252,7 @@ func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
 		clear(pcm)
 	}
 	p.s.sendLevel.add(pcm)
-	pcm = p.toCodec(pcm, inRate, lp.codec.Rate())
+	pcm = p.toCodec(pcm, p.inRate, lp.codec.Rate())
 	if p.enc == nil || p.encCodec != lp.codec {
 		p.enc, p.encCodec = lp.codec.newEncoder(), lp.codec
 	}
@@ -213,6 +261,47 @@ func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
 	p.hdr.Timestamp = p.ts
 	p.marker = false
 	p.send(lp, tx, p.enc.encode(p.payload[:0], pcm))
+}
+
+// readSource reads one 20 ms frame at the source's rate (p.inRate), or
+// returns silence at 8 kHz when there is no source or it has ended.
+func (p *sender) readSource(box *sourceBox) []int16 {
+	if box != p.srcInUse {
+		p.srcInUse, p.srcDone, p.srcFresh, p.stalled = box, false, true, false
+	}
+	p.inRate = sampleRate
+	if box != nil {
+		p.inRate = rateOf(box.src)
+	}
+	n := p.inRate * frameMillis / 1000
+	if cap(p.frame) < n {
+		p.frame = make([]int16, n)
+	}
+	pcm := p.frame[:n]
+	clear(pcm)
+	if box == nil || p.srcDone || p.stalled {
+		return pcm
+	}
+	p.trimBacklog(box.src, pcm)
+	got, err := box.src.ReadFrame(pcm)
+	if got < 0 || got > len(pcm) {
+		got = 0
+	}
+	clear(pcm[got:])
+	switch {
+	case err == nil:
+	case errors.Is(err, audio.ErrStalled):
+		// A suspended or starved device may come back: wait for it on the
+		// timer (liveSource), sending silence meanwhile.
+		p.stalled = true
+		p.s.rl.warn("source-stall", "audio source delivers nothing: sending silence until it does", "err", err)
+	default:
+		p.srcDone = true
+		if !errors.Is(err, io.EOF) {
+			p.s.rl.warn("source", "audio source failed: sending silence", "err", err)
+		}
+	}
+	return pcm
 }
 
 // trimBacklog keeps the delay between microphone and wire short. A device
