@@ -26,14 +26,22 @@ const (
 // DefaultCodecs is what a session offers and accepts when Config.Codecs is
 // nil: wideband first, then the two G.711 laws every SIP phone has.
 //
-// Opus is not among them, on purpose. The pure-Go decoder served here
-// (github.com/pion/opus) decodes SILK-only frames and none of the CELT or
-// hybrid frames that Opus encoders produce for wideband speech at the
-// bitrates phones use, and an offer may only list formats we can send as
-// well as receive (RFC 3264 §5.1): a receive-only Opus would be a codec
-// that breaks as soon as the peer's encoder leaves SILK mode. A full Opus
-// would need libopus through cgo, which the static phone binary does not
-// link.
+// Opus is not among them, on purpose, though a pure-Go decoder is served
+// (github.com/pion/opus v0.1.0) and is good: on libopus streams of speech
+// it decodes SILK (12 kbit/s), hybrid (24 and 32 kbit/s) and CELT
+// (64 kbit/s) frames with no error, at 0.995 correlation with libopus's
+// own output for SILK and hybrid (a sub-sample difference in the SILK
+// resampler's delay) and 88 dB SNR for CELT, in 40 to 160 µs per 20 ms
+// packet. What is missing is the other half. An offer or answer lists, for
+// a sendrecv stream, the formats we will both send and receive (RFC 3264
+// §5.1, §6.1); a receive-only Opus would have to be listed beside G.722 and
+// rely on the peer sending Opus while accepting G.722 back, an asymmetry
+// SDP cannot express for one format and that many desk phones and PBXs do
+// not handle, and it would put a large new parser on the path every packet
+// of a hostile peer reaches, for little gain over G.722 on the LANs and
+// VPNs a desk phone talks over. Opus comes when an encoder does: a pure-Go
+// one that holds up against libopus, or libopus through cgo behind a build
+// tag.
 var DefaultCodecs = []Codec{G722, PCMU, PCMA}
 
 // rtpClock is the RTP timestamp rate of every codec we carry, in Hz: 8000
