@@ -1,9 +1,13 @@
 package media
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/hardphone/hardphone/hal/audio"
 )
 
 // ratedTone is a toneSource at any rate, as a sound device at that rate
@@ -184,4 +188,64 @@ func (f *frameCounter) audibleCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.audible
+}
+
+// deviceSource behaves like a live microphone (hal/audio's PulseSource):
+// it has a queue (Buffered) and its ReadFrame waits for the device's next
+// frame. Until resume is called it is stalled, as a suspended source is:
+// nothing queued, and ReadFrame gives up with audio.ErrStalled.
+type deviceSource struct {
+	mu      sync.Mutex
+	resumed bool
+	next    time.Time
+	tone    ratedTone
+}
+
+func (d *deviceSource) Rate() int { return d.tone.rate }
+
+func (d *deviceSource) Buffered() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.resumed {
+		return 0
+	}
+	return d.tone.rate * frameMillis / 1000
+}
+
+func (d *deviceSource) resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.resumed, d.next = true, time.Now()
+}
+
+func (d *deviceSource) ReadFrame(buf []int16) (int, error) {
+	d.mu.Lock()
+	resumed := d.resumed
+	d.next = d.next.Add(frameMillis * time.Millisecond)
+	wait := time.Until(d.next)
+	d.mu.Unlock()
+	if !resumed {
+		return 0, fmt.Errorf("no frame: %w", audio.ErrStalled)
+	}
+	time.Sleep(wait) // a device delivers a frame every 20 ms
+	return d.tone.ReadFrame(buf)
+}
+
+// TestStalledMicrophone: a live microphone that delivers nothing does not
+// stop the call: packets of silence keep going out on the timer (so the
+// peer's inactivity timer does not fire), and once the microphone
+// delivers, its audio is sent again.
+func TestStalledMicrophone(t *testing.T) {
+	a, b := call(t, testConfig(t, "a", SecuritySDES), testConfig(t, "b", SecuritySDES), nil, nil)
+	mic := &deviceSource{tone: ratedTone{rate: 16000, freq: 1000, amp: 8000}}
+	a.SetSource(mic)
+	start := b.Stats().PacketsReceived
+	waitFor(t, "a second of packets from a stalled microphone", func() bool {
+		return b.Stats().PacketsReceived >= start+50
+	})
+	if lvl := b.Stats().RecvLevel; lvl.PeakdBFS > -60 {
+		t.Fatalf("b hears %+v from a stalled microphone, want silence", lvl)
+	}
+	mic.resume()
+	waitFor(t, "the microphone's tone at b", func() bool { return b.Stats().RecvLevel.RMSdBFS > -20 })
 }
