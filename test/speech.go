@@ -457,7 +457,7 @@ func segmentalCorrelation(x, y []float64, lag int) float64 {
 		if e == 0 || 10*math.Log10(maxE/e) > 30 {
 			continue
 		}
-		_, c := peakCorrelation(x[k*seg:(k+1)*seg], y[min(max(k*seg, 0), len(y)):], lag, search)
+		_, c := peakCorrelation(x[k*seg:(k+1)*seg], y, k*seg+lag, search)
 		sum += c
 		n++
 	}

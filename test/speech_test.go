@@ -48,6 +48,10 @@ func TestIntelligibility(t *testing.T) {
 			if sc.STOI < tt.min || sc.STOI > tt.max {
 				t.Fatalf("Intelligibility(%s) = %v, want STOI %.2f..%.2f", tt.name, sc, tt.min, tt.max)
 			}
+			// The waveform correlation tells the same cases apart.
+			if related := tt.min > 0; related && sc.Correlation < 0.85 || !related && sc.Correlation > 0.5 {
+				t.Fatalf("Intelligibility(%s) correlation %.3f, want %s", tt.name, sc.Correlation, map[bool]string{true: ">= 0.85", false: "<= 0.5"}[related])
+			}
 			if tt.lagMS >= 0 && (sc.LagMS < tt.lagMS-0.5 || sc.LagMS > tt.lagMS+0.5) {
 				t.Fatalf("Intelligibility(%s) lag %.1f ms, want %.0f", tt.name, sc.LagMS, tt.lagMS)
 			}

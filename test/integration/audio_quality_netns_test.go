@@ -436,9 +436,12 @@ func (r *audioRig) score(t testing.TB, b *test.Baresip, rec *recorder, st media.
 // TestAudioQuality is issue 15's audio test: speech both ways through
 // PulseAudio, hardphone, Kamailio and baresip over SRTP, in G.711 and
 // G.722, in both call directions, and over a link with 5 % loss and 40 ms
-// of jitter. The thresholds are well under what each case scores here
-// (logged), and well over what a broken path gives (silence or the other
-// sentence scores about 0.4, see test.TestIntelligibility).
+// of jitter. The thresholds are well under what each case scores on a
+// quiet machine (logged: STOI 0.95 to 1.0 and correlation 0.9 to 0.99 on
+// the clean link, 0.93 to 0.96 on the lossy one), leaving room for a test
+// machine busy with builds, which holds up either end now and then, and
+// well over what a broken path gives (silence, noise or the other sentence
+// score about 0.4, see test.TestIntelligibility).
 func TestAudioQuality(t *testing.T) {
 	r := newAudioRig(t)
 	tests := []struct {
@@ -451,10 +454,10 @@ func TestAudioQuality(t *testing.T) {
 		minSTOI  float64
 		minCorr  float64 // waveform correlation; not checked on the lossy link
 	}{
-		{"pcmu/hardphone_calls_baresip", "hp1", "bs1", "PCMU", "PCMU", false, false, 0.8, 0.7},
-		{"g722/hardphone_calls_baresip", "hp2", "bs2", g722Baresip, "G722", false, false, 0.8, 0.7},
-		{"g722/baresip_calls_hardphone", "hp3", "bs3", g722Baresip, "G722", true, false, 0.8, 0.7},
-		{"g722/lossy_link/hardphone_calls_baresip", "hp4", "bs4", g722Baresip, "G722", false, true, 0.75, 0},
+		{"pcmu/hardphone_calls_baresip", "hp1", "bs1", "PCMU", "PCMU", false, false, 0.7, 0.6},
+		{"g722/hardphone_calls_baresip", "hp2", "bs2", g722Baresip, "G722", false, false, 0.7, 0.6},
+		{"g722/baresip_calls_hardphone", "hp3", "bs3", g722Baresip, "G722", true, false, 0.7, 0.6},
+		{"g722/lossy_link/hardphone_calls_baresip", "hp4", "bs4", g722Baresip, "G722", false, true, 0.7, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
