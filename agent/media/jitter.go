@@ -20,7 +20,8 @@ package media
 // a burst of jitter begins, and it decays over a third of a second rather
 // than all at once when the burst leaves the window. A few milliseconds of
 // guard cover the scheduling of our own playout clock. The target is
-// bounded to minPlayout..maxPlayout.
+// bounded to minPlayout..maxPlayout, and is at least warmPlayout for a
+// stream's first second, before the window has seen enough to go by.
 //
 // How the delay moves. The playout point advances one frame per tick; the
 // delay D is (tick time - playout point) - smallest transit. When D falls
@@ -57,6 +58,10 @@ const (
 	// playoutGuard is added to the jitter estimate: our own clock's
 	// scheduling and the peer's.
 	playoutGuard = 5 * rtpClock / 1000
+	// warmPlayout is the least delay of a stream's first warmPackets
+	// packets (a second), before the transit window says anything.
+	warmPlayout = 40 * rtpClock / 1000
+	warmPackets = 50
 	// jitterWindow is how many packets the smallest and largest transit
 	// are taken over.
 	jitterWindow = 128
@@ -309,6 +314,11 @@ func (j *jitterBuffer) addTransit(t int64) {
 // targetLocked is the delay the buffer aims for, in ticks.
 func (j *jitterBuffer) targetLocked() int64 {
 	t := max(int64(2*j.jitter), j.spread) + playoutGuard
+	if j.nTransit < warmPackets {
+		// Too few packets yet to know the network: start at a delay that
+		// covers ordinary jitter and come down once it shows it can.
+		t = max(t, warmPlayout)
+	}
 	return min(max(t, minPlayout), maxPlayout)
 }
 

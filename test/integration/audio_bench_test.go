@@ -229,8 +229,8 @@ func BenchmarkAudioIntelligibility(b *testing.B) {
 			hang(b)
 			if len(st.Calls) == 1 {
 				m := st.Calls[0].Media
-				b.Logf("hardphone: lost %d late %d concealed %d stretched %d compressed %d jitter %.1f ms playout %.1f/%.1f ms",
-					m.PacketsLost, m.LateDropped, m.ConcealedFrames, m.Stretched, m.Compressed, m.JitterMS, m.PlayoutDelayMS, m.PlayoutTargetMS)
+				b.Logf("hardphone: lost %d late %d concealed %d stretched %d compressed %d resets %d jitter %.1f ms playout %.1f/%.1f ms",
+					m.PacketsLost, m.LateDropped, m.ConcealedFrames, m.Stretched, m.Compressed, m.StreamResets, m.JitterMS, m.PlayoutDelayMS, m.PlayoutTargetMS)
 			}
 			scores = append(scores, test.Intelligibility(b, r.theirs, speechRate, s.take(), speechRate))
 		}
