@@ -52,8 +52,10 @@ const (
 	// maxJBPackets bounds the packets waiting: 1.28 s of 20 ms packets,
 	// beyond maxPlayout.
 	maxJBPackets = 64
-	// minPlayout and maxPlayout bound the target delay, in ticks.
-	minPlayout = 10 * rtpClock / 1000
+	// minPlayout and maxPlayout bound the target delay, in ticks. A frame's
+	// worth at least: below it, a desktop busy with other work holds up
+	// the sender or us often enough to make packets late on a quiet LAN.
+	minPlayout = 20 * rtpClock / 1000
 	maxPlayout = 400 * rtpClock / 1000
 	// playoutGuard is added to the jitter estimate: our own clock's
 	// scheduling and the peer's.
