@@ -82,6 +82,10 @@ type audioRig struct {
 
 func newAudioRig(t testing.TB) *audioRig {
 	t.Helper()
+	// This process runs the network emulator: give it the calls' priority
+	// too while the rig lives.
+	test.Renice(t, os.Getpid(), audioNice)
+	t.Cleanup(func() { test.Renice(t, os.Getpid(), 0) })
 	peer := test.NewPeer(t, 2)
 	r := &audioRig{peer: peer, bareIP: peer.Peer4[0], kamIP: peer.Peer4[1]}
 	peer.Run(t, func() {
