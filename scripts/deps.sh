@@ -11,7 +11,9 @@ set -eu
 # (svmap, svwar, svcrack) that attack the phone in its tests (14), the G.722
 # reference encoder/decoder, sound devices without a sound card and the
 # terminal phone's test terminal (15), the static server for TUF
-# repositories and Kamailio's subscriber table on PostgreSQL (12).
+# repositories and Kamailio's subscriber table on PostgreSQL (12); for the
+# audio quality tests (15) a speaking voice, an audio toolbox and the
+# NFQUEUE rules of the network emulator (the kernel has no netem).
 PKGS="kamailio kamailio-tls-modules kamailio-postgres-modules baresip-core sip-tester tcpdump tshark openssl iproute2 ca-certificates
 pulseaudio pulseaudio-utils
 swtpm swtpm-tools
@@ -21,7 +23,8 @@ postgresql nginx
 rsyslog rsyslog-gnutls sipvicious
 argon2 chromium
 qemu-system-arm qemu-user-static u-boot-qemu mtools e2fsprogs dosfstools cpio fdisk kmod socat
-ffmpeg tmux"
+ffmpeg tmux
+espeak-ng sox iptables"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -20,7 +20,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("run", "hardphone run --config FILE [--play IN.wav] [--record-dir DIR]", stderr)
 	var cf commonFlags
 	cf.register(fs)
-	play := fs.String("play", "", "WAV file (8 kHz mono PCM) to play into answered calls")
+	play := fs.String("play", "", "WAV file (mono 16-bit PCM, 8/16/32/48 kHz) to play into answered calls")
 	recordDir := fs.String("record-dir", "", "directory to record each answered call into (CALL-ID-LOCALTAG.wav)")
 	if _, err := parse(fs, args, stdout, 0, 0); err != nil {
 		return err
