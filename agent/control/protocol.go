@@ -29,6 +29,11 @@ const (
 	CmdCallHangup Command = "call.hangup"
 	CmdCallHold   Command = "call.hold"
 	CmdCallUnhold Command = "call.unhold"
+	// CmdCallMute and CmdCallUnmute stop and resume sending the
+	// microphone on one call (the call keeps sending encoded silence, so
+	// the peer sees a live stream); they answer its sip.CallStatus.
+	CmdCallMute   Command = "call.mute"
+	CmdCallUnmute Command = "call.unmute"
 	// CmdUpdateStatus answers the updater's update.Status.
 	CmdUpdateStatus Command = "update.status"
 	// CmdUpdateInstall installs a bundle file on the phone and answers an
