@@ -85,7 +85,7 @@ func TestFleetConfigApply(t *testing.T) {
 	}
 	refused("image-only key", 2, "[tls]\nca_file = \"/tmp/evil-ca.pem\"\n", "tls")
 	refused("document that does not parse", 3, "max_calls = = 2\n", "line 1")
-	refused("sealed secret", 4, "[[account]]\nname = \"alice\"\npassword_sealed = \"hps1.x\"\n", "not supported yet")
+	refused("sealed secret without its credential", 4, "[[account]]\nname = \"alice\"\npassword_sealed = \"hps1.x\"\n", "password_cred")
 
 	// The rest are the metadata's, refused by agent/uptane before any
 	// document is looked at; the director's check-sync still arrives.
