@@ -38,17 +38,33 @@ const fleetServerName = "fleet.test"
 
 func newFleetEnv(t testing.TB) *fleetEnv {
 	t.Helper()
+	return newFleetEnvWith(t, fleetSetup{})
+}
+
+// fleetSetup adds to the fleet environment: Kamailio options, and hpfleet
+// arguments made once Kamailio runs (its RPC URL), in the environment's
+// directory.
+type fleetSetup struct {
+	kamailio []test.KamailioOption
+	hpfleet  func(t testing.TB, dir string, k *test.Kamailio) []string
+}
+
+func newFleetEnvWith(t testing.TB, s fleetSetup) *fleetEnv {
+	t.Helper()
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "fleet-pki")
 	if err := ca.Init(pki, ca.InitOptions{Organization: "Acme Phones", ServerNames: []string{fleetServerName},
 		ServerIPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AdminName: "admin"}); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, test.KamailioCA(filepath.Join(pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers())
+	e := newEnv(t, append([]test.KamailioOption{test.KamailioCA(filepath.Join(pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers()}, s.kamailio...)...)
 	mfg := test.NewManufacturerCA(t, filepath.Join(dir, "mfg"))
-	srv := test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(pki, ca.ServerCACertFile), fleetServerName,
-		"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", pki, "--manufacturer-ca", mfg.CertFile,
-		"--checkin-interval", "10s")
+	args := []string{"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", pki, "--manufacturer-ca", mfg.CertFile,
+		"--checkin-interval", "10s"}
+	if s.hpfleet != nil {
+		args = append(args, s.hpfleet(t, dir, e.k)...)
+	}
+	srv := test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(pki, ca.ServerCACertFile), fleetServerName, args...)
 	roots, err := ca.LoadPool(filepath.Join(pki, ca.ServerCACertFile))
 	if err != nil {
 		t.Fatal(err)
