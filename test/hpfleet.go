@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,11 +46,31 @@ func BuildHPFleet(t testing.TB) string {
 	out := filepath.Join(t.TempDir(), "hpfleet")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/hpfleet")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(HostBuildEnv(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("BuildHPFleet: go build: %v\n%s", err, b)
 	}
 	return out
+}
+
+// HostBuildEnv is the environment for building a helper program a test
+// executes: the machine's own architecture, whatever GOARCH the test
+// itself was built for. The ARM unit tests run under qemu-user without
+// binfmt_misc, where a child built for arm64 or arm cannot be started
+// ("exec format error"); the code under test still runs emulated, the
+// programs it talks to run natively.
+func HostBuildEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "GOARCH=") || strings.HasPrefix(kv, "GOARM=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if host, err := exec.Command("go", "env", "GOHOSTARCH").Output(); err == nil {
+		env = append(env, "GOARCH="+strings.TrimSpace(string(host)))
+	}
+	return env
 }
 
 // StartHPFleet runs `bin serve ARGS --listen 127.0.0.1:PORT` on a free

@@ -83,6 +83,20 @@ type Netem struct {
 
 	// Counters: packets seen, dropped, and verdicts that failed.
 	Seen, Dropped, Failed atomic.Uint64
+
+	delays []time.Duration // the delays drawn, first netemMaxRecorded; guarded by mu
+}
+
+const netemMaxRecorded = 1 << 16
+
+// Delays returns the delays the emulator drew for the packets it passed,
+// in the order it saw them (at most the first 65536): the shape of the
+// impairment it applied, free of the scheduling noise a loaded machine
+// adds to wall-clock measurements.
+func (n *Netem) Delays() []time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]time.Duration(nil), n.delays...)
 }
 
 var netemQueues atomic.Uint32
@@ -280,6 +294,9 @@ func (n *Netem) handle(id uint32) {
 	d := n.Spec.Delay
 	if n.Spec.Jitter > 0 {
 		d += time.Duration(n.rng.Int64N(int64(2*n.Spec.Jitter)+1)) - n.Spec.Jitter
+	}
+	if !drop && len(n.delays) < netemMaxRecorded {
+		n.delays = append(n.delays, d)
 	}
 	n.mu.Unlock()
 	if drop || n.held.Load() >= netemMaxHeld {

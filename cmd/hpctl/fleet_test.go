@@ -62,7 +62,9 @@ func TestFleetCommands(t *testing.T) {
 
 	// The factory station enrols the phone.
 	hardphone := filepath.Join(dir, "hardphone")
-	if out, err := exec.Command("go", "build", "-o", hardphone, "../hardphone").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", hardphone, "../hardphone")
+	build.Env = test.HostBuildEnv()
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build hardphone: %v\n%s", err, out)
 	}
 	state := filepath.Join(dir, "phone-state")

@@ -43,7 +43,9 @@ func TestREADMEFleet(t *testing.T) {
 	// Everything that needs the package directory first.
 	hpfleet := test.BuildHPFleet(t)
 	bindir := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bindir, "hardphone"), "../hardphone").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", filepath.Join(bindir, "hardphone"), "../hardphone")
+	build.Env = test.HostBuildEnv()
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build hardphone: %v\n%s", err, out)
 	}
 	t.Setenv("PATH", bindir+string(os.PathListSeparator)+os.Getenv("PATH"))
