@@ -281,3 +281,22 @@ func (s *Service) AdminSignaturesNeeded() int { return s.dir.AdminSignaturesNeed
 
 // Director is the signing director (for approvers' keys and signatures).
 func (s *Service) Director() *tufrepo.Director { return s.dir }
+
+// Firmware returns the image repository's target as the director would
+// name it (verified now): ErrNotListed when the repository does not list
+// it.
+func (s *Service) Firmware(ctx context.Context, name string) (store.FirmwareTarget, error) {
+	if s.image == nil {
+		return store.FirmwareTarget{}, fmt.Errorf("%w: no image repository configured", ErrNotListed)
+	}
+	targets, err := s.image.Targets(ctx, true)
+	if err != nil {
+		return store.FirmwareTarget{}, err
+	}
+	f, ok := targets[name]
+	if !ok || name == tufrepo.ConfigTargetName {
+		return store.FirmwareTarget{}, fmt.Errorf("%w: %.255q", ErrNotListed, name)
+	}
+	return store.FirmwareTarget{Name: f.Name, Length: f.Length, SHA256: f.SHA256, Compatible: f.Compatible, Version: f.Version,
+		SecurityVersion: f.SecurityVersion}, nil
+}

@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/director"
@@ -39,6 +40,16 @@ const maxHistory = 200
 
 // maxFailuresShown bounds the failing devices a halt names.
 const maxFailuresShown = 100
+
+// Actor is who acts on a rollout: an admin (their login name and
+// address) or the system (Name "system").
+type Actor struct {
+	Name   string
+	Source netip.Addr
+}
+
+// System is the engine acting by itself.
+var System = Actor{Name: "system"}
 
 // record is a rollout as the store's Data holds it.
 type record struct {
@@ -113,11 +124,19 @@ type Event struct {
 	Actor  string    `json:"actor"`
 	Action string    `json:"action"`
 	Detail string    `json:"detail,omitempty"`
+	// Source is the admin's address ("" for the system).
+	Source string `json:"source,omitempty"`
+	// Outcome is the audit outcome ("" for success).
+	Outcome string `json:"outcome,omitempty"`
 }
 
-func (r *record) event(at time.Time, actor, action, detail string) {
+func (r *record) event(at time.Time, a Actor, action, detail string) {
 	r.Seq++
-	r.History = append(r.History, Event{Seq: r.Seq, At: at, Actor: actor, Action: action, Detail: detail})
+	e := Event{Seq: r.Seq, At: at, Actor: a.Name, Action: action, Detail: detail}
+	if a.Source.IsValid() {
+		e.Source = a.Source.String()
+	}
+	r.History = append(r.History, e)
 	if len(r.History) > maxHistory {
 		r.History = r.History[len(r.History)-maxHistory:]
 	}
@@ -180,6 +199,11 @@ type deviceRecord struct {
 	// changes nothing for the device.
 	Staged    *director.Staged `json:"staged,omitempty"`
 	Unchanged bool             `json:"unchanged,omitempty"`
+	// SignedBy lists the approval keys whose signatures on Staged (both
+	// targets) verified.
+	SignedBy []string `json:"signed_by,omitempty"`
+	// Reverted: an abort pointed the device back.
+	Reverted bool `json:"reverted,omitempty"`
 }
 
 func (d *deviceRecord) encode() ([]byte, error) { return json.Marshal(d) }
