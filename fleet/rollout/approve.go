@@ -100,8 +100,8 @@ func (e *Engine) Staged(ctx context.Context, id store.RolloutID, after string, l
 // DeviceSignature is an approver's detached signatures over one device's
 // staged forward and revert targets.
 type DeviceSignature struct {
-	Device           store.DeviceID
-	Forward, Revert  []byte
+	Device          store.DeviceID
+	Forward, Revert []byte
 }
 
 // Sign adds an approver's signatures (one key, registered to the admin
@@ -226,4 +226,3 @@ func (e *Engine) Sign(ctx context.Context, id store.RolloutID, by Actor, keyID s
 	}
 	return e.viewOf(ctx, id, rec)
 }
-

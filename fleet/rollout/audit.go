@@ -37,7 +37,7 @@ func (e *Engine) updateRaw(ctx context.Context, id store.RolloutID, fn func(*rec
 // entry is a transition as the audit log records it.
 func (r *record) entry(ev Event) audit.Entry {
 	e := audit.Entry{Time: ev.At, Action: audit.Action(ev.Action), Target: "rollout " + r.ID, Outcome: audit.OutcomeSuccess,
-		Actor: audit.Actor{Kind: audit.ActorAdmin, ID: ev.Actor},
+		Actor:   audit.Actor{Kind: audit.ActorAdmin, ID: ev.Actor},
 		Details: map[string]string{"rollout": r.ID, "group": r.Spec.Group, "kind": string(r.Spec.Kind), "seq": strconv.FormatInt(ev.Seq, 10)}}
 	if ev.Actor == System.Name {
 		e.Actor = audit.Actor{Kind: audit.ActorSystem, ID: "rollout"}

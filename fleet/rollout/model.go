@@ -71,7 +71,7 @@ type record struct {
 	GroupRevision uint64 `json:"group_revision"`
 	// Signatures is how many admins' signatures each device's targets
 	// needs (0: the director signs alone, the approval is the server's).
-	Signatures int `json:"signatures"`
+	Signatures int    `json:"signatures"`
 	Rings      []ring `json:"rings"`
 	// Current is the ring in progress (-1 before the first starts).
 	Current   int        `json:"current"`

@@ -54,7 +54,7 @@ type Spec struct {
 	Firmware string `json:"firmware,omitempty"`
 	// Config is the group's new configuration document, TOML
 	// (KindConfig).
-	Config []byte `json:"config,omitempty"`
+	Config []byte     `json:"config,omitempty"`
 	Rings  []RingSpec `json:"rings"`
 	// MaxFailurePercent is the share of a ring's devices that may fail
 	// before the rollout halts (0: the first failure halts it).
