@@ -300,3 +300,7 @@ func (s *Service) Firmware(ctx context.Context, name string) (store.FirmwareTarg
 	return store.FirmwareTarget{Name: f.Name, Length: f.Length, SHA256: f.SHA256, Compatible: f.Compatible, Version: f.Version,
 		SecurityVersion: f.SecurityVersion}, nil
 }
+
+// SetOverrides installs the rollout engine after both exist (each needs
+// the other). Call it before the director publishes anything.
+func (s *Service) SetOverrides(o Overrider) { s.ovr = o }

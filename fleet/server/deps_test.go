@@ -11,5 +11,6 @@ import (
 // documents as the phone would) and the bundle reader (image targets).
 func TestDeps(t *testing.T) {
 	deptest.Only(t, "fleet", "crypto/policy", "agent/config", "agent/dialplan", "update/bundle")
-	deptest.Imports(t, "fleet/api", "fleet/attest", "fleet/ca", "fleet/configdoc", "fleet/director", "fleet/store", "crypto/policy")
+	deptest.Imports(t, "fleet/adminauth", "fleet/api", "fleet/attest", "fleet/audit", "fleet/ca", "fleet/configdoc", "fleet/director",
+		"fleet/rollout", "fleet/store", "fleet/tufrepo", "crypto/policy")
 }
