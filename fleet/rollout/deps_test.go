@@ -10,5 +10,5 @@ import (
 // agent otherwise.
 func TestDeps(t *testing.T) {
 	deptest.Imports(t, "fleet/api", "fleet/audit", "fleet/configdoc", "fleet/director", "fleet/store", "fleet/tufrepo")
-	deptest.Only(t, "fleet", "agent/config", "agent/dialplan", "crypto/policy", "update/bundle")
+	deptest.Only(t, "fleet", "agent/config", "agent/dialplan", "crypto/policy", "internal/tcpack", "update/bundle")
 }
