@@ -186,7 +186,10 @@ func (s *Service) Stage(ctx context.Context, id store.DeviceID, ov *Override) (*
 		return nil, fmt.Errorf("stage %s: %w", id, err)
 	}
 	if st.Repo == nil {
-		return nil, fmt.Errorf("stage %s: %w: nothing published for it yet", id, ErrDevice)
+		// Never published (the online keys could not sign its first
+		// targets alone): it goes from nothing, and back to nothing.
+		st.Repo = &repoFiles{}
+		st.Inputs = inputsHash(nil, nil)
 	}
 	groupA, devA, err := s.assignmentsOf(ctx, d)
 	if err != nil {

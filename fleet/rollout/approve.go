@@ -14,7 +14,7 @@ import (
 // alone: the rollout starts. The creator cannot approve their own rollout
 // (ErrSamePerson); a rollout that needs signatures is approved by Sign.
 func (e *Engine) Approve(ctx context.Context, id store.RolloutID, by Actor) (View, error) {
-	rec, err := e.update(ctx, id, func(rec *record) error {
+	_, err := e.update(ctx, id, func(rec *record) error {
 		if rec.State != StatePending {
 			return fmt.Errorf("%w: rollout %s is %s", ErrState, id, rec.State)
 		}
@@ -36,7 +36,7 @@ func (e *Engine) Approve(ctx context.Context, id store.RolloutID, by Actor) (Vie
 	}
 	e.log.Info("rollout approved", "rollout", string(id), "by", by.Name)
 	e.Step(ctx, id)
-	return e.viewOf(ctx, id, rec)
+	return e.Get(ctx, id)
 }
 
 // Refuse ends a pending rollout without starting it (any admin allowed to
@@ -224,5 +224,5 @@ func (e *Engine) Sign(ctx context.Context, id store.RolloutID, by Actor, keyID s
 	if rec.State == StateRunning {
 		e.Step(ctx, id)
 	}
-	return e.viewOf(ctx, id, rec)
+	return e.Get(ctx, id)
 }

@@ -72,14 +72,14 @@ func (e *Engine) Resume(ctx context.Context, id store.RolloutID, by Actor, reaso
 	}
 	e.log.Info("rollout resumed", "rollout", string(id), "by", by.Name)
 	e.Step(ctx, id)
-	return e.viewOf(ctx, id, rec)
+	return e.Get(ctx, id)
 }
 
 // Abort ends a rollout: the devices it moved are pointed back at what they
 // had (firmware: the previous bundle; the phone's anti-rollback floor
 // still rules), then it is aborted. A pending rollout is aborted at once.
 func (e *Engine) Abort(ctx context.Context, id store.RolloutID, by Actor, reason string) (View, error) {
-	rec, err := e.update(ctx, id, func(rec *record) error {
+	_, err := e.update(ctx, id, func(rec *record) error {
 		switch rec.State {
 		case StatePending:
 			rec.State = StateAborted
@@ -96,7 +96,7 @@ func (e *Engine) Abort(ctx context.Context, id store.RolloutID, by Actor, reason
 	}
 	e.log.Info("rollout aborted", "rollout", string(id), "by", by.Name, "reason", clip(reason))
 	e.Step(ctx, id)
-	return e.viewOf(ctx, id, rec)
+	return e.Get(ctx, id)
 }
 
 func (r *record) ringName() string {
