@@ -295,12 +295,22 @@ func TestConfigRollout(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		phones = append(phones, w.newPhone("floor-2"))
 	}
-	base := "state_dir = \"/data/hardphone\"\n[media]\nrtp_port_min = 20000\nrtp_port_max = 20099\n"
-	if _, err := w.admins["admin"].SetConfig(ctx, "group", "floor-2", []byte(base)); err != nil {
-		t.Fatalf("SetConfig(base): %v", err)
+	base := "state_dir = \"/data/hardphone\"\ncredential_store = \"/dev/tpmrm0\"\n[tls]\nca_file = \"/etc/hardphone/registrar-ca.pem\"\n[media]\nrtp_port_min = 20000\nrtp_port_max = 20099\n[[account]]\nname = \"line1\"\nuser = \"1001\"\nregistrar = \"sip.example.test:5061\"\npassword_cred = \"sip/line1\"\n"
+	// The first document names the registrar's CA: a trust anchor, so a
+	// policy change (a security admin's, approved by another).
+	_, err := w.admins["admin"].SetConfig(ctx, "group", "floor-2", []byte(base))
+	wantCode(t, "SetConfig(a trust anchor, directly)", err, api.CodeConflict)
+	first, err := sam.CreateRollout(ctx, api.RolloutRequest{Kind: "config", Group: "floor-2", Config: base,
+		Rings: []api.RolloutRing{{Name: "all", Percent: 100}}, Deadline: "30m", ReportTimeout: "20m"})
+	if err != nil {
+		t.Fatalf("CreateRollout(first document): %v", err)
 	}
-	for _, p := range phones {
-		p.follow(healthy)
+	if _, err := sue.ApproveRollout(ctx, first.ID); err != nil {
+		t.Fatalf("ApproveRollout(first document): %v", err)
+	}
+	all := map[*phone]behaviour{phones[0]: healthy, phones[1]: healthy, phones[2]: healthy}
+	if first = w.drive(first.ID, all, 6, "running", "completing"); first.State != "completed" {
+		t.Fatalf("first document's rollout = %s %+v, want completed", first.State, first.Halt)
 	}
 	broken := strings.Replace(base, "20099", "20199", 1)
 	v, err := olivia.CreateRollout(ctx, api.RolloutRequest{Kind: "config", Group: "floor-2", Config: broken,
@@ -325,8 +335,7 @@ func TestConfigRollout(t *testing.T) {
 	w.tick()
 
 	// A lockdown policy change.
-	policy := base + "lockdown_policy = \"/etc/hardphone/lockdown-strict.toml\"\n"
-	policy = "lockdown_policy = \"/etc/hardphone/lockdown-strict.toml\"\n" + base
+	policy := "lockdown_policy = \"/etc/hardphone/lockdown-strict.toml\"\n" + base
 	_, err = w.admins["admin"].SetConfig(ctx, "group", "floor-2", []byte(policy))
 	wantCode(t, "SetConfig(lockdown policy change, directly)", err, api.CodeConflict)
 	req := api.RolloutRequest{Kind: "config", Group: "floor-2", Config: policy, Rings: []api.RolloutRing{{Name: "all", Percent: 100}},
@@ -347,7 +356,7 @@ func TestConfigRollout(t *testing.T) {
 	if _, err := sue.ApproveRollout(ctx, v.ID); err != nil {
 		t.Fatalf("ApproveRollout(policy change, second security admin): %v", err)
 	}
-	v = w.drive(v.ID, map[*phone]behaviour{phones[0]: healthy, phones[1]: healthy, phones[2]: healthy}, 6, "running", "completing")
+	v = w.drive(v.ID, all, 6, "running", "completing")
 	if v.State != "completed" {
 		t.Fatalf("policy rollout = %s %+v, want completed", v.State, v.Halt)
 	}

@@ -65,7 +65,24 @@ func (s *stepper) commit(ctx context.Context) error {
 	}
 	s.r = r
 	s.e.flush(ctx, r.ID)
+	// The flush stored how far the audit log got: take that revision,
+	// unless someone else wrote the rollout meanwhile (then this step
+	// ends and the next one starts from what they wrote).
+	cur, rec, err := s.e.reload(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if rec.Seq != s.rec.Seq || rec.State != s.rec.State {
+		return fmt.Errorf("%w: rollout %s changed under the step", store.ErrState, r.ID)
+	}
+	s.r, s.rec.Audited = cur, rec.Audited
 	return nil
+}
+
+// reload reads a rollout and its record.
+func (e *Engine) reload(ctx context.Context, id store.RolloutID) (store.Rollout, *record, error) {
+	rec, r, err := e.load(ctx, id)
+	return r, rec, err
 }
 
 func (e *Engine) step(ctx context.Context, id store.RolloutID) error {
