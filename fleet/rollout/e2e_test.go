@@ -10,7 +10,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/client"
-	"github.com/hardphone/hardphone/fleet/store"
+	"github.com/hardphone/hardphone/fleet/tufrepo"
 )
 
 // tick advances the rollouts once, as hpfleet's loop does.
@@ -103,7 +103,7 @@ func testFirmwareRollout(t *testing.T, backend string) {
 		phones = append(phones, w.newPhone("floor-1"))
 	}
 	req := api.RolloutRequest{Kind: "firmware", Group: "floor-1", Firmware: "hardphone-2.0.0.raucb",
-		Rings: []api.RolloutRing{canary(phones[0]), {Name: "half", Percent: 50}, {Name: "all", Percent: 100}},
+		Rings:    []api.RolloutRing{canary(phones[0]), {Name: "half", Percent: 50}, {Name: "all", Percent: 100}},
 		Deadline: "30m", ReportTimeout: "20m"}
 
 	// Refusals: a viewer may not start one.
@@ -375,7 +375,7 @@ func TestRolloutDeadlines(t *testing.T) {
 		phones = append(phones, w.newPhone("floor-3"))
 	}
 	v, err := olivia.CreateRollout(ctx, api.RolloutRequest{Kind: "firmware", Group: "floor-3", Firmware: "hardphone-2.0.0.raucb",
-		Rings: []api.RolloutRing{{Name: "first", Devices: []string{phones[0].id, phones[1].id}}, {Name: "all", Percent: 100}},
+		Rings:             []api.RolloutRing{{Name: "first", Devices: []string{phones[0].id, phones[1].id}}, {Name: "all", Percent: 100}},
 		MaxFailurePercent: 50, Deadline: "10m", ReportTimeout: "5m"})
 	if err != nil {
 		t.Fatalf("CreateRollout: %v", err)
@@ -417,9 +417,16 @@ func TestRolloutDeadlines(t *testing.T) {
 // signAll fetches a rollout's staged targets and signs every device's with
 // key as hpctl fleet approve does (without its checks, which the hpctl
 // tests cover), returning the upload.
-func signAll(t *testing.T, c *client.Client, id string, sign func([]byte) []byte) api.SignatureUpload {
+func signAll(t *testing.T, c *client.Client, id string, key *tufrepo.Key) api.SignatureUpload {
 	t.Helper()
-	var up api.SignatureUpload
+	sign := func(b []byte) []byte {
+		s, err := tufrepo.SignDetached(b, key)
+		if err != nil {
+			t.Fatalf("SignDetached: %v", err)
+		}
+		return s.Sig
+	}
+	up := api.SignatureUpload{KeyID: key.ID()}
 	after := ""
 	for {
 		pg, err := c.Staged(ctx, id, after)
@@ -438,6 +445,3 @@ func signAll(t *testing.T, c *client.Client, id string, sign func([]byte) []byte
 		after = pg.Next
 	}
 }
-
-// unused keeps store imported for helpers shared across files.
-var _ = store.ErrNotFound

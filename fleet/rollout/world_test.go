@@ -99,6 +99,7 @@ type world struct {
 	tdir    *tufrepo.Director
 	engine  *rollout.Engine
 	auditL  *audit.Log
+	auditK  *audit.Key
 	auth    *adminauth.Authenticator
 	pgPool  *test.Postgres
 	pgDSN   string
@@ -200,7 +201,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		th = 1
 	}
 	dr, err := tufrepo.Init(dirRepo, tufrepo.InitParams{Root: tufrepo.RoleKeys{Keys: droot, Threshold: 1},
-		Targets: tufrepo.RoleKeys{Keys: append(append([]*tufrepo.Key{}, dtgt...), w.apKeys...), Threshold: th},
+		Targets:  tufrepo.RoleKeys{Keys: append(append([]*tufrepo.Key{}, dtgt...), w.apKeys...), Threshold: th},
 		Snapshot: tufrepo.RoleKeys{Keys: dsnap, Threshold: 1}, Timestamp: tufrepo.RoleKeys{Keys: dts, Threshold: 1}})
 	if err != nil {
 		t.Fatalf("director Init: %v", err)
@@ -271,6 +272,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if err != nil {
 		t.Fatalf("audit key: %v", err)
 	}
+	w.auditK = akey
 	if w.auditL, err = audit.New(auditStore, akey); err != nil {
 		t.Fatalf("audit.New: %v", err)
 	}
@@ -436,7 +438,7 @@ type phone struct {
 	up     *uptane.Client
 	dirF   *replaceFetcher
 
-	notAfter   time.Time
+	notAfter time.Time
 	// What it runs.
 	running    string // firmware version booted
 	other      string // the other slot's version ("" none)
@@ -591,7 +593,7 @@ func (p *phone) report() {
 	r := api.Report{DeviceID: p.id, SentAt: p.w.clock.Now(), Model: "hp-desk-1", Serial: p.serial,
 		Firmware: api.Firmware{Version: p.running, SecurityVersion: 4}, Boot: api.Boot{Slot: "A", MarkedGood: p.markedGood},
 		UptimeSeconds: p.uptime, Lockdown: api.Lockdown{OK: true}, CertNotAfter: p.notAfter,
-		Slots: []api.Slot{{Name: "A", Version: p.running, SecurityVersion: 4, Booted: true, Good: p.markedGood}},
+		Slots:        []api.Slot{{Name: "A", Version: p.running, SecurityVersion: 4, Booted: true, Good: p.markedGood}},
 		Provisioning: &api.Provisioning{ConfigVersion: p.goodConfig, RevertedVersion: p.reverted}}
 	if p.other != "" {
 		r.Slots = append(r.Slots, api.Slot{Name: "B", Version: p.other, SecurityVersion: 4, Good: p.otherGood})
