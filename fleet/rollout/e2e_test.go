@@ -41,14 +41,7 @@ func wantCode(t *testing.T, what string, err error, c api.Code) {
 // firmwareOf is the version the director names for the phone ("" none).
 func firmwareOf(t *testing.T, p *phone) string {
 	t.Helper()
-	a, err := p.assigned()
-	if err != nil {
-		t.Fatalf("phone %s: refresh: %v", p.id, err)
-	}
-	if a.Firmware == nil {
-		return ""
-	}
-	return a.Firmware.Version
+	return p.Firmware()
 }
 
 // drive runs check-in cycles (the phones follow, the engine ticks) until
@@ -66,7 +59,7 @@ func (w *world) drive(id string, phones map[*phone]behaviour, n int, while ...st
 			return v
 		}
 		for p, b := range phones {
-			p.follow(b)
+			p.Follow(b)
 		}
 	}
 	v := w.show(id)
@@ -75,7 +68,7 @@ func (w *world) drive(id string, phones map[*phone]behaviour, n int, while ...st
 }
 
 func canary(p *phone) api.RolloutRing {
-	return api.RolloutRing{Name: "canary", Devices: []string{p.id}}
+	return api.RolloutRing{Name: "canary", Devices: []string{p.ID}}
 }
 
 // TestFirmwareRollout: three rings over simulated phones (their own TPMs,
@@ -142,11 +135,11 @@ func testFirmwareRollout(t *testing.T, backend string) {
 	}
 	for _, p := range phones[1:] {
 		if got := firmwareOf(t, p); got != "" {
-			t.Fatalf("phone %s outside the canary names firmware %q, want none", p.id, got)
+			t.Fatalf("phone %s outside the canary names firmware %q, want none", p.ID, got)
 		}
 	}
 	// The canary installs: ring 2 waits until it reports marked good.
-	phones[0].follow(slowToBoot)
+	phones[0].Follow(slowToBoot)
 	w.tick()
 	if v = w.show(v.ID); v.CurrentRing != "canary" || v.Rings[0].Updating != 1 {
 		t.Fatalf("after an install without a boot: ring %s %+v, want the canary still updating", v.CurrentRing, v.Rings[0])
@@ -184,7 +177,7 @@ func testFirmwareRollout(t *testing.T, backend string) {
 	rest := map[*phone]behaviour{phones[1]: crashLoop}
 	v2 = w.drive(v2.ID, rest, 6, "running")
 	if v2.State != "halted" || v2.Halt == nil || v2.Halt.By != "system" || v2.Halt.Ring != "canary" || len(v2.Halt.Failures) != 1 ||
-		v2.Halt.Failures[0].Device != phones[1].id || !strings.HasPrefix(v2.Halt.Failures[0].Reason, "rolled back") {
+		v2.Halt.Failures[0].Device != phones[1].ID || !strings.HasPrefix(v2.Halt.Failures[0].Reason, "rolled back") {
 		t.Fatalf("rollout of a crash-looping bundle = %s %+v, want halted by the system naming the canary rolled back", v2.State, v2.Halt)
 	}
 	if v2.Rings[1].StartedAt != (time.Time{}) {
@@ -192,7 +185,7 @@ func testFirmwareRollout(t *testing.T, backend string) {
 	}
 	for _, p := range []*phone{phones[0], phones[2]} {
 		if got := firmwareOf(t, p); got != "2.0.0" {
-			t.Fatalf("phone %s outside the canary names %q, want 2.0.0 still", p.id, got)
+			t.Fatalf("phone %s outside the canary names %q, want 2.0.0 still", p.ID, got)
 		}
 	}
 	// Only an operator may abort; the abort points the canary back at
@@ -322,7 +315,7 @@ func TestConfigRollout(t *testing.T) {
 		t.Fatalf("ApproveRollout: %v", err)
 	}
 	v = w.drive(v.ID, map[*phone]behaviour{phones[0]: breaksSIP, phones[1]: healthy, phones[2]: healthy}, 6, "running")
-	if v.State != "halted" || v.Halt == nil || len(v.Halt.Failures) != 1 || v.Halt.Failures[0].Device != phones[0].id ||
+	if v.State != "halted" || v.Halt == nil || len(v.Halt.Failures) != 1 || v.Halt.Failures[0].Device != phones[0].ID ||
 		!strings.HasPrefix(v.Halt.Failures[0].Reason, "configuration reverted") {
 		t.Fatalf("config rollout = %s %+v, want halted naming the canary's revert", v.State, v.Halt)
 	}
@@ -375,7 +368,7 @@ func TestRolloutDeadlines(t *testing.T) {
 		phones = append(phones, w.newPhone("floor-3"))
 	}
 	v, err := olivia.CreateRollout(ctx, api.RolloutRequest{Kind: "firmware", Group: "floor-3", Firmware: "hardphone-2.0.0.raucb",
-		Rings:             []api.RolloutRing{{Name: "first", Devices: []string{phones[0].id, phones[1].id}}, {Name: "all", Percent: 100}},
+		Rings:             []api.RolloutRing{{Name: "first", Devices: []string{phones[0].ID, phones[1].ID}}, {Name: "all", Percent: 100}},
 		MaxFailurePercent: 50, Deadline: "10m", ReportTimeout: "5m"})
 	if err != nil {
 		t.Fatalf("CreateRollout: %v", err)
@@ -384,16 +377,16 @@ func TestRolloutDeadlines(t *testing.T) {
 		t.Fatalf("ApproveRollout: %v", err)
 	}
 	// phones[0] installs but never boots it; phones[1] falls silent.
-	phones[0].follow(slowToBoot)
+	phones[0].Follow(slowToBoot)
 	w.clock.Add(6 * time.Minute)
-	phones[0].report()
+	phones[0].Report()
 	w.tick()
 	v = w.show(v.ID)
 	if v.State != "running" || v.Rings[0].Failed != 1 {
 		t.Fatalf("after 6 minutes = %s %+v, want running with the silent phone failed (1 of 2 is within 50%%)", v.State, v.Rings[0])
 	}
 	w.clock.Add(5 * time.Minute)
-	phones[0].report()
+	phones[0].Report()
 	w.tick()
 	v = w.show(v.ID)
 	if v.State != "halted" || len(v.Halt.Failures) != 2 {

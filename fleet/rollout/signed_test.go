@@ -69,7 +69,7 @@ func TestSignedApproval(t *testing.T) {
 	other := w.newPhone("floor-10")
 	// The online keys alone publish nothing, not even a first, empty
 	// targets: the phones have no director metadata yet.
-	if _, err := phones[0].assigned(); err == nil {
+	if _, err := phones[0].Assigned(); err == nil {
 		t.Fatalf("a phone got director metadata the online key signed alone")
 	}
 
@@ -138,23 +138,21 @@ func TestSignedApproval(t *testing.T) {
 	if v = w.show(v.ID); v.State != "pending" || len(v.Approvals) != 1 {
 		t.Fatalf("after one admin's signatures = %s %v, want pending with one approval", v.State, v.Approvals)
 	}
-	if a, err := phones[0].assigned(); err == nil && a.Firmware != nil {
+	if a, err := phones[0].Assigned(); err == nil && a.Firmware != nil {
 		t.Fatalf("the canary names firmware %s on one admin's signatures", a.Firmware.Version)
 	}
 
 	// A compromised server signs metadata with its online keys: the phone
 	// refuses it.
 	forgeDirector(t, w, phones[0], "hardphone-3.0.0.raucb")
-	if a, err := phones[0].assigned(); err == nil || a != nil && a.Firmware != nil {
+	if a, err := phones[0].Assigned(); err == nil || a != nil && a.Firmware != nil {
 		t.Fatalf("the phone took metadata the online keys signed alone: %+v, %v", a, err)
 	} else if !strings.Contains(err.Error(), "targets") {
 		t.Fatalf("phone refused the forged metadata for another reason than its targets: %v", err)
 	} else {
 		t.Logf("the phone refused the online keys' metadata: %v", err)
 	}
-	phones[0].dirF.mu.Lock()
-	phones[0].dirF.replace = map[string][]byte{}
-	phones[0].dirF.mu.Unlock()
+	phones[0].Director.Replace(nil)
 
 	// A second admin's signatures: the rollout starts, the canary's
 	// targets carry three signatures and the phone takes them.
@@ -168,7 +166,7 @@ func TestSignedApproval(t *testing.T) {
 	if got := firmwareOf(t, phones[0]); got != "2.0.0" {
 		t.Fatalf("canary names %q, want 2.0.0 (signed by two admins and the server)", got)
 	}
-	if _, err := phones[1].assigned(); err == nil {
+	if _, err := phones[1].Assigned(); err == nil {
 		if got := firmwareOf(t, phones[1]); got != "" {
 			t.Fatalf("phone outside the canary names %q, want nothing yet", got)
 		}
@@ -199,10 +197,10 @@ func TestSignedApproval(t *testing.T) {
 			break
 		}
 		for p, b := range all {
-			if _, err := p.assigned(); err != nil {
+			if _, err := p.Assigned(); err != nil {
 				continue // not published yet (its ring has not started)
 			}
-			p.follow(b)
+			p.Follow(b)
 		}
 	}
 	t.Logf("2-ring rollout with two admins' signatures over %d phones (postgres, 2 replicas): %v from the second signature to completed", len(phones), time.Since(start))
@@ -222,7 +220,7 @@ func TestSignedApproval(t *testing.T) {
 	}
 	for _, p := range phones {
 		if got := firmwareOf(t, p); got != "2.0.0" {
-			t.Fatalf("phone %s names %q, want 2.0.0", p.id, got)
+			t.Fatalf("phone %s names %q, want 2.0.0", p.ID, got)
 		}
 	}
 	_ = other // its group's rollout stays pending: no signatures
@@ -303,7 +301,7 @@ func forgeDirector(t *testing.T, w *world, p *phone, target string) {
 	}
 	f := imgs[target]
 	exp := w.clock.Now().Add(24 * time.Hour)
-	dev := map[string]any{tufrepo.FieldDevice: p.id}
+	dev := map[string]any{tufrepo.FieldDevice: p.ID}
 	tg := metadata.Targets(exp)
 	tg.Signed.Version = 1
 	tg.Signed.UnrecognizedFields = dev
@@ -322,13 +320,11 @@ func forgeDirector(t *testing.T, w *world, p *phone, target string) {
 	}
 	sb, _ := sn.ToBytes(false)
 	ts := metadata.Timestamp(exp)
-	ts.Signed.UnrecognizedFields = map[string]any{tufrepo.FieldDevice: p.id, tufrepo.FieldSignedTime: w.clock.Now().UTC().Format(time.RFC3339)}
+	ts.Signed.UnrecognizedFields = map[string]any{tufrepo.FieldDevice: p.ID, tufrepo.FieldSignedTime: w.clock.Now().UTC().Format(time.RFC3339)}
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": {Version: 1}}
 	if _, err := ts.Sign(load("dir-ts-0.pem")); err != nil {
 		t.Fatalf("sign timestamp: %v", err)
 	}
 	tsb, _ := ts.ToBytes(false)
-	p.dirF.mu.Lock()
-	p.dirF.replace = map[string][]byte{"timestamp.json": tsb, "1.snapshot.json": sb, "1.targets.json": tb}
-	p.dirF.mu.Unlock()
+	p.Director.Replace(map[string][]byte{"timestamp.json": tsb, "1.snapshot.json": sb, "1.targets.json": tb})
 }

@@ -5,10 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -21,15 +19,10 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/hardphone/hardphone/agent/uptane"
-	"github.com/hardphone/hardphone/crypto/credstore"
 	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/adminauth/authtest"
 	"github.com/hardphone/hardphone/fleet/adminauth/boltauth"
 	"github.com/hardphone/hardphone/fleet/adminauth/pgauth"
-	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/audit/boltaudit"
 	"github.com/hardphone/hardphone/fleet/audit/pgaudit"
@@ -37,6 +30,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/client"
 	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/rollout"
+	"github.com/hardphone/hardphone/fleet/rollout/rollouttest"
 	"github.com/hardphone/hardphone/fleet/server"
 	"github.com/hardphone/hardphone/fleet/store"
 	"github.com/hardphone/hardphone/fleet/store/boltstore"
@@ -132,17 +126,9 @@ func genKeys(t *testing.T, dir, prefix string, n int) []*tufrepo.Key {
 	return ks
 }
 
-var (
-	pgOnce   sync.Once
-	pgServer *test.Postgres
-)
-
-// postgres is one PostgreSQL server for the test binary, stopped when the
-// first test that asked for it ends (each world has its own database).
-func postgres(t *testing.T) *test.Postgres {
-	pgOnce.Do(func() { pgServer = test.StartPostgres(t) })
-	return pgServer
-}
+// postgres starts a PostgreSQL server for one test (each world has its own
+// database on it).
+func postgres(t *testing.T) *test.Postgres { return test.StartPostgres(t) }
 
 func newWorld(t *testing.T, o worldOpts) *world {
 	t.Helper()
@@ -421,246 +407,32 @@ func (w *world) admin(name string, role adminauth.Role) *client.Client {
 	return cl
 }
 
-// phone is a simulated phone: its own swtpm, a credential store on its
-// state file, enrolled through fleet/client, following the director with
-// agent/uptane, and sending reports signed by its TPM identity key. What
-// its agent would do with what the director names (install, boot, mark
-// good; apply a document or revert it) the test plays (behave).
-type phone struct {
-	w      *world
-	serial string
-	sw     *test.SWTPM
-	tpm    *tpm.TPM
-	db     *bolt.DB
-	cs     *credstore.Store
-	id     string
-	fc     *client.Client
-	up     *uptane.Client
-	dirF   *replaceFetcher
+// phone is a simulated phone (rollouttest) with its own swtpm.
+type phone = rollouttest.Phone
 
-	notAfter time.Time
-	// What it runs.
-	running    string // firmware version booted
-	other      string // the other slot's version ("" none)
-	otherGood  bool
-	markedGood bool
-	uptime     uint64
-	goodConfig uint64
-	reverted   uint64
-}
+type behaviour = rollouttest.Behaviour
 
-// replaceFetcher can replace what the network delivers (an attacker on
-// the path, or a compromised server's own files).
-type replaceFetcher struct {
-	inner   uptane.Fetcher
-	mu      sync.Mutex
-	replace map[string][]byte
-}
+const (
+	healthy    = rollouttest.Healthy
+	crashLoop  = rollouttest.CrashLoop
+	breaksSIP  = rollouttest.BreaksSIP
+	silent     = rollouttest.Silent
+	slowToBoot = rollouttest.SlowToBoot
+)
 
-func (f *replaceFetcher) Fetch(ctx context.Context, name string, max int64) ([]byte, error) {
-	f.mu.Lock()
-	rep := f.replace[name]
-	f.mu.Unlock()
-	if rep != nil {
-		return append([]byte(nil), rep...), nil
-	}
-	return f.inner.Fetch(ctx, name, max)
-}
-
-// attester is the phone's side of attested enrolment.
-type attester struct{ cs *credstore.Store }
-
-func (a attester) Attest(context.Context) (*client.Attestation, error) {
-	at, err := a.cs.IdentityAttestation(tpm.EKECCP256)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := a.cs.CreateCSR(&x509.CertificateRequest{})
-	if err != nil {
-		return nil, err
-	}
-	return &client.Attestation{EKType: api.EKTypeECCP256, EKCert: at.EKCertificate, IdentityPublic: at.IdentityPublic, CSR: csr}, nil
-}
-
-func (a attester) Activate(_ context.Context, _ string, blob, enc []byte) (api.Secret, error) {
-	s, err := a.cs.ActivateCredential(tpm.EKECCP256, blob, enc)
-	return api.Secret(s), err
-}
-
-func (a attester) SealingPublic(context.Context) ([]byte, error) {
-	sa, err := a.cs.SealingAttestation()
-	if err != nil {
-		return nil, err
-	}
-	return sa.Public, nil
-}
-
-func (a attester) ActivateSealing(_ context.Context, _ string, blob, enc []byte) (api.Secret, error) {
-	s, err := a.cs.ActivateSealingCredential(tpm.EKECCP256, blob, enc)
-	return api.Secret(s), err
-}
-
-// newPhone makes a phone of group (its TPM on the allow-list), enrols it,
-// and reports once (running 1.0.0, marked good).
+// newPhone makes a phone of group with its own swtpm, enrolled.
 func (w *world) newPhone(group string) *phone {
 	t := w.t
 	t.Helper()
 	w.serial++
-	p := &phone{w: w, serial: fmt.Sprintf("SN-%04d", w.serial), running: "1.0.0", markedGood: true, uptime: 100}
-	p.sw = test.StartSWTPM(t, test.SWTPMWithEK(w.mfg))
-	ek := sha256.Sum256(p.sw.EKCertECCP256)
-	if _, err := w.admins["admin"].Import(ctx, []api.AllowEntry{{EKSHA256: hex.EncodeToString(ek[:]), Serial: p.serial, Model: "hp-desk-1", Group: group}}); err != nil {
-		t.Fatalf("allow-list import: %v", err)
-	}
-	var err error
-	if p.tpm, err = tpm.Open(p.sw.Spec); err != nil {
+	sw := test.StartSWTPM(t, test.SWTPMWithEK(w.mfg))
+	tp, err := tpm.Open(sw.Spec)
+	if err != nil {
 		t.Fatalf("tpm.Open: %v", err)
 	}
-	t.Cleanup(func() { p.tpm.Close() })
-	if p.db, err = bolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second}); err != nil {
-		t.Fatalf("bolt.Open: %v", err)
-	}
-	t.Cleanup(func() { p.db.Close() })
-	prot, err := credstore.NewTPMProtector(p.tpm)
-	if err != nil {
-		t.Fatalf("NewTPMProtector: %v", err)
-	}
-	if p.cs, err = credstore.Open(p.db, prot); err != nil {
-		t.Fatalf("credstore.Open: %v", err)
-	}
-	t.Cleanup(func() { p.cs.Close() })
-	if err := p.cs.CreateIdentity(false); err != nil {
-		t.Fatalf("CreateIdentity: %v", err)
-	}
-	if err := p.cs.CreateSealingKey(false); err != nil {
-		t.Fatalf("CreateSealingKey: %v", err)
-	}
-	ec, err := client.New(client.Config{URL: w.url, ServerName: serverName, Roots: w.roots})
-	if err != nil {
-		t.Fatalf("client.New: %v", err)
-	}
-	sg, err := p.cs.Signer()
-	if err != nil {
-		t.Fatalf("Signer: %v", err)
-	}
-	resp, err := ec.Enrol(ctx, attester{p.cs}, sg.Public(), w.deviceCA)
-	if err != nil {
-		t.Fatalf("Enrol: %v", err)
-	}
-	if err := p.cs.ImportCertificate(resp.Chain); err != nil {
-		t.Fatalf("ImportCertificate: %v", err)
-	}
-	p.id, p.notAfter = resp.DeviceID, resp.NotAfter
-	if p.fc, err = client.New(client.Config{URL: w.url, ServerName: serverName, Roots: w.roots, GetCertificate: p.cs.Identity}); err != nil {
-		t.Fatalf("client.New: %v", err)
-	}
-	dirURL, err := p.fc.DirectorURL(p.id)
-	if err != nil {
-		t.Fatalf("DirectorURL: %v", err)
-	}
-	df, err := uptane.NewHTTPFetcher(p.fc.HTTPClient(), dirURL)
-	if err != nil {
-		t.Fatalf("NewHTTPFetcher: %v", err)
-	}
-	p.dirF = &replaceFetcher{inner: df, replace: map[string][]byte{}}
-	imf, err := uptane.NewHTTPFetcher(&http.Client{Timeout: 30 * time.Second}, w.imgURL)
-	if err != nil {
-		t.Fatalf("NewHTTPFetcher: %v", err)
-	}
-	if p.up, err = uptane.New(p.db, p.id, w.clock.Now, uptane.RepoConfig{Root: w.imgRoot, Fetcher: imf},
-		uptane.RepoConfig{Root: w.dirRoot, Fetcher: p.dirF}, uptane.WithCompatible(testCompatible)); err != nil {
-		t.Fatalf("uptane.New: %v", err)
-	}
-	p.report()
-	return p
-}
-
-// assigned refreshes the phone's trusted metadata and resolves what the
-// director names for it (nil when the refresh fails: the error too).
-func (p *phone) assigned() (*uptane.Assignment, error) {
-	if _, err := p.up.Refresh(ctx); err != nil {
-		return nil, err
-	}
-	return p.up.Resolve(p.id)
-}
-
-// report sends a signed check-in report of what the phone runs now.
-func (p *phone) report() {
-	t := p.w.t
-	t.Helper()
-	p.w.clock.Add(time.Second) // reports are ordered by their send time
-	p.uptime += 30
-	r := api.Report{DeviceID: p.id, SentAt: p.w.clock.Now(), Model: "hp-desk-1", Serial: p.serial,
-		Firmware: api.Firmware{Version: p.running, SecurityVersion: 4}, Boot: api.Boot{Slot: "A", MarkedGood: p.markedGood},
-		UptimeSeconds: p.uptime, Lockdown: api.Lockdown{OK: true}, CertNotAfter: p.notAfter,
-		Slots:        []api.Slot{{Name: "A", Version: p.running, SecurityVersion: 4, Booted: true, Good: p.markedGood}},
-		Provisioning: &api.Provisioning{ConfigVersion: p.goodConfig, RevertedVersion: p.reverted}}
-	if p.other != "" {
-		r.Slots = append(r.Slots, api.Slot{Name: "B", Version: p.other, SecurityVersion: 4, Good: p.otherGood})
-	}
-	sg, err := p.cs.Signer()
-	if err != nil {
-		t.Fatalf("Signer: %v", err)
-	}
-	if _, err := p.fc.CheckIn(ctx, sg, r); err != nil {
-		t.Fatalf("phone %s: CheckIn: %v", p.id, err)
-	}
-}
-
-// behaviour is what the phone's agent does with its assignment.
-type behaviour int
-
-const (
-	healthy    behaviour = iota
-	crashLoop            // the new image never boots to good: the bootloader falls back
-	breaksSIP            // a new document breaks registration: the phone reverts it
-	silent               // the phone stops reporting
-	slowToBoot           // installs, never reboots into it (waits)
-)
-
-// follow plays one check-in cycle of the phone's agent: refresh, act on
-// what the director names, report.
-func (p *phone) follow(b behaviour) {
-	t := p.w.t
-	t.Helper()
-	if b == silent {
-		return
-	}
-	a, err := p.assigned()
-	if err != nil {
-		t.Fatalf("phone %s: refresh: %v", p.id, err)
-	}
-	if f := a.Firmware; f != nil && f.Version != p.running {
-		switch b {
-		case healthy:
-			// Install, boot, mark good: three reports as the agent
-			// would send at its check-ins.
-			p.other, p.otherGood = f.Version, false
-			p.report()
-			p.other, p.running, p.markedGood, p.uptime = "1.0.0", f.Version, false, 0
-			p.otherGood = true
-			p.report()
-			p.markedGood = true
-		case crashLoop:
-			p.other, p.otherGood = f.Version, false
-			p.report()
-			// Reboot: the new image crashes until the boot count runs
-			// out and the bootloader boots the old slot again.
-			p.uptime = 0
-		case slowToBoot:
-			p.other, p.otherGood = f.Version, false
-		}
-	}
-	if c := a.Config; c != nil && c.Version > p.goodConfig && c.Version != p.reverted {
-		if _, err := p.up.FetchConfig(ctx, c); err != nil {
-			t.Fatalf("phone %s: FetchConfig: %v", p.id, err)
-		}
-		switch b {
-		case breaksSIP:
-			p.reverted = c.Version
-		default:
-			p.goodConfig = c.Version
-		}
-	}
-	p.report()
+	t.Cleanup(func() { tp.Close() })
+	return rollouttest.New(t, rollouttest.Config{URL: w.url, ServerName: serverName, Roots: w.roots, DeviceCA: w.deviceCA,
+		TPM: tp, EKCert: sw.EKCertECCP256, Admin: w.admins["admin"], Group: group, Serial: fmt.Sprintf("SN-%04d", w.serial),
+		ImageURL: w.imgURL, ImageRoot: w.imgRoot, DirectorRoot: w.dirRoot, Compatible: testCompatible, Clock: w.clock.Now,
+		Advance: w.clock.Add})
 }
