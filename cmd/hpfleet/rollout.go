@@ -20,6 +20,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/audit/boltaudit"
 	"github.com/hardphone/hardphone/fleet/audit/pgaudit"
+	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/rollout"
 	"github.com/hardphone/hardphone/fleet/store"
@@ -39,6 +40,8 @@ type mgmtFlags struct {
 	auditSyslog     string
 	auditSyslogCA   string
 	auditSyslogName string
+	auditSyslogCert string
+	auditSyslogKey  string
 	auditEvery      time.Duration
 	rolloutEvery    time.Duration
 	fleetName       string
@@ -50,6 +53,8 @@ func (m *mgmtFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.auditSyslog, "audit-syslog", "", "syslog collector (HOST:PORT, RFC 5425 TLS) the audit checkpoints are sent to")
 	fs.StringVar(&m.auditSyslogCA, "audit-syslog-ca", "", "CA of the syslog collector's certificate (PEM; required with --audit-syslog)")
 	fs.StringVar(&m.auditSyslogName, "audit-syslog-server-name", "", "name the collector's certificate must carry (default: the host of --audit-syslog)")
+	fs.StringVar(&m.auditSyslogCert, "audit-syslog-cert", "", "client certificate for the collector (PEM; default: the server's TLS certificate)")
+	fs.StringVar(&m.auditSyslogKey, "audit-syslog-key", "", "its key (PEM, mode 0600)")
 	fs.DurationVar(&m.auditEvery, "audit-checkpoint-interval", time.Minute, "how often the audit log signs a checkpoint and exports it")
 	fs.DurationVar(&m.rolloutEvery, "rollout-interval", 30*time.Second, "how often rollouts are advanced (rings judged from reports, next rings started)")
 	fs.StringVar(&m.fleetName, "fleet-name", "", "the fleet's name approvers' key proofs bind to (default: the server certificate's first DNS name)")
@@ -180,14 +185,27 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 	if err != nil {
 		return fail(err)
 	}
-	l, err := audit.New(auditStore, key, audit.WithLogger(log), audit.WithPreviousKeys(m.auditPrev...))
+	aopts := []audit.Option{audit.WithLogger(log)}
+	if len(m.auditPrev) > 0 {
+		aopts = append(aopts, audit.WithPreviousKeys(m.auditPrev...))
+	}
+	l, err := audit.New(auditStore, key, aopts...)
 	if err != nil {
 		return fail(err)
 	}
-	if cp, err := l.Check(ctx); err != nil && !errors.Is(err, audit.ErrEmpty) {
+	switch cp, err := l.Check(ctx); {
+	case errors.Is(err, audit.ErrEmpty), errors.Is(err, audit.ErrNotFound):
+		// No checkpoint signed yet (a new log, or one cut short before
+		// its first): the first checkpoint will commit to what is there.
+		n, serr := l.Size(ctx)
+		if serr != nil {
+			return fail(serr)
+		}
+		log.Info("audit log has no checkpoint yet", "size", n, "origin", l.Origin())
+	case err != nil:
 		// An edited or truncated log: refuse to write more on top of it.
 		return fail(fmt.Errorf("audit log does not match its latest checkpoint: %w", err))
-	} else if err == nil {
+	default:
 		log.Info("audit log checked", "size", cp.Size, "origin", l.Origin())
 	}
 	out.audit = l
@@ -207,8 +225,19 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 		if err != nil {
 			host = out.name
 		}
+		clientCert := cert
+		if m.auditSyslogCert != "" || m.auditSyslogKey != "" {
+			if _, err := ca.LoadKey(m.auditSyslogKey); err != nil {
+				return fail(fmt.Errorf("audit syslog %w", err))
+			}
+			c, err := tls.LoadX509KeyPair(m.auditSyslogCert, m.auditSyslogKey)
+			if err != nil {
+				return fail(fmt.Errorf("audit syslog certificate: %w", err))
+			}
+			clientCert = &c
+		}
 		exp, err := audit.NewSyslogExporter(audit.SyslogConfig{Addr: m.auditSyslog, Hostname: host,
-			TLS: policy.ClientTLS{Roots: pool, ServerName: m.auditSyslogName, Certificate: cert}}, audit.WithSyslogLogger(log))
+			TLS: policy.ClientTLS{Roots: pool, ServerName: m.auditSyslogName, Certificate: clientCert}}, audit.WithSyslogLogger(log))
 		if err != nil {
 			return fail(err)
 		}
