@@ -91,7 +91,31 @@ func TestRolloutBinary(t *testing.T) {
 	}
 }
 
-func testRolloutBinary(t *testing.T, backend string) {
+// binWorld is hpfleet (the binary) with everything it talks to, admins
+// with sessions, and three phones of group floor-1.
+type binWorld struct {
+	dir, pki  string
+	hpctlPath string
+	fleet     *test.HPFleet
+	rs        *test.Rsyslog
+	admins    map[string]admin
+	phones    []*rollouttest.Phone
+	approvers []string // approvers' key files, listed in the director root
+}
+
+func (b *binWorld) hpctl(a admin, args ...string) (string, error) {
+	full := append(args, "--server", b.fleet.URL, "--server-name", fleetName, "--server-ca", filepath.Join(b.pki, ca.ServerCACertFile),
+		"--cert", a.certFile, "--key", a.keyFile, "--session", a.session)
+	cmd := exec.Command(b.hpctlPath, full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// newBinWorld starts it; approvers > 0 lists that many admins' keys in
+// the director root's targets beside the online key, at threshold.
+func newBinWorld(t *testing.T, backend string, approvers, threshold int) *binWorld {
 	hpfleetPath, hpctlPath := binaries(t)
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "pki")
@@ -155,9 +179,23 @@ func testRolloutBinary(t *testing.T, backend string) {
 	// The director's root (its root key offline; the rest online).
 	dirRepo := filepath.Join(dir, "director-root")
 	dtgt, dsnap, dts := key("dir-targets"), key("dir-snap"), key("dir-ts")
-	dr, err := tufrepo.Init(dirRepo, tufrepo.InitParams{Root: role(key("dir-root")), Targets: role(dtgt), Snapshot: role(dsnap), Timestamp: role(dts)})
+	targets := role(dtgt)
+	var apFiles []string
+	for i := 0; i < approvers; i++ {
+		targets.Keys = append(targets.Keys, key(fmt.Sprintf("approver-%d", i)))
+		apFiles = append(apFiles, filepath.Join(keyDir, fmt.Sprintf("approver-%d.pem", i)))
+	}
+	if threshold > 0 {
+		targets.Threshold = threshold
+	}
+	dr, err := tufrepo.Init(dirRepo, tufrepo.InitParams{Root: role(key("dir-root")), Targets: targets, Snapshot: role(dsnap), Timestamp: role(dts)})
 	if err != nil {
 		t.Fatalf("director Init: %v", err)
+	}
+	for _, k := range targets.Keys {
+		if err := dr.Sign(tufrepo.RoleTargets, k); err != nil {
+			t.Fatalf("director root Sign: %v", err)
+		}
 	}
 	if _, err := dr.Publish(tufrepo.SigningKeys{Snapshot: []*tufrepo.Key{dsnap}, Timestamp: []*tufrepo.Key{dts}}); err != nil {
 		t.Fatalf("director Publish: %v", err)
@@ -211,7 +249,7 @@ func testRolloutBinary(t *testing.T, backend string) {
 	}
 	admins := map[string]admin{}
 	for name, r := range map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator,
-		"alice": adminauth.RoleOperator, "vera": adminauth.RoleViewer, "audrey": adminauth.RoleAuditor} {
+		"alice": adminauth.RoleOperator, "bob": adminauth.RoleOperator, "vera": adminauth.RoleViewer, "audrey": adminauth.RoleAuditor} {
 		admins[name] = makeAdmin(t, dir, auth, adminCA, name, r)
 	}
 	closeAuth()
@@ -229,15 +267,6 @@ func testRolloutBinary(t *testing.T, backend string) {
 			t.Logf("--- hpfleet log ---\n%s", fleet.LogTail())
 		}
 	})
-	hpctl := func(a admin, args ...string) (string, error) {
-		full := append(args, "--server", fleet.URL, "--server-name", fleetName, "--server-ca", filepath.Join(pki, ca.ServerCACertFile),
-			"--cert", a.certFile, "--key", a.keyFile, "--session", a.session)
-		cmd := exec.Command(hpctlPath, full...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		return out.String(), err
-	}
 
 	// Three phones of group floor-1.
 	roots, err := ca.LoadPool(filepath.Join(pki, ca.ServerCACertFile))
@@ -268,6 +297,13 @@ func testRolloutBinary(t *testing.T, backend string) {
 			DeviceCA: deviceCA, TPM: tp, EKCert: sw.EKCertECCP256, Admin: ac, Group: "floor-1", Serial: fmt.Sprintf("SN-%d", i),
 			ImageURL: ngx.URL + "/image/public/", ImageRoot: imgRoot, DirectorRoot: dirRoot, Compatible: testCompatible, Clock: time.Now}))
 	}
+	return &binWorld{dir: dir, pki: pki, hpctlPath: hpctlPath, fleet: fleet, rs: rs, admins: admins, phones: phones, approvers: apFiles}
+}
+
+func testRolloutBinary(t *testing.T, backend string) {
+	b := newBinWorld(t, backend, 0, 1)
+	dir, pki, hpctlPath, rs, admins, phones := b.dir, b.pki, b.hpctlPath, b.rs, b.admins, b.phones
+	hpctl := b.hpctl
 
 	// hpctl: start, refuse a viewer's approval, approve as a second admin.
 	out, err := hpctl(admins["olivia"], "fleet", "rollout", "create", "--group", "floor-1", "--firmware", "hardphone-2.0.0.raucb",
@@ -453,4 +489,74 @@ func makeAdmin(t *testing.T, dir string, auth *adminauth.Authenticator, adminCA 
 func tlsPair(a admin) (*tls.Certificate, error) {
 	c, err := tls.LoadX509KeyPair(a.certFile, a.keyFile)
 	return &c, err
+}
+
+// TestSignedApprovalBinary: the director root wants three targets
+// signatures, the online key's and two admins'. Each admin registers a
+// key (hpctl fleet approver-key register, proving possession) and
+// approves with hpctl fleet approve --approver-key, which checks every
+// staged targets against the rollout and shows what it signs; one
+// admin's signatures leave the rollout pending, two start it, and the
+// phones, which verify the three signatures, move ring by ring.
+func TestSignedApprovalBinary(t *testing.T) {
+	b := newBinWorld(t, "bbolt", 2, 3)
+	for i, name := range []string{"alice", "bob"} {
+		if out, err := b.hpctl(b.admins[name], "fleet", "approver-key", "register", "--approver-key", b.approvers[i]); err != nil {
+			t.Fatalf("hpctl fleet approver-key register (%s): %v\n%s", name, err, out)
+		}
+	}
+	if out, err := b.hpctl(b.admins["olivia"], "fleet", "approver-key", "register", "--approver-key", b.approvers[0]); err == nil {
+		t.Fatalf("hpctl fleet approver-key register (alice's key, by olivia) succeeded:\n%s", out)
+	}
+	out, err := b.hpctl(b.admins["olivia"], "fleet", "rollout", "create", "--group", "floor-1", "--firmware", "hardphone-2.0.0.raucb",
+		"--ring", "canary="+b.phones[0].ID, "--ring", "100%", "--deadline", "10m", "--report-timeout", "10m", "--json")
+	if err != nil {
+		t.Fatalf("hpctl fleet rollout create: %v\n%s", err, out)
+	}
+	var v api.Rollout
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Signatures != 2 {
+		t.Fatalf("rollout create = %+v, %v; want 2 signatures needed", v, err)
+	}
+	if out, err := b.hpctl(b.admins["alice"], "fleet", "approve", v.ID, "--yes"); err == nil || !strings.Contains(out, "--approver-key") {
+		t.Fatalf("hpctl fleet approve without a key: %v\n%s\nwant the key asked for", err, out)
+	}
+	out, err = b.hpctl(b.admins["alice"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[0])
+	if err != nil || !strings.Contains(out, "checked 3 device(s): 3 to sign") || !strings.Contains(out, "is pending") {
+		t.Fatalf("hpctl fleet approve (alice): %v\n%s\nwant 3 devices checked and signed, still pending", err, out)
+	}
+	if _, err := b.phones[0].Assigned(); err == nil {
+		t.Fatalf("the canary has director metadata on one admin's signatures")
+	}
+	start := time.Now()
+	out, err = b.hpctl(b.admins["bob"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[1])
+	if err != nil || !strings.Contains(out, "is running") {
+		t.Fatalf("hpctl fleet approve (bob): %v\n%s\nwant running", err, out)
+	}
+	for {
+		if time.Since(start) > 2*time.Minute {
+			out, _ := b.hpctl(b.admins["olivia"], "fleet", "rollout", "show", v.ID)
+			t.Fatalf("signed rollout not completed:\n%s", out)
+		}
+		for _, p := range b.phones {
+			if a, err := p.Assigned(); err == nil && a.Firmware != nil && a.Firmware.Version != p.Running {
+				p.Follow(rollouttest.Healthy)
+			}
+		}
+		out, err := b.hpctl(b.admins["vera"], "fleet", "rollout", "show", v.ID, "--json")
+		if err != nil {
+			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("show output: %v", err)
+		}
+		if v.State == "completed" || v.State == "halted" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
+	}
+	if v.State != "completed" || len(v.Approvals) != 2 {
+		t.Fatalf("signed rollout = %s with %d approvals, want completed with 2", v.State, len(v.Approvals))
+	}
+	t.Logf("2-ring rollout signed by two admins with hpctl, through the binaries: %v from the second signature to completed",
+		time.Since(start).Round(time.Millisecond))
 }
