@@ -70,7 +70,8 @@ bench: deps build
 	$(GO) test -run '^$$' -bench BenchmarkPulseFrame -benchmem ./hal/audio/
 	$(GO) test -run '^$$' -bench BenchmarkPulseRoundTrip -benchtime 20x ./hal/audio/
 	$(GO) test -run '^$$' -bench BenchmarkInstall -benchtime 3x ./update/
-	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/
+	$(GO) test -run '^$$' -bench '^Benchmark(CallSetup|IdleRSS)$$' -benchtime 10x ./test/integration/
+	$(GO) test -run '^$$' -bench '^BenchmarkAudio(Latency|Intelligibility|CPU)$$' -benchtime 1x -timeout 30m ./test/integration/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./fleet/store/boltstore/ ./fleet/store/pgstore/
 	$(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./cmd/hpfleet/
 	$(GO) test -run '^$$' -bench . -benchtime 32x -timeout 30m ./agent/provision/

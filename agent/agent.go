@@ -55,10 +55,16 @@ type Agent struct {
 	started     time.Time
 	times       callTimes
 	accounts    []*sip.Account
+	// repos follows the fleet's repositories (fleetsync.go); nil: none.
+	repos *fleetSync
 
-	mu       sync.Mutex // guards watchers and subs
+	mu       sync.Mutex // guards watchers, subs, changed and stopRun
 	watchers []func(sip.Event)
 	subs     map[chan control.Event]struct{}
+	// changed is set when the fleet configuration changed: Run returns
+	// ErrConfigChanged. stopRun ends Run (nil outside Run).
+	changed bool
+	stopRun context.CancelFunc
 }
 
 // Credentials is what the agent needs of the credential store: the SIP
@@ -219,20 +225,16 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	if a.roots == nil || a.instance == "" {
 		return nil, errors.New("agent: trust anchors and instance id are required")
 	}
-	if a.lock != nil {
-		// Media binds only inside the policy's RTP range: a config that
-		// would bind elsewhere is refused here, not discovered as drift.
-		r := a.lock.Policy().RTP
-		if r == nil || cfg.Media.PortMin < r.First || cfg.Media.PortMax > r.Last {
-			return nil, fmt.Errorf("media rtp ports %d-%d are outside the lockdown policy's rtp.ports (%s)",
-				cfg.Media.PortMin, cfg.Media.PortMax, rtpRange(r))
-		}
+	// Media binds only inside the policy's RTP range: a config that would
+	// bind elsewhere is refused here, not discovered as drift.
+	if err := a.checkConfig(cfg); err != nil {
+		return nil, err
 	}
 	// Pinholes follow calls: media reports the peer's addresses, the agent
 	// tells lockdown. Media never imports lockdown. publish comes last: a
 	// control client told of an event finds its effects (the call in the
 	// history) already there.
-	a.watchers = append([]func(sip.Event){a.pinholes, a.callSecurity, a.sipIncident, a.historyWatch, a.publish}, a.watchers...)
+	a.watchers = append([]func(sip.Event){a.pinholes, a.callSecurity, a.sipIncident, a.historyWatch, a.checkSync, a.publish}, a.watchers...)
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
 		InactivityTimeout: cfg.Media.InactivityTimeout, AllowPeers: slices.Clone(cfg.Media.AllowPeers)}
 	if a.lock != nil {
@@ -325,11 +327,30 @@ func (a *Agent) Account(name string) (*sip.Account, error) {
 // Run applies the lockdown policy (when enforcing), starts every account,
 // the plain listeners and the control socket, and blocks until ctx ends. A
 // policy that cannot be applied stops the start: a phone does not run
-// unlocked by accident.
-func (a *Agent) Run(ctx context.Context) error {
+// unlocked by accident. When the fleet's configuration changes under it
+// (a document applied or reverted), Run stops everything it started and
+// returns ErrConfigChanged.
+func (a *Agent) Run(ctx context.Context) (err error) {
 	a.started = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.mu.Lock()
+	a.stopRun = cancel
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.stopRun = nil
+		changed := a.changed
+		a.mu.Unlock()
+		// Whatever failed after the reconfiguration cancelled the run
+		// (a listener refused a cancelled context) is its consequence.
+		switch {
+		case changed && (err == nil || errors.Is(err, context.Canceled)):
+			err = ErrConfigChanged
+		case changed:
+			err = errors.Join(ErrConfigChanged, err)
+		}
+	}()
 	lc := net.ListenConfig{}
 	lc.SetMultipathTCP(false)
 	if a.lock != nil {
@@ -385,6 +406,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			a.watchBootHealth(ctx)
+		}()
+	}
+	if a.repos != nil {
+		a.startTrial(ctx, &wg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.syncLoop(ctx)
 		}()
 	}
 	// A fleet member enrols first: its accounts present the certificate

@@ -26,7 +26,8 @@ func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
 		return a.Status(), nil
 	case control.CmdUpdateStatus, control.CmdUpdateInstall, control.CmdUpdateMarkGood:
 		return a.handleUpdate(ctx, req)
-	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold, control.CmdCallSwap:
+	case control.CmdCallAnswer, control.CmdCallHangup, control.CmdCallHold, control.CmdCallUnhold, control.CmdCallSwap,
+		control.CmdCallMute, control.CmdCallUnmute:
 		return a.handleCall(ctx, req)
 	case control.CmdCallTransfer:
 		return a.handleTransfer(ctx, req)
@@ -79,6 +80,10 @@ func (a *Agent) handleCall(ctx context.Context, req *control.Request) (any, erro
 		err = c.Hold(ctx, true)
 	case control.CmdCallUnhold:
 		err = c.Hold(ctx, false)
+	case control.CmdCallMute:
+		c.Media().Mute()
+	case control.CmdCallUnmute:
+		c.Media().Unmute()
 	}
 	if err != nil {
 		return nil, err
@@ -197,6 +202,9 @@ func (a *Agent) Status() control.Status {
 			f.Enrolled, f.DeviceID, f.Serial, f.CertNotAfter, f.RenewAt = true, ps.DeviceID, ps.Serial, ps.NotAfter, ps.RenewAt
 		}
 		s.Fleet = f
+	}
+	if a.repos != nil {
+		s.Provisioning = a.provisioningStatus()
 	}
 	return s
 }

@@ -13,5 +13,6 @@ import (
 func TestDeps(t *testing.T) {
 	deptest.Only(t, "agent/config", "agent/control", "agent/events", "agent/history", "agent/dialplan", "agent/lockdown", "agent/sip", "agent/media",
 		"crypto/credstore", "crypto/policy", "update", "hal/audio", "hal/nft", "hal/services", "hal/sysctl", "hal/tpm",
-		"hal/blockdev", "agent/provision", "fleet/api", "fleet/client", "fleet/sealed", "internal/tcpack")
+		"hal/blockdev", "agent/provision", "fleet/api", "fleet/client", "fleet/sealed", "internal/tcpack",
+		"agent/uptane", "agent/fleetconfig")
 }

@@ -7,8 +7,12 @@
 // account stays registered, never blesses a slot below the anti-rollback
 // floor, reports its identity and registrar certificates before they
 // expire (certexpiry.go), and answers the control protocol
-// (agent/control). It holds no protocol logic
-// of its own and opens no device: package system builds every part.
+// (agent/control). A fleet member also follows the fleet's director and
+// image repositories (fleetsync.go): configuration documents on trial and
+// reverted by themselves, firmware in the maintenance window, stale
+// metadata reported; Run returns ErrConfigChanged when the configuration
+// changes under it. It holds no protocol logic of its own and opens no
+// device: package system builds every part.
 //
 // Imported by system (which builds it) and by tests; cmd reaches it through
 // system.

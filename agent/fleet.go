@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/provision"
 	"github.com/hardphone/hardphone/fleet/api"
@@ -68,6 +69,9 @@ func (a *Agent) runProvisioning(ctx context.Context, enrolled chan<- struct{}) {
 	}
 	a.log.Info("fleet member", "device", st.DeviceID, "certificate_expires", st.NotAfter)
 	close(enrolled)
+	if a.repos != nil {
+		a.kickSync()
+	}
 	err = a.prov.Run(ctx, a.fleetReport)
 	switch {
 	case errors.Is(err, provision.ErrRetired):
@@ -83,6 +87,17 @@ func (a *Agent) runProvisioning(ctx context.Context, enrolled chan<- struct{}) {
 // device ID, the time and the certificate's facts.
 func (a *Agent) fleetReport(ctx context.Context) (api.Report, error) {
 	r := api.Report{Model: a.model, UptimeSeconds: uint64(time.Since(a.started) / time.Second)}
+	if a.repos != nil {
+		// Every check-in cycle refreshes the fleet's metadata first, so
+		// the report says what the phone made of it.
+		a.syncForReport(ctx)
+		ps := a.provisioningStatus()
+		r.Provisioning = &api.Provisioning{ConfigVersion: ps.GoodVersion, DirectorTargets: ps.DirectorTargets,
+			Stale: ps.Stale, StaleRole: ps.StaleRole, LastError: reportError(ps)}
+		if ps.Reverted != nil {
+			r.Provisioning.RevertedVersion = ps.Reverted.Version
+		}
+	}
 	if a.updater != nil {
 		st, err := a.updater.Status()
 		if err != nil {
@@ -164,7 +179,29 @@ func (a *Agent) fleetReport(ctx context.Context) (api.Report, error) {
 	if a.lock != nil {
 		r.Counters["lockdown.drift_checks"] = a.lock.DriftEvents()
 	}
+	if a.repos != nil {
+		for k, v := range a.fleetCounters() {
+			if v > 0 && len(r.Counters) < maxReportCounters {
+				r.Counters[k] = v
+			}
+		}
+	}
 	return r, nil
+}
+
+// reportError is the one reason the report gives for what the phone did
+// not take from the fleet: the refresh's, else a refused document's
+// (newer than the good one), else the firmware's.
+func reportError(ps *control.ProvisioningStatus) string {
+	s := ps.LastError
+	switch {
+	case s != "":
+	case ps.Refused != nil && ps.Refused.Version > ps.GoodVersion:
+		s = fmt.Sprintf("configuration v%d refused: %s", ps.Refused.Version, ps.Refused.Reason)
+	case ps.Firmware != nil && ps.Firmware.State == control.FirmwareFailed:
+		s = fmt.Sprintf("firmware %s: %s", ps.Firmware.Version, ps.Firmware.Detail)
+	}
+	return cutText(s)
 }
 
 // cut bounds a report string.

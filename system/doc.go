@@ -2,8 +2,10 @@
 // turns a board description (package board) and a validated config into
 // the parts the agent runs on (the state file, the credential store and
 // its TPM, the boot environment and slots, the A/B updater, the lockdown
-// enforcer, the TLS trust anchors and identity, audio files) and hands them
-// to agent.New through options. Nothing else builds those parts, so every
+// enforcer, the TLS trust anchors and identity, audio files, the clients of
+// the fleet's repositories with the fleet's configuration document merged
+// over the image's config: OpenDaemon) and hands them to agent.New through
+// options. Nothing else builds those parts, so every
 // entry point (the agent, `hardphone update` with or without a running
 // agent, PID 1, the tests) gets the same updater and the same
 // anti-rollback floor rule: the TPM's NV counter whenever the credential

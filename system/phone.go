@@ -33,6 +33,7 @@ type Phone struct {
 	events  *Events           // nil until Events
 	prov    *provision.Client // nil until Provisioner
 	ident   *liveIdentity     // set with prov: the identity as the fleet renews it
+	fleet   *fleetDoc         // nil: no fleet document record opened
 }
 
 // Open resolves the config's board (board = NAME, or a test rig's [update]
@@ -204,6 +205,13 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 			model = "desktop"
 		}
 		base = append(base, agent.WithProvisioning(prov, model), agent.WithIdentitySource(p.ident.get))
+		if cfg.Provision.Uptane() {
+			repos, err := p.fleetRepos()
+			if err != nil {
+				return nil, err
+			}
+			base = append(base, agent.WithFleetRepos(repos))
+		}
 	} else if cfg.Provision.Server != "" {
 		// A one-shot call presents what the fleet issued, if anything.
 		creds, err := p.Credentials()

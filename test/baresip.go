@@ -48,6 +48,9 @@ type baresipOptions struct {
 	register       bool
 	waitRegistered bool
 	ip             string
+	modules        []string // extra modules (codecs, filters)
+	player         string   // audio_player, "" for ALSA's null device
+	jitterDelay    string   // jitter_buffer_delay, "" for the default
 }
 
 // BaresipOption configures StartBaresip.
@@ -151,8 +154,9 @@ func BaresipAnswerMode(mode string) BaresipOption {
 	}
 }
 
-// BaresipAudioSource makes baresip send the audio of a WAV file (8000 Hz
-// mono, as WriteToneWAV writes). baresip's aufile hangs up the call when the
+// BaresipAudioSource makes baresip send the audio of a WAV file, mono at
+// the codec's rate (8000 Hz for G.711, as WriteToneWAV writes by default;
+// 16000 Hz for G.722): baresip 1.0 refuses any other. baresip's aufile hangs up the call when the
 // file ends, so make it outlast the call. Without this option baresip sends
 // 5 minutes of silence.
 func BaresipAudioSource(wav string) BaresipOption {
@@ -173,6 +177,52 @@ func BaresipRecordDir(dir string) BaresipOption {
 			return fmt.Errorf("record dir: %w", err)
 		}
 		o.recordDir = dir
+		return nil
+	}
+}
+
+// BaresipModule loads an extra module from baresip-core, such as "g722"
+// (then name G722 in BaresipAudioCodecs) or "plc" (packet-loss
+// concealment, an audio filter on the receive path).
+func BaresipModule(name string) BaresipOption {
+	return func(o *baresipOptions) error {
+		if !sipToken(name) || strings.ContainsAny(name, "./") {
+			return fmt.Errorf("module name %q", name)
+		}
+		if _, err := os.Stat(filepath.Join(baresipModuleDir, name+".so")); err != nil {
+			return fmt.Errorf("module %s: %w", name, err)
+		}
+		o.modules = append(o.modules, name)
+		return nil
+	}
+}
+
+// BaresipAudioPlayer sets audio_player, for instance "aubridge,x": the
+// default, ALSA's null device, keeps a core busy (it takes frames as fast
+// as they come), which matters where baresip's CPU is measured.
+func BaresipAudioPlayer(spec string) BaresipOption {
+	return func(o *baresipOptions) error {
+		mod, _, ok := strings.Cut(spec, ",")
+		if !ok || !sipToken(mod) || strings.ContainsAny(spec, "\n\r") {
+			return fmt.Errorf("audio player %q, want MODULE,DEVICE", spec)
+		}
+		if mod != "alsa" {
+			o.modules = append(o.modules, mod)
+		}
+		o.player = spec
+		return nil
+	}
+}
+
+// BaresipJitterBuffer sets jitter_buffer_delay, the range of frames its
+// jitter buffer holds ("min-max"; the default here is 1-10).
+func BaresipJitterBuffer(frames string) BaresipOption {
+	return func(o *baresipOptions) error {
+		var lo, hi int
+		if n, err := fmt.Sscanf(frames, "%d-%d", &lo, &hi); n != 2 || err != nil || lo < 0 || hi < lo || hi > 100 {
+			return fmt.Errorf("jitter buffer %q, want MIN-MAX frames", frames)
+		}
+		o.jitterDelay = frames
 		return nil
 	}
 }
@@ -272,7 +322,13 @@ func (b *Baresip) writeConfig(t testing.TB, ctrlPort int) {
 		// file"), ausine stalls the audio start here, and ALSA's null
 		// capture spins, recording hundreds of MB: send a long silence.
 		source = filepath.Join(b.dir, "silence.wav")
-		if err := os.WriteFile(source, encodeWAV(make([]int16, 8000*silenceSeconds), 8000), 0o644); err != nil {
+		// aufile plays only a file at the codec's rate (baresip 1.0 does
+		// not convert): 16 kHz when the account's first codec is G.722.
+		rate := 8000
+		if strings.HasPrefix(strings.ToUpper(o.audioCodecs), "G722") {
+			rate = 16000
+		}
+		if err := os.WriteFile(source, encodeWAV(make([]int16, rate*silenceSeconds), rate), 0o644); err != nil {
 			t.Fatalf("StartBaresip: %v", err)
 		}
 	}
@@ -290,16 +346,24 @@ func (b *Baresip) writeConfig(t testing.TB, ctrlPort int) {
 	line("call_local_timeout", "120")
 	line("call_max_calls", "4")
 	// No sound card here: ALSA's null device plays and captures nothing.
-	line("audio_player", "alsa,null")
+	player := o.player
+	if player == "" {
+		player = "alsa,null"
+	}
+	line("audio_player", player)
 	line("audio_alert", "alsa,null")
 	line("audio_source", "aufile,"+source)
 	line("rtp_ports", fmt.Sprintf("%d-%d", b.rtpLo, b.rtpLo+baresipRTPPorts-1))
 	line("rtcp_mux", "no")
-	line("jitter_buffer_delay", "1-10")
+	jb := o.jitterDelay
+	if jb == "" {
+		jb = "1-10"
+	}
+	line("jitter_buffer_delay", jb)
 	line("net_interface", o.ip)
 	line("dns_server", "127.0.0.1:53")
 	line("module_path", baresipModuleDir)
-	for _, m := range []string{"g711", "alsa", "aufile", "srtp", "dtls_srtp"} {
+	for _, m := range append([]string{"g711", "alsa", "aufile", "srtp", "dtls_srtp"}, o.modules...) {
 		line("module", m+".so")
 	}
 	if o.recordDir != "" {

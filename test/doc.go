@@ -2,7 +2,8 @@
 // baresip, SIPp), an rsyslog collector over TLS, packet captures and test
 // PKIs inside a throwaway network namespace, and the servers the fleet
 // server uses (PostgreSQL, as an unprivileged user on a private unix
-// socket), for tests only.
+// socket), and a headless Chromium driven over the DevTools protocol (the
+// admin console's browser tests), for tests only.
 //
 // Only _test.go files may import it; production code never does. Every
 // helper takes a testing.TB, waits on a readiness probe rather than a sleep,

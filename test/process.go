@@ -259,3 +259,13 @@ func groupMembers(pgid int) string {
 	}
 	return b.String()
 }
+
+// Renice gives every thread of pid the nice level nice (negative: more
+// CPU than the builds a shared test machine runs beside it). Audio tests
+// give it to both ends of a call alike, so a scheduling stall of either
+// does not pass for a property of the other, and threads the process
+// starts later inherit it from the thread that starts them.
+func Renice(t testing.TB, pid, nice int) {
+	t.Helper()
+	renice(t, pid, nice)
+}

@@ -93,6 +93,34 @@ type Provision struct {
 	// fleet refuses a report whose model is not the device record's);
 	// "" means the board's name ("desktop" without a board).
 	Model string
+	// ImageRoot and DirectorRoot are the pinned first root metadata
+	// (1.root.json) of the vendor's image repository and of the fleet's
+	// director; ImageRepo is where the image repository is served (any
+	// HTTP(S) server: the transport is untrusted, TUF verifies). The three
+	// go together; unset means the phone takes no configuration or
+	// firmware from the fleet.
+	ImageRoot, DirectorRoot, ImageRepo string
+	// Director is the base URL of the director repositories, the
+	// device's being Director + "<device-id>/" (mutual TLS with the
+	// device certificate, server_ca and server_name as for Server).
+	// Default: Server + "/director/".
+	Director string
+	// ConfigTrial is how long a new fleet configuration document has for
+	// every account that was registered before it to register again;
+	// past that, the phone reverts to the previous document by itself.
+	ConfigTrial time.Duration
+	// Maintenance lists the weekly windows (local time) in which firmware
+	// the fleet assigns is installed; empty means at any time.
+	Maintenance []dialplan.Window
+}
+
+// Uptane reports whether the phone follows the fleet's repositories
+// (configuration documents and firmware).
+func (p Provision) Uptane() bool { return p.DirectorRoot != "" }
+
+// DirectorURL is the base URL of this device's director repository.
+func (p Provision) DirectorURL(deviceID string) string {
+	return strings.TrimSuffix(p.Director, "/") + "/" + deviceID + "/"
 }
 
 // Audio is the [audio] table: the sound device a person talks through.
@@ -229,10 +257,15 @@ type Account struct {
 	PasswordFile string
 	// PasswordCred names the digest password in the credential store
 	// ("sip/alice"). Exactly one of PasswordFile and PasswordCred is set.
-	PasswordCred  string
-	DigestMin     policy.Digest
-	MediaSecurity MediaSecurity
-	Answer        AnswerMode
+	PasswordCred string
+	// PasswordSealed is the password the fleet sealed to this phone's TPM
+	// for PasswordCred ("hps1.…"), set only from a fleet document
+	// (ParseWithDocument); the agent opens it into the credential store
+	// before it runs the document.
+	PasswordSealed string
+	DigestMin      policy.Digest
+	MediaSecurity  MediaSecurity
+	Answer         AnswerMode
 	// Expires is the registration lifetime we ask for; the registrar's grant wins.
 	Expires time.Duration
 	// Keepalive is the RFC 5626 CRLF ping interval on the TLS flow.
@@ -319,13 +352,19 @@ type updateFile struct {
 }
 
 type provFile struct {
-	Server          string  `toml:"server"`
-	ServerName      string  `toml:"server_name"`
-	ServerCA        string  `toml:"server_ca"`
-	DeviceCA        string  `toml:"device_ca"`
-	HintFile        string  `toml:"hint_file"`
-	CheckInInterval *string `toml:"checkin_interval"`
-	Model           string  `toml:"model"`
+	Server          string   `toml:"server"`
+	ServerName      string   `toml:"server_name"`
+	ServerCA        string   `toml:"server_ca"`
+	DeviceCA        string   `toml:"device_ca"`
+	HintFile        string   `toml:"hint_file"`
+	CheckInInterval *string  `toml:"checkin_interval"`
+	Model           string   `toml:"model"`
+	ImageRoot       string   `toml:"image_root"`
+	DirectorRoot    string   `toml:"director_root"`
+	ImageRepo       string   `toml:"image_repo"`
+	Director        string   `toml:"director_url"`
+	ConfigTrial     *string  `toml:"config_trial"`
+	Maintenance     []string `toml:"maintenance"`
 }
 
 type audioFile struct {
@@ -839,7 +878,7 @@ func (pf provFile) validate(stateDir string, abs func(string) string) (Provision
 		return p, keyErr("provision.model", "longer than 64 bytes")
 	}
 	if p.Server == "" {
-		if pf != (provFile{}) {
+		if !pf.empty() {
 			return p, keyErr("provision.server", "required: the [provision] table names no fleet server")
 		}
 		return Provision{}, nil
@@ -867,5 +906,89 @@ func (pf provFile) validate(stateDir string, abs func(string) string) (Provision
 		}
 		p.CheckInInterval = d
 	}
+	if err := pf.validateUptane(&p, u, abs); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+func (pf provFile) empty() bool {
+	return pf.Server == "" && pf.ServerName == "" && pf.ServerCA == "" && pf.DeviceCA == "" && pf.HintFile == "" &&
+		pf.CheckInInterval == nil && pf.Model == "" && pf.ImageRoot == "" && pf.DirectorRoot == "" && pf.ImageRepo == "" &&
+		pf.Director == "" && pf.ConfigTrial == nil && pf.Maintenance == nil
+}
+
+// Bounds of provision.config_trial: long enough for a registration with
+// its retries, short enough that a broken document does not keep a phone
+// off the network for long.
+const (
+	minConfigTrial     = 10 * time.Second
+	maxConfigTrial     = time.Hour
+	defaultConfigTrial = 2 * time.Minute
+	maxMaintenance     = 16
+)
+
+// validateUptane checks the keys of the fleet's two repositories.
+func (pf provFile) validateUptane(p *Provision, server *url.URL, abs func(string) string) error {
+	p.ImageRoot, p.DirectorRoot, p.ImageRepo = abs(pf.ImageRoot), abs(pf.DirectorRoot), pf.ImageRepo
+	p.ConfigTrial = defaultConfigTrial
+	set := 0
+	for _, v := range []string{pf.ImageRoot, pf.DirectorRoot, pf.ImageRepo} {
+		if v != "" {
+			set++
+		}
+	}
+	if set == 0 {
+		if pf.Director != "" || pf.ConfigTrial != nil || pf.Maintenance != nil {
+			return keyErr("provision.director_root", "required with director_url, config_trial and maintenance: they configure the fleet's repositories")
+		}
+		return nil
+	}
+	if set != 3 {
+		return keyErr("provision.image_root", "image_root, director_root and image_repo go together: firmware installs only when both repositories agree")
+	}
+	if u, err := url.Parse(p.ImageRepo); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return keyErr("provision.image_repo", "%q: want http(s)://HOST[:PORT]/PATH (any server: what it serves is verified)", p.ImageRepo)
+	}
+	p.Director = strings.TrimSuffix(server.String(), "/") + "/director/"
+	if pf.Director != "" {
+		u, err := url.Parse(pf.Director)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return keyErr("provision.director_url", "%q: want https://HOST[:PORT]/PATH/ (mutual TLS with the device certificate)", pf.Director)
+		}
+		p.Director = strings.TrimSuffix(pf.Director, "/") + "/"
+	}
+	if pf.ConfigTrial != nil {
+		d, err := time.ParseDuration(*pf.ConfigTrial)
+		if err != nil || d < minConfigTrial || d > maxConfigTrial {
+			return keyErr("provision.config_trial", "%q: want a duration from %v to %v", *pf.ConfigTrial, minConfigTrial, maxConfigTrial)
+		}
+		p.ConfigTrial = d
+	}
+	if len(pf.Maintenance) > maxMaintenance {
+		return keyErr("provision.maintenance", "%d windows, want at most %d", len(pf.Maintenance), maxMaintenance)
+	}
+	for i, s := range pf.Maintenance {
+		w, err := dialplan.ParseWindow(s)
+		if err != nil {
+			return keyErr(fmt.Sprintf("provision.maintenance[%d]", i), "%v", err)
+		}
+		p.Maintenance = append(p.Maintenance, w)
+	}
+	return nil
+}
+
+// InMaintenance reports whether t (in its location) falls in a
+// maintenance window; true when none is configured.
+func (p Provision) InMaintenance(t time.Time) bool {
+	if len(p.Maintenance) == 0 {
+		return true
+	}
+	for _, w := range p.Maintenance {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
 }

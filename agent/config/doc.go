@@ -4,8 +4,12 @@
 //
 // Threat: a config that silently weakens security. Every knob that could do
 // so (MD5 digest, plain SIP transports) must be asked for explicitly, and
-// there is no knob that disables TLS verification or SRTP.
+// there is no knob that disables TLS verification or SRTP. A fleet
+// configuration document (document.go) is an overlay on the image's config
+// that may set only what a director's online key may be trusted with: it
+// never sets what the phone trusts, exposes, or where its secrets live.
 //
-// Imported by agent, agent/sip, system and cmd/hardphone; it imports
-// crypto/policy only.
+// Imported by agent, agent/sip, system and cmd/hardphone (and by the
+// fleet, to validate documents as the phone will); it imports
+// crypto/policy and agent/dialplan.
 package config

@@ -29,6 +29,11 @@ const (
 	CmdCallHangup Command = "call.hangup"
 	CmdCallHold   Command = "call.hold"
 	CmdCallUnhold Command = "call.unhold"
+	// CmdCallMute and CmdCallUnmute stop and resume sending the
+	// microphone on one call (the call keeps sending encoded silence, so
+	// the peer sees a live stream); they answer its sip.CallStatus.
+	CmdCallMute   Command = "call.mute"
+	CmdCallUnmute Command = "call.unmute"
 	// CmdUpdateStatus answers the updater's update.Status.
 	CmdUpdateStatus Command = "update.status"
 	// CmdUpdateInstall installs a bundle file on the phone and answers an
@@ -166,6 +171,75 @@ type Status struct {
 	Runtime RuntimeStatus `json:"runtime"`
 	// Fleet is the phone's standing with its fleet; nil without one.
 	Fleet *FleetStatus `json:"fleet,omitempty"`
+	// Provisioning is what the fleet's repositories (configuration
+	// documents, firmware) told the phone; nil when it follows none.
+	Provisioning *ProvisioningStatus `json:"provisioning,omitempty"`
+}
+
+// ProvisioningStatus is the phone's view of the fleet's director and
+// image repositories and what it did with them.
+type ProvisioningStatus struct {
+	// ConfigVersion is the fleet document the agent runs over its image's
+	// config (0: the image's config alone). Trial is true while that
+	// document is not proven yet: TrialWatch are the accounts that must
+	// register again; GoodVersion is the last proven document.
+	ConfigVersion uint64   `json:"config_version"`
+	Trial         bool     `json:"trial,omitempty"`
+	TrialWatch    []string `json:"trial_watch,omitempty"`
+	GoodVersion   uint64   `json:"good_version"`
+	// RunningError says why the agent runs without the current document
+	// (it does not apply to this image's config).
+	RunningError string `json:"running_error,omitempty"`
+	// Reverted and Refused are the last document the phone reverted by
+	// itself and the last one it refused, with why.
+	Reverted *DocumentOutcome `json:"reverted,omitempty"`
+	Refused  *DocumentOutcome `json:"refused,omitempty"`
+	// Stale is true when trusted metadata expired (a frozen server or a
+	// replay): the phone keeps its last good configuration and refuses
+	// what is stale. StaleRepository and StaleRole say which expired.
+	Stale           bool   `json:"stale"`
+	StaleRepository string `json:"stale_repository,omitempty"`
+	StaleRole       string `json:"stale_role,omitempty"`
+	// DirectorTargets and ImageTargets are the trusted targets versions;
+	// SignedTime the director's signed time.
+	DirectorTargets int64     `json:"director_targets"`
+	ImageTargets    int64     `json:"image_targets"`
+	SignedTime      time.Time `json:"signed_time,omitzero"`
+	// LastRefresh is when the phone last asked the repositories, and
+	// LastError why the last refresh or resolve failed ("" if it did not).
+	LastRefresh time.Time `json:"last_refresh,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	// Firmware is the firmware the director assigns and where it stands;
+	// nil when none is assigned.
+	Firmware *FirmwareStatus `json:"firmware,omitempty"`
+}
+
+// DocumentOutcome is a refused or reverted configuration document.
+type DocumentOutcome struct {
+	Version uint64    `json:"version"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// Firmware states in FirmwareStatus.
+const (
+	FirmwareRunning   = "running"
+	FirmwareInstalled = "installed"
+	FirmwareWaiting   = "waiting"
+	FirmwareFailed    = "failed"
+	FirmwarePending   = "pending"
+)
+
+// FirmwareStatus is an assigned bundle: its target and version, and
+// State: running (the booted slot has it), installed (in the other slot,
+// the next boot runs it), waiting (for the maintenance window), pending
+// (download and install under way or next), failed (Detail says why).
+type FirmwareStatus struct {
+	Target  string    `json:"target"`
+	Version string    `json:"version"`
+	State   string    `json:"state"`
+	Detail  string    `json:"detail,omitempty"`
+	At      time.Time `json:"at,omitzero"`
 }
 
 // FleetStatus is the phone's standing with the fleet server.

@@ -111,6 +111,9 @@ func minutes(s string) (int, error) {
 	return hh*60 + mm, nil
 }
 
+// Contains reports whether t, in its location, falls in the window.
+func (w Window) Contains(t time.Time) bool { return w.contains(t) }
+
 func (w Window) contains(t time.Time) bool {
 	d := int(t.Weekday())
 	if d == 0 {

@@ -217,8 +217,12 @@ ports = [20000, 20099]
 	at := func(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
 	local4, local6 := peer.Local4, peer.Local6
 
-	// Without lockdown the stray port answers: the probe can see an open port.
-	runProbes(t, peer, []probe{{other4, at(local4, strayPort), true}})
+	// Without lockdown the stray port answers: the probe can see an open
+	// port. From every source, v4 and v6: this also settles the neighbour
+	// entries (ARP, and NDP, whose first resolution on a loaded machine
+	// can outlast a probe's timeout and pass for a drop).
+	runProbes(t, peer, []probe{{other4, at(local4, strayPort), true}, {registrar4, at(local4, strayPort), true},
+		{other6, at(local6, strayPort), true}, {registrar6, at(local6, strayPort), true}})
 
 	l := e.lockdown(t, policy)
 	pl, err := l.Apply(context.Background())

@@ -18,8 +18,14 @@ func toneBothWays(t *testing.T, a, b *Session) {
 	b.SetSink(sinkB)
 	a.SetSource(&toneSource{freq: 440})
 	b.SetSource(&toneSource{freq: 660})
-	assertTone(t, "a->b", sinkB.wait(t, "a->b audio"), 440)
-	assertTone(t, "b->a", sinkA.wait(t, "b->a audio"), 660)
+	sb, sa := sinkB.wait(t, "a->b audio"), sinkA.wait(t, "b->a audio")
+	for n, s := range map[string]*Session{"a": a, "b": b} {
+		st := s.Stats()
+		t.Logf("%s: concealed %d stretched %d compressed %d late %d delay %.1f ms target %.1f ms jitter %.2f ms resets %d",
+			n, st.ConcealedFrames, st.Stretched, st.Compressed, st.LateDropped, st.PlayoutDelayMS, st.PlayoutTargetMS, st.JitterMS, st.StreamResets)
+	}
+	assertTone(t, "a->b", sb, 440)
+	assertTone(t, "b->a", sa, 660)
 }
 
 func TestCallSDES(t *testing.T) {
@@ -38,10 +44,11 @@ func TestCallSDES(t *testing.T) {
 			toneBothWays(t, a, b)
 			for name, s := range map[string]*Session{"a": a, "b": b} {
 				st := s.Stats()
-				if st.Suite != suite.SDESName || st.Security != SecuritySDES || st.Codec != "PCMU" {
-					t.Fatalf("%s Stats() suite %q security %v codec %q, want %s sdes PCMU", name, st.Suite, st.Security, st.Codec, suite.SDESName)
+				if st.Suite != suite.SDESName || st.Security != SecuritySDES || st.Codec != "G722" || st.SampleRate != 16000 {
+					t.Fatalf("%s Stats() suite %q security %v codec %q at %d Hz, want %s sdes G722 at 16000 Hz", name, st.Suite, st.Security, st.Codec, st.SampleRate, suite.SDESName)
 				}
-				// Every sent RTP packet is a 172-byte G.711 packet plus the tag.
+				// Every sent RTP packet is a 172-byte G.722 packet (160 octets
+				// for 20 ms, like G.711) plus the tag.
 				if want := uint64(172 + authTag[suite.SDESName]); st.PacketsSent == 0 || st.BytesSent != st.PacketsSent*want {
 					t.Fatalf("%s sent %d bytes in %d packets, want %d per packet", name, st.BytesSent, st.PacketsSent, want)
 				}

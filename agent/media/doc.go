@@ -1,7 +1,11 @@
 // Package media is the phone's media layer: SDP offer/answer under the SRTP
 // policy, SRTP/SRTCP keyed by SDES (RFC 4568) or DTLS-SRTP (RFC 5763/5764),
-// G.711 audio with a small jitter buffer, RFC 4733 DTMF, and the pump between
-// a call and a hal/audio Source and Sink.
+// G.722 and G.711 audio (codec.go), RFC 4733 DTMF, and the pump between a
+// call and a hal/audio Source and Sink: the send loop (send.go, paced by a
+// live microphone or a timer; mute and levels), and on the receive side an
+// adaptive jitter buffer (jitter.go) emptied by a playout clock
+// (playout.go) with packet-loss concealment (plc.go), each side converting
+// between the device's sample rate and the codec's (resample.go).
 //
 // Threat: a downgrade or an injection on the media path. SRTP is mandatory:
 // an offer or answer without acceptable crypto (plain RTP/AVP, a suite outside
@@ -25,6 +29,11 @@
 // per component) are dropped and counted in Stats.ForeignDropped: the peer
 // declared where it sends from, lockdown opens pinholes for exactly those
 // addresses, and SRTP authentication stays the real guard either way.
+//
+// Once a peer holds the keys it controls every field of the audio packets:
+// the jitter buffer holds at most 64 of them (copies of at most one
+// datagram each) and restarts rather than waits on timestamps that jump,
+// and nothing it keeps grows with what the peer sends (FuzzPlayout).
 //
 // Only agent/sip (call control) imports this package. It imports crypto/policy
 // and hal/audio and nothing above it: never agent/sip, agent, cmd, board,

@@ -1,10 +1,13 @@
 package media
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hardphone/hardphone/crypto/policy"
 )
@@ -190,4 +193,69 @@ func FuzzAnswerOffer(f *testing.F) {
 			t.Fatalf("our answer does not parse: %v\n%s", err, out.marshal())
 		}
 	})
+}
+
+// FuzzPlayout drives the jitter buffer and the player with packets whose
+// every header field, payload length and arrival time the input chooses
+// (a hostile peer controls all of them once it holds the SRTP key), mixed
+// with playout ticks. It asserts that nothing panics, the buffer never holds
+// more than maxJBPackets, the player's fifo stays bounded, and every tick
+// plays exactly one frame at the codec's rate.
+//
+//fuzz:budget 15000
+func FuzzPlayout(f *testing.F) {
+	// Seeds: an in-order stream, a reordered one, a codec switch, a wrap.
+	in := func(evs ...[]byte) []byte { return bytes.Join(evs, nil) }
+	pkt := func(seq, ts uint16, codec, n, dt byte) []byte {
+		return []byte{0, byte(seq >> 8), byte(seq), byte(ts >> 8), byte(ts), codec, n, dt}
+	}
+	tick := []byte{1, 0, 0, 0, 0, 0, 0, 160}
+	f.Add(in(pkt(1, 0, 0, 160, 0), tick, pkt(2, 160, 0, 160, 160), tick, tick))
+	f.Add(in(pkt(1, 0, 0, 160, 0), pkt(3, 320, 0, 160, 10), pkt(2, 160, 0, 160, 10), tick, tick, tick))
+	f.Add(in(pkt(1, 0, 9, 160, 0), tick, pkt(2, 160, 8, 160, 160), tick, pkt(3, 320, 9, 80, 20), tick))
+	f.Add(in(pkt(65535, 65376, 0, 160, 0), pkt(0, 0, 0, 160, 160), tick, tick))
+	f.Fuzz(runPlayout)
+}
+
+// runPlayout is FuzzPlayout's body. It takes at most maxPlayoutEvents
+// events: longer inputs explore nothing new and only slow the fuzzer.
+func runPlayout(t *testing.T, data []byte) {
+	const maxPlayoutEvents = 128
+	data = data[:min(len(data), 8*maxPlayoutEvents)]
+	log := slog.New(slog.DiscardHandler)
+	{
+		s := &Session{rl: newRateLimit(log, time.Hour), recvLevel: newLevelMeter()}
+		sink := &frameCounter{}
+		s.sink.Store(&sinkBox{sink: sink})
+		p := &player{s: s, jb: &s.jb}
+		payload := make([]byte, 256)
+		var now int64
+		ticks := 0
+		for len(data) >= 8 {
+			ev := data[:8]
+			data = data[8:]
+			now += int64(ev[7])
+			if ev[0]%2 == 1 {
+				p.tick(now)
+				ticks++
+				if want := frameMillis * p.rate() / 1000; len(p.frame) != want {
+					t.Fatalf("tick played %d samples, want %d", len(p.frame), want)
+				}
+				continue
+			}
+			codec := []Codec{PCMU, PCMA, G722}[int(ev[5])%3]
+			s.jb.push(now, uint32(ev[0]>>1), uint16(ev[1])<<8|uint16(ev[2]), uint32(ev[3])<<8|uint32(ev[4]), codec, payload[:ev[6]])
+			if len(s.jb.pkts) > maxJBPackets {
+				t.Fatalf("buffer holds %d packets, want at most %d", len(s.jb.pkts), maxJBPackets)
+			}
+			// Two frames are decoded at most per tick, each packet at most 255
+			// octets (510 samples of G.722) beyond them.
+			if len(p.fifo) > 2*320+2*255 {
+				t.Fatalf("player fifo holds %d samples", len(p.fifo))
+			}
+		}
+		if sink.count() != ticks {
+			t.Fatalf("sink got %d frames for %d ticks", sink.count(), ticks)
+		}
+	}
 }

@@ -1,56 +1,13 @@
 package media
 
-import (
-	"fmt"
-	"strings"
+import "github.com/zaf/g711"
 
-	"github.com/zaf/g711"
-)
+// g711Coder is G.711 in either law; it has no state.
+type g711Coder struct{ c Codec }
 
-// Codec is an audio codec, named by its static RTP payload type
-// (RFC 3551 §6). Both are G.711 at 8000 Hz, one byte per sample.
-type Codec uint8
+func (g g711Coder) encode(dst []byte, pcm []int16) []byte { return g.c.encode(dst, pcm) }
 
-// The codecs a call can carry.
-const (
-	PCMU Codec = 0 // G.711 μ-law
-	PCMA Codec = 8 // G.711 A-law
-)
-
-// frameSamples is one 20 ms frame at 8 kHz: 160 samples, a 160-byte G.711
-// payload, a 172-byte RTP packet.
-const (
-	sampleRate   = 8000
-	frameSamples = 160
-	frameMillis  = 20
-)
-
-func (c Codec) String() string {
-	switch c {
-	case PCMU:
-		return "PCMU"
-	case PCMA:
-		return "PCMA"
-	}
-	return fmt.Sprintf("Codec(%d)", uint8(c))
-}
-
-// MarshalText names the codec in Stats JSON.
-func (c Codec) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
-
-func (c Codec) valid() bool { return c == PCMU || c == PCMA }
-
-// codecByName maps an rtpmap encoding name (case-insensitive, RFC 4566
-// §6) at 8000 Hz to a codec.
-func codecByName(name string) (Codec, bool) {
-	switch strings.ToUpper(name) {
-	case "PCMU":
-		return PCMU, true
-	case "PCMA":
-		return PCMA, true
-	}
-	return 0, false
-}
+func (g g711Coder) decode(dst []int16, payload []byte) []int16 { return g.c.decode(dst, payload) }
 
 // encode appends the G.711 encoding of pcm to dst.
 func (c Codec) encode(dst []byte, pcm []int16) []byte {

@@ -157,9 +157,14 @@ func newCollectSink(want int) *collectSink {
 	return &collectSink{want: want, full: make(chan struct{})}
 }
 
+// WriteFrame keeps frames from the first audible one on: the playout
+// clock writes silence until the peer's audio arrives.
 func (c *collectSink) WriteFrame(buf []int16) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.samples) == 0 && !audible(buf) {
+		return nil
+	}
 	c.samples = append(c.samples, buf...)
 	if len(c.samples) >= c.want {
 		c.once.Do(func() { close(c.full) })
@@ -177,6 +182,16 @@ func (c *collectSink) wait(t *testing.T, what string) []int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]int16(nil), c.samples...)
+}
+
+// audible reports whether a frame has a sample above -36 dBFS.
+func audible(buf []int16) bool {
+	for _, v := range buf {
+		if v > 500 || v < -500 {
+			return true
+		}
+	}
+	return false
 }
 
 // goertzel returns the power of freq in samples (Goertzel's algorithm).
@@ -202,8 +217,9 @@ func toneCheck(samples []int16, freq float64) error {
 	if len(samples) < 4*frameSamples {
 		return fmt.Errorf("only %d samples", len(samples))
 	}
-	// Skip the first frame: the jitter buffer may start mid-stream.
-	s := samples[frameSamples:]
+	// Skip the first two frames: the codec's and the resampler's state
+	// settle in them.
+	s := samples[2*frameSamples:]
 	want := goertzel(s, freq)
 	for _, other := range []float64{300, 440, 660, 1000, 1500, 2500} {
 		if other == freq {
@@ -217,9 +233,11 @@ func toneCheck(samples []int16, freq float64) error {
 	for _, x := range s {
 		energy += float64(x) * float64(x)
 	}
-	// The tone has amplitude 8000: mean square 3.2e7. G.711 keeps it within
-	// a few percent.
-	if ms := energy / float64(len(s)); ms < 2.5e7 || ms > 4e7 {
+	// The tone has amplitude 8000: mean square 3.2e7, which the codecs keep
+	// within a few percent. A test machine that holds up a sender for tens
+	// of milliseconds makes the jitter buffer conceal a few frames, which
+	// fade: down to half the power is still the tone arriving.
+	if ms := energy / float64(len(s)); ms < 1.6e7 || ms > 4e7 {
 		return fmt.Errorf("mean square %.3g, want about 3.2e7", ms)
 	}
 	return nil

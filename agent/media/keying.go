@@ -34,8 +34,9 @@ func (s *Session) Start(ctx context.Context) error {
 	}
 	s.ph, s.suite, s.peerCert = phaseRunning, suite, peerCert
 	s.snd = newSender(s)
-	s.sending.Add(1)
+	s.sending.Add(2)
 	go s.snd.run()
+	go s.playout()
 	s.log.Info("media started", "security", s.caps.security, "suite", suite)
 	return nil
 }

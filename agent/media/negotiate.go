@@ -152,11 +152,11 @@ func audioMedia(c *localCaps, proto string, codecs []Codec, dtmfPT uint8, dtmf b
 		m.Formats = append(m.Formats, strconv.Itoa(int(dtmfPT)))
 	}
 	for _, cd := range codecs {
-		m.Attrs = append(m.Attrs, sdpAttr{Name: "rtpmap", Value: fmt.Sprintf("%d %s/%d", cd, cd, sampleRate), HasValue: true})
+		m.Attrs = append(m.Attrs, sdpAttr{Name: "rtpmap", Value: fmt.Sprintf("%d %s/%d", cd, cd, rtpClock), HasValue: true})
 	}
 	if dtmf {
 		m.Attrs = append(m.Attrs,
-			sdpAttr{Name: "rtpmap", Value: fmt.Sprintf("%d telephone-event/%d", dtmfPT, sampleRate), HasValue: true},
+			sdpAttr{Name: "rtpmap", Value: fmt.Sprintf("%d telephone-event/%d", dtmfPT, rtpClock), HasValue: true},
 			// RFC 4733 §3.2: events 0-15 are the DTMF digits.
 			sdpAttr{Name: "fmtp", Value: fmt.Sprintf("%d 0-15", dtmfPT), HasValue: true})
 	}
@@ -208,11 +208,14 @@ func rtpmap(m *sdpMedia, pt uint8) (name string, rate, channels int, ok bool) {
 }
 
 // codecOf says which of our codecs pt carries in m: by rtpmap if present,
-// else by the static assignment of RFC 3551 §6.
+// else by the static assignment of RFC 3551 §6. Every codec we carry runs
+// an 8000 Hz RTP clock; "G722/16000", which a few peers write, is not
+// taken: RFC 3551 §4.5.2 fixes G.722's clock at 8000 Hz, and a peer that
+// thinks otherwise would stamp its packets at twice the rate we play them.
 func codecOf(m *sdpMedia, pt uint8) (Codec, bool) {
 	if name, rate, ch, ok := rtpmap(m, pt); ok {
 		c, known := codecByName(name)
-		return c, known && rate == sampleRate && ch == 1
+		return c, known && rate == rtpClock && ch == 1
 	}
 	c := Codec(pt)
 	return c, c.valid()
@@ -221,7 +224,7 @@ func codecOf(m *sdpMedia, pt uint8) (Codec, bool) {
 // telephoneEvent finds the RFC 4733 telephone-event/8000 payload type.
 func telephoneEvent(m *sdpMedia) (uint8, bool) {
 	for _, pt := range payloadTypes(m) {
-		if name, rate, _, ok := rtpmap(m, pt); ok && strings.EqualFold(name, "telephone-event") && rate == sampleRate {
+		if name, rate, _, ok := rtpmap(m, pt); ok && strings.EqualFold(name, "telephone-event") && rate == rtpClock {
 			return pt, true
 		}
 	}
@@ -601,7 +604,7 @@ func answerAudio(sd *sdpSession, m *sdpMedia, c *localCaps, prev *mediaParams, p
 
 	a := audioMedia(c, m.Proto, []Codec{p.codec}, p.dtmfRecvPT, p.dtmf, p.dir, p.mux)
 	a.Formats[0] = strconv.Itoa(int(p.recvPT))
-	a.Attrs[0].Value = fmt.Sprintf("%d %s/%d", p.recvPT, p.codec, sampleRate)
+	a.Attrs[0].Value = fmt.Sprintf("%d %s/%d", p.recvPT, p.codec, rtpClock)
 
 	switch c.security {
 	case SecuritySDES:

@@ -3,12 +3,14 @@ package media
 // The receive path: one loop per socket reads datagrams, demultiplexes
 // DTLS, SRTP and SRTCP (RFC 7983), drops what the peer's SDP does not name,
 // authenticates and replay-checks before anything is parsed further, and
-// feeds audio through the jitter buffer and RFC 4733 events to the call.
+// hands audio to the jitter buffer (the playout clock takes it from there,
+// playout.go) and RFC 4733 events to the call.
 
 import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -19,12 +21,7 @@ import (
 type receiver struct {
 	hdr   rtp.Header
 	plain []byte
-	jb    jitterBuffer
-	due   []jbPacket
-	pcm   []int16
 	dtmf  dtmfReceiver
-	// silence stands in for a lost frame.
-	silence [frameSamples]int16
 }
 
 // readLoop reads one socket until Close.
@@ -35,7 +32,7 @@ func (s *Session) readLoop(c component) {
 	plain := make([]byte, maxDatagram)
 	var r *receiver
 	if c == compRTP {
-		r = &receiver{plain: make([]byte, maxDatagram), pcm: make([]int16, 0, maxDatagram)}
+		r = &receiver{plain: make([]byte, maxDatagram)}
 	}
 	for {
 		n, from, err := sock.ReadFromUDPAddrPort(buf)
@@ -160,25 +157,8 @@ func (s *Session) recvRTP(lp *liveParams, b []byte, r *receiver) {
 		s.st.malformed.Add(1)
 		return
 	}
-	due, late := r.jb.push(r.hdr.SSRC, jbPacket{seq: r.hdr.SequenceNumber, codec: lp.codec, payload: payload}, r.due[:0])
-	r.due = due
-	if late {
-		s.st.lateDropped.Add(1)
-	}
-	box := s.sink.Load()
-	for i := range due {
-		if box == nil {
-			continue
-		}
-		pcm := r.silence[:]
-		if due[i].payload != nil {
-			pcm = due[i].codec.decode(r.pcm[:0], due[i].payload)
-			r.pcm = pcm
-		}
-		if err := box.sink.WriteFrame(pcm); err != nil {
-			s.rl.warn("sink", "audio sink write failed", "err", err)
-		}
-	}
+	// A late or duplicate packet is counted by the buffer.
+	s.jb.push(s.ticksAt(time.Now()), r.hdr.SSRC, r.hdr.SequenceNumber, r.hdr.Timestamp, lp.codec, payload)
 }
 
 // recvRTCP authenticates and reads one SRTCP packet. Anything that fails,

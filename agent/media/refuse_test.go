@@ -140,7 +140,8 @@ func TestAnswerRefusesSDP(t *testing.T) {
 	}{
 		{"garbage", "hello"},
 		{"no audio", strings.Replace(good, "m=audio", "m=video", 1)},
-		{"no common codec", strings.Replace(strings.Replace(good, "RTP/SAVP 0 101", "RTP/SAVP 9 101", 1), "a=rtpmap:0 PCMU/8000", "a=rtpmap:9 G722/8000", 1)},
+		{"no common codec", strings.Replace(strings.Replace(good, "RTP/SAVP 0 101", "RTP/SAVP 18 101", 1), "a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000", 1)},
+		{"g722 at 16 kHz only", strings.Replace(strings.Replace(good, "RTP/SAVP 0 101", "RTP/SAVP 9 101", 1), "a=rtpmap:0 PCMU/8000", "a=rtpmap:9 G722/16000", 1)},
 		{"pcmu at 16 kHz", strings.Replace(good, "a=rtpmap:0 PCMU/8000", "a=rtpmap:0 PCMU/16000", 1)},
 		{"hostname", strings.Replace(good, "c=IN IP4 127.0.0.1", "c=IN IP4 peer.example.com", 1)},
 		{"multicast", strings.Replace(good, "c=IN IP4 127.0.0.1", "c=IN IP4 224.2.17.12/127", 1)},
@@ -199,7 +200,7 @@ func TestSetAnswerRefuses(t *testing.T) {
 			return sdesAnswer(0, protoSAVP, "a=crypto:2 AES_CM_128_HMAC_SHA1_80 "+key30)
 		}},
 		{"unoffered codec", SecuritySDES, func(_ *Session, port int) string {
-			return strings.Replace(sdesAnswer(port, protoSAVP, "a=crypto:2 AES_CM_128_HMAC_SHA1_80 "+key30), " 0\r\na=rtpmap:0 PCMU/8000", " 9\r\na=rtpmap:9 G722/8000", 1)
+			return strings.Replace(sdesAnswer(port, protoSAVP, "a=crypto:2 AES_CM_128_HMAC_SHA1_80 "+key30), " 0\r\na=rtpmap:0 PCMU/8000", " 18\r\na=rtpmap:18 G729/8000", 1)
 		}},
 		{"other proto", SecuritySDES, func(_ *Session, port int) string {
 			return sdesAnswer(port, protoSAVPF, "a=crypto:2 AES_CM_128_HMAC_SHA1_80 "+key30)

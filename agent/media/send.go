@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/hardphone/hardphone/hal/audio"
 )
 
 // rtcpEveryFrames is rtcpInterval in 20 ms ticks. The first report goes
@@ -30,8 +32,18 @@ type sender struct {
 	seq     uint16
 	ts      uint32
 	marker  bool
-	frame   [frameSamples]int16
 	payload []byte
+
+	// The audio path: a frame at the source's rate, converted to the
+	// codec's (rs nil when they match), encoded by enc.
+	frame    []int16
+	inRate   int // rate of frame
+	conv     []int16
+	rs       *resampler
+	rsIn     int
+	rsOut    int
+	enc      encoder
+	encCodec Codec
 
 	// DTMF in progress: ev.frames == 0 when none.
 	ev        dtmfTone
@@ -47,7 +59,22 @@ type sender struct {
 	octets    uint32
 	srcDone   bool
 	srcInUse  *sourceBox
+	// srcFresh asks the next read to drain what the source queued before
+	// the call started sending (it rang, or was on hold); backlogMin is the
+	// smallest backlog seen in the current second, backlogTicks its age.
+	srcFresh     bool
+	stalled      bool // the source returned audio.ErrStalled and has not delivered since
+	backlogMin   int
+	backlogTicks int
 }
+
+// backlogged is what a Source with a queue in front of it implements
+// (hal/audio's PulseSource): how many captured samples wait.
+type backlogged interface{ Buffered() int }
+
+// maxDrainFrames bounds how many frames one drain reads and throws away:
+// a PulseSource's whole queue (250 frames at most).
+const maxDrainFrames = 256
 
 func newSender(s *Session) *sender {
 	r := randUint64()
@@ -61,38 +88,108 @@ func newSender(s *Session) *sender {
 	}
 }
 
-// run paces the stream at one packet per 20 ms until Close.
+// run sends one packet per 20 ms until Close. A live sound device (a
+// Source with a queue in front of it, see backlogged) paces the stream
+// itself: the loop waits for its next frame, so the packets follow the
+// device's clock and no frame is skipped or sent late because a timer
+// fired while the device had not delivered yet. Without one (a file, no
+// source, hold, a source that failed) a timer paces it.
 func (p *sender) run() {
 	defer p.s.sending.Done()
-	t := time.NewTicker(frameMillis * time.Millisecond)
-	defer t.Stop()
-	p.tick()
+	const frame = frameMillis * time.Millisecond
+	timer := time.NewTimer(frame)
+	defer timer.Stop()
+	p.tick(nil)
+	next := time.Now().Add(frame)
 	for {
 		select {
 		case <-p.s.done:
 			return
-		case <-t.C:
-			p.tick()
+		default:
+		}
+		if box := p.liveSource(); box != nil {
+			start := time.Now()
+			pcm := p.readSource(box)
+			if p.stalled {
+				// The device gave nothing for its read timeout: keep the
+				// timestamps to real time across the wait, and send silence
+				// on the timer until it delivers again.
+				for d := time.Since(start); d >= frame; d -= frame {
+					p.ts += frameTicks
+				}
+				p.marker = true
+			}
+			p.tick(pcm)
+			next = time.Now().Add(frame)
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-p.s.done:
+			return
+		case <-timer.C:
+		}
+		// Make up frames a busy machine held us past, so the timestamps keep
+		// to real time; beyond maxCatchUp, skip them (the timestamps jump,
+		// and the next packet starts a talkspurt).
+		now := time.Now()
+		for n := 0; !next.After(now) && n < maxCatchUp; n++ {
+			p.tick(nil)
+			next = next.Add(frame)
+		}
+		for !next.After(now) {
+			p.ts += frameTicks
+			p.marker = true
+			next = next.Add(frame)
 		}
 	}
 }
 
-func (p *sender) tick() {
+// liveSource returns the source when it is a live device the send loop
+// should wait on: audio is being sent and the source has not failed.
+func (p *sender) liveSource() *sourceBox {
+	lp := p.s.live.Load()
+	box := p.s.src.Load()
+	if lp == nil || !lp.send || box == nil {
+		return nil
+	}
+	if box != p.srcInUse {
+		p.srcInUse, p.srcDone, p.srcFresh, p.stalled = box, false, true, false
+	}
+	b, ok := box.src.(backlogged)
+	if !ok || p.srcDone {
+		return nil
+	}
+	if p.stalled {
+		if b.Buffered() < rateOf(box.src)*frameMillis/1000 {
+			return nil
+		}
+		p.stalled = false
+		p.s.log.Info("audio source delivers again")
+	}
+	return box
+}
+
+// tick sends what is due: an event packet, or audio (live, when a live
+// device delivered it; else read now), and RTCP.
+func (p *sender) tick(live []int16) {
 	s := p.s
 	lp := s.live.Load()
 	tx := s.tx[compRTP].Load()
 	switch {
 	case !lp.send:
 		// On hold (or held): no audio, no events, and the next packet after
-		// resuming starts a talkspurt.
+		// resuming starts a talkspurt with what the microphone hears then,
+		// not what it queued meanwhile.
 		p.marker = true
 		p.ev = dtmfTone{}
+		p.srcFresh = true
 	case p.ev.frames > 0 || p.startEvent(lp):
 		p.sendEvent(lp, tx)
 	default:
-		p.sendAudio(lp, tx)
+		p.sendAudio(lp, tx, live)
 	}
-	p.ts += frameSamples
+	p.ts += frameTicks
 	p.ticks++
 	p.sendReport(lp)
 }
@@ -126,7 +223,7 @@ func (p *sender) sendEvent(lp *liveParams, tx *srtpTx) {
 	if p.evFrames < p.ev.frames {
 		p.evFrames++
 	}
-	pl.Duration = uint16(p.evFrames * frameSamples)
+	pl.Duration = uint16(p.evFrames * frameTicks)
 	if p.evFrames == p.ev.frames {
 		pl.End = true
 		p.evEndSent++
@@ -141,33 +238,124 @@ func (p *sender) sendEvent(lp *liveParams, tx *srtpTx) {
 	}
 }
 
-// sendAudio reads one frame from the source (silence when there is none or
-// it has ended) and sends it.
-func (p *sender) sendAudio(lp *liveParams, tx *srtpTx) {
-	box := p.s.src.Load()
-	if box != p.srcInUse {
-		p.srcInUse, p.srcDone = box, false
+// sendAudio sends one frame: live if a live device delivered it, else read
+// from the source now (silence when there is none or it has ended); muted,
+// silence instead. It is converted to the codec's rate first.
+func (p *sender) sendAudio(lp *liveParams, tx *srtpTx, live []int16) {
+	pcm := live
+	if pcm == nil {
+		pcm = p.readSource(p.s.src.Load())
 	}
-	pcm := p.frame[:]
-	clear(pcm)
-	if box != nil && !p.srcDone {
-		n, err := box.src.ReadFrame(pcm)
-		if n < 0 || n > len(pcm) {
-			n = 0
-		}
-		clear(pcm[n:])
-		if err != nil {
-			p.srcDone = true
-			if !errors.Is(err, io.EOF) {
-				p.s.rl.warn("source", "audio source failed: sending silence", "err", err)
-			}
-		}
+	if p.s.muted.Load() {
+		// The source was read all the same: a microphone's queue must not
+		// hold what was said while muted.
+		clear(pcm)
+	}
+	p.s.sendLevel.add(pcm)
+	pcm = p.toCodec(pcm, p.inRate, lp.codec.Rate())
+	if p.enc == nil || p.encCodec != lp.codec {
+		p.enc, p.encCodec = lp.codec.newEncoder(), lp.codec
 	}
 	p.hdr.PayloadType = lp.sendPT
 	p.hdr.Marker = p.marker
 	p.hdr.Timestamp = p.ts
 	p.marker = false
-	p.send(lp, tx, lp.codec.encode(p.payload[:0], pcm))
+	p.send(lp, tx, p.enc.encode(p.payload[:0], pcm))
+}
+
+// readSource reads one 20 ms frame at the source's rate (p.inRate), or
+// returns silence at 8 kHz when there is no source or it has ended.
+func (p *sender) readSource(box *sourceBox) []int16 {
+	if box != p.srcInUse {
+		p.srcInUse, p.srcDone, p.srcFresh, p.stalled = box, false, true, false
+	}
+	p.inRate = sampleRate
+	if box != nil {
+		p.inRate = rateOf(box.src)
+	}
+	n := p.inRate * frameMillis / 1000
+	if cap(p.frame) < n {
+		p.frame = make([]int16, n)
+	}
+	pcm := p.frame[:n]
+	clear(pcm)
+	if box == nil || p.srcDone || p.stalled {
+		return pcm
+	}
+	p.trimBacklog(box.src, pcm)
+	got, err := box.src.ReadFrame(pcm)
+	if got < 0 || got > len(pcm) {
+		got = 0
+	}
+	clear(pcm[got:])
+	switch {
+	case err == nil:
+	case errors.Is(err, audio.ErrStalled):
+		// A suspended or starved device may come back: wait for it on the
+		// timer (liveSource), sending silence meanwhile.
+		p.stalled = true
+		p.s.rl.warn("source-stall", "audio source delivers nothing: sending silence until it does", "err", err)
+	default:
+		p.srcDone = true
+		if !errors.Is(err, io.EOF) {
+			p.s.rl.warn("source", "audio source failed: sending silence", "err", err)
+		}
+	}
+	return pcm
+}
+
+// trimBacklog keeps the delay between microphone and wire short. A device
+// opened before the call was answered has queued what it heard while the
+// call rang; a device whose clock runs slower than ours leaves more and
+// more waiting. Neither should be sent late: at the start (and after hold)
+// everything queued beyond one frame is dropped, and whenever a whole
+// second passes with more than two frames always waiting, one frame is.
+// buf is scratch of one frame.
+func (p *sender) trimBacklog(src interface{ ReadFrame([]int16) (int, error) }, buf []int16) {
+	b, ok := src.(backlogged)
+	if !ok {
+		return
+	}
+	n := len(buf)
+	drop := 0
+	switch q := b.Buffered(); {
+	case p.srcFresh:
+		drop = (q - n) / n
+		p.srcFresh, p.backlogMin, p.backlogTicks = false, q, 0
+	default:
+		p.backlogMin = min(p.backlogMin, q)
+		p.backlogTicks++
+		if p.backlogTicks >= 1000/frameMillis {
+			if p.backlogMin > 2*n {
+				drop = 1
+			}
+			p.backlogMin, p.backlogTicks = q, 0
+		}
+	}
+	for i := 0; i < min(drop, maxDrainFrames); i++ {
+		if _, err := src.ReadFrame(buf); err != nil {
+			return
+		}
+		p.s.st.sourceDropped.Add(1)
+	}
+}
+
+// toCodec converts a frame from the source's rate to the codec's.
+func (p *sender) toCodec(pcm []int16, in, out int) []int16 {
+	if in != p.rsIn || out != p.rsOut {
+		rs, err := newResampler(in, out)
+		if err != nil {
+			p.s.rl.warn("source-rate", "audio source rate unusable: sending silence", "err", err)
+			p.conv = append(p.conv[:0], make([]int16, out*frameMillis/1000)...)
+			return p.conv
+		}
+		p.rs, p.rsIn, p.rsOut = rs, in, out
+	}
+	if p.rs == nil {
+		return pcm
+	}
+	p.conv = p.rs.convert(p.conv[:0], pcm)
+	return p.conv
 }
 
 func (p *sender) send(lp *liveParams, tx *srtpTx, payload []byte) {

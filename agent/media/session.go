@@ -76,7 +76,8 @@ type Config struct {
 	// PortMin and PortMax bound the RTP port (even; RTCP is RTP+1 when not
 	// multiplexed). Both 0: any free pair.
 	PortMin, PortMax uint16
-	// Codecs in preference order; nil means PCMU, PCMA.
+	// Codecs in preference order; nil means DefaultCodecs (G.722, PCMU,
+	// PCMA).
 	Codecs []Codec
 	// DTMFPayloadType is the telephone-event payload type we offer, 96..127;
 	// 0 selects 101. telephone-event is always offered.
@@ -147,6 +148,17 @@ type Session struct {
 	dtmfOut chan dtmfTone
 	dtmfIn  chan rune
 
+	// epoch is the origin of the arrival and playout clocks (ticksAt).
+	epoch time.Time
+	// jb is the jitter buffer between the RTP read loop and the playout
+	// loop; it has its own mutex.
+	jb jitterBuffer
+	// muted replaces the source's audio with silence in the send loop.
+	muted atomic.Bool
+	// sendLevel is written by the send loop, recvLevel by the playout
+	// loop; both are read by Stats.
+	sendLevel, recvLevel *levelMeter
+
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -193,7 +205,7 @@ func NewSession(cfg Config) (*Session, error) {
 	}
 	codecs := append([]Codec(nil), cfg.Codecs...)
 	if len(codecs) == 0 {
-		codecs = []Codec{PCMU, PCMA}
+		codecs = append(codecs, DefaultCodecs...)
 	}
 	seen := map[Codec]bool{}
 	for _, c := range codecs {
@@ -231,6 +243,11 @@ func NewSession(cfg Config) (*Session, error) {
 		sessID:  randUint64() >> 2, // RFC 4566 §5.2: fits a 63-bit NTP-style value
 		sessVer: 1,
 		cname:   fmt.Sprintf("%016x@hardphone", randUint64()),
+		epoch:   time.Now(),
+		jb:      jitterBuffer{wake: make(chan struct{}, 1)},
+
+		sendLevel: newLevelMeter(),
+		recvLevel: newLevelMeter(),
 	}
 	s.life, s.cancelLife = context.WithCancel(context.Background())
 	for c, sock := range s.socks {
@@ -497,8 +514,11 @@ func (s *Session) want(ph phase) error {
 	return nil
 }
 
-// SetSource sets where our audio comes from: 160-sample frames at 8 kHz.
-// nil sends silence, and so does a source after io.EOF.
+// SetSource sets where our audio comes from, in 20 ms frames at the
+// source's rate: its Rate() if it has one (every hal/audio device and WAV
+// file does: 8, 16, 32 or 48 kHz), else 8 kHz. The send loop converts it to
+// the negotiated codec's rate. nil sends silence, and so does a source
+// after io.EOF or an error.
 func (s *Session) SetSource(src audio.Source) {
 	if src == nil {
 		s.src.Store(nil)
@@ -507,8 +527,11 @@ func (s *Session) SetSource(src audio.Source) {
 	s.src.Store(&sourceBox{src: src})
 }
 
-// SetSink sets where decoded received audio goes, after the jitter buffer.
-// nil discards it. WriteFrame runs on the receive path: it must not block.
+// SetSink sets where decoded received audio goes, after the jitter buffer
+// and loss concealment: one 20 ms frame every 20 ms from Start on
+// (silence while nothing arrives), at the sink's rate (its Rate(), else
+// 8 kHz), converted from the codec's. nil discards it. WriteFrame runs on
+// the playout clock: it must not block.
 func (s *Session) SetSink(dst audio.Sink) {
 	if dst == nil {
 		s.sink.Store(nil)
@@ -549,6 +572,36 @@ func (s *Session) SendDTMF(digit rune, d time.Duration) error {
 	}
 }
 
+// Mute stops sending the source's audio: while muted, the send loop goes on
+// reading the source (so a microphone's queue does not fill and play stale
+// audio on unmute) and sends encoded silence in its place. The packets keep
+// flowing, so the peer's inactivity timeout and SRTCP reports go on as in
+// any call; nothing of the muted audio leaves the phone. It may be called in
+// any phase, and holds until Unmute.
+func (s *Session) Mute() {
+	if !s.muted.Swap(true) {
+		s.log.Info("microphone muted")
+	}
+}
+
+// Unmute sends the source's audio again from the next frame.
+func (s *Session) Unmute() {
+	if s.muted.Swap(false) {
+		s.log.Info("microphone unmuted")
+	}
+}
+
+// Muted reports whether Mute is in effect.
+func (s *Session) Muted() bool { return s.muted.Load() }
+
+// currentCodec is the negotiated codec, PCMU before negotiation.
+func (s *Session) currentCodec() Codec {
+	if lp := s.live.Load(); lp != nil {
+		return lp.codec
+	}
+	return PCMU
+}
+
 // DTMF delivers received RFC 4733 digits, each once. It is closed by Close.
 func (s *Session) DTMF() <-chan rune { return s.dtmfIn }
 
@@ -560,9 +613,14 @@ func (s *Session) Stats() Stats {
 	st.Suite = s.suite
 	if s.neg != nil {
 		st.Codec = s.neg.codec.String()
+		st.SampleRate = s.neg.codec.Rate()
 		st.Direction = s.neg.dir.String()
 	}
 	s.mu.Unlock()
+	s.jb.snapshot(&st)
+	st.Muted = s.muted.Load()
+	st.SendLevel = s.sendLevel.level()
+	st.RecvLevel = s.recvLevel.level()
 	return st
 }
 

@@ -13,6 +13,9 @@ type Stats struct {
 	Suite string `json:"suite"`
 	// Codec is the negotiated audio codec, "" before negotiation.
 	Codec string `json:"codec"`
+	// SampleRate is the codec's audio rate in Hz (16000 for G.722, 8000
+	// for G.711), 0 before negotiation.
+	SampleRate int `json:"sample_rate"`
 	// Direction is ours: sendrecv, sendonly (we hold), recvonly (we are held)
 	// or inactive.
 	Direction string `json:"direction"`
@@ -45,6 +48,47 @@ type Stats struct {
 	// LateDropped counts audio packets that arrived after their turn in the
 	// jitter buffer, or twice.
 	LateDropped uint64 `json:"late_dropped"`
+	// PacketsLost is RFC 3550 §A.3's cumulative loss: packets the sequence
+	// numbers say were sent that never arrived.
+	PacketsLost uint64 `json:"packets_lost"`
+	// JitterMS is RFC 3550 §A.8's interarrival jitter of the received
+	// stream, in milliseconds.
+	JitterMS float64 `json:"jitter_ms"`
+	// PlayoutDelayMS is how long the jitter buffer holds audio beyond the
+	// fastest packet of the last 2.5 s, at the last playout tick; the
+	// buffer steers it to PlayoutTargetMS, which follows the jitter.
+	PlayoutDelayMS  float64 `json:"playout_delay_ms"`
+	PlayoutTargetMS float64 `json:"playout_target_ms"`
+	// ConcealedFrames counts 20 ms frames played wholly or partly from
+	// packet-loss concealment (a lost or late packet, a stretch).
+	ConcealedFrames uint64 `json:"concealed_frames"`
+	// Stretched and Compressed count frames the jitter buffer inserted
+	// or dropped to move the playout delay to its target.
+	Stretched  uint64 `json:"stretched"`
+	Compressed uint64 `json:"compressed"`
+	// JitterBufferOverflow counts packets refused because the buffer was
+	// full (a peer sending faster than real time).
+	JitterBufferOverflow uint64 `json:"jitter_buffer_overflow"`
+	// StreamResets counts times the buffer started afresh: a new SSRC, a
+	// timestamp jump, or a run of late packets.
+	StreamResets uint64 `json:"stream_resets"`
+
+	// SourceDropped counts 20 ms frames of microphone audio thrown away
+	// because they had waited too long to be sent: what the device queued
+	// while the call rang or was on hold, and a frame now and then when
+	// the device's clock runs behind ours.
+	SourceDropped uint64 `json:"source_dropped"`
+	// SinkDropped counts quiet 20 ms frames left out of playback because the
+	// sound device's queue stayed over three frames for a second: its clock
+	// runs slower than ours.
+	SinkDropped uint64 `json:"sink_dropped"`
+
+	// Muted says the microphone is muted: silence is sent in its place.
+	Muted bool `json:"muted"`
+	// SendLevel is the level of the audio sent over the last second (after
+	// mute: silence while muted), RecvLevel of the audio played.
+	SendLevel Level `json:"send_level"`
+	RecvLevel Level `json:"recv_level"`
 
 	DTMFSent     uint64 `json:"dtmf_sent"`
 	DTMFReceived uint64 `json:"dtmf_received"`
@@ -59,7 +103,9 @@ type counters struct {
 	rtcpSent, rtcpReceived         atomic.Uint64
 	rtcpDropped                    atomic.Uint64
 	foreignDropped, earlyDropped   atomic.Uint64
-	malformed, lateDropped         atomic.Uint64
+	malformed                      atomic.Uint64
+	concealed, sourceDropped       atomic.Uint64
+	sinkDropped                    atomic.Uint64
 	dtmfSent, dtmfReceived         atomic.Uint64
 	// dtlsQueued counts DTLS datagrams handed to a DTLS association; a test
 	// uses it to see a ClientHello that came before the SDP answer.
@@ -80,7 +126,9 @@ func (c *counters) snapshot() Stats {
 		ForeignDropped:  c.foreignDropped.Load(),
 		EarlyDropped:    c.earlyDropped.Load(),
 		Malformed:       c.malformed.Load(),
-		LateDropped:     c.lateDropped.Load(),
+		ConcealedFrames: c.concealed.Load(),
+		SourceDropped:   c.sourceDropped.Load(),
+		SinkDropped:     c.sinkDropped.Load(),
 		DTMFSent:        c.dtmfSent.Load(),
 		DTMFReceived:    c.dtmfReceived.Load(),
 	}

@@ -282,15 +282,19 @@ func (a attester) Attest(context.Context) (*client.Attestation, error) {
 	return &client.Attestation{EKType: att.EKType.String(), EKCert: att.EKCertificate, IdentityPublic: att.IdentityPublic, CSR: csr}, nil
 }
 
-func (a attester) Activate(_ context.Context, ekType string, blob, enc []byte) (api.Secret, error) {
-	var ek tpm.EKType
+func ekTypeNamed(name string) (tpm.EKType, error) {
 	for _, k := range tpm.EKTypes() {
-		if k.String() == ekType {
-			ek = k
+		if k.String() == name {
+			return k, nil
 		}
 	}
-	if ek == 0 {
-		return nil, fmt.Errorf("activate: EK type %q unknown", ekType)
+	return 0, fmt.Errorf("EK type %q unknown", name)
+}
+
+func (a attester) Activate(_ context.Context, ekType string, blob, enc []byte) (api.Secret, error) {
+	ek, err := ekTypeNamed(ekType)
+	if err != nil {
+		return nil, fmt.Errorf("activate: %w", err)
 	}
 	s, err := a.c.cfg.Credentials.ActivateCredential(ek, blob, enc)
 	if err != nil {
@@ -460,4 +464,51 @@ func (c *Client) certStored() {
 	if c.o.onCert != nil {
 		c.o.onCert()
 	}
+}
+
+// SealingCredentials is what a phone needs to take secrets sealed to its
+// TPM (*credstore.Store has it): a key-agreement key the TPM made, shown
+// and proven at enrolment. Credentials without it enrol without one, and
+// the fleet sends them no secrets.
+type SealingCredentials interface {
+	CreateSealingKey(replace bool) error
+	SealingAttestation() (*credstore.SealingAttestation, error)
+	ActivateSealingCredential(ek tpm.EKType, credentialBlob, encryptedSecret []byte) (credstore.Secret, error)
+}
+
+// SealingPublic makes the sealing key if there is none and returns its
+// TPMT_PUBLIC for the enrolment (client.SealingAttester); nil when the
+// credentials cannot hold one.
+func (a attester) SealingPublic(context.Context) ([]byte, error) {
+	sc, ok := a.c.cfg.Credentials.(SealingCredentials)
+	if !ok {
+		return nil, nil
+	}
+	if err := sc.CreateSealingKey(false); err != nil && !errors.Is(err, credstore.ErrExists) {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	att, err := sc.SealingAttestation()
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	return att.Public, nil
+}
+
+// ActivateSealing has the TPM open the credential made for the sealing key
+// (it does only with that key loaded beside the EK).
+func (a attester) ActivateSealing(_ context.Context, ekType string, blob, enc []byte) (api.Secret, error) {
+	sc, ok := a.c.cfg.Credentials.(SealingCredentials)
+	if !ok {
+		return nil, errors.New("activate sealing key: these credentials hold none")
+	}
+	ek, err := ekTypeNamed(ekType)
+	if err != nil {
+		return nil, fmt.Errorf("activate sealing key: %w", err)
+	}
+	s, err := sc.ActivateSealingCredential(ek, blob, enc)
+	if err != nil {
+		return nil, fmt.Errorf("activate sealing key: %w", err)
+	}
+	defer s.Zero()
+	return api.Secret(append([]byte(nil), s...)), nil
 }

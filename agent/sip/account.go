@@ -133,6 +133,11 @@ type Counters struct {
 	TransfersIn int `json:"transfers_in"`
 	// CallsReplaced: calls taken over by an INVITE with Replaces.
 	CallsReplaced int `json:"calls_replaced"`
+	// CheckSync: check-sync NOTIFYs accepted from the registrar's flow.
+	CheckSync int `json:"check_sync"`
+	// NotifyRefused: NOTIFYs from the registrar's flow refused for
+	// another event package (489) or another user (404).
+	NotifyRefused int `json:"notify_refused"`
 }
 
 // MediaParams are the RTP settings handed to every call's media session.

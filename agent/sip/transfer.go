@@ -252,16 +252,12 @@ func (c *Call) transferEnded(x *transfer, ok bool, code int, reason string) {
 	}
 }
 
-// onNotify takes the NOTIFYs of our REFER's implicit subscription (RFC
-// 3515 §2.4.4). A NOTIFY that names no dialog of ours is 481 like any
-// in-dialog request; one for a dialog without a transfer of ours in
-// progress, or for another event, is 481 too (RFC 6665 §4.1.3: no such
-// subscription). Only an in-progress transferor's transfer changes.
-func (a *Account) onNotify(req *sip.Request, tx sip.ServerTransaction) {
-	if _, ok := requestDialog(req); !ok {
-		respond(a, tx, req, 481, "Subscription Does Not Exist", nil)
-		return
-	}
+// onReferNotify takes the in-dialog NOTIFYs of our REFER's implicit
+// subscription (RFC 3515 §2.4.4). A NOTIFY that names no dialog of ours is
+// 481 like any in-dialog request; one for a dialog without a transfer of
+// ours in progress, or for another event, is 481 too (RFC 6665 §4.1.3: no
+// such subscription). Only an in-progress transferor's transfer changes.
+func (a *Account) onReferNotify(req *sip.Request, tx sip.ServerTransaction) {
 	c := a.dialogRequest(req, tx)
 	if c == nil {
 		return

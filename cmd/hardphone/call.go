@@ -41,8 +41,8 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	var cf commonFlags
 	cf.register(fs)
 	account := fs.String("account", "", "account name (default: the first)")
-	play := fs.String("play", "", "WAV file (8 kHz mono 16-bit PCM) to send")
-	record := fs.String("record", "", "WAV file to record what the peer sends")
+	play := fs.String("play", "", "WAV file (mono 16-bit PCM, 8/16/32/48 kHz) to send")
+	record := fs.String("record", "", "WAV file (16 kHz mono) to record what the peer sends")
 	duration := fs.Duration("duration", 10*time.Second, "how long to stay in the call")
 	dtmf := fs.String("dtmf", "", "RFC 4733 digits to send once the call is up")
 	regTimeout := fs.Duration("register-timeout", 15*time.Second, "how long to wait for registration")

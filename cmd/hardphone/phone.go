@@ -102,7 +102,7 @@ func cmdPhone(args []string, stdout, stderr io.Writer) (err error) {
 // callKeys is the calls pane's title: its keys.
 // It is repeated on the message line when the pane gets the focus, for a
 // terminal too narrow for the whole title.
-const callKeys = " calls: a answer r reject h hang up o hold s swap t transfer x attended 0-9*# DTMF "
+const callKeys = " calls: a answer r reject h hang up o hold m mute s swap t transfer x attended 0-9*# DTMF "
 
 // phoneUI is the terminal phone's screen and state. The tview application
 // owns the widgets: every change goes through app.QueueUpdateDraw.
@@ -213,6 +213,8 @@ func newPhoneUI(ctx context.Context, c *control.Client) *phoneUI {
 			u.act(control.CmdCallHangup, "hung up")
 		case r == 'o':
 			u.toggleHold()
+		case r == 'm':
+			u.toggleMute()
 		case r == 's':
 			u.act(control.CmdCallSwap, "talking to")
 		case r == 't':
@@ -375,6 +377,26 @@ func (u *phoneUI) toggleHold() {
 	cmd, done := control.CmdCallHold, "holding"
 	if cs.Hold {
 		cmd, done = control.CmdCallUnhold, "resumed"
+	}
+	go func() {
+		if _, err := u.c.Call(u.ctx, cmd, acct, cs.Dialog); err != nil {
+			u.say("%s: %v", cmd, err)
+			return
+		}
+		u.say("%s %s", done, cs.Peer)
+		u.refresh()
+	}()
+}
+
+func (u *phoneUI) toggleMute() {
+	acct, cs, ok := u.selected()
+	if !ok {
+		u.say("no call selected")
+		return
+	}
+	cmd, done := control.CmdCallMute, "muted"
+	if cs.Media.Muted {
+		cmd, done = control.CmdCallUnmute, "unmuted"
 	}
 	go func() {
 		if _, err := u.c.Call(u.ctx, cmd, acct, cs.Dialog); err != nil {
@@ -557,6 +579,9 @@ func (u *phoneUI) refresh() {
 			state := c.State
 			if c.Hold {
 				state += " (held)"
+			}
+			if c.Media.Muted {
+				state += " (muted)"
 			}
 			u.calls.SetCell(i+1, 0, tview.NewTableCell(c.Direction))
 			u.calls.SetCell(i+1, 1, tview.NewTableCell(c.Peer))

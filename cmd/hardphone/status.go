@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/hardphone/hardphone/agent/control"
@@ -67,6 +68,9 @@ func printStatus(w io.Writer, st *control.Status) {
 			fmt.Fprintf(w, "fleet: not enrolled (%s)\n", f.Detail)
 		}
 	}
+	if p := st.Provisioning; p != nil {
+		printProvisioning(w, p)
+	}
 	if st.Lockdown != nil {
 		fmt.Fprintf(w, "lockdown: %s, %d drift events\n", st.Lockdown.Policy, st.Lockdown.DriftEvents)
 	} else {
@@ -86,5 +90,49 @@ func printStatus(w io.Writer, st *control.Status) {
 				c.ID, c.Direction, c.Peer, c.State, c.Media.Suite, c.Media.PacketsSent, c.Media.PacketsReceived,
 				c.Media.AuthFailures, c.Media.Replays)
 		}
+	}
+}
+
+// printProvisioning prints what the fleet's repositories told the phone:
+// "stale" first when the metadata expired.
+func printProvisioning(w io.Writer, p *control.ProvisioningStatus) {
+	fresh := "fresh"
+	if p.Stale {
+		fresh = fmt.Sprintf("stale (%s %s metadata expired: keeping the last good configuration)", p.StaleRepository, p.StaleRole)
+	}
+	fmt.Fprintf(w, "fleet metadata: %s, director targets v%d, image targets v%d", fresh, p.DirectorTargets, p.ImageTargets)
+	if !p.LastRefresh.IsZero() {
+		fmt.Fprintf(w, ", refreshed %s", p.LastRefresh.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	cfg := "the image's config alone"
+	if p.ConfigVersion != 0 {
+		cfg = fmt.Sprintf("fleet document v%d", p.ConfigVersion)
+	}
+	switch {
+	case p.Trial:
+		cfg += fmt.Sprintf(" on trial (waiting for %s to register; good: v%d)", strings.Join(p.TrialWatch, ", "), p.GoodVersion)
+	case p.ConfigVersion != 0:
+		cfg += " (good)"
+	}
+	fmt.Fprintf(w, "fleet config: %s\n", cfg)
+	if p.RunningError != "" {
+		fmt.Fprintf(w, "  left out: %s\n", p.RunningError)
+	}
+	if r := p.Reverted; r != nil {
+		fmt.Fprintf(w, "  reverted v%d at %s: %s\n", r.Version, r.At.UTC().Format(time.RFC3339), r.Reason)
+	}
+	if r := p.Refused; r != nil && r.Version > p.GoodVersion {
+		fmt.Fprintf(w, "  refused v%d at %s: %s\n", r.Version, r.At.UTC().Format(time.RFC3339), r.Reason)
+	}
+	if f := p.Firmware; f != nil {
+		fmt.Fprintf(w, "fleet firmware: %s (%s): %s", f.Version, f.Target, f.State)
+		if f.Detail != "" {
+			fmt.Fprintf(w, ": %s", f.Detail)
+		}
+		fmt.Fprintln(w)
+	}
+	if p.LastError != "" {
+		fmt.Fprintf(w, "  last error: %s\n", p.LastError)
 	}
 }

@@ -25,6 +25,9 @@ const (
 	MaxCeremony = 8 << 10
 	// MaxThrottleKey bounds a throttle key.
 	MaxThrottleKey = 128
+	// MaxListAdmins bounds one ListAdmins answer of boltauth and pgauth
+	// (the admin console's list of admins).
+	MaxListAdmins = 1000
 )
 
 // Admin is an administrator account. It logs only its ID, name and role.

@@ -210,7 +210,8 @@ func (d *Doc) Encode() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Validate checks the document as the phone would (agent/config.Parse),
+// Validate checks the document as the phone would (agent/config's
+// CheckFleetDocument and ParseWithDocument over a reference image),
 // without the sealed values, and returns the phone's reason on refusal.
 func (d *Doc) Validate() error {
 	c := deepCopy(d.m).(map[string]any)
@@ -223,7 +224,14 @@ func (d *Doc) Validate() error {
 	if err != nil {
 		return err
 	}
-	if _, err := config.Parse(b, "/"); err != nil {
+	// A document is an overlay on the phone's image config: checked as the
+	// phone checks it (no image-only key) and merged over a reference
+	// image with the image-only keys a fleet phone has.
+	err = config.CheckFleetDocument(b)
+	if err == nil {
+		_, err = config.ParseWithDocument([]byte(config.ReferenceImage), "/", b)
+	}
+	if err != nil {
 		ve := &ValidationError{Err: err}
 		var ke *config.KeyError
 		if errors.As(err, &ke) {

@@ -7,12 +7,6 @@ import (
 )
 
 const groupDoc = `
-state_dir = "/data/hardphone"
-credential_store = "/dev/tpmrm0"
-
-[tls]
-ca_file = "/etc/hardphone/registrar-ca.pem"
-
 [media]
 rtp_port_min = 20000
 rtp_port_max = 20099
@@ -36,7 +30,7 @@ user = "1001"
 name = "line2"
 user = "2001"
 registrar = "other.example.test:5061"
-password_file = "/data/line2.pw"
+password_cred = "sip/line2"
 `
 
 func mustParse(t *testing.T, s string) *Doc {
@@ -62,7 +56,7 @@ func TestCompose(t *testing.T) {
 	}
 	want := []Account{
 		{Index: 0, Name: "line1", User: "1001", Domain: "sip.example.test", Credential: "sip/line1"},
-		{Index: 1, Name: "line2", User: "2001", Domain: "other.example.test"},
+		{Index: 1, Name: "line2", User: "2001", Domain: "other.example.test", Credential: "sip/line2"},
 	}
 	for i := range want {
 		if accts[i] != want[i] {
@@ -113,7 +107,7 @@ func TestRefusals(t *testing.T) {
 		{"not TOML", groupDoc, "[media\n", "line"},
 		{"unknown key", groupDoc, "srtp_off = true\n", "unknown key"},
 		{"account without user", groupDoc, "", "account[0].user"},
-		{"no CA", strings.Replace(groupDoc, `ca_file = "/etc/hardphone/registrar-ca.pem"`, "", 1), deviceDoc, "tls.ca_file"},
+		{"image-only key", groupDoc + "credential_store = \"software:/k\"\n", deviceDoc, "credential_store"},
 		{"sealed from an admin", groupDoc, "[[account]]\nname = \"line1\"\nuser = \"1\"\npassword_sealed = \"hps1.x\"\n", "fleet's to write"},
 		{"plain transport", groupDoc, "[[account]]\nname = \"line1\"\nuser = \"1\"\ntransport = \"udp\"\n", "TLS only"},
 	}

@@ -20,13 +20,7 @@ import (
 
 // groupDoc is the group's defaults: everything but the SIP user.
 func groupDoc(w *world, extra string) []byte {
-	return []byte(fmt.Sprintf(`state_dir = "/data/hardphone"
-credential_store = "/dev/tpmrm0"
-
-[tls]
-ca_file = "/etc/hardphone/registrar-ca.pem"
-
-[media]
+	return []byte(fmt.Sprintf(`[media]
 rtp_port_min = 20000
 rtp_port_max = 20099
 %s

@@ -51,11 +51,7 @@ func TestScheduledRotation(t *testing.T) {
 	if err := st.SetSealingKey(ctx, id, spki); err != nil {
 		t.Fatalf("SetSealingKey: %v", err)
 	}
-	doc := []byte(fmt.Sprintf(`state_dir = "/data"
-credential_store = "/dev/tpmrm0"
-[tls]
-ca_file = "/ca.pem"
-[[account]]
+	doc := []byte(fmt.Sprintf(`[[account]]
 name = "line1"
 user = "1001"
 registrar = "127.0.0.1:5061"

@@ -85,6 +85,17 @@ func (s *pulseStream) broken(why error) {
 // Rate is the stream's sample rate in Hz.
 func (s *pulseStream) Rate() int { return s.rate }
 
+// Buffered is the number of samples waiting in the queue between the
+// server connection and the call: captured and not yet read by ReadFrame,
+// or written by WriteFrame and not yet asked for by the server. A call
+// uses it to keep the delay the queue adds small (it fills while a call
+// rings, and when the device's clock and the call's drift apart).
+func (s *pulseStream) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.q.n
+}
+
 // Stats returns the loss counters since the stream was opened.
 func (s *pulseStream) Stats() Stats {
 	s.mu.Lock()

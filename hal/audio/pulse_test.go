@@ -515,4 +515,23 @@ func TestPulseVirtualMic(t *testing.T) {
 	if frac, _ := bestToneWindow(rec, fs, rate, loud); frac < 0.95 {
 		t.Fatalf("best quarter second puts %.3f of its energy in the 1 kHz bin, want >= 0.95", frac)
 	}
+	// Buffered counts what waits: let frames pile up (pacat is still
+	// playing its tail of silence), then read one and see the count fall by
+	// a frame's worth.
+	deadline := time.Now().Add(firstFrameTimeout)
+	for src.Buffered() < 3*fs {
+		if time.Now().After(deadline) {
+			t.Fatalf("Buffered() = %d after %v, want at least %d queued", src.Buffered(), firstFrameTimeout, 3*fs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := src.Buffered()
+	if _, err := src.ReadFrame(frame); err != nil {
+		t.Fatalf("ReadFrame = %v", err)
+	}
+	// Capture goes on meanwhile; in the microseconds between the two calls
+	// at most one 20 ms fragment can arrive, so the frame read away shows.
+	if after := src.Buffered(); after > before {
+		t.Fatalf("Buffered() %d before ReadFrame, %d after: want a frame (%d) fewer, give or take one fragment", before, after, fs)
+	}
 }

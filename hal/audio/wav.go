@@ -154,19 +154,21 @@ func parseFmt(b []byte) (wavFormat, error) {
 	return f, nil
 }
 
-// WAVSource reads 8 kHz mono 16-bit PCM samples from a WAV file.
+// WAVSource reads mono 16-bit PCM samples from a WAV file at one of the
+// device rates (8, 16, 32 or 48 kHz).
 type WAVSource struct {
-	mu sync.Mutex // guards all fields
-	f  *os.File   // nil after Close
-	r  *bufio.Reader
+	mu   sync.Mutex // guards all fields
+	f    *os.File   // nil after Close
+	r    *bufio.Reader
+	rate int // immutable
 	// left is the number of sample bytes still to read, or -1 to read to EOF.
 	left int64
 	raw  []byte
 }
 
 // OpenWAV opens a WAV file for reading. The file must hold PCM samples,
-// 16-bit, mono, at 8000 Hz: anything else is ErrUnsupportedFormat, since a
-// call cannot play it without resampling.
+// 16-bit, mono, at 8000, 16000, 32000 or 48000 Hz (a call converts those
+// to its codec's rate, see Rate): anything else is ErrUnsupportedFormat.
 func OpenWAV(path string) (*WAVSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -191,15 +193,18 @@ func newWAVSource(f *os.File) (*WAVSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lay.Format.Channels != 1 || lay.Format.Bits != 16 || lay.Format.Rate != SampleRate {
-		return nil, fmt.Errorf("%d ch %d bit %d Hz, want 1 ch 16 bit %d Hz: %w",
-			lay.Format.Channels, lay.Format.Bits, lay.Format.Rate, SampleRate, ErrUnsupportedFormat)
+	if lay.Format.Channels != 1 || lay.Format.Bits != 16 || checkRate(int(lay.Format.Rate)) != nil {
+		return nil, fmt.Errorf("%d ch %d bit %d Hz, want 1 ch 16 bit at one of %v Hz: %w",
+			lay.Format.Channels, lay.Format.Bits, lay.Format.Rate, deviceRates, ErrUnsupportedFormat)
 	}
 	if _, err := f.Seek(lay.DataOff, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("seek to samples: %w", err)
 	}
-	return &WAVSource{f: f, r: bufio.NewReader(f), left: lay.DataLen}, nil
+	return &WAVSource{f: f, r: bufio.NewReader(f), left: lay.DataLen, rate: int(lay.Format.Rate)}, nil
 }
+
+// Rate is the file's sample rate in Hz.
+func (s *WAVSource) Rate() int { return s.rate }
 
 // ReadFrame implements Source.
 func (s *WAVSource) ReadFrame(buf []int16) (int, error) {
@@ -330,6 +335,9 @@ func (s *WAVSink) WriteFrame(buf []int16) error {
 	s.n += int64(len(raw))
 	return nil
 }
+
+// Rate is the file's sample rate in Hz.
+func (s *WAVSink) Rate() int { return s.rate }
 
 // Close flushes the samples, writes the final sizes into the header, syncs
 // and closes the file.

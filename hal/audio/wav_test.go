@@ -62,6 +62,9 @@ func TestWAVRoundTrip(t *testing.T) {
 		t.Fatalf("OpenWAV: %v", err)
 	}
 	defer src.Close()
+	if src.Rate() != SampleRate {
+		t.Fatalf("Rate() = %d, want %d", src.Rate(), SampleRate)
+	}
 	var got []int16
 	for {
 		n, err := src.ReadFrame(frame)
@@ -131,6 +134,9 @@ func TestOpenWAVRefuses(t *testing.T) {
 		{"stereo", wavBytes(1, 2, 16, 8000, nil, make([]byte, 8)), ErrUnsupportedFormat},
 		{"8-bit", wavBytes(1, 1, 8, 8000, nil, make([]byte, 8)), ErrUnsupportedFormat},
 		{"44.1 kHz", wavBytes(1, 1, 16, 44100, nil, make([]byte, 8)), ErrUnsupportedFormat},
+		{"22.05 kHz", wavBytes(1, 1, 16, 22050, nil, make([]byte, 8)), ErrUnsupportedFormat},
+		{"ok at 16 kHz", wavBytes(1, 1, 16, 16000, nil, make([]byte, 4)), nil},
+		{"ok at 48 kHz", wavBytes(1, 1, 16, 48000, nil, make([]byte, 4)), nil},
 		{"float", wavBytes(3, 1, 32, 8000, nil, make([]byte, 8)), ErrUnsupportedFormat},
 		{"mu-law", wavBytes(7, 1, 8, 8000, nil, make([]byte, 8)), ErrUnsupportedFormat},
 		{"not riff", []byte("RIFX\x00\x00\x00\x00WAVE"), errNotWAV},

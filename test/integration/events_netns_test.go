@@ -153,6 +153,16 @@ func TestHistoryAndContacts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Dial through the agent: %v", err)
 	}
+	// Mute and unmute through the control protocol: the call says so.
+	for _, step := range []struct {
+		cmd  control.Command
+		want bool
+	}{{control.CmdCallMute, true}, {control.CmdCallUnmute, false}} {
+		st, err := c.Call(ctx, step.cmd, "", cs.ID)
+		if err != nil || st.Media.Muted != step.want {
+			t.Fatalf("%s = %+v, %v; want muted %v", step.cmd, st, err, step.want)
+		}
+	}
 	time.Sleep(time.Second) // a call of some length
 	if _, err := c.Call(ctx, control.CmdCallHangup, "", cs.ID); err != nil {
 		t.Fatalf("hangup: %v", err)

@@ -36,7 +36,20 @@ type fleetEnv struct {
 
 const fleetServerName = "fleet.test"
 
-func newFleetEnv(t *testing.T) *fleetEnv {
+func newFleetEnv(t testing.TB) *fleetEnv {
+	t.Helper()
+	return newFleetEnvWith(t, fleetSetup{})
+}
+
+// fleetSetup adds to the fleet environment: Kamailio options, and hpfleet
+// arguments made once Kamailio runs (its RPC URL), in the environment's
+// directory.
+type fleetSetup struct {
+	kamailio []test.KamailioOption
+	hpfleet  func(t testing.TB, dir string, k *test.Kamailio) []string
+}
+
+func newFleetEnvWith(t testing.TB, s fleetSetup) *fleetEnv {
 	t.Helper()
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "fleet-pki")
@@ -44,11 +57,14 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 		ServerIPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AdminName: "admin"}); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, test.KamailioCA(filepath.Join(pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers())
+	e := newEnv(t, append([]test.KamailioOption{test.KamailioCA(filepath.Join(pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers()}, s.kamailio...)...)
 	mfg := test.NewManufacturerCA(t, filepath.Join(dir, "mfg"))
-	srv := test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(pki, ca.ServerCACertFile), fleetServerName,
-		"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", pki, "--manufacturer-ca", mfg.CertFile,
-		"--checkin-interval", "10s")
+	args := []string{"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", pki, "--manufacturer-ca", mfg.CertFile,
+		"--checkin-interval", "10s"}
+	if s.hpfleet != nil {
+		args = append(args, s.hpfleet(t, dir, e.k)...)
+	}
+	srv := test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(pki, ca.ServerCACertFile), fleetServerName, args...)
 	roots, err := ca.LoadPool(filepath.Join(pki, ca.ServerCACertFile))
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +86,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 // manifest would, and seeds its SIP password (what the user of the
 // account is given; issue 12 delivers it sealed). Nothing else: no key, no
 // certificate.
-func (f *fleetEnv) fleetPhone(t *testing.T, user, serial string) string {
+func (f *fleetEnv) fleetPhone(t testing.TB, user, serial string) string {
 	t.Helper()
 	sw := test.StartSWTPM(t, test.SWTPMWithEK(f.mfg))
 	prov := fmt.Sprintf("\n[provision]\nserver = %q\nserver_name = %q\nserver_ca = %q\ndevice_ca = %q\nmodel = \"hp-desk-1\"\ncheckin_interval = \"10s\"\n",
@@ -106,7 +122,7 @@ func (f *fleetEnv) fleetPhone(t *testing.T, user, serial string) string {
 
 // waitEnrolled waits for the agent behind socket to hold a fleet
 // certificate and returns its device ID.
-func waitEnrolled(t *testing.T, socket string) string {
+func waitEnrolled(t testing.TB, socket string) string {
 	t.Helper()
 	c := control.NewClient(socket)
 	var id string

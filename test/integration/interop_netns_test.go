@@ -194,7 +194,7 @@ func assertNoPlainRTP(t *testing.T, pkts []test.CapturedPacket, lo, hi int) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -51,6 +51,7 @@ func Run(t *testing.T, b Backend) {
 		{"StepUp", testStepUp},
 		{"Lifetimes", testLifetimes},
 		{"RoleChangeEndsSessions", testRoleChange},
+		{"ListAdmins", testListAdmins},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, b) })

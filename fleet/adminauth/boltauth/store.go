@@ -201,6 +201,28 @@ func (s *Store) AdminByID(ctx context.Context, id string) (adminauth.Admin, erro
 	return a, err
 }
 
+// ListAdmins returns up to limit (1..adminauth.MaxListAdmins) admins in
+// name order: the admin console's list. It is not part of
+// adminauth.Store: logins never list.
+func (s *Store) ListAdmins(ctx context.Context, limit int) ([]adminauth.Admin, error) {
+	if limit < 1 || limit > adminauth.MaxListAdmins {
+		return nil, fmt.Errorf("list admins: limit %d, want 1..%d: %w", limit, adminauth.MaxListAdmins, adminauth.ErrInvalid)
+	}
+	var out []adminauth.Admin
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := b(tx, bucketNames).Cursor()
+		for k, id := c.First(); k != nil && len(out) < limit; k, id = c.Next() {
+			a, err := getAdmin(tx, id)
+			if err != nil {
+				return fmt.Errorf("admin %q: %w", k, err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // UpdateAdmin implements adminauth.Store.
 func (s *Store) UpdateAdmin(ctx context.Context, id string, fn func(*adminauth.Admin) error) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {

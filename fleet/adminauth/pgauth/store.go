@@ -235,6 +235,32 @@ func (s *Store) AdminByID(ctx context.Context, id string) (adminauth.Admin, erro
 	return scanAdmin(s.pool.QueryRow(ctx, "SELECT doc FROM hpadminauth.admins WHERE id = $1", id))
 }
 
+// ListAdmins returns up to limit (1..adminauth.MaxListAdmins) admins in
+// name order: the admin console's list. It is not part of
+// adminauth.Store: logins never list.
+func (s *Store) ListAdmins(ctx context.Context, limit int) ([]adminauth.Admin, error) {
+	if limit < 1 || limit > adminauth.MaxListAdmins {
+		return nil, fmt.Errorf("list admins: limit %d, want 1..%d: %w", limit, adminauth.MaxListAdmins, adminauth.ErrInvalid)
+	}
+	rows, err := s.pool.Query(ctx, "SELECT doc FROM hpadminauth.admins ORDER BY name LIMIT $1", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	defer rows.Close()
+	var out []adminauth.Admin
+	for rows.Next() {
+		a, err := scanAdmin(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list admins: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	return out, nil
+}
+
 // UpdateAdmin implements adminauth.Store.
 func (s *Store) UpdateAdmin(ctx context.Context, id string, fn func(*adminauth.Admin) error) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {

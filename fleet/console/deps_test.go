@@ -1,0 +1,18 @@
+package console
+
+import (
+	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
+)
+
+// TestDeps: the console is fleet code over the admin plane's packages and
+// the store's contract; never the phone's code, the fleet server's HTTP
+// API or a database driver (it gets its stores from the caller).
+func TestDeps(t *testing.T) {
+	// crypto/policy and internal/tcpack come with fleet/audit (its syslog
+	// exporter).
+	deptest.Only(t, "fleet/adminauth", "fleet/audit", "fleet/store", "fleet/console/approval", "fleet/console/consoleapi",
+		"crypto/policy", "internal/tcpack")
+	deptest.Check(t, "go.etcd.io/bbolt", "github.com/jackc", "github.com/chromedp")
+}
