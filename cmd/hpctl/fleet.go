@@ -57,10 +57,31 @@ commands:
   firmware clear|show --group G|--device ID
   device provision ID       what the director publishes for it (versions, accounts)
   device rotate ID          new registrar passwords for its accounts now
+  rollout create --group G (--firmware NAME | --config FILE) --ring SPEC...
+                            start a staged rollout (pending a second admin's approval);
+                            SPEC is NAME=dev-...,dev-... (canaries) or [NAME=]PERCENT%
+                            (cumulative; the last ring 100%)
+  rollout list|show ID|devices ID
+  rollout approve ID        approve another admin's rollout (same as fleet approve)
+  rollout halt|resume|abort ID [--reason TEXT]
+  approve ID [--key FILE]   approve a rollout: when the director needs admins'
+                            signatures, check every staged targets, show what is
+                            signed, sign with your own key (FILE, mode 0600) and upload
+  approver-key register --key FILE
+                            register your approval key (a targets key of the director
+                            root: hpctl repo keygen), proving you hold it
+  approver-key list
+  audit keygen --origin NAME FILE
+                            make the audit log's signing key (FILE, FILE.pub)
+  audit export [-o FILE]    the audit trail as JSON lines
+  audit verify --trust FILE.pub EXPORT [--collector FILE]
+                            check an export: every entry sealed, every checkpoint
+                            consistent, and against the collector's checkpoints
 
 every command but init talks to the server as an admin:
   --server URL (https://NAME:PORT) and --pki DIR (server-ca.crt, admin.crt,
-  admin.key as fleet init wrote them), or --server-ca, --cert and --key.`)
+  admin.key as fleet init wrote them), or --server-ca, --cert and --key;
+  rollouts, approvals and the audit trail also need --session FILE.`)
 }
 
 func cmdFleet(args []string, stdout, stderr io.Writer) error {
@@ -85,6 +106,14 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 		return fleetConfig(rest, stdout, stderr)
 	case "firmware":
 		return fleetFirmware(rest, stdout, stderr)
+	case "rollout":
+		return fleetRollout(rest, stdout, stderr)
+	case "approve":
+		return fleetApprove(rest, stdout, stderr)
+	case "approver-key":
+		return fleetApproverKey(rest, stdout, stderr)
+	case "audit":
+		return fleetAudit(rest, stdout, stderr)
 	case "device":
 		if len(rest) == 0 {
 			return usagef("fleet device: want import, show, revoke or retire")
@@ -150,7 +179,7 @@ func fleetInit(args []string, stdout, stderr io.Writer) error {
 
 // adminFlags are the connection flags of every admin command.
 type adminFlags struct {
-	server, serverName, pki, serverCA, cert, key string
+	server, serverName, pki, serverCA, cert, key, session string
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
@@ -160,6 +189,7 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.serverCA, "server-ca", "", "server CA certificate (PEM; default PKI/server-ca.crt)")
 	fs.StringVar(&a.cert, "cert", "", "admin client certificate (PEM; default PKI/admin.crt)")
 	fs.StringVar(&a.key, "key", "", "admin client key (PEM, mode 0600; default PKI/admin.key)")
+	fs.StringVar(&a.session, "session", "", "file holding the admin's session token (mode 0600; after logging in with password and second factor): rollouts, approvals and the audit trail need it")
 }
 
 func (a *adminFlags) client() (*client.Client, error) {
@@ -198,7 +228,15 @@ func (a *adminFlags) client() (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin certificate: %w", err)
 	}
-	return client.New(client.Config{URL: a.server, ServerName: a.serverName, Roots: roots, Certificate: &cert})
+	c, err := client.New(client.Config{URL: a.server, ServerName: a.serverName, Roots: roots, Certificate: &cert})
+	if err != nil || a.session == "" {
+		return c, err
+	}
+	tok, err := readSession(a.session)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithSession(tok, SessionUserAgent)
 }
 
 // signalContext ends on Ctrl-C.

@@ -99,6 +99,7 @@ type serveFlags struct {
 	maxInFlight, pgConns                           int
 	logLevel                                       string
 	dir                                            directorFlags
+	mgmt                                           mgmtFlags
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -120,6 +121,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.pgConns, "postgres-max-conns", 0, "PostgreSQL connections of this replica (0: pgx's default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.dir.register(fs)
+	f.mgmt.register(fs)
 	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -140,12 +142,13 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return usagef("serve: --log-level %q: %v", f.logLevel, err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	srv, st, dir, closeDir, err := build(f, log)
+	srv, st, dir, m, closeDir, err := build(f, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	defer closeDir()
+	defer m.close()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -155,6 +158,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if dir != nil {
 		go dir.Run(ctx, f.dir.interval)
 	}
+	m.run(ctx, f.mgmt, log)
 	err = srv.Serve(ctx, ln)
 	log.Info("stopped", "err", err)
 	return err
@@ -162,7 +166,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 // build loads the PKI, opens the store and sets up the director (when
 // its flags are given). closeDir releases the director's connections.
-func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, dir *director.Service, closeDir func(), err error) {
+func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, dir *director.Service, m *mgmt, closeDir func(), err error) {
 	or := func(v, def string) string {
 		if v != "" {
 			return v
@@ -171,16 +175,16 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	}
 	deviceCA, err := ca.Load(filepath.Join(f.caDir, ca.DeviceCACertFile), filepath.Join(f.caDir, ca.DeviceCAKeyFile))
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	certFile, keyFile := or(f.tlsCert, ca.ServerCertFile), or(f.tlsKey, ca.ServerKeyFile)
 	if _, err := ca.LoadKey(keyFile); err != nil {
 		// The same owner-only rule as the CA key, before crypto/tls reads it.
-		return nil, nil, nil, nil, fmt.Errorf("server %w", err)
+		return nil, nil, nil, nil, nil, fmt.Errorf("server %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("server certificate: %w", err)
+		return nil, nil, nil, nil, nil, fmt.Errorf("server certificate: %w", err)
 	}
 	load := func(files []string) ([]*x509.Certificate, error) {
 		var out []*x509.Certificate
@@ -195,11 +199,11 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	}
 	mfg, err := load(f.mfgCAs)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("manufacturer CA: %w", err)
+		return nil, nil, nil, nil, nil, fmt.Errorf("manufacturer CA: %w", err)
 	}
 	inter, err := load(f.mfgInter)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("manufacturer intermediate: %w", err)
+		return nil, nil, nil, nil, nil, fmt.Errorf("manufacturer intermediate: %w", err)
 	}
 	adminFiles := []string(f.adminCAs)
 	if len(adminFiles) == 0 {
@@ -207,29 +211,43 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	}
 	admins, err := load(adminFiles)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("admin CA: %w", err)
+		return nil, nil, nil, nil, nil, fmt.Errorf("admin CA: %w", err)
 	}
 	st, err = openStore(f, log)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	dir, closeDir, err = f.dir.build(st, log)
 	if err != nil {
 		st.Close()
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
-	srv, err = server.New(server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg,
-		ManufacturerIntermediates: inter, AdminCAs: admins, Certificate: &cert, Director: dir},
-		server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
-		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight))
+	m, err = f.mgmt.build(f, st, dir, &cert, log)
 	if err != nil {
 		closeDir()
 		st.Close()
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
+	}
+	cfg := server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg, ManufacturerIntermediates: inter, AdminCAs: admins,
+		Certificate: &cert, Director: dir, AdminAuth: m.auth, FleetName: m.name}
+	if m.audit != nil {
+		cfg.Audit = m.audit
+	}
+	if m.rollout != nil {
+		cfg.Rollouts = m.rollout
+	}
+	srv, err = server.New(cfg,
+		server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
+		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight))
+	if err != nil {
+		m.close()
+		closeDir()
+		st.Close()
+		return nil, nil, nil, nil, nil, err
 	}
 	log.Info("fleet server configured", "device_ca", deviceCA, "manufacturer_roots", len(mfg), "admin_cas", len(admins),
 		"store", storeKind(f), "cert_lifetime", f.certLife.String(), "director", dir != nil)
-	return srv, st, dir, closeDir, nil
+	return srv, st, dir, m, closeDir, nil
 }
 
 func storeKind(f serveFlags) string {

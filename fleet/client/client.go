@@ -49,6 +49,9 @@ type Client struct {
 	base *url.URL
 	hc   *http.Client
 	tr   *http.Transport
+	// session is an admin session token sent as a bearer token, with
+	// agent as the User-Agent it is bound to; "" for none (WithSession).
+	session, agent string
 }
 
 // New builds a client. The URL must be https.
@@ -123,6 +126,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
+	}
+	if c.session != "" {
+		req.Header.Set("Authorization", "Bearer "+c.session)
+		req.Header.Set("User-Agent", c.agent)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", api.ContentType)

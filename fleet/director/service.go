@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -60,6 +57,9 @@ type Config struct {
 	Domains   []string
 	// Notifier sends check-sync after a change; nil: phones poll.
 	Notifier Notifier
+	// Overrides lets a staged rollout change what a device gets before
+	// its group's assignment changes (fleet/rollout.Engine); nil: none.
+	Overrides Overrider
 }
 
 // Option adjusts a director.
@@ -124,6 +124,7 @@ type Service struct {
 	reg   Registrar
 	doms  []string
 	notif Notifier
+	ovr   Overrider // nil: no rollouts
 	o     options
 	log   *slog.Logger
 	life  tufrepo.Lifetimes
@@ -155,7 +156,7 @@ func New(cfg Config, opts ...Option) (*Service, error) {
 		return nil, errors.New("director: a registrar needs the domains it serves")
 	}
 	return &Service{st: cfg.Store, dir: cfg.Director, image: cfg.Image, reg: cfg.Registrar, doms: slices.Clone(cfg.Domains),
-		notif: cfg.Notifier, o: o, log: o.log.With("component", "director"), life: cfg.Director.Lifetimes(),
+		notif: cfg.Notifier, ovr: cfg.Overrides, o: o, log: o.log.With("component", "director"), life: cfg.Director.Lifetimes(),
 		notifies: make(chan struct{}, notifyParallel), counter: map[string]uint64{}}, nil
 }
 
@@ -299,13 +300,20 @@ type inputs struct {
 	firmware *store.FirmwareTarget
 }
 
-// gather reads a device's assignments and composes its document.
-func (s *Service) gather(ctx context.Context, d store.Device) (*inputs, error) {
+// gather reads a device's assignments, applies a rollout's override
+// when the device's ring has started, and composes its document.
+func (s *Service) gather(ctx context.Context, d store.Device) (*inputs, *Override, error) {
 	groupA, devA, err := s.assignmentsOf(ctx, d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.compose(d, groupA, devA)
+	ov, err := s.override(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	groupA = ov.apply(d, groupA)
+	in, err := s.compose(d, groupA, devA)
+	return in, ov, err
 }
 
 func (s *Service) compose(d store.Device, groupA, devA *store.Assignment) (*inputs, error) {
@@ -363,7 +371,7 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 	if err != nil {
 		return res, fmt.Errorf("publish %s: %w", id, err)
 	}
-	in, err := s.gather(ctx, d)
+	in, ov, err := s.gather(ctx, d)
 	var notReady error
 	if errors.Is(err, ErrConfig) && st.Repo == nil {
 		// Never published and no valid document yet (a group document
@@ -375,6 +383,7 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 			return res, fmt.Errorf("publish %s: %w", id, aerr)
 		}
 		in = &inputs{}
+		groupA = ov.apply(d, groupA)
 		if groupA != nil {
 			groupA.Config = nil
 		}
@@ -450,33 +459,10 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 	keep := accts
 	// 3. The document with the sealed values, the firmware, and the
 	//    signature if what the targets say changed.
-	var docBytes []byte
-	if in.doc != nil {
-		vals := map[int]string{}
-		for _, m := range manage {
-			for _, a := range keep {
-				if a.User == m.User && a.Domain == m.Domain {
-					v := a.Sealed
-					if a.Pending != nil {
-						v = a.Pending.Sealed
-					}
-					vals[m.Index] = v
-				}
-			}
-		}
-		if err := in.doc.SetSealed(vals); err != nil {
-			return res, fmt.Errorf("publish %s: %w", id, err)
-		}
-		if docBytes, err = in.doc.Encode(); err != nil {
-			return res, fmt.Errorf("publish %s: %w: %w", id, ErrConfig, err)
-		}
+	docBytes, fw, inputsHash, err := s.render(id, in, manage, keep)
+	if err != nil {
+		return res, fmt.Errorf("publish %s: %w", id, err)
 	}
-	fw := toFirmware(in.firmware)
-	h := sha256.New()
-	h.Write(docBytes)
-	fj, _ := json.Marshal(fw) // a struct of plain fields always marshals
-	h.Write(fj)
-	inputsHash := hex.EncodeToString(h.Sum(nil))
 	changed := st.Repo == nil || st.Inputs != inputsHash || po.force
 	if !changed && len(removed) == 0 && !hasPending(keep) {
 		res.ConfigVersion = st.ConfigVersion
@@ -501,7 +487,14 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 		a.Config = &tufrepo.ConfigDoc{Version: version, Data: docBytes}
 	}
 	if changed {
-		repo, err := s.dir.Publish(st.Repo.deviceRepo(string(id)), string(id), a)
+		var repo *tufrepo.DeviceRepo
+		if s.dir.AdminSignaturesNeeded() > 0 {
+			// The online keys alone cannot sign: publish what admins
+			// signed for exactly these inputs, if anything.
+			repo, version, err = s.publishSigned(st, id, ov, inputsHash)
+		} else {
+			repo, err = s.dir.Publish(st.Repo.deviceRepo(string(id)), string(id), a)
+		}
 		if err != nil {
 			return res, fmt.Errorf("publish %s: %w", id, err)
 		}

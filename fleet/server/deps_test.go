@@ -10,6 +10,7 @@ import (
 // phone's; the director brings the phone's config parser (to validate
 // documents as the phone would) and the bundle reader (image targets).
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet", "crypto/policy", "agent/config", "agent/dialplan", "update/bundle")
-	deptest.Imports(t, "fleet/api", "fleet/attest", "fleet/ca", "fleet/configdoc", "fleet/director", "fleet/store", "crypto/policy")
+	deptest.Only(t, "fleet", "crypto/policy", "internal/tcpack", "agent/config", "agent/dialplan", "update/bundle")
+	deptest.Imports(t, "fleet/adminauth", "fleet/api", "fleet/attest", "fleet/audit", "fleet/ca", "fleet/configdoc", "fleet/director",
+		"fleet/rollout", "fleet/store", "fleet/tufrepo", "crypto/policy")
 }

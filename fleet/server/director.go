@@ -186,6 +186,9 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, admin string)
 	if err := decode(w, r, api.MaxConfigRequest+4096, &req); err != nil {
 		return err
 	}
+	if err := s.directChange(r, sc, []byte(req.TOML)); err != nil {
+		return err
+	}
 	ch, err := s.dir.SetConfig(r.Context(), sc, []byte(req.TOML), admin)
 	if err != nil {
 		return directorError("config", err)
@@ -200,6 +203,9 @@ func (s *Server) deleteConfig(w http.ResponseWriter, r *http.Request, admin stri
 	}
 	sc, err := scope(r)
 	if err != nil {
+		return err
+	}
+	if err := s.directChange(r, sc, nil); err != nil {
 		return err
 	}
 	ch, err := s.dir.DeleteConfig(r.Context(), sc, admin)
@@ -222,6 +228,9 @@ func (s *Server) putFirmware(w http.ResponseWriter, r *http.Request, admin strin
 	if err := decode(w, r, api.MaxRequestBody, &req); err != nil {
 		return err
 	}
+	if err := s.directChange(r, sc, nil); err != nil {
+		return err
+	}
 	ch, err := s.dir.AssignFirmware(r.Context(), sc, req.Target, admin)
 	if err != nil {
 		return directorError("firmware", err)
@@ -236,6 +245,9 @@ func (s *Server) deleteFirmware(w http.ResponseWriter, r *http.Request, admin st
 	}
 	sc, err := scope(r)
 	if err != nil {
+		return err
+	}
+	if err := s.directChange(r, sc, nil); err != nil {
 		return err
 	}
 	ch, err := s.dir.ClearFirmware(r.Context(), sc, admin)

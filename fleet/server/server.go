@@ -15,8 +15,10 @@ import (
 
 	"github.com/hardphone/hardphone/crypto/policy"
 	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/director"
+	"github.com/hardphone/hardphone/fleet/rollout"
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
@@ -63,6 +65,19 @@ type Config struct {
 	// Director serves each device's director repository and the admin
 	// assignment endpoints; nil: they answer not_configured.
 	Director *director.Service
+	// Rollouts runs staged rollouts and their approvals (needs the
+	// Director); nil: those endpoints answer not_configured.
+	Rollouts *rollout.Engine
+	// AdminAuth authorizes admins' sessions (adminauth: password and a
+	// second factor, RBAC, step-up) for the rollout, approval and audit
+	// endpoints; nil: they answer not_configured.
+	AdminAuth AdminAuthorizer
+	// Audit is the audit log the export serves and refusals of admins
+	// are appended to; nil: no export.
+	Audit *audit.Log
+	// FleetName is what approvers' proofs of possession name (the
+	// server's DNS name).
+	FleetName string
 }
 
 // Option adjusts a server.
@@ -181,6 +196,11 @@ type Server struct {
 	slots    chan struct{} // request slots; cap is maxInFlight
 	handler  http.Handler
 	dir      *director.Service // nil without a director
+	rollouts *rollout.Engine   // nil without rollouts
+	auth     AdminAuthorizer   // nil without admin sessions
+	auditLog *audit.Log        // nil without an audit log
+	// fleetName is what approvers' proofs name.
+	fleetName string
 }
 
 // New checks cfg and builds a server.
@@ -225,18 +245,25 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	log := o.log.With("component", "fleet")
 	s := &Server{
-		st:       cfg.Store,
-		deviceCA: cfg.DeviceCA,
-		mfgRoots: mfg,
-		mfgInter: append([]*x509.Certificate(nil), cfg.ManufacturerIntermediates...),
-		adminCAs: append([]*x509.Certificate(nil), cfg.AdminCAs...),
-		cert:     cfg.Certificate,
-		o:        o,
-		log:      log,
-		refusals: newRateLog(log, 20, time.Second),
-		metrics:  newMetrics(),
-		slots:    make(chan struct{}, o.maxInFlight),
-		dir:      cfg.Director,
+		st:        cfg.Store,
+		deviceCA:  cfg.DeviceCA,
+		mfgRoots:  mfg,
+		mfgInter:  append([]*x509.Certificate(nil), cfg.ManufacturerIntermediates...),
+		adminCAs:  append([]*x509.Certificate(nil), cfg.AdminCAs...),
+		cert:      cfg.Certificate,
+		o:         o,
+		log:       log,
+		refusals:  newRateLog(log, 20, time.Second),
+		metrics:   newMetrics(),
+		slots:     make(chan struct{}, o.maxInFlight),
+		dir:       cfg.Director,
+		rollouts:  cfg.Rollouts,
+		auth:      cfg.AdminAuth,
+		auditLog:  cfg.Audit,
+		fleetName: cfg.FleetName,
+	}
+	if s.rollouts != nil && s.dir == nil {
+		return nil, fmt.Errorf("%w: rollouts need the director", ErrConfig)
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -273,6 +300,7 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE "+api.PathAdminFirmware, "admin_firmware_delete", s.admin(s.deleteFirmware))
 	handle("GET "+api.PathAdminProvision, "admin_provision", s.admin(s.getProvision))
 	handle("POST "+api.PathAdminRotate, "admin_rotate", s.admin(s.rotate))
+	s.rolloutRoutes(handle)
 	// Everything else: 404 in the API's error shape.
 	mux.Handle("/", s.endpoint("unknown", func(http.ResponseWriter, *http.Request) error {
 		return refuse(api.CodeNotFound, "no such endpoint")

@@ -30,6 +30,12 @@ var (
 	bAssign      = []byte("assign")       // kind 0x00 name -> assignRec
 	bProv        = []byte("prov")         // device ID -> provRec
 	bProvDue     = []byte("prov_due")     // due µs BE || device ID -> nil
+	bRollout     = []byte("rollout")      // rollout ID -> rolloutRec
+	bRolloutTime = []byte("rollout_time") // created µs BE || rollout ID -> nil
+	bRolloutAct  = []byte("rollout_act")  // group -> rollout ID, active rollouts
+	bRolloutDev  = []byte("rollout_dev")  // rollout ID || 0x00 || device ID -> rolloutDevRec
+	bApprover    = []byte("approver")     // key ID -> approverRec
+	bApproverAdm = []byte("approver_adm") // admin name -> key ID
 
 	keySchema = []byte("schema")
 )
@@ -58,6 +64,14 @@ var migrations = []migration{
 	}},
 	{2, "director: sealing keys, assignments, provisioning state", func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bAssign, bProv, bProvDue} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	}},
+	{3, "rollouts: rollouts, their devices, approval keys", func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bRollout, bRolloutTime, bRolloutAct, bRolloutDev, bApprover, bApproverAdm} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

@@ -142,6 +142,35 @@ CREATE TABLE hpfleet.provision (
 );
 CREATE INDEX provision_due ON hpfleet.provision (due_at);
 `},
+	{3, "rollouts: rollouts, their devices, approval keys", `
+CREATE TABLE hpfleet.rollouts (
+	id         text COLLATE "C" PRIMARY KEY,
+	grp        text COLLATE "C" NOT NULL,
+	active     boolean NOT NULL,
+	rev        bigint NOT NULL CHECK (rev > 0),
+	created_at timestamptz NOT NULL,
+	data       bytea NOT NULL
+);
+-- One active rollout per group: two replicas creating one at once store
+-- one.
+CREATE UNIQUE INDEX rollouts_active ON hpfleet.rollouts (grp) WHERE active;
+CREATE INDEX rollouts_created ON hpfleet.rollouts (created_at DESC, id DESC);
+
+CREATE TABLE hpfleet.rollout_devices (
+	rollout_id text COLLATE "C" NOT NULL REFERENCES hpfleet.rollouts (id),
+	device_id  text COLLATE "C" NOT NULL,
+	rev        bigint NOT NULL CHECK (rev > 0),
+	data       bytea NOT NULL,
+	PRIMARY KEY (rollout_id, device_id)
+);
+
+CREATE TABLE hpfleet.approver_keys (
+	key_id        text COLLATE "C" PRIMARY KEY,
+	admin         text COLLATE "C" NOT NULL UNIQUE,
+	public_key    bytea NOT NULL,
+	registered_at timestamptz NOT NULL
+);
+`},
 }
 
 // SchemaVersion is the schema this binary writes: the last migration.

@@ -1,0 +1,233 @@
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hardphone/hardphone/fleet/store"
+)
+
+// Kind is what a rollout changes.
+type Kind string
+
+// Kinds.
+const (
+	KindFirmware Kind = "firmware"
+	KindConfig   Kind = "config"
+)
+
+// Bounds of a rollout request.
+const (
+	// MaxRings bounds the rings of a rollout.
+	MaxRings = 8
+	// MaxCanaries bounds the named devices of a ring.
+	MaxCanaries = 100
+	// MaxReason bounds an operator's reason (halt, abort).
+	MaxReason = 256
+	// MinDeadline and MaxDeadline bound a ring's deadline.
+	MinDeadline = time.Minute
+	MaxDeadline = 30 * 24 * time.Hour
+)
+
+// Defaults of a rollout request.
+const (
+	DefaultDeadline      = 24 * time.Hour
+	DefaultReportTimeout = time.Hour
+)
+
+// RingSpec is one ring as asked for: named devices (a canary ring) or a
+// cumulative percentage of the group's devices (100: all the rest).
+type RingSpec struct {
+	Name    string   `json:"name"`
+	Devices []string `json:"devices,omitempty"`
+	Percent int      `json:"percent,omitempty"`
+}
+
+// Spec is a rollout request.
+type Spec struct {
+	Kind  Kind   `json:"kind"`
+	Group string `json:"group"`
+	// Firmware is the image repository's target name (KindFirmware).
+	Firmware string `json:"firmware,omitempty"`
+	// Config is the group's new configuration document, TOML
+	// (KindConfig).
+	Config []byte     `json:"config,omitempty"`
+	Rings  []RingSpec `json:"rings"`
+	// MaxFailurePercent is the share of a ring's devices that may fail
+	// before the rollout halts (0: the first failure halts it).
+	MaxFailurePercent int `json:"max_failure_percent"`
+	// Deadline is how long a ring's devices have to report the change
+	// done (marked good) once the ring started.
+	Deadline time.Duration `json:"deadline"`
+	// ReportTimeout: a device of a started ring that sends no report for
+	// this long has stopped reporting (a failure).
+	ReportTimeout time.Duration `json:"report_timeout"`
+	// Window, when set, is the maintenance window in the phones' local
+	// time ("Mon-Fri 02:00-04:00 Europe/Berlin"): a ring starts only
+	// inside it (the phones install firmware only inside their own
+	// window, [provision] maintenance).
+	Window string `json:"window,omitempty"`
+}
+
+// Validate checks the request's form (the group's devices and the target
+// are checked when the rollout is planned).
+func (s *Spec) Validate() error {
+	switch s.Kind {
+	case KindFirmware:
+		if s.Firmware == "" || len(s.Firmware) > store.MaxTargetNameLen || s.Config != nil {
+			return fmt.Errorf("%w: a firmware rollout names one target (1..%d bytes) and no document", ErrInvalid, store.MaxTargetNameLen)
+		}
+	case KindConfig:
+		if len(s.Config) == 0 || len(s.Config) > store.MaxConfigDoc || s.Firmware != "" {
+			return fmt.Errorf("%w: a configuration rollout carries one document (1..%d bytes) and no firmware", ErrInvalid, store.MaxConfigDoc)
+		}
+	default:
+		return fmt.Errorf("%w: kind %.16q, want firmware or config", ErrInvalid, s.Kind)
+	}
+	if err := (store.Scope{Kind: store.ScopeGroup, Name: s.Group}).Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(s.Rings) == 0 || len(s.Rings) > MaxRings {
+		return fmt.Errorf("%w: %d rings, want 1..%d", ErrInvalid, len(s.Rings), MaxRings)
+	}
+	last := 0
+	names := map[string]bool{}
+	seen := map[string]bool{}
+	for i, r := range s.Rings {
+		if r.Name == "" || len(r.Name) > 32 || strings.ContainsFunc(r.Name, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			return fmt.Errorf("%w: ring %d name %.40q: want 1..32 printable ASCII characters", ErrInvalid, i, r.Name)
+		}
+		if names[r.Name] {
+			return fmt.Errorf("%w: ring name %s twice", ErrInvalid, r.Name)
+		}
+		names[r.Name] = true
+		switch {
+		case len(r.Devices) > 0 && r.Percent == 0:
+			if len(r.Devices) > MaxCanaries {
+				return fmt.Errorf("%w: ring %s names %d devices, at most %d", ErrInvalid, r.Name, len(r.Devices), MaxCanaries)
+			}
+			for _, d := range r.Devices {
+				if err := store.DeviceID(d).Validate(); err != nil {
+					return fmt.Errorf("%w: ring %s: %w", ErrInvalid, r.Name, err)
+				}
+				if seen[d] {
+					return fmt.Errorf("%w: device %s in two rings", ErrInvalid, d)
+				}
+				seen[d] = true
+			}
+		case len(r.Devices) == 0 && r.Percent > 0 && r.Percent <= 100:
+			if r.Percent <= last {
+				return fmt.Errorf("%w: ring %s at %d%% after %d%%: percentages are cumulative and must grow", ErrInvalid, r.Name, r.Percent, last)
+			}
+			last = r.Percent
+		default:
+			return fmt.Errorf("%w: ring %s: give devices or a percentage (1..100), not both", ErrInvalid, r.Name)
+		}
+	}
+	if s.Rings[len(s.Rings)-1].Percent != 100 {
+		return fmt.Errorf("%w: the last ring must be 100%% (every device of the group)", ErrInvalid)
+	}
+	if s.MaxFailurePercent < 0 || s.MaxFailurePercent > 100 {
+		return fmt.Errorf("%w: max failure percent %d, want 0..100", ErrInvalid, s.MaxFailurePercent)
+	}
+	if s.Deadline == 0 {
+		s.Deadline = DefaultDeadline
+	}
+	if s.ReportTimeout == 0 {
+		s.ReportTimeout = DefaultReportTimeout
+	}
+	if s.Deadline < MinDeadline || s.Deadline > MaxDeadline || s.ReportTimeout < MinDeadline || s.ReportTimeout > MaxDeadline {
+		return fmt.Errorf("%w: deadline %v and report timeout %v, want %v..%v", ErrInvalid, s.Deadline, s.ReportTimeout, MinDeadline, MaxDeadline)
+	}
+	if s.Window != "" {
+		if _, err := ParseWindow(s.Window); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Window is a weekly maintenance window in a time zone: the days it opens
+// on and the minutes [Start, End) of the day; End < Start spans midnight.
+type Window struct {
+	Days       []time.Weekday
+	Start, End int
+	Location   *time.Location
+}
+
+var dayNames = []string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}
+
+func parseDay(s string) (time.Weekday, bool) {
+	i := slices.Index(dayNames, s)
+	return time.Weekday(i), i >= 0
+}
+
+func parseClock(s string) (int, bool) {
+	h, m, ok := strings.Cut(s, ":")
+	if !ok || len(h) != 2 || len(m) != 2 {
+		return 0, false
+	}
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if err1 != nil || err2 != nil || mm > 59 || hh > 24 || hh == 24 && mm != 0 || hh < 0 || mm < 0 {
+		return 0, false
+	}
+	return hh*60 + mm, true
+}
+
+// ParseWindow reads "DAYS HH:MM-HH:MM ZONE": DAYS is a day ("Mon"), a
+// range ("Mon-Fri") or a comma list of either ("Sat,Sun"); ZONE an IANA
+// time zone name ("Europe/Berlin", "UTC"), the phones' local time.
+func ParseWindow(s string) (Window, error) {
+	var w Window
+	f := strings.Fields(s)
+	if len(s) > 128 || len(f) != 3 {
+		return w, fmt.Errorf("%w: window %.128q: want \"DAYS HH:MM-HH:MM ZONE\"", ErrInvalid, s)
+	}
+	for _, part := range strings.Split(f[0], ",") {
+		a, b, isRange := strings.Cut(part, "-")
+		from, ok1 := parseDay(a)
+		to, ok2 := from, true
+		if isRange {
+			to, ok2 = parseDay(b)
+		}
+		if !ok1 || !ok2 {
+			return w, fmt.Errorf("%w: window %q: day %q, want Sun..Sat", ErrInvalid, s, part)
+		}
+		for d := from; ; d = (d + 1) % 7 {
+			if !slices.Contains(w.Days, d) {
+				w.Days = append(w.Days, d)
+			}
+			if d == to {
+				break
+			}
+		}
+	}
+	a, b, ok := strings.Cut(f[1], "-")
+	start, ok1 := parseClock(a)
+	end, ok2 := parseClock(b)
+	if !ok || !ok1 || !ok2 || start == end || start == 1440 {
+		return w, fmt.Errorf("%w: window %q: hours %q, want HH:MM-HH:MM, start != end", ErrInvalid, s, f[1])
+	}
+	w.Start, w.End = start, end
+	loc, err := time.LoadLocation(f[2])
+	if err != nil || f[2] == "Local" || f[2] == "" {
+		return w, fmt.Errorf("%w: window %q: time zone %q unknown", ErrInvalid, s, f[2])
+	}
+	w.Location = loc
+	return w, nil
+}
+
+// Contains reports whether t falls inside the window (in its zone).
+func (w Window) Contains(t time.Time) bool {
+	l := t.In(w.Location)
+	m := l.Hour()*60 + l.Minute()
+	if w.Start < w.End {
+		return slices.Contains(w.Days, l.Weekday()) && m >= w.Start && m < w.End
+	}
+	return slices.Contains(w.Days, l.Weekday()) && m >= w.Start ||
+		slices.Contains(w.Days, (l.Weekday()+6)%7) && m < w.End
+}
