@@ -282,7 +282,7 @@ func printRollout(w io.Writer, v *api.Rollout) {
 		fmt.Fprintf(w, "  configuration document sha256 %s\n", v.ConfigSHA256)
 	}
 	if len(v.PolicyChange) > 0 {
-		fmt.Fprintf(w, "  changes the lockdown policy: %s (a security admin approves)\n", strings.Join(v.PolicyChange, ", "))
+		fmt.Fprintf(w, "  changes the security policy: %s (a security admin approves)\n", strings.Join(v.PolicyChange, ", "))
 	}
 	if v.Signatures > 0 {
 		fmt.Fprintf(w, "  every device's targets needs %d admin signature(s)\n", v.Signatures)

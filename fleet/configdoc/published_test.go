@@ -46,6 +46,7 @@ func TestStripSealed(t *testing.T) {
 
 func TestPolicyChanged(t *testing.T) {
 	base := "lockdown_policy = \"strict\"\n[media]\nallow_peers = [\"10.0.0.0/8\"]\nlocal_ip = \"10.0.0.2\"\n"
+	acct := "[[account]]\nname = \"line1\"\nregistrar = \"sip.example.test:5061\"\nanswer = \"ring\"\nexpires = \"1h\"\n"
 	for _, tt := range []struct {
 		name string
 		a, b string
@@ -56,6 +57,11 @@ func TestPolicyChanged(t *testing.T) {
 		{"lockdown policy", base, strings.Replace(base, "strict", "off", 1), []string{"lockdown_policy"}},
 		{"media peers", base, strings.Replace(base, "10.0.0.0/8", "0.0.0.0/0", 1), []string{"media.allow_peers"}},
 		{"trust anchor", base, base + "[update]\nkeyring = \"/etc/other.pem\"\n", []string{"update"}},
+		{"an account's display settings", base + acct, base + strings.Replace(acct, "expires = \"1h\"", "expires = \"2h\"", 1), nil},
+		{"auto-answer", base + acct, base + strings.Replace(acct, "answer = \"ring\"", "answer = \"auto\"", 1), []string{"account.line1.answer"}},
+		{"dialling policy", base + acct, base + acct + "[account.dialing]\ninternational = true\n", []string{"account.line1.dialing"}},
+		{"a new account", base, base + acct, []string{"account.line1.registrar", "account.line1.answer"}},
+		{"where events go", base, base + "[events]\nsyslog = \"collector.example:6514\"\n", []string{"events"}},
 	} {
 		var a, b []byte
 		if tt.a != "" {

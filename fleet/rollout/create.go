@@ -14,9 +14,9 @@ import (
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
-// PolicyChange lists the lockdown policy keys (configdoc.PolicyKeys) a
+// PolicyChange lists the security policy keys (configdoc.PolicyKeys, AccountPolicyKeys) a
 // configuration rollout changes against the group's document now; none
-// for firmware. Such a rollout is a lockdown policy change: a security
+// for firmware. Such a rollout is a security policy change: a security
 // admin starts it and another approves it.
 func (e *Engine) PolicyChange(ctx context.Context, spec Spec) ([]string, error) {
 	if spec.Kind != KindConfig {
@@ -67,7 +67,7 @@ func (e *Engine) DirectChange(ctx context.Context, sc store.Scope, doc []byte) e
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(keys) > 0 {
-		return fmt.Errorf("%w: the document changes the lockdown policy (%v)", ErrNeedsApproval, keys)
+		return fmt.Errorf("%w: the document changes the security policy (%v)", ErrNeedsApproval, keys)
 	}
 	return nil
 }

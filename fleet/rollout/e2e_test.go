@@ -275,7 +275,7 @@ func checkTamper(t *testing.T, w *world, export []byte) {
 
 // TestConfigRollout: a configuration document that breaks registration
 // (the canary reverts it by itself) halts the rollout before ring 2; a
-// document that changes the lockdown policy is a security admin's to
+// document that changes the security policy (auto-answer, a registrar) is a security admin's to
 // start and another security admin's to approve, and cannot be set
 // directly.
 func TestConfigRollout(t *testing.T) {
@@ -288,9 +288,9 @@ func TestConfigRollout(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		phones = append(phones, w.newPhone("floor-2"))
 	}
-	base := "state_dir = \"/data/hardphone\"\ncredential_store = \"/dev/tpmrm0\"\n[tls]\nca_file = \"/etc/hardphone/registrar-ca.pem\"\n[media]\nrtp_port_min = 20000\nrtp_port_max = 20099\n[[account]]\nname = \"line1\"\nuser = \"1001\"\nregistrar = \"sip.example.test:5061\"\npassword_cred = \"sip/line1\"\n"
-	// The first document names the registrar's CA: a trust anchor, so a
-	// policy change (a security admin's, approved by another).
+	base := "[media]\nrtp_port_min = 20000\nrtp_port_max = 20099\n[[account]]\nname = \"line1\"\nuser = \"1001\"\nregistrar = \"sip.example.test:5061\"\npassword_cred = \"sip/line1\"\n"
+	// The first document names the account's registrar: where its calls
+	// go, so a policy change (a security admin's, approved by another).
 	_, err := w.admins["admin"].SetConfig(ctx, "group", "floor-2", []byte(base))
 	wantCode(t, "SetConfig(a trust anchor, directly)", err, api.CodeConflict)
 	first, err := sam.CreateRollout(ctx, api.RolloutRequest{Kind: "config", Group: "floor-2", Config: base,
@@ -327,10 +327,10 @@ func TestConfigRollout(t *testing.T) {
 	}
 	w.tick()
 
-	// A lockdown policy change.
-	policy := "lockdown_policy = \"/etc/hardphone/lockdown-strict.toml\"\n" + base
+	// A policy change: the account answers by itself.
+	policy := base + "answer = \"auto\"\n"
 	_, err = w.admins["admin"].SetConfig(ctx, "group", "floor-2", []byte(policy))
-	wantCode(t, "SetConfig(lockdown policy change, directly)", err, api.CodeConflict)
+	wantCode(t, "SetConfig(auto-answer, directly)", err, api.CodeConflict)
 	req := api.RolloutRequest{Kind: "config", Group: "floor-2", Config: policy, Rings: []api.RolloutRing{{Name: "all", Percent: 100}},
 		Deadline: "30m", ReportTimeout: "20m"}
 	_, err = olivia.CreateRollout(ctx, req)

@@ -24,6 +24,6 @@ var ErrSamePerson = errors.New("rollout: a rollout needs a second, different adm
 var ErrSignature = errors.New("rollout: approval signature refused")
 
 // ErrNeedsApproval is returned for a direct assignment change that must
-// go through an approved rollout (a lockdown policy change, or any change
+// go through an approved rollout (a security policy change, or any change
 // when the director needs admins' signatures).
 var ErrNeedsApproval = errors.New("rollout: the change needs a second admin's approval (start a rollout)")

@@ -61,7 +61,7 @@ type record struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Target is the resolved firmware (KindFirmware); ConfigSHA256 the
 	// document's hash (KindConfig); PolicyChange whether the document
-	// changes the group's lockdown policy.
+	// changes the group's security policy.
 	Target       *store.FirmwareTarget `json:"target,omitempty"`
 	ConfigSHA256 string                `json:"config_sha256,omitempty"`
 	PolicyChange bool                  `json:"policy_change,omitempty"`

@@ -59,7 +59,7 @@ func (e *Engine) summary(rec *record) View {
 		v.Config = string(rec.Spec.Config)
 	}
 	if rec.PolicyChange {
-		v.PolicyChange = []string{"lockdown policy"}
+		v.PolicyChange = []string{"security policy"}
 	}
 	for _, a := range rec.Approvals {
 		v.Approvals = append(v.Approvals, api.RolloutApproval{Admin: a.Admin, KeyID: a.KeyID, At: a.At})

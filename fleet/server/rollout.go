@@ -136,7 +136,7 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, p princip
 	if err := spec.Validate(); err != nil {
 		return rolloutError("rollout", err)
 	}
-	// A document that changes the lockdown policy is a security admin's
+	// A document that changes the security policy is a security admin's
 	// to start; anything else an operator's.
 	keys, err := s.rollouts.PolicyChange(r.Context(), spec)
 	if err != nil {
@@ -214,7 +214,7 @@ func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request, _ princi
 }
 
 // approvalPermission is what approving this rollout needs: a security
-// admin's approval for a lockdown policy change, an operator's otherwise.
+// admin's approval for a security policy change, an operator's otherwise.
 func (s *Server) approvalPermission(r *http.Request, id store.RolloutID) error {
 	v, err := s.rollouts.Get(r.Context(), id)
 	if err != nil {
