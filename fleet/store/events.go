@@ -21,7 +21,7 @@ const (
 	// MaxEventGaps bounds the gaps an EventStream lists (the newest).
 	MaxEventGaps = 64
 	// MaxObservation bounds one anomaly observation's encoding.
-	MaxObservation = 1024
+	MaxObservation = 4096
 	// MaxObservationAppend bounds the observations of one append.
 	MaxObservationAppend = 4096
 	// MaxObservations bounds the observation log; appends beyond it drop

@@ -168,7 +168,7 @@ CREATE TABLE hpfleet.anomaly_observations (
 	seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	device_id text COLLATE "C" NOT NULL,
 	at        timestamptz NOT NULL,
-	data      bytea NOT NULL CHECK (octet_length(data) BETWEEN 1 AND 1024)
+	data      bytea NOT NULL CHECK (octet_length(data) BETWEEN 1 AND 4096)
 );
 
 CREATE TABLE hpfleet.anomaly_findings (
