@@ -99,6 +99,7 @@ type serveFlags struct {
 	maxInFlight, pgConns                           int
 	logLevel                                       string
 	dir                                            directorFlags
+	anom                                           anomalyFlags
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -120,6 +121,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.pgConns, "postgres-max-conns", 0, "PostgreSQL connections of this replica (0: pgx's default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.dir.register(fs)
+	f.anom.register(fs)
 	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -209,24 +211,47 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("admin CA: %w", err)
 	}
+	anomOpt, closeAlerts, err := f.anom.build(log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	st, err = openStore(f, log)
 	if err != nil {
+		closeAlerts()
 		return nil, nil, nil, nil, err
 	}
-	dir, closeDir, err = f.dir.build(st, log)
+	// The director reports password rotations to the server, built
+	// after it; the hook runs only once serving started.
+	var rotated func(ctx context.Context, id store.DeviceID, account string, at time.Time)
+	hook := director.WithRotationHook(func(ctx context.Context, id store.DeviceID, account string, at time.Time) {
+		if rotated != nil {
+			rotated(ctx, id, account, at)
+		}
+	})
+	dir, closeDir, err = f.dir.build(st, log, hook)
 	if err != nil {
+		closeAlerts()
 		st.Close()
 		return nil, nil, nil, nil, err
+	}
+	opts := []server.Option{server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
+		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight), f.anom.eventLimits()}
+	if anomOpt != nil {
+		opts = append(opts, anomOpt)
 	}
 	srv, err = server.New(server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg,
-		ManufacturerIntermediates: inter, AdminCAs: admins, Certificate: &cert, Director: dir},
-		server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
-		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight))
+		ManufacturerIntermediates: inter, AdminCAs: admins, Certificate: &cert, Director: dir}, opts...)
 	if err != nil {
 		closeDir()
+		closeAlerts()
 		st.Close()
 		return nil, nil, nil, nil, err
 	}
+	rotated = func(ctx context.Context, id store.DeviceID, account string, at time.Time) {
+		srv.CredentialChanged(ctx, id, "sip_password", "director", at)
+	}
+	prevClose := closeDir
+	closeDir = func() { prevClose(); closeAlerts() }
 	log.Info("fleet server configured", "device_ca", deviceCA, "manufacturer_roots", len(mfg), "admin_cas", len(admins),
 		"store", storeKind(f), "cert_lifetime", f.certLife.String(), "director", dir != nil)
 	return srv, st, dir, closeDir, nil

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,10 +130,13 @@ func hostname(h string) string {
 type SyslogConfig struct {
 	// Addr is the collector, host:port (RFC 5425 §4.1: port 6514).
 	Addr string
-	// TLS holds the collector's trust anchors and name and the fleet
-	// server's client certificate (required: the collector learns from it
-	// which server speaks).
-	TLS policy.ClientTLS
+	// Roots and ServerName verify the collector's certificate;
+	// Certificate is the fleet server's client certificate (required: the
+	// collector learns from it which server speaks). The TLS
+	// configuration is crypto/policy's.
+	Roots       *x509.CertPool
+	ServerName  string
+	Certificate *tls.Certificate
 	// Hostname is each message's HOSTNAME.
 	Hostname string
 }
@@ -157,13 +161,13 @@ func NewSyslog(c SyslogConfig, log *slog.Logger) (*Syslog, error) {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return nil, fmt.Errorf("syslog alerts: address %q: %w", c.Addr, err)
 	}
-	if c.TLS.Certificate == nil {
+	if c.Certificate == nil {
 		return nil, errors.New("syslog alerts: no client certificate (the collector must know who speaks)")
 	}
 	if err := tcpack.Supported(); err != nil {
 		return nil, fmt.Errorf("syslog alerts: delivery is confirmed by the TCP send queue: %w", err)
 	}
-	cfg, err := policy.ClientConfig(c.TLS)
+	cfg, err := policy.ClientConfig(policy.ClientTLS{Roots: c.Roots, ServerName: c.ServerName, Certificate: c.Certificate})
 	if err != nil {
 		return nil, fmt.Errorf("syslog alerts: %w", err)
 	}
