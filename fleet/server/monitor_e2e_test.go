@@ -37,6 +37,7 @@ func TestSecurityMonitoring(t *testing.T) {
 			t.Run("Gaps", func(t *testing.T) { testGaps(t, w) })
 			t.Run("TollFraud", func(t *testing.T) { testTollFraud(t, w) })
 			t.Run("ScannerSweep", func(t *testing.T) { testScannerSweep(t, w) })
+			t.Run("Restart", func(t *testing.T) { testRestart(t, w) })
 		})
 	}
 }
@@ -438,5 +439,127 @@ func testScannerSweep(t *testing.T, w *monWorld) {
 	w.hook.mu.Unlock()
 	if bad != 0 {
 		t.Fatalf("the webhook received %d POSTs with a bad signature", bad)
+	}
+}
+
+// sweep has phones report a scanner at addr and push (through their
+// current clients).
+func sweep(t *testing.T, phones []*monPhone, addr string) {
+	t.Helper()
+	peer := netip.MustParseAddrPort(addr)
+	for _, p := range phones {
+		p.fc.CloseIdleConnections()
+		p.record(events.Event{Kind: events.KindScanner, Account: "line1", Peer: peer,
+			Detail: events.Detail{"user_agent": "friendly-scanner", "method": "INVITE"}})
+		p.push()
+	}
+}
+
+func newestFinding(t *testing.T, w *monWorld) uint64 {
+	t.Helper()
+	pg, err := w.admin.Findings(bg, client.FindingQuery{Limit: 1})
+	if err != nil || len(pg.Findings) == 0 {
+		t.Fatalf("Findings = %+v, %v; want at least one", pg, err)
+	}
+	return pg.Findings[0].ID
+}
+
+func metric(t *testing.T, w *monWorld, h *test.HPFleet, name string) uint64 {
+	t.Helper()
+	c := w.adminOf(h)
+	m, err := c.Metrics(bg)
+	if err != nil {
+		t.Fatalf("Metrics: %v", err)
+	}
+	return m.Counters[name]
+}
+
+// testRestart: killed (no graceful stop) and started again, hpfleet
+// restores the detector's state from the store: its finding numbers go on
+// and what it learnt stays.
+func testRestart(t *testing.T, w *monWorld) {
+	var phones []*monPhone
+	for i := range 5 {
+		phones = append(phones, w.newPhone(t, fmt.Sprintf("RESTART-%d", i)))
+	}
+	before := newestFinding(t, w)
+	h := w.fleets[w.live]
+	eventually(t, 10*time.Second, "state saved", func() error {
+		if metric(t, w, h, "anomaly_state_saved") == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	h.Kill(t)
+	h.Restart(t)
+	w.admin.CloseIdleConnections()
+	sweep(t, phones, "198.51.100.7:5060")
+	f := w.waitFinding(t, "fleet.probe", func(f api.Finding) bool { return f.Source == "198.51.100.0/24" })
+	if f.ID <= before {
+		t.Fatalf("finding after the restart has ID %d, the last before it %d: the detector's state was not restored", f.ID, before)
+	}
+	if got := newestFinding(t, w); got < before {
+		t.Fatalf("findings before the restart are gone")
+	}
+}
+
+// TestAnomalyLeader: two hpfleet replicas on one PostgreSQL database. One
+// holds the detector's lease; phones export through the other, and the
+// leader finds what they report (the observation log is shared). The
+// leader is killed; the other takes the lease, restores the state, and
+// goes on finding, its finding numbers after the dead leader's.
+func TestAnomalyLeader(t *testing.T) {
+	w := newMonWorld(t, "postgres", 2)
+	leader := -1
+	eventually(t, 20*time.Second, "one leader", func() error {
+		leader = -1
+		for i, h := range w.fleets {
+			if metric(t, w, h, "anomaly_lead") > 0 {
+				if leader >= 0 {
+					t.Fatalf("replicas %d and %d both lead", leader, i)
+				}
+				leader = i
+			}
+		}
+		if leader < 0 {
+			return fmt.Errorf("no replica leads yet")
+		}
+		return nil
+	})
+	standby := 1 - leader
+	w.live = standby
+	w.admin = w.adminOf(w.fleets[standby])
+	var phones []*monPhone
+	for i := range 5 {
+		phones = append(phones, w.newPhone(t, fmt.Sprintf("LEAD-%d", i)))
+	}
+	sweep(t, phones, "203.0.113.50:5060")
+	first := w.waitFinding(t, "fleet.probe", func(f api.Finding) bool { return f.Source == "203.0.113.0/24" })
+	eventually(t, 10*time.Second, "state saved by the leader", func() error {
+		if metric(t, w, w.fleets[leader], "anomaly_state_saved") == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if n := metric(t, w, w.fleets[standby], "anomaly_lead"); n != 0 {
+		t.Fatalf("the standby led %d times while the leader ran", n)
+	}
+
+	w.fleets[leader].Kill(t)
+	eventually(t, 30*time.Second, "the standby takes the lease", func() error {
+		if metric(t, w, w.fleets[standby], "anomaly_lead") == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	sweep(t, phones, "198.51.100.50:5060")
+	second := w.waitFinding(t, "fleet.probe", func(f api.Finding) bool { return f.Source == "198.51.100.0/24" })
+	if second.ID <= first.ID {
+		t.Fatalf("the new leader's finding is %d, the old leader's %d: the state was not taken over", second.ID, first.ID)
+	}
+	// Back, the killed replica stands by.
+	w.fleets[leader].Restart(t)
+	if n := metric(t, w, w.fleets[leader], "anomaly_lead"); n != 0 {
+		t.Fatalf("the restarted replica leads (%d) while the other holds the lease", n)
 	}
 }
