@@ -57,6 +57,13 @@ commands:
   firmware clear|show --group G|--device ID
   device provision ID       what the director publishes for it (versions, accounts)
   device rotate ID          new registrar passwords for its accounts now
+  findings [--device ID] [--rule RULE] [--json]
+                            the anomaly detector's findings, what their responses
+                            did, and the blocks and quarantines in force
+  device events ID [--json] the device's event journal as the fleet holds it: its
+                            cursor, gaps (missing, truncated, replaced) and records
+  device lift ID block_outbound|quarantine
+                            end a block or quarantine early
 
 every command but init talks to the server as an admin:
   --server URL (https://NAME:PORT) and --pki DIR (server-ca.crt, admin.crt,
@@ -85,6 +92,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 		return fleetConfig(rest, stdout, stderr)
 	case "firmware":
 		return fleetFirmware(rest, stdout, stderr)
+	case "findings":
+		return fleetFindings(rest, stdout, stderr)
 	case "device":
 		if len(rest) == 0 {
 			return usagef("fleet device: want import, show, revoke or retire")
@@ -98,6 +107,10 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 			return fleetStateChange(rest[0], rest[1:], stdout, stderr)
 		case "provision", "rotate":
 			return fleetProvision(rest[0], rest[1:], stdout, stderr)
+		case "events":
+			return fleetDeviceEvents(rest[1:], stdout, stderr)
+		case "lift":
+			return fleetLift(rest[1:], stdout, stderr)
 		}
 		return usagef("fleet device: unknown command %q, want import, show, revoke or retire", rest[0])
 	}
