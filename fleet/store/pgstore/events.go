@@ -182,15 +182,22 @@ func appendObs(ctx context.Context, tx pgx.Tx, obs []store.AnomalyObservation) (
 		return 0, err
 	}
 	var last int64
-	for _, o := range obs {
-		if err := tx.QueryRow(ctx, `INSERT INTO hpfleet.anomaly_observations (device_id, at, data) VALUES ($1, $2, $3) RETURNING seq`,
-			string(o.Device), o.At, o.Data).Scan(&last); err != nil {
-			return 0, err
-		}
-	}
 	if len(obs) == 0 {
 		err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM hpfleet.anomaly_observations`).Scan(&last)
 		return uint64(last), err
+	}
+	rows := make([][]any, len(obs))
+	for i, o := range obs {
+		rows[i] = []any{string(o.Device), o.At, o.Data}
+	}
+	// COPY takes each seq from the identity's sequence in this session,
+	// in row order: currval is the last row's.
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"hpfleet", "anomaly_observations"}, []string{"device_id", "at", "data"},
+		pgx.CopyFromRows(rows)); err != nil {
+		return 0, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT currval(pg_get_serial_sequence('hpfleet.anomaly_observations', 'seq'))`).Scan(&last); err != nil {
+		return 0, err
 	}
 	_, err := tx.Exec(ctx, `DELETE FROM hpfleet.anomaly_observations WHERE seq <= $1`, last-store.MaxObservations)
 	return uint64(last), err
