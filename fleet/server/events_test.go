@@ -60,7 +60,9 @@ func (j *journal) signed(t eventlog.RecordType, s *eventlog.Signed) {
 	j.add(raw)
 }
 
-func (j *journal) checkpoint() { j.signed(eventlog.RecordCheckpoint, &eventlog.Signed{Reason: eventlog.ReasonExport}) }
+func (j *journal) checkpoint() {
+	j.signed(eventlog.RecordCheckpoint, &eventlog.Signed{Reason: eventlog.ReasonExport})
+}
 
 // seg proves records from..to (seqs, inclusive).
 func (j *journal) seg(from, to uint64) *eventlog.Segment {
@@ -78,12 +80,12 @@ func TestJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := newJournal(t, key) // 1
-	j.events(3)             // 2..4
-	j.checkpoint()          // 5
-	j.events(3)             // 6..8
-	j.checkpoint()          // 9
-	j.events(2)             // 10..11
+	j := newJournal(t, key)                                                                                                             // 1
+	j.events(3)                                                                                                                         // 2..4
+	j.checkpoint()                                                                                                                      // 5
+	j.events(3)                                                                                                                         // 6..8
+	j.checkpoint()                                                                                                                      // 9
+	j.events(2)                                                                                                                         // 10..11
 	j.signed(eventlog.RecordTruncation, &eventlog.Signed{FirstSeq: 10, FirstPrev: eventlog.Sum(j.raws[8]), Dropped: 9, Undelivered: 4}) // 12
 	other := newJournal(t, key)
 	other.events(1)
