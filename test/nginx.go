@@ -29,6 +29,10 @@ type NginxTLS struct {
 	Files map[string][]byte
 	// Workers is worker_processes (default 2, one per core here).
 	Workers int
+	// PostSink, when set ("/events"), is a path that takes POSTs with
+	// bodies up to 2 MiB, reads them whole and answers 204: the
+	// reference for endpoints that ingest uploads.
+	PostSink string
 }
 
 // Nginx is an nginx started by StartNginx on loopback.
@@ -78,6 +82,10 @@ func StartNginx(t testing.TB, c NginxTLS) *Nginx {
 		copyFileMode(t, c.ClientCAFile, ca, 0o644)
 		clientCA = fmt.Sprintf("ssl_client_certificate %s;\n    ssl_verify_client optional;\n", ca)
 	}
+	sink := ""
+	if c.PostSink != "" {
+		sink = fmt.Sprintf("location = %s {\n      client_max_body_size 2m;\n      client_body_buffer_size 2m;\n      return 204;\n    }\n", c.PostSink)
+	}
 	workers := c.Workers
 	if workers == 0 {
 		workers = 2
@@ -104,10 +112,11 @@ http {
     ssl_certificate_key %s;
     ssl_protocols TLSv1.2 TLSv1.3;
     %s
+    %s
     root %s;
   }
 }
-`, workers, dir, dir, dir, dir, dir, dir, dir, n.Addr, cert, key, clientCA, root)
+`, workers, dir, dir, dir, dir, dir, dir, dir, n.Addr, cert, key, clientCA, sink, root)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatalf("StartNginx: %v", err)

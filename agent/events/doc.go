@@ -26,6 +26,11 @@
 // every string is bounded, invalid UTF-8 and control and bidi characters
 // are replaced, and detail keys that name secrets are refused.
 //
+// The record format itself (encoding, canonical decoding, signatures) is
+// crypto/eventlog's, shared with the fleet, which verifies what phones
+// export with it (FleetExporter ships the journal to hpfleet).
+//
 // Imported by agent and cmd/hardphone. It imports crypto/policy for the TLS
-// client configuration and nothing of the SIP or media layers.
+// client configuration, crypto/eventlog, fleet/api for the export's wire
+// types, and nothing of the SIP or media layers.
 package events

@@ -18,8 +18,3 @@ var ErrClosed = errors.New("event journal closed")
 // ErrUnsupported is returned where the platform lacks what export needs
 // (the unacknowledged-bytes count of a TCP socket).
 var ErrUnsupported = errors.New("not supported on this platform")
-
-var (
-	errShort   = errors.New("record truncated")
-	errKeyType = errors.New("unsupported key type")
-)

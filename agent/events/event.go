@@ -4,24 +4,23 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/hardphone/hardphone/crypto/eventlog"
 )
 
 // Bounds of an event's fields. Values are attacker-influenced (a
 // User-Agent, a Request-URI) and are cut to these sizes, never refused.
 const (
 	// MaxAccount bounds Event.Account, in bytes.
-	MaxAccount = 64
+	MaxAccount = eventlog.MaxAccount
 	// MaxValue bounds one detail value, in bytes.
-	MaxValue = 256
+	MaxValue = eventlog.MaxValue
 	// MaxDetail bounds the number of detail fields.
-	MaxDetail = 8
+	MaxDetail = eventlog.MaxDetail
 	// MaxDetailKey bounds a detail key, in bytes: an RFC 5424 SD-NAME is at
 	// most 32 characters (§6.3.3).
-	MaxDetailKey = 32
+	MaxDetailKey = eventlog.MaxDetailKey
 )
 
 // Detail holds an event's extra fields, key to value. Keys are chosen by
@@ -52,11 +51,6 @@ type Event struct {
 	// Detail holds extra fields; nil for none.
 	Detail Detail
 }
-
-// secretWords are refused in detail keys: an event never holds a secret,
-// and a key that sounds like one is a bug in the caller. It is a guard
-// against carelessness, not a proof.
-var secretWords = []string{"pass", "secret", "token", "credential", "authorization", "private", "cookie"}
 
 // sanitize returns a copy of ev fit for the journal: the kind checked,
 // strings cleaned and cut, the peer's zone dropped, the detail copied.
@@ -89,19 +83,8 @@ func sanitize(ev Event) (Event, error) {
 }
 
 func checkDetailKey(k string) error {
-	if len(k) == 0 || len(k) > MaxDetailKey {
-		return fmt.Errorf("%w: detail key of %d bytes, want 1..%d", ErrInvalidEvent, len(k), MaxDetailKey)
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_')) {
-			return fmt.Errorf("%w: detail key %q: want [a-z][a-z0-9_]*", ErrInvalidEvent, clean(k, MaxDetailKey))
-		}
-	}
-	for _, w := range secretWords {
-		if strings.Contains(k, w) {
-			return fmt.Errorf("%w: detail key %q names a secret; events never hold secrets", ErrInvalidEvent, k)
-		}
+	if err := eventlog.CheckDetailKey(k); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	return nil
 }
@@ -116,72 +99,16 @@ func cleanPeer(p netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(p.Addr().WithZone("").Unmap(), p.Port())
 }
 
-// ellipsis marks a value cut at its bound.
-const ellipsis = "…"
-
-// clean makes s safe to store, print on a terminal and put in a syslog
-// message: invalid UTF-8, control characters (C0, DEL, C1), bidi controls
-// (which reorder what a terminal shows) and line or paragraph separators
-// each become U+FFFD, and the result is cut on a character boundary to at
-// most max bytes, ending in "…" when cut. It reads at most about max bytes
-// of s, whatever its length.
-func clean(s string, max int) string {
-	if isClean(s, max) {
-		return s
-	}
-	out := make([]byte, 0, min(len(s), max))
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if badRune(r) {
-			r = utf8.RuneError
-		}
-		if len(out)+utf8.RuneLen(r) > max {
-			// Cut: drop whole characters until the ellipsis fits.
-			for len(out) > 0 && len(out)+len(ellipsis) > max {
-				_, n := utf8.DecodeLastRune(out)
-				out = out[:len(out)-n]
-			}
-			if len(out)+len(ellipsis) <= max {
-				out = append(out, ellipsis...)
-			}
-			return string(out)
-		}
-		out = utf8.AppendRune(out, r)
-		i += size
-	}
-	return string(out)
-}
+// clean makes s safe to store, print and export, cut to max bytes
+// (eventlog.Clean).
+func clean(s string, max int) string { return eventlog.Clean(s, max) }
 
 // isClean reports whether clean(s, max) == s.
-func isClean(s string, max int) bool {
-	if len(s) > max {
-		return false
-	}
-	for _, r := range s {
-		// A literal U+FFFD is clean; an invalid byte decodes to it too but
-		// then utf8.ValidString below is false.
-		if badRune(r) {
-			return false
-		}
-	}
-	return utf8.ValidString(s)
-}
-
-func badRune(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) ||
-		unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r)
-}
+func isClean(s string, max int) bool { return eventlog.IsClean(s, max) }
 
 // sortedKeys returns d's keys in byte order: the canonical order of the
 // encoding and of the syslog parameters.
-func (d Detail) sortedKeys() []string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func (d Detail) sortedKeys() []string { return eventlog.SortedKeys(d) }
 
 func sortKinds(k []Kind) { sort.Slice(k, func(i, j int) bool { return k[i] < k[j] }) }
 

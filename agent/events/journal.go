@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hardphone/hardphone/crypto/eventlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -171,7 +172,7 @@ func Open(db *bolt.DB, signer crypto.Signer, opts ...JournalOption) (*Journal, e
 	if db == nil || signer == nil {
 		return nil, errors.New("open event journal: nil database or signer")
 	}
-	id, err := keyIDOf(signer.Public())
+	id, err := eventlog.KeyID(signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("open event journal: %w", err)
 	}
@@ -315,7 +316,7 @@ func (j *Journal) load() error {
 			j.count++
 			j.bytes += int64(len(v))
 			j.head = seq
-			if len(v) >= headerLen && isSignedType(RecordType(v[33])) {
+			if len(v) >= headerLen && RecordType(v[33]).IsSigned() {
 				j.sinceSigned, j.unsignedSince = 0, time.Time{}
 			} else {
 				if j.sinceSigned == 0 && len(v) >= headerLen {
@@ -333,16 +334,12 @@ func (j *Journal) load() error {
 	})
 }
 
-func isSignedType(t RecordType) bool {
-	return t == RecordGenesis || t == RecordCheckpoint || t == RecordTruncation
-}
-
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // sealRecord encodes and signs a signed record.
 func (j *Journal) sealRecord(prev Hash, t RecordType, seq uint64, tm time.Time, s *Signed) ([]byte, error) {
 	raw := encodeSigned(prev, t, seq, tm, s)
-	sig, err := signMessage(j.signer, signedMessage(raw, s.msgEnd))
+	sig, err := eventlog.Sign(j.signer, signedMessage(raw, s))
 	if err != nil {
 		return nil, fmt.Errorf("sign %s record %d: %w", t, seq, err)
 	}
@@ -603,7 +600,7 @@ func (j *Journal) commit(b *batch) error {
 	// Records after the batch's last signed record are unsigned.
 	last := -1
 	for i, raw := range b.recs {
-		if isSignedType(RecordType(raw[33])) {
+		if RecordType(raw[33]).IsSigned() {
 			last = i
 		}
 	}

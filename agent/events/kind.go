@@ -3,6 +3,8 @@ package events
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/hardphone/hardphone/crypto/eventlog"
 )
 
 // Kind names what happened. It doubles as the syslog MSGID (RFC 5424
@@ -189,23 +191,12 @@ func (k Kind) Severity() Severity {
 }
 
 // maxKind bounds a kind: RFC 5424 §6.2.7 allows a MSGID of 32 octets.
-const maxKind = 32
+const maxKind = eventlog.MaxKind
 
 // wellFormed reports whether k fits the kind alphabet and length. A journal
 // written by a newer binary may hold kinds this one does not know; they
 // still decode when well formed.
-func (k Kind) wellFormed() bool {
-	if len(k) == 0 || len(k) > maxKind {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func (k Kind) wellFormed() bool { return eventlog.WellFormedKind(string(k)) }
 
 // DetailDaysLeft is the cert.near_expiry detail key holding the whole days
 // a certificate has left: floor((NotAfter - now) / 24h), negative once it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/hardphone/hardphone/crypto/eventlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -160,7 +161,7 @@ func Verify(db *bolt.DB, pub crypto.PublicKey, opts ...VerifyOption) (*Report, e
 	}
 	keys := make(map[[keyIDLen]byte]crypto.PublicKey)
 	for _, k := range o.keys {
-		id, err := keyIDOf(k)
+		id, err := eventlog.KeyID(k)
 		if err != nil {
 			return nil, fmt.Errorf("verify event journal: %w", err)
 		}
@@ -255,7 +256,7 @@ func (v *verifier) checkSig(e *entry) bool {
 		v.problem(e.key, ProblemUnknownKey, "%s signed by key %x, not one given", e.rec.Type, s.Key[:8])
 		return false
 	}
-	if !verifyMessage(pub, signedMessage(e.rec.raw, s.msgEnd), s.Sig) {
+	if !eventlog.VerifySignature(pub, signedMessage(e.rec.raw, s), s.Sig) {
 		v.problem(e.key, ProblemBadSignature, "%s signature does not verify: forged or altered", e.rec.Type)
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/hardphone/hardphone/crypto/eventlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -51,7 +52,7 @@ func forgeCheckpoint(t *testing.T, db *bolt.DB, c uint64, signer *ecdsa.PrivateK
 	}
 	s := &Signed{Chain: rec.Signed.Chain, Key: id, Reason: rec.Signed.Reason}
 	raw := encodeSigned(rec.Prev, RecordCheckpoint, c, rec.Time, s)
-	sig, err := signMessage(signer, signedMessage(raw, s.msgEnd))
+	sig, err := eventlog.Sign(signer, signedMessage(raw, s))
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
@@ -113,13 +114,13 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"forge a checkpoint with another key", func(t *testing.T, db *bolt.DB, _ *ecdsa.PrivateKey, _ *Journal) (uint64, ProblemKind) {
 			c := recordsOfType(t, db, RecordCheckpoint)[3]
 			other := newKey(t)
-			id, _ := keyIDOf(other.Public())
+			id, _ := eventlog.KeyID(other.Public())
 			forgeCheckpoint(t, db, c, other, id)
 			return c, ProblemUnknownKey
 		}},
 		{"forge a checkpoint under our key ID", func(t *testing.T, db *bolt.DB, key *ecdsa.PrivateKey, _ *Journal) (uint64, ProblemKind) {
 			c := recordsOfType(t, db, RecordCheckpoint)[3]
-			id, _ := keyIDOf(key.Public())
+			id, _ := eventlog.KeyID(key.Public())
 			forgeCheckpoint(t, db, c, newKey(t), id)
 			return c, ProblemBadSignature
 		}},

@@ -77,6 +77,13 @@ commands:
   audit verify --trust FILE.pub EXPORT [--collector FILE]
                             check an export: every entry sealed, every checkpoint
                             consistent, and against the collector's checkpoints
+  findings [--device ID] [--rule RULE] [--json]
+                            the anomaly detector's findings, what their responses
+                            did, and the blocks and quarantines in force
+  device events ID [--json] the device's event journal as the fleet holds it: its
+                            cursor, gaps (missing, truncated, replaced) and records
+  device lift ID block_outbound|quarantine
+                            end a block or quarantine early
 
 every command but init talks to the server as an admin:
   --server URL (https://NAME:PORT) and --pki DIR (server-ca.crt, admin.crt,
@@ -114,6 +121,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 		return fleetApproverKey(rest, stdout, stderr)
 	case "audit":
 		return fleetAudit(rest, stdout, stderr)
+	case "findings":
+		return fleetFindings(rest, stdout, stderr)
 	case "device":
 		if len(rest) == 0 {
 			return usagef("fleet device: want import, show, revoke or retire")
@@ -127,6 +136,10 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 			return fleetStateChange(rest[0], rest[1:], stdout, stderr)
 		case "provision", "rotate":
 			return fleetProvision(rest[0], rest[1:], stdout, stderr)
+		case "events":
+			return fleetDeviceEvents(rest[1:], stdout, stderr)
+		case "lift":
+			return fleetLift(rest[1:], stdout, stderr)
 		}
 		return usagef("fleet device: unknown command %q, want import, show, revoke or retire", rest[0])
 	}

@@ -69,7 +69,7 @@ func loadKeys(files []string) ([]*tufrepo.Key, error) {
 }
 
 // build makes the director, nil when --director is not given.
-func (d *directorFlags) build(st store.Store, log *slog.Logger) (*director.Service, func(), error) {
+func (d *directorFlags) build(st store.Store, log *slog.Logger, extra ...director.Option) (*director.Service, func(), error) {
 	nothing := func() {}
 	if d.repo == "" {
 		if d.imageURL != "" || d.regDB != "" || d.regRPC != "" {
@@ -150,7 +150,7 @@ func (d *directorFlags) build(st store.Store, log *slog.Logger) (*director.Servi
 		}
 		cfg.Notifier = rpc
 	}
-	svc, err := director.New(cfg, director.WithLogger(log), director.WithRotation(d.rotation))
+	svc, err := director.New(cfg, append([]director.Option{director.WithLogger(log), director.WithRotation(d.rotation)}, extra...)...)
 	if err != nil {
 		closeAll()
 		return nil, nothing, err

@@ -100,6 +100,7 @@ type serveFlags struct {
 	logLevel                                       string
 	dir                                            directorFlags
 	mgmt                                           mgmtFlags
+	anom                                           anomalyFlags
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -122,6 +123,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.dir.register(fs)
 	f.mgmt.register(fs)
+	f.anom.register(fs)
 	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -213,18 +215,33 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	if err != nil {
 		return nil, nil, nil, nil, nil, fmt.Errorf("admin CA: %w", err)
 	}
-	st, err = openStore(f, log)
+	anomOpt, closeAlerts, err := f.anom.build(log)
 	if err != nil {
 		return nil, nil, nil, nil, nil, err
 	}
-	dir, closeDir, err = f.dir.build(st, log)
+	st, err = openStore(f, log)
 	if err != nil {
+		closeAlerts()
+		return nil, nil, nil, nil, nil, err
+	}
+	// The director reports password rotations to the server, built
+	// after it; the hook runs only once serving started.
+	var rotated func(ctx context.Context, id store.DeviceID, account string, at time.Time)
+	hook := director.WithRotationHook(func(ctx context.Context, id store.DeviceID, account string, at time.Time) {
+		if rotated != nil {
+			rotated(ctx, id, account, at)
+		}
+	})
+	dir, closeDir, err = f.dir.build(st, log, hook)
+	if err != nil {
+		closeAlerts()
 		st.Close()
 		return nil, nil, nil, nil, nil, err
 	}
 	m, err = f.mgmt.build(f, st, dir, &cert, log)
 	if err != nil {
 		closeDir()
+		closeAlerts()
 		st.Close()
 		return nil, nil, nil, nil, nil, err
 	}
@@ -236,15 +253,24 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 	if m.rollout != nil {
 		cfg.Rollouts = m.rollout
 	}
-	srv, err = server.New(cfg,
-		server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
-		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight))
+	opts := []server.Option{server.WithLogger(log), server.WithCertLifetime(f.certLife), server.WithCheckInInterval(f.checkIn),
+		server.WithCRLPeriod(f.crlPeriod), server.WithMaxInFlight(f.maxInFlight), f.anom.eventLimits()}
+	if anomOpt != nil {
+		opts = append(opts, anomOpt)
+	}
+	srv, err = server.New(cfg, opts...)
 	if err != nil {
 		m.close()
 		closeDir()
+		closeAlerts()
 		st.Close()
 		return nil, nil, nil, nil, nil, err
 	}
+	rotated = func(ctx context.Context, id store.DeviceID, account string, at time.Time) {
+		srv.CredentialChanged(ctx, id, "sip_password", "director", at)
+	}
+	prevClose := closeDir
+	closeDir = func() { prevClose(); closeAlerts() }
 	log.Info("fleet server configured", "device_ca", deviceCA, "manufacturer_roots", len(mfg), "admin_cas", len(admins),
 		"store", storeKind(f), "cert_lifetime", f.certLife.String(), "director", dir != nil)
 	return srv, st, dir, m, closeDir, nil

@@ -69,6 +69,21 @@ type options struct {
 	log      *slog.Logger
 	now      func() time.Time
 	rotation time.Duration
+	rotated  func(ctx context.Context, id store.DeviceID, account string, at time.Time) // nil: nobody
+}
+
+// WithRotationHook has f called after a device's password for an account
+// was replaced (a rotation, scheduled or asked for, or a new credential
+// name) and the new one stored: the anomaly detector counts credential
+// changes. The first password of an account is not a change.
+func WithRotationHook(f func(ctx context.Context, id store.DeviceID, account string, at time.Time)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("nil rotation hook")
+		}
+		o.rotated = f
+		return nil
+	}
 }
 
 // WithLogger sets the logger; the package adds component=director.
@@ -505,14 +520,23 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 		st.Prev, st.Repo = st.Repo, files
 		st.ConfigVersion, st.Inputs, st.Firmware = version, inputsHash, fw
 	}
+	var rotated []string
 	for _, a := range keep {
 		if p := a.Pending; p != nil {
+			if a.Sealed != "" {
+				rotated = append(rotated, a.Name)
+			}
 			a.Sealed, a.SealedVersion, a.PreviousValid = p.Sealed, p.SealedVersion, p.KeepPrevious
 			a.Pending = nil
 		}
 	}
 	if _, err := s.save(ctx, id, st, rev); err != nil {
 		return res, fmt.Errorf("publish %s: %w", id, err)
+	}
+	if s.o.rotated != nil {
+		for _, name := range rotated {
+			s.o.rotated(ctx, id, name, now)
+		}
 	}
 	res.Changed, res.ConfigVersion, res.TargetsVersion = changed, st.ConfigVersion, st.Repo.TargetsVersion
 	if changed {

@@ -8,9 +8,10 @@ import (
 
 // TestDeps: the server is fleet code and the crypto policy, never the
 // phone's; the director brings the phone's config parser (to validate
-// documents as the phone would) and the bundle reader (image targets).
+// documents as the phone would) and the bundle reader (image targets);
+// crypto/eventlog is the journal format it verifies exported events with.
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet", "crypto/policy", "internal/tcpack", "agent/config", "agent/dialplan", "update/bundle")
-	deptest.Imports(t, "fleet/adminauth", "fleet/api", "fleet/attest", "fleet/audit", "fleet/ca", "fleet/configdoc", "fleet/director",
-		"fleet/rollout", "fleet/store", "fleet/tufrepo", "crypto/policy")
+	deptest.Only(t, "fleet", "crypto/policy", "crypto/eventlog", "internal/tcpack", "agent/config", "agent/dialplan", "update/bundle")
+	deptest.Imports(t, "fleet/adminauth", "fleet/api", "fleet/anomaly", "fleet/attest", "fleet/audit", "fleet/ca", "fleet/configdoc", "fleet/director",
+		"fleet/rollout", "fleet/store", "fleet/tufrepo", "crypto/policy", "crypto/eventlog")
 }

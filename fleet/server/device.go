@@ -44,6 +44,9 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) error {
 	if len(findings) > 0 {
 		return refuse(api.CodePosture, "renewal refused: %s", joinFindings(findings)).with("device", string(p.device.ID))
 	}
+	if err := s.quarantined(r, p.device.ID); err != nil {
+		return err
+	}
 	now := s.o.now()
 	cert, der, err := s.issue(r, p.device, p.key, now)
 	if err != nil {
@@ -57,6 +60,7 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) error {
 		return storeError("add certificate", err).with("device", string(p.device.ID))
 	}
 	s.metrics.add("renewed")
+	s.registered(r, p.device.ID)
 	s.log.Info("certificate renewed", "device", string(p.device.ID), "cert_serial", cert.Serial.String(), "not_after", cert.NotAfter)
 	s.writeCert(w, p.device.ID, der, cert)
 	return nil

@@ -1,7 +1,11 @@
 // Package server is hpfleet's HTTPS API: attested zero-touch enrolment,
-// renewal and check-in of phones over mutual TLS, the device CA's CRL, and
-// the admin endpoints (allow-list import, inventory, revoke, retire,
-// settings, metrics), on any fleet/store implementation.
+// renewal and check-in of phones over mutual TLS, the device CA's CRL, the
+// export of phones' event journals (proved with crypto/eventlog against
+// the identity key each device enrolled), the anomaly detector run on the
+// replica holding its lease with its responses (alerts, outbound blocks
+// through the director, quarantine at renewal), and the admin endpoints
+// (allow-list import, inventory, revoke, retire, settings, metrics,
+// findings), on any fleet/store implementation.
 //
 // Threat: every request comes from the network. Phones enrol before they
 // hold a certificate, so enrolment trusts nothing the phone says that its

@@ -213,6 +213,7 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 			"ek", c.EK.String(), "cert_serial", cert.Serial.String(), "not_after", cert.NotAfter)
 		s.writeCert(w, d.ID, der, cert)
 		s.enrolled(r, d.ID)
+		s.registered(r, d.ID)
 		return nil
 	case err != nil:
 		return storeError("look up device", err)
@@ -238,6 +239,7 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) error {
 	s.log.Info("device re-enrolled", "device", string(existing.ID), "serial", existing.Serial, "cert_serial", cert.Serial.String())
 	s.writeCert(w, existing.ID, der, cert)
 	s.enrolled(r, existing.ID)
+	s.registered(r, existing.ID)
 	return nil
 }
 

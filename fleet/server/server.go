@@ -91,6 +91,8 @@ type options struct {
 	checkInInterval   time.Duration
 	crlPeriod         time.Duration
 	maxInFlight       int
+	eventLimits       EventLimits    // events.go
+	anomaly           *AnomalyConfig // anomaly.go; nil: off
 }
 
 // WithLogger sets the logger; the default discards. The server adds
@@ -201,6 +203,8 @@ type Server struct {
 	auditLog *audit.Log        // nil without an audit log
 	// fleetName is what approvers' proofs name.
 	fleetName string
+	evLimit   *limiter       // per-device event export limits
+	anom      *anomalyRunner // nil without the anomaly detector
 }
 
 // New checks cfg and builds a server.
@@ -213,6 +217,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		checkInInterval:   DefaultCheckInInterval,
 		crlPeriod:         DefaultCRLPeriod,
 		maxInFlight:       DefaultMaxInFlight,
+		eventLimits: EventLimits{BatchRate: defaultEventBatchRate, BatchBurst: defaultEventBatchBurst,
+			RecordRate: defaultEventRecordRate, RecordBurst: defaultEventRecordBurst},
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -261,6 +267,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		auth:      cfg.AdminAuth,
 		auditLog:  cfg.Audit,
 		fleetName: cfg.FleetName,
+		evLimit:   newLimiter(o.eventLimits),
+	}
+	if o.anomaly != nil {
+		s.anom = newAnomalyRunner(s, *o.anomaly)
 	}
 	if s.rollouts != nil && s.dir == nil {
 		return nil, fmt.Errorf("%w: rollouts need the director", ErrConfig)
@@ -301,6 +311,11 @@ func (s *Server) routes() http.Handler {
 	handle("GET "+api.PathAdminProvision, "admin_provision", s.admin(s.getProvision))
 	handle("POST "+api.PathAdminRotate, "admin_rotate", s.admin(s.rotate))
 	s.rolloutRoutes(handle)
+	handle("POST "+api.PathEvents, "events", s.postEvents)
+	handle("GET "+api.PathEvents, "events_cursor", s.getEvents)
+	handle("GET "+api.PathAdminFindings, "admin_findings", s.admin(s.listFindings))
+	handle("GET "+api.PathAdminDeviceEvents, "admin_device_events", s.admin(s.deviceEvents))
+	handle("POST "+api.PathAdminLift, "admin_lift", s.admin(s.lift))
 	// Everything else: 404 in the API's error shape.
 	mux.Handle("/", s.endpoint("unknown", func(http.ResponseWriter, *http.Request) error {
 		return refuse(api.CodeNotFound, "no such endpoint")
@@ -354,6 +369,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer wg.Done()
 		s.purgeLoop(done)
 	}()
+	if s.anom != nil {
+		actx, cancel := context.WithCancel(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.anom.run(actx)
+		}()
+		go func() {
+			<-done
+			cancel()
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, cfg)) }()
 	s.log.Info("serving", "addr", ln.Addr().String())

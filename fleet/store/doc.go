@@ -3,7 +3,11 @@
 // issued certificates, check-in reports, fleet settings, and for the
 // director: configuration and firmware assignments per group and device,
 // and each device's provisioning state, opaque here and written by
-// compare-and-swap so replicas never overwrite each other), their validation
+// compare-and-swap so replicas never overwrite each other; for security
+// monitoring: each device's exported event journal, the anomaly
+// detector's observation log, findings, persisted state and lasting
+// responses, and the lease that makes one replica the detector), their
+// validation
 // and the sentinel errors every implementation returns.
 //
 // Two implementations satisfy it and pass the same conformance suite
@@ -17,7 +21,9 @@
 // times in range) before an implementation touches its database, and a
 // refused write changes nothing. Every collection a device can grow is
 // bounded: challenges per TPM (MaxChallengesPerEK), reports per device
-// (MaxReportHistory), pages (MaxPageSize), report sizes. The invariants that
+// (MaxReportHistory), journal records per device (MaxEventsPerDevice),
+// the observation log (MaxObservations), findings (MaxAnomalyFindings),
+// pages (MaxPageSize), report sizes. The invariants that
 // enrolment security rests on are kept by the database, not by the caller:
 // a challenge is consumed at most once (replay protection), a certificate
 // serial is never handed out twice, a device is created together with its

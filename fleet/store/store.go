@@ -148,6 +148,10 @@ type Store interface {
 	// DueAt is not after before, earliest first.
 	ListProvisionDue(ctx context.Context, before time.Time, limit int) ([]DeviceID, error)
 
+	// EventStore: devices' exported journals and the anomaly detector's
+	// records (events.go).
+	EventStore
+
 	// Close releases the database. Calls after Close fail.
 	Close() error
 }

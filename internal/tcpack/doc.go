@@ -7,5 +7,5 @@
 // Threat: none of its own; it is how "delivered" is decided without
 // trusting a write that only reached a local buffer.
 //
-// Imported by agent/events and fleet/audit. It imports golang.org/x/sys.
+// Imported by agent/events, fleet/audit and fleet/alert. It imports golang.org/x/sys.
 package tcpack

@@ -78,6 +78,14 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{4, "security monitoring: exported journals, anomaly observations, findings, state, responses", func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bEvStream, bEvRec, bObs, bFind, bAnomState, bResp} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	}},
 }
 
 // SchemaVersion is the schema this binary writes: the last migration.

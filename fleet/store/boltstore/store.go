@@ -24,9 +24,10 @@ var ErrLocked = errors.New("fleet database in use by another process")
 
 // Store is a store.Store on a bbolt file.
 type Store struct {
-	db   *bolt.DB // never nil
-	path string
-	log  *slog.Logger
+	db     *bolt.DB // never nil
+	path   string
+	log    *slog.Logger
+	leases leases // the roles this process leads (events.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -171,6 +171,64 @@ CREATE TABLE hpfleet.approver_keys (
 	registered_at timestamptz NOT NULL
 );
 `},
+	{4, "security monitoring: exported journals, anomaly observations, findings, state, responses", `
+CREATE TABLE hpfleet.event_streams (
+	device_id text COLLATE "C" PRIMARY KEY REFERENCES hpfleet.devices (id),
+	rev       bigint NOT NULL CHECK (rev > 0),
+	data      bytea NOT NULL
+);
+
+CREATE TABLE hpfleet.event_records (
+	device_id text COLLATE "C" NOT NULL REFERENCES hpfleet.devices (id),
+	pos       bigint NOT NULL CHECK (pos > 0),
+	chain     bytea NOT NULL CHECK (octet_length(chain) = 16),
+	seq       bigint NOT NULL CHECK (seq > 0),
+	type      smallint NOT NULL CHECK (type BETWEEN 1 AND 4),
+	time      timestamptz NOT NULL,
+	kind      text COLLATE "C" NOT NULL,
+	severity  smallint NOT NULL CHECK (severity BETWEEN 0 AND 7),
+	raw       bytea NOT NULL CHECK (octet_length(raw) BETWEEN 1 AND 4096),
+	PRIMARY KEY (device_id, pos)
+);
+
+-- The detector's input, in the order the fleet received it; appends take
+-- an advisory lock so seqs commit in order.
+CREATE TABLE hpfleet.anomaly_observations (
+	seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	device_id text COLLATE "C" NOT NULL,
+	at        timestamptz NOT NULL,
+	data      bytea NOT NULL CHECK (octet_length(data) BETWEEN 1 AND 4096)
+);
+
+CREATE TABLE hpfleet.anomaly_findings (
+	id       bigint PRIMARY KEY CHECK (id > 0),
+	time     timestamptz NOT NULL,
+	rule     text COLLATE "C" NOT NULL,
+	severity smallint NOT NULL CHECK (severity BETWEEN 0 AND 7),
+	devices  text[] NOT NULL,
+	data     bytea NOT NULL
+);
+CREATE INDEX anomaly_findings_devices ON hpfleet.anomaly_findings USING gin (devices);
+
+CREATE TABLE hpfleet.anomaly_state (
+	id       smallint PRIMARY KEY CHECK (id = 1),
+	rev      bigint NOT NULL CHECK (rev > 0),
+	cursor   bigint NOT NULL,
+	saved_at timestamptz NOT NULL,
+	data     bytea NOT NULL
+);
+
+CREATE TABLE hpfleet.anomaly_responses (
+	device_id  text COLLATE "C" NOT NULL REFERENCES hpfleet.devices (id),
+	kind       text COLLATE "C" NOT NULL CHECK (kind IN ('block_outbound', 'quarantine')),
+	finding    bigint NOT NULL,
+	rule       text COLLATE "C" NOT NULL,
+	until      timestamptz NOT NULL,
+	data       bytea,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (device_id, kind)
+);
+`},
 }
 
 // SchemaVersion is the schema this binary writes: the last migration.

@@ -1,4 +1,4 @@
-package events
+package eventlog
 
 import (
 	"crypto"
@@ -10,26 +10,26 @@ import (
 	"fmt"
 )
 
-// keyIDOf is the SHA-256 of pub's DER SubjectPublicKeyInfo: what a signed
-// record names its signer by, so Verify can pick the key (an identity key
-// replaced on a phone leaves older checkpoints under the old one).
-func keyIDOf(pub crypto.PublicKey) ([keyIDLen]byte, error) {
+// KeyID is the SHA-256 of pub's DER SubjectPublicKeyInfo: what a signed
+// record names its signer by, so a verifier can pick the key (an identity
+// key replaced on a phone leaves older checkpoints under the old one).
+func KeyID(pub crypto.PublicKey) ([KeyIDLen]byte, error) {
 	switch pub.(type) {
 	case *ecdsa.PublicKey, ed25519.PublicKey:
 	default:
-		return [keyIDLen]byte{}, fmt.Errorf("%w: %T (want ECDSA or Ed25519)", errKeyType, pub)
+		return [KeyIDLen]byte{}, fmt.Errorf("%w: %T (want ECDSA or Ed25519)", errKeyType, pub)
 	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return [keyIDLen]byte{}, fmt.Errorf("key ID: %w", err)
+		return [KeyIDLen]byte{}, fmt.Errorf("key ID: %w", err)
 	}
 	return sha256.Sum256(der), nil
 }
 
-// signMessage signs msg with s: ECDSA over its SHA-256 digest (the device
+// Sign signs msg with s: ECDSA over its SHA-256 digest (the device
 // identity key, a P-256 key in the TPM, signs SHA-256 digests only),
 // Ed25519 over the message itself.
-func signMessage(s crypto.Signer, msg []byte) ([]byte, error) {
+func Sign(s crypto.Signer, msg []byte) ([]byte, error) {
 	switch s.Public().(type) {
 	case ed25519.PublicKey:
 		return s.Sign(rand.Reader, msg, crypto.Hash(0))
@@ -40,9 +40,9 @@ func signMessage(s crypto.Signer, msg []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %T", errKeyType, s.Public())
 }
 
-// verifyMessage reports whether sig is pub's signature of msg as
-// signMessage makes it.
-func verifyMessage(pub crypto.PublicKey, msg, sig []byte) bool {
+// VerifySignature reports whether sig is pub's signature of msg as Sign
+// makes it.
+func VerifySignature(pub crypto.PublicKey, msg, sig []byte) bool {
 	switch k := pub.(type) {
 	case ed25519.PublicKey:
 		return ed25519.Verify(k, msg, sig)
