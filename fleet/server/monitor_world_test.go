@@ -231,20 +231,14 @@ func newMonWorld(t *testing.T, backend string, replicas int) *monWorld {
 		})
 	}
 	w.admin = w.adminOf(w.fleets[0])
-	// The group's configuration: one account, its password in a file the
-	// fleet does not manage.
-	doc := `state_dir = "/data/hardphone"
-credential_store = "/dev/tpmrm0"
-
-[tls]
-ca_file = "/etc/hardphone/registrar-ca.pem"
-
-[[account]]
+	// The group's configuration: one account, its password a credential
+	// the phone already holds (the fleet does not manage it here).
+	doc := `[[account]]
 name = "line1"
 user = "1001"
 registrar = "127.0.0.1:5061"
 domain = "example.test"
-password_file = "/etc/hardphone/line1.pw"
+password_cred = "sip/line1"
 `
 	if _, err := w.admin.SetConfig(bg, "group", monGroup, []byte(doc)); err != nil {
 		t.Fatalf("SetConfig(group): %v", err)
