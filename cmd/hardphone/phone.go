@@ -102,7 +102,7 @@ func cmdPhone(args []string, stdout, stderr io.Writer) (err error) {
 // callKeys is the calls pane's title: its keys.
 // It is repeated on the message line when the pane gets the focus, for a
 // terminal too narrow for the whole title.
-const callKeys = " calls: a answer r reject h hang up o hold m mute s swap t transfer x attended 0-9*# DTMF "
+const callKeys = " calls: a answer r reject h hang up o hold m mute s swap t/x transfer 0-9*# DTMF "
 
 // phoneUI is the terminal phone's screen and state. The tview application
 // owns the widgets: every change goes through app.QueueUpdateDraw.
