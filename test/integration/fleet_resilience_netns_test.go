@@ -345,6 +345,10 @@ func TestFleetRotationDuringCall(t *testing.T) {
 	// document that carries it is hers.
 	waitFor(t, 30*time.Second, func() bool { return strings.Count(readFile(alice.proc.log), opened) > openedBefore })
 	t.Logf("rotation to alice holding the new password: %v", time.Since(rotated).Round(time.Millisecond))
+	// The document is hers, applied; she starts on it when the call ends.
+	if ps := alice.status(t); ps.PendingVersion <= v1 || ps.ConfigVersion != v1 {
+		t.Fatalf("alice during the call: %+v, want v%d running and the rotated document pending", ps, v1)
+	}
 	regs := alice.account(t).Counters
 
 	// The call stays up, media both ways, for five seconds' worth of
@@ -376,7 +380,7 @@ func TestFleetRotationDuringCall(t *testing.T) {
 	// password once her check-in reports it.
 	alice.waitStatus(t, 60*time.Second, "alice on the rotated document", func(st *control.Status) bool {
 		ps := st.Provisioning
-		return ps.ConfigVersion > v1 && ps.GoodVersion == ps.ConfigVersion && registered(st)
+		return ps.ConfigVersion > v1 && ps.GoodVersion == ps.ConfigVersion && ps.PendingVersion == 0 && registered(st)
 	})
 	waitFor(t, 60*time.Second, func() bool {
 		ps, err = d.admin.Provision(ctx, alice.id)
