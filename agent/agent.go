@@ -234,7 +234,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
 	// tells lockdown. Media never imports lockdown. publish comes last: a
 	// control client told of an event finds its effects (the call in the
 	// history) already there.
-	a.watchers = append([]func(sip.Event){a.pinholes, a.callSecurity, a.sipIncident, a.historyWatch, a.checkSync, a.publish}, a.watchers...)
+	a.watchers = append([]func(sip.Event){a.pinholes, a.callSecurity, a.sipIncident, a.historyWatch, a.checkSync, a.configWhenIdle, a.publish}, a.watchers...)
 	mp := sip.MediaParams{LocalIP: cfg.Media.LocalIP, PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
 		InactivityTimeout: cfg.Media.InactivityTimeout, AllowPeers: slices.Clone(cfg.Media.AllowPeers)}
 	if a.lock != nil {

@@ -113,12 +113,15 @@ type fleetSync struct {
 
 	syncMu sync.Mutex // serialises sync (refresh, config); taken before mu
 
-	mu         sync.Mutex // guards the fields below
-	client     *uptane.Client
-	device     string
-	status     *uptane.Status // after the last refresh; nil before
-	lastErr    string
-	stale      bool
+	mu      sync.Mutex // guards the fields below
+	client  *uptane.Client
+	device  string
+	status  *uptane.Status // after the last refresh; nil before
+	lastErr string
+	stale   bool
+	// pending is the version of a document applied while calls were up
+	// (a rotation) that the agent starts on once they end; 0: none.
+	pending    uint64
 	firmware   *control.FirmwareStatus // nil: none assigned
 	assigned   *uptane.Firmware        // the firmware to act on; nil: none
 	fwFailures map[string]fwFailure    // by target SHA-256 (hex)
@@ -366,15 +369,85 @@ func (a *Agent) syncConfig(ctx context.Context, c *uptane.Client, cfg *uptane.Co
 			watch = append(watch, acct.Name())
 		}
 	}
+	// A rotation (the document says what the running one says, but for
+	// its sealed passwords, now open in the credential store the running
+	// accounts ask at each challenge) must drop no call: the agent starts
+	// on it once the calls end. Anything else takes effect at once: a
+	// security change never waits for a call an attacker may hold open.
+	rotation := false
+	if run := runningDoc(st, f.Running); run != nil {
+		same, err := config.SealedOnlyChange(run.Data, doc)
+		rotation = err == nil && same
+	}
 	nst, err := f.Configs.Apply(fleetconfig.Doc{Version: cfg.Version, Data: doc}, watch, a.now())
 	if err != nil {
 		a.refuseConfig(cfg.Version, err.Error())
 		return nil
 	}
 	a.log.Info("fleet configuration applied, on trial", "version", cfg.Version, "sha256", nst.Current.SHA256(),
-		"previous", nst.GoodVersion(), "watch", watch, "trial", a.cfg.Provision.ConfigTrial)
+		"previous", nst.GoodVersion(), "watch", watch, "trial", a.cfg.Provision.ConfigTrial, "rotation", rotation)
+	if rotation {
+		a.reconfigureWhenIdle(cfg.Version)
+		return nil
+	}
 	a.reconfigure()
 	return nil
+}
+
+// runningDoc is the stored document of version running (the one the
+// agent runs), nil when the agent runs none or the record no longer
+// holds it.
+func runningDoc(st fleetconfig.State, running uint64) *fleetconfig.Doc {
+	for _, d := range []*fleetconfig.Doc{st.Current, st.Previous} {
+		if running != 0 && d != nil && d.Version == running {
+			return d
+		}
+	}
+	return nil
+}
+
+// callsUp reports whether any account has a call (ringing, up or held).
+func (a *Agent) callsUp() bool {
+	for _, acct := range a.accounts {
+		if len(acct.Calls()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// reconfigureWhenIdle restarts the agent on the applied document now if
+// no call is up, else once the last call ends (configWhenIdle).
+func (a *Agent) reconfigureWhenIdle(version uint64) {
+	f := a.repos
+	// pending first, then the look at the calls: a call that ends in
+	// between is seen either here or by configWhenIdle.
+	f.mu.Lock()
+	f.pending = version
+	f.mu.Unlock()
+	if !a.callsUp() {
+		a.reconfigure()
+		return
+	}
+	f.count("config.deferred")
+	a.log.Info("fleet configuration applied: the agent starts on it when the calls end", "version", version)
+}
+
+// configWhenIdle watches the calls end: the agent starts on a pending
+// document once none is left.
+func (a *Agent) configWhenIdle(ev sip.Event) {
+	if ev.Kind != sip.EventCallEnded || a.repos == nil {
+		return
+	}
+	f := a.repos
+	f.mu.Lock()
+	pending := f.pending
+	f.mu.Unlock()
+	if pending == 0 || a.callsUp() {
+		return
+	}
+	a.log.Info("the calls ended: starting on the fleet configuration", "version", pending)
+	a.reconfigure()
 }
 
 // refuseConfig records a document the phone will not run.
@@ -642,6 +715,9 @@ func (a *Agent) downloadInstall(ctx context.Context, fw *uptane.Firmware) error 
 func (a *Agent) provisioningStatus() *control.ProvisioningStatus {
 	f := a.repos
 	ps := &control.ProvisioningStatus{ConfigVersion: f.Running, RunningError: f.RunningError}
+	f.mu.Lock()
+	ps.PendingVersion = f.pending
+	f.mu.Unlock()
 	if st, err := f.Configs.State(); err == nil {
 		ps.Trial = st.Trial && st.Version() == f.Running
 		if ps.Trial {

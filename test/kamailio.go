@@ -47,6 +47,7 @@ type kamailioOptions struct {
 	debug             int
 	authDBURL         string // "": digest users from the htable
 	rpcPort           int    // 0: no JSON-RPC over HTTP
+	minExpires        int    // seconds; 0: the registrar module's default (60)
 }
 
 // KamailioOption configures StartKamailio.
@@ -217,6 +218,19 @@ func KamailioRPC() KamailioOption {
 	}
 }
 
+// KamailioMinExpires sets the shortest registration lifetime the
+// registrar grants, in seconds (the registrar module's default is 60): a
+// test that needs many re-REGISTERs lets its phones ask for 10 s.
+func KamailioMinExpires(seconds int) KamailioOption {
+	return func(o *kamailioOptions) error {
+		if seconds < 1 || seconds > 3600 {
+			return fmt.Errorf("min expires %d, want 1..3600", seconds)
+		}
+		o.minExpires = seconds
+		return nil
+	}
+}
+
 // KamailioDebug sets Kamailio's debug level (default 2; 3 logs routing
 // decisions).
 func KamailioDebug(level int) KamailioOption {
@@ -288,6 +302,7 @@ func StartKamailio(t testing.TB, opts ...KamailioOption) *Kamailio {
 		CRLFile:           o.crlFile,
 		AuthDBURL:         o.authDBURL,
 		RPCPort:           o.rpcPort,
+		MinExpires:        o.minExpires,
 	}
 	if err := data.validate(); err != nil {
 		t.Fatalf("StartKamailio: %v", err)

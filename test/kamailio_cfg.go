@@ -93,6 +93,9 @@ modparam("usrloc", "timer_interval", 5)
 modparam("usrloc", "handle_lost_tcp", 1)
 modparam("registrar", "method_filtering", 1)
 modparam("registrar", "max_expires", 3600)
+{{- if .MinExpires}}
+modparam("registrar", "min_expires", {{.MinExpires}})
+{{- end}}
 modparam("registrar", "received_avp", "$avp(RECEIVED)")
 modparam("nathelper", "received_avp", "$avp(RECEIVED)")
 {{- if .Algorithm}}
@@ -357,6 +360,7 @@ type kamailioCfgData struct {
 	CRLFile           string
 	AuthDBURL         string
 	RPCPort           int
+	MinExpires        int
 }
 
 func (d *kamailioCfgData) validate() error {

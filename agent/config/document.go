@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -71,6 +72,24 @@ const sealedSuffix = "_sealed"
 func CheckFleetDocument(doc []byte) error {
 	_, err := parseDocument(doc)
 	return err
+}
+
+// SealedOnlyChange reports whether next says what prev says but for its
+// sealed secrets: a password rotation. The running accounts ask the
+// credential store for their password at each challenge, so a phone can
+// take such a document without stopping its calls. Either document not
+// parsing, or setting a key it may not, is an error.
+func SealedOnlyChange(prev, next []byte) (bool, error) {
+	p, err := parseDocument(prev)
+	if err != nil {
+		return false, fmt.Errorf("previous %w", err)
+	}
+	n, err := parseDocument(next)
+	if err != nil {
+		return false, err
+	}
+	// parseDocument took the sealed values out of both.
+	return reflect.DeepEqual(p, n), nil
 }
 
 func parseDocument(doc []byte) (map[string]any, error) {

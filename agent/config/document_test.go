@@ -258,3 +258,37 @@ func TestSealedPassword(t *testing.T) {
 		t.Errorf("Parse(image with password_sealed) = nil error, want an unknown key")
 	}
 }
+
+func TestSealedOnlyChange(t *testing.T) {
+	acct := func(sealed, expires string) string {
+		s := "[[account]]\nname = \"alice\"\nuser = \"alice\"\npassword_cred = \"sip/alice\"\n"
+		if sealed != "" {
+			s += "password_sealed = \"" + sealed + "\"\n"
+		}
+		return s + "expires = \"" + expires + "\"\n"
+	}
+	tests := []struct {
+		name       string
+		prev, next string
+		want       bool
+		wantErr    bool
+	}{
+		{"rotation", acct("hps1.AAAA", "60s"), acct("hps1.BBBB", "60s"), true, false},
+		{"first sealed password", acct("", "60s"), acct("hps1.BBBB", "60s"), true, false},
+		{"same document", acct("hps1.AAAA", "60s"), acct("hps1.AAAA", "60s"), true, false},
+		{"rotation and another key", acct("hps1.AAAA", "60s"), acct("hps1.BBBB", "90s"), false, false},
+		{"a policy change", acct("hps1.AAAA", "60s"), acct("hps1.AAAA", "60s") + "max_calls = 1\n", false, false},
+		{"a second account", acct("hps1.AAAA", "60s"), acct("hps1.BBBB", "60s") + "[[account]]\nname = \"bob\"\nuser = \"bob\"\n", false, false},
+		{"next does not parse", acct("hps1.AAAA", "60s"), "max_calls = = 1\n", false, true},
+		{"next sets an image-only key", acct("hps1.AAAA", "60s"), acct("hps1.BBBB", "60s") + "[tls]\nca_file = \"/x\"\n", false, true},
+		{"previous does not parse", "[[account", acct("hps1.BBBB", "60s"), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := SealedOnlyChange([]byte(tt.prev), []byte(tt.next))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("SealedOnlyChange(%q, %q) = %v, %v; want %v, error %v", tt.prev, tt.next, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

@@ -190,6 +190,10 @@ type ProvisioningStatus struct {
 	// RunningError says why the agent runs without the current document
 	// (it does not apply to this image's config).
 	RunningError string `json:"running_error,omitempty"`
+	// PendingVersion is a document applied while calls were up (a
+	// password rotation: its passwords are in use already) that the
+	// agent starts on once they end; 0 for none.
+	PendingVersion uint64 `json:"pending_version,omitempty"`
 	// Reverted and Refused are the last document the phone reverted by
 	// itself and the last one it refused, with why.
 	Reverted *DocumentOutcome `json:"reverted,omitempty"`

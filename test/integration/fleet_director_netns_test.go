@@ -28,13 +28,25 @@ type directorFleet struct {
 
 func newDirectorFleet(t *testing.T) *directorFleet {
 	t.Helper()
+	return newDirectorFleetWith(t, directorOptions{})
+}
+
+// directorOptions change the director fleet: the director's metadata
+// lifetimes (zero: tufrepo's defaults) and more Kamailio options.
+type directorOptions struct {
+	lifetimes tufrepo.Lifetimes
+	kamailio  []test.KamailioOption
+}
+
+func newDirectorFleetWith(t *testing.T, o directorOptions) *directorFleet {
+	t.Helper()
 	pg := test.StartPostgres(t, test.PostgresTCP())
 	regDSN := pg.NewDatabase(t)
 	test.KamailioAuthSchema(t, regDSN)
 	d := &directorFleet{}
 	d.fleetEnv = newFleetEnvWith(t, fleetSetup{
-		kamailio: []test.KamailioOption{test.KamailioPostgresAuth(pg.URL(t, regDSN)), test.KamailioRPC(),
-			test.KamailioDigestAlgorithm("SHA-256")},
+		kamailio: append([]test.KamailioOption{test.KamailioPostgresAuth(pg.URL(t, regDSN)), test.KamailioRPC(),
+			test.KamailioDigestAlgorithm("SHA-256")}, o.kamailio...),
 		hpfleet: func(t testing.TB, dir string, k *test.Kamailio) []string {
 			keyDir := filepath.Join(dir, "keys")
 			if err := os.Mkdir(keyDir, 0o700); err != nil {
@@ -47,11 +59,11 @@ func newDirectorFleet(t *testing.T) *directorFleet {
 				}
 				return []*tufrepo.Key{k}
 			}
-			repo := func(at, prefix string) {
+			repo := func(at, prefix string, life tufrepo.Lifetimes) {
 				snap, ts := key(prefix+"-snapshot"), key(prefix+"-timestamp")
 				r, err := tufrepo.Init(at, tufrepo.InitParams{Root: tufrepo.RoleKeys{Keys: key(prefix + "-root"), Threshold: 1},
 					Targets: tufrepo.RoleKeys{Keys: key(prefix + "-targets"), Threshold: 1}, Snapshot: tufrepo.RoleKeys{Keys: snap, Threshold: 1},
-					Timestamp: tufrepo.RoleKeys{Keys: ts, Threshold: 1}})
+					Timestamp: tufrepo.RoleKeys{Keys: ts, Threshold: 1}, Lifetimes: life})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -61,11 +73,11 @@ func newDirectorFleet(t *testing.T) *directorFleet {
 			}
 			// The vendor's image repository, on any web server.
 			ngx := test.StartStaticNginx(t)
-			repo(filepath.Join(ngx.Root, "image"), "image")
+			repo(filepath.Join(ngx.Root, "image"), "image", tufrepo.Lifetimes{})
 			d.imageRoot, d.imageURL = filepath.Join(ngx.Root, "image", "public", "1.root.json"), ngx.URL+"/image/public/"
 			// The director's root: its root key stays offline.
 			dirRepo := filepath.Join(dir, "director-root")
-			repo(dirRepo, "director")
+			repo(dirRepo, "director", o.lifetimes)
 			d.directorRoot = filepath.Join(dirRepo, "public", "1.root.json")
 			dsn := filepath.Join(dir, "registrar-dsn")
 			if err := os.WriteFile(dsn, []byte(regDSN), 0o600); err != nil {
