@@ -1,9 +1,11 @@
 # The emulated desk phone (board qemu-arm64): Debian's U-Boot, A/B slots,
 # a swtpm TPM, QEMU's user network. Included by the top Makefile.
 #
-#   make kernel      fetch the board's Debian kernel into $(QEMU_CACHE): the only
-#                    step that needs the network, run from the host's namespace
-#                    before anything that builds images inside a test namespace
+#   make kernel      fetch the board's Debian kernel into $(QEMU_CACHE), and the
+#                    generic arm64 kernel the ALSA loopback scenario boots (the
+#                    board's cloud kernel has no sound): the only step that needs
+#                    the network, run from the host's namespace before anything
+#                    that builds images inside a test namespace
 #   make image       bin/linux-arm64/hardphone, then hpctl image build into $(IMAGE_DIR)
 #                    (a new phone: the next make qemu provisions it)
 #   make qemu        boot that image (built first if there is none), serial
@@ -16,6 +18,10 @@ IMAGE_BOARD ?= qemu-arm64
 IMAGE_DIR   ?= out/$(IMAGE_BOARD)
 QEMU_CACHE  ?= .cache/hpctl
 QEMU_TEST_TIMEOUT ?= 30m
+# The kernel TestALSALoopback boots: Debian's generic arm64 flavour has
+# snd-aloop (CONFIG_SND_ALOOP=m) but no TIS TPM driver, so it cannot run the
+# phone itself, only that scenario's one-shot initramfs.
+QEMU_AUDIO_KERNEL ?= linux-image-arm64
 
 .PHONY: kernel image qemu qemu-test deps-qemu
 
@@ -30,6 +36,7 @@ deps-qemu:
 kernel: deps-qemu
 	$(GOBUILD) -o bin/host/hpctl ./cmd/hpctl
 	bin/host/hpctl image kernel --board $(IMAGE_BOARD) --cache $(QEMU_CACHE)
+	bin/host/hpctl image kernel --board $(IMAGE_BOARD) --cache $(QEMU_CACHE) --package $(QEMU_AUDIO_KERNEL)
 
 image: kernel
 	GOOS=linux GOARCH=arm64 $(GOBUILD) -o bin/linux-arm64/hardphone ./cmd/hardphone
