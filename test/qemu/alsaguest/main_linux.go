@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -90,7 +91,7 @@ func run() error {
 	if err != nil {
 		return errors.Join(err, closeDev())
 	}
-	capture, err := loop(in, out, signal, op.Rate)
+	capture, lead, err := loop(in, out, signal, op.Rate)
 	inStats, outStats := in.Stats(), out.Stats()
 	if cerr := closeDev(); err == nil {
 		err = cerr
@@ -111,8 +112,8 @@ func run() error {
 		fmt.Fprintf(w, marker+"alsa-pcm seq=%d data=%s\n", seq, base64.StdEncoding.EncodeToString(b[:k]))
 		b = b[k:]
 	}
-	fmt.Fprintf(w, marker+"alsa-done samples=%d rate=%d play_underruns=%d play_overruns=%d capture_overruns=%d capture_dropped=%d\n",
-		len(capture), op.Rate, outStats.Underruns, outStats.Overruns, inStats.Overruns, inStats.Dropped)
+	fmt.Fprintf(w, marker+"alsa-done samples=%d rate=%d play_underruns=%d play_overruns=%d capture_overruns=%d capture_dropped=%d lead_in_xruns=%d\n",
+		len(capture), op.Rate, outStats.Underruns, outStats.Overruns, inStats.Overruns, inStats.Dropped, lead)
 	return w.Flush()
 }
 
@@ -171,10 +172,20 @@ func readSignal(rate int) ([]int16, error) {
 	}
 }
 
+// xruns is the sum of the xrun counters of both ends.
+func xruns(in *audio.ALSASource, out *audio.ALSASink) uint64 {
+	i, o := in.Stats(), out.Stats()
+	return i.Overruns + i.Underruns + o.Overruns + o.Underruns
+}
+
 // loop plays signal, then silence, into out while it captures in, until it
 // has captured the signal's length plus slackSeconds (the way through the
-// loopback: the playback buffer and one capture period).
-func loop(in *audio.ALSASource, out *audio.ALSASink, signal []int16, rate int) ([]int16, error) {
+// loopback: the playback buffer and one capture period). It also returns
+// the xruns counted before the frame with the signal's first sound went
+// out: those hit the silent lead-in only.
+func loop(in *audio.ALSASource, out *audio.ALSASink, signal []int16, rate int) ([]int16, uint64, error) {
+	sound := slices.IndexFunc(signal, func(s int16) bool { return s != 0 })
+	var lead uint64
 	want := len(signal) + slackSeconds*rate
 	type result struct {
 		pcm []int16
@@ -199,8 +210,11 @@ func loop(in *audio.ALSASource, out *audio.ALSASink, signal []int16, rate int) (
 	for off := 0; ; off += frame {
 		select {
 		case r := <-done:
-			return r.pcm, r.err
+			return r.pcm, lead, r.err
 		default:
+		}
+		if off <= sound && sound < off+frame {
+			lead = xruns(in, out)
 		}
 		buf := silence
 		if off < len(signal) {
@@ -208,7 +222,7 @@ func loop(in *audio.ALSASource, out *audio.ALSASink, signal []int16, rate int) (
 		}
 		if err := out.WriteFrame(buf); err != nil {
 			r := <-done
-			return nil, errors.Join(fmt.Errorf("play %s at sample %d: %w", output, off, err), r.err)
+			return nil, 0, errors.Join(fmt.Errorf("play %s at sample %d: %w", output, off, err), r.err)
 		}
 	}
 }
