@@ -104,6 +104,10 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, pkg stri
 	current := currentName(k, pkg)
 	if offline {
 		b, err := os.ReadFile(filepath.Join(cache, current))
+		if err != nil && pkg != k.Package {
+			return nil, fmt.Errorf("kernel %s in %s: %w (this one: hpctl image kernel --package %s, without --offline; make kernel-audio fetches linux-image-arm64)",
+				pkg, cache, errKernelNotCached, pkg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("kernel %s in %s: %w", pkg, cache, errKernelNotCached)
 		}

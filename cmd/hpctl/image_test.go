@@ -225,6 +225,8 @@ func TestImageUsage(t *testing.T) {
 		{"image", "build", "--board", "desktop", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "nokia-3310", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--security-version", "-1"},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-../x"},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-headers-arm64"},
 	} {
 		if _, se, code := hpctl(t, args...); code != 2 {
 			t.Errorf("hpctl %s: exit %d, want 2 (usage)\n%s", strings.Join(args, " "), code, se)
@@ -239,6 +241,7 @@ func TestImageOfflineNoKernel(t *testing.T) {
 	cache := t.TempDir()
 	for _, args := range [][]string{
 		{"image", "kernel", "--board", "qemu-arm64", "--offline", "--cache", cache},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-arm64", "--offline", "--cache", cache},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", t.TempDir(), "--offline", "--cache", cache},
 	} {
 		_, se, code := hpctl(t, args...)
