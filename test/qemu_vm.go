@@ -49,14 +49,15 @@ type QEMUConfig struct {
 }
 
 // QEMU is a running qemu-system-aarch64 with its swtpm, started by
-// StartQEMU and killed by PID at cleanup (or by Kill, a power cut).
+// StartQEMU (or StartQEMUKernel, without a TPM) and killed by PID at
+// cleanup (or by Kill, a power cut).
 type QEMU struct {
 	// Log is the serial console, as read.
 	Log     string
 	Started time.Time
 
 	cmd   *exec.Cmd
-	swtpm *process
+	swtpm *process // nil without a TPM
 	done  chan struct{}
 	err   error // valid after done
 
@@ -121,7 +122,15 @@ func StartQEMU(t testing.TB, c QEMUConfig) *QEMU {
 	if c.Medium != "" {
 		args = append(args, "-drive", "if=none,id=hd1,format=raw,file="+c.Medium, "-device", "virtio-blk-pci,drive=hd1")
 	}
-	v := &QEMU{Log: filepath.Join(c.Dir, fmt.Sprintf("console-%d.log", time.Now().UnixNano())), swtpm: tpm,
+	return startQEMUProcess(t, qemu, args, c.Dir, c.Echo, tpm)
+}
+
+// startQEMUProcess starts QEMU with args, reads its serial console (stdout)
+// into lines and the console log in dir, and kills it by process group at
+// cleanup, then tpm (nil: no TPM).
+func startQEMUProcess(t testing.TB, qemu string, args []string, dir string, echo io.Writer, tpm *process) *QEMU {
+	t.Helper()
+	v := &QEMU{Log: filepath.Join(dir, fmt.Sprintf("console-%d.log", time.Now().UnixNano())), swtpm: tpm,
 		done: make(chan struct{}), changed: make(chan struct{})}
 	logf, err := os.Create(v.Log)
 	if err != nil {
@@ -144,8 +153,8 @@ func StartQEMU(t testing.TB, c QEMUConfig) *QEMU {
 		for sc.Scan() {
 			line := strings.TrimRight(sc.Text(), "\r")
 			fmt.Fprintln(logf, line)
-			if c.Echo != nil {
-				fmt.Fprintln(c.Echo, line)
+			if echo != nil {
+				fmt.Fprintln(echo, line)
 			}
 			v.mu.Lock()
 			v.lines = append(v.lines, consoleLine{text: line, at: time.Since(v.Started)})
@@ -171,7 +180,9 @@ func (v *QEMU) Kill(t testing.TB) {
 		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
 		<-v.done
 	}
-	v.swtpm.stop(t)
+	if v.swtpm != nil {
+		v.swtpm.stop(t)
+	}
 }
 
 // Done is closed when QEMU has ended.

@@ -51,8 +51,9 @@ func imageKernel(args []string, stdout, stderr io.Writer) error {
 	cache := fs.String("cache", ".cache/hpctl", "cache for the kernel package and apt lists")
 	refresh := fs.Bool("refresh", false, "refresh the apt lists even if they are recent")
 	offline := fs.Bool("offline", false, "run no apt: only check that the cache holds the kernel")
+	pkg := fs.String("package", "", "kernel meta package to fetch instead of the board's (same architecture), e.g. linux-image-arm64 for the ALSA loopback test")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: hpctl image kernel --board NAME [--cache DIR] [--refresh] [--offline]")
+		fmt.Fprintln(fs.Output(), "usage: hpctl image kernel --board NAME [--package PKG] [--cache DIR] [--refresh] [--offline]")
 		fs.PrintDefaults()
 	}
 	pos, err := cli.Parse(fs, args, stdout)
@@ -71,7 +72,12 @@ func imageKernel(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	k, err := fetchKernel(ctx, *cache, b.Kernel, *refresh, *offline, stdout)
+	if *pkg != "" {
+		if err := kernelPackage(*pkg); err != nil {
+			return usagef("image kernel: %v", err)
+		}
+	}
+	k, err := fetchKernel(ctx, *cache, b.Kernel, *pkg, *refresh, *offline, stdout)
 	if err != nil {
 		return err
 	}
@@ -216,7 +222,7 @@ func buildImage(ctx context.Context, o *imageOptions, stdout io.Writer) error {
 	if err := o.defaultPKI(); err != nil {
 		return err
 	}
-	k, err := fetchKernel(ctx, o.cache, b.Kernel, o.refresh, o.offline, stdout)
+	k, err := fetchKernel(ctx, o.cache, b.Kernel, "", o.refresh, o.offline, stdout)
 	if err != nil {
 		return err
 	}

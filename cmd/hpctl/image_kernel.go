@@ -49,28 +49,71 @@ func aptOptions(cache, arch string) []string {
 var errKernelNotCached = errors.New("the board's kernel is not in the cache: run `make kernel` (or `make image`) first: " +
 	"the kernel is fetched outside the test's network namespace, which has no network")
 
-// currentFile, in the board's apt cache, names the kernel package the last
-// online fetch resolved and unpacked: what an offline build uses.
+// currentFile, in the board's apt cache, names the kernel release the last
+// online fetch of the board's own kernel package resolved and unpacked: what
+// an offline build uses. Another package of the same architecture (see
+// kernelPackage) records its release in currentFile-PACKAGE.
 const currentFile = "current"
+
+// maxPackageName bounds a kernel package name given on the command line.
+const maxPackageName = 64
+
+// kernelPackage checks a kernel meta package named on the command line (a
+// Debian package name: Debian Policy §5.6.1 allows lower-case
+// letters, digits, '+', '-' and '.') and that it is a linux-image package,
+// so it can name a file in the cache and nothing else.
+func kernelPackage(name string) error {
+	if len(name) > maxPackageName || !strings.HasPrefix(name, "linux-image-") {
+		return fmt.Errorf("kernel package %q: want linux-image-..., at most %d characters", name, maxPackageName)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return fmt.Errorf("kernel package %q: %q is not in a Debian package name", name, c)
+		}
+	}
+	return nil
+}
+
+// currentName is the file recording the release of package pkg: the
+// board's own package keeps currentFile (the name caches already hold).
+func currentName(k *board.Kernel, pkg string) string {
+	if pkg == k.Package {
+		return currentFile
+	}
+	return currentFile + "-" + pkg
+}
 
 // fetchKernel resolves the board's kernel meta package to its versioned
 // package, downloads and unpacks it into the cache unless it is there, and
 // runs depmod on it (the .deb ships no modules.dep). Offline, it never runs
 // apt: it takes the kernel the last online fetch left, or fails with
-// errKernelNotCached.
-func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh, offline bool, log io.Writer) (*kernel, error) {
+// errKernelNotCached. pkg is the meta package: "" is the board's own, and
+// another one (a kernel of the same architecture with drivers the board's
+// lacks, for a test) is cached beside it.
+func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, pkg string, refresh, offline bool, log io.Writer) (*kernel, error) {
+	if pkg == "" {
+		pkg = k.Package
+	}
+	if err := kernelPackage(pkg); err != nil {
+		return nil, err
+	}
 	cache, err := filepath.Abs(filepath.Join(cacheDir, "apt-"+k.DebArch))
 	if err != nil {
 		return nil, err
 	}
+	current := currentName(k, pkg)
 	if offline {
-		b, err := os.ReadFile(filepath.Join(cache, currentFile))
+		b, err := os.ReadFile(filepath.Join(cache, current))
+		if err != nil && pkg != k.Package {
+			return nil, fmt.Errorf("kernel %s in %s: %w (this one: hpctl image kernel --package %s, without --offline; make kernel-audio fetches linux-image-arm64)",
+				pkg, cache, errKernelNotCached, pkg)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("kernel %s in %s: %w", k.Package, cache, errKernelNotCached)
+			return nil, fmt.Errorf("kernel %s in %s: %w", pkg, cache, errKernelNotCached)
 		}
 		release := strings.TrimSpace(string(b))
 		if release == "" || strings.ContainsAny(release, "/\\") || strings.HasPrefix(release, ".") {
-			return nil, fmt.Errorf("kernel cache %s: %s holds %q, not a kernel release", cache, currentFile, release)
+			return nil, fmt.Errorf("kernel cache %s: %s holds %q, not a kernel release", cache, current, release)
 		}
 		kk := unpackedKernel(cache, release)
 		if _, err := os.Stat(filepath.Join(kk.root, ".complete")); err != nil {
@@ -94,12 +137,13 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh,
 			return nil, fmt.Errorf("kernel cache: %w", err)
 		}
 	}
-	out, err := exec.CommandContext(ctx, "apt-cache", append(opts, "depends", k.Package)...).Output()
+	out, err := exec.CommandContext(ctx, "apt-cache", append(opts, "depends", pkg)...).Output()
 	if err != nil {
 		// apt-get update exits 0 without a network and leaves no lists.
-		return nil, fmt.Errorf("kernel: apt-cache depends %s: %w (no package lists: is Debian's archive reachable from here?)", k.Package, err)
+		return nil, fmt.Errorf("kernel: apt-cache depends %s: %w (no package lists: is Debian's archive reachable from here?)", pkg, err)
 	}
-	pkg := ""
+	meta := pkg
+	pkg = ""
 	for _, line := range strings.Split(string(out), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Depends: "); ok && strings.HasPrefix(v, "linux-image-") {
 			pkg = strings.TrimSpace(v)
@@ -107,12 +151,15 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh,
 		}
 	}
 	if pkg == "" {
-		return nil, fmt.Errorf("kernel: %s depends on no linux-image package:\n%s", k.Package, out)
+		return nil, fmt.Errorf("kernel: %s depends on no linux-image package:\n%s", meta, out)
+	}
+	if err := kernelPackage(pkg); err != nil {
+		return nil, fmt.Errorf("kernel: %s: %w", meta, err)
 	}
 	kk := unpackedKernel(cache, strings.TrimPrefix(pkg, "linux-image-"))
 	root, release := kk.root, kk.version
 	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {
-		return kk, writeCurrent(cache, release)
+		return kk, writeCurrent(cache, current, release)
 	}
 	fmt.Fprintf(log, "kernel: downloading %s\n", pkg)
 	debs := filepath.Join(cache, "debs")
@@ -141,7 +188,7 @@ func fetchKernel(ctx context.Context, cacheDir string, k *board.Kernel, refresh,
 	if err := os.WriteFile(filepath.Join(root, ".complete"), nil, 0o644); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
-	return kk, writeCurrent(cache, release)
+	return kk, writeCurrent(cache, current, release)
 }
 
 // unpackedKernel is where a kernel release lies in the cache.
@@ -153,12 +200,12 @@ func unpackedKernel(cache, release string) *kernel {
 
 // writeCurrent records the release an online fetch resolved, for offline
 // builds (write to a temporary name, then rename: a reader never sees half).
-func writeCurrent(cache, release string) error {
-	tmp := filepath.Join(cache, currentFile+".tmp")
+func writeCurrent(cache, name, release string) error {
+	tmp := filepath.Join(cache, name+".tmp")
 	if err := os.WriteFile(tmp, []byte(release+"\n"), 0o644); err != nil {
 		return fmt.Errorf("kernel cache: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(cache, currentFile)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(cache, name)); err != nil {
 		return fmt.Errorf("kernel cache: %w", err)
 	}
 	return nil

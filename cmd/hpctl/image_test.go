@@ -225,6 +225,8 @@ func TestImageUsage(t *testing.T) {
 		{"image", "build", "--board", "desktop", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "nokia-3310", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--security-version", "-1"},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-../x"},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-headers-arm64"},
 	} {
 		if _, se, code := hpctl(t, args...); code != 2 {
 			t.Errorf("hpctl %s: exit %d, want 2 (usage)\n%s", strings.Join(args, " "), code, se)
@@ -239,6 +241,7 @@ func TestImageOfflineNoKernel(t *testing.T) {
 	cache := t.TempDir()
 	for _, args := range [][]string{
 		{"image", "kernel", "--board", "qemu-arm64", "--offline", "--cache", cache},
+		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-arm64", "--offline", "--cache", cache},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", t.TempDir(), "--offline", "--cache", cache},
 	} {
 		_, se, code := hpctl(t, args...)
@@ -249,5 +252,44 @@ func TestImageOfflineNoKernel(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
 		t.Errorf("offline check wrote %d entries into the cache, want none", len(entries))
+	}
+}
+
+// TestKernelPackage: a kernel package named on the command line becomes a
+// file name in the cache, so only Debian package names of kernels pass.
+func TestKernelPackage(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"linux-image-arm64", true},
+		{"linux-image-cloud-arm64", true},
+		{"linux-image-6.1.0-57-arm64", true},
+		{"linux-image-rt-arm64+dbg", true},
+		{"", false},
+		{"linux-headers-arm64", false},
+		{"linux-image-../../etc", false},
+		{"linux-image-ARM64", false},
+		{"linux-image-arm64 x", false},
+		{"linux-image-" + strings.Repeat("a", 60), false},
+	}
+	for _, tt := range tests {
+		if err := kernelPackage(tt.name); (err == nil) != tt.ok {
+			t.Errorf("kernelPackage(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// TestCurrentName: the board's own kernel keeps the name existing caches
+// hold; another package gets its own record beside it.
+func TestCurrentName(t *testing.T) {
+	k := &board.Kernel{Package: "linux-image-cloud-arm64", DebArch: "arm64"}
+	for _, tt := range []struct{ pkg, want string }{
+		{"linux-image-cloud-arm64", "current"},
+		{"linux-image-arm64", "current-linux-image-arm64"},
+	} {
+		if got := currentName(k, tt.pkg); got != tt.want {
+			t.Errorf("currentName(%q) = %q, want %q", tt.pkg, got, tt.want)
+		}
 	}
 }

@@ -5,10 +5,16 @@
 // mid-write. Every scenario is judged by the HARDPHONE-MARKER lines PID 1
 // prints on the serial console (and the U-Boot script's HPBOOT lines).
 //
+// One scenario boots no phone: TestALSALoopback runs Debian's generic arm64
+// kernel (it has snd-aloop; the board's cloud kernel has no sound) with an
+// initramfs whose PID 1 is test/qemu/alsaguest, and plays and captures
+// through the phone's ALSA path on the loopback card.
+//
 // A short slice (first boot, zero-touch first boot with hpfleet, good
 // update) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
 // which `make qemu-test` sets. Scenarios run one at a time: each is a
 // whole emulated phone.
 //
-// It has only test files besides this one; nothing imports it.
+// It has only test files besides this one (and the guest program
+// alsaguest, which only its test builds); nothing imports it.
 package qemu
