@@ -4,19 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/console"
 	"github.com/hardphone/hardphone/fleet/console/approval"
 	"github.com/hardphone/hardphone/fleet/console/approval/boltapproval"
 	"github.com/hardphone/hardphone/fleet/console/approval/pgapproval"
+	"github.com/hardphone/hardphone/fleet/rollout"
 	"github.com/hardphone/hardphone/fleet/store"
 	"github.com/hardphone/hardphone/fleet/store/pgstore"
 )
@@ -137,11 +141,51 @@ func (m *mgmt) buildConsole(f serveFlags, st store.Store, adminCAs []*x509.Certi
 		m.closers = append(m.closers, func() { as.Close() })
 		approvals = as
 	}
-	c, err := console.New(console.Config{Auth: m.auth, Admins: m.admins, Audit: m.audit, Inventory: st,
-		Approvals: approvals, Origins: origins, AdminCAs: adminCAs}, console.WithLogger(log))
+	cfg := console.Config{Auth: m.auth, Admins: m.admins, Audit: m.audit, Inventory: st,
+		Approvals: approvals, Origins: origins, AdminCAs: adminCAs}
+	if m.rollout != nil {
+		cfg.Rollouts = consoleRollouts{m.rollout}
+	}
+	c, err := console.New(cfg, console.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
-	log.Info("admin console configured", "origins", origins, "admin_cas", len(adminCAs))
+	log.Info("admin console configured", "origins", origins, "admin_cas", len(adminCAs), "rollouts", m.rollout != nil)
 	return c.Handler(), nil
+}
+
+// consoleRollouts adapts the rollout engine to the console.
+type consoleRollouts struct{ e *rollout.Engine }
+
+func (r consoleRollouts) List(ctx context.Context, after string, limit int) ([]api.Rollout, string, error) {
+	v, next, err := r.e.List(ctx, after, limit)
+	return v, next, rolloutErr(err)
+}
+
+func (r consoleRollouts) Get(ctx context.Context, id string) (api.Rollout, error) {
+	v, err := r.e.Get(ctx, store.RolloutID(id))
+	return v, rolloutErr(err)
+}
+
+func (r consoleRollouts) Control(ctx context.Context, id string, action console.RolloutAction, by string, source netip.Addr, reason string) (api.Rollout, error) {
+	do := map[console.RolloutAction]func(context.Context, store.RolloutID, rollout.Actor, string) (rollout.View, error){
+		console.RolloutHalt: r.e.Halt, console.RolloutResume: r.e.Resume, console.RolloutAbort: r.e.Abort}[action]
+	if do == nil {
+		return api.Rollout{}, fmt.Errorf("rollout action %q: %w", action, console.ErrRolloutState)
+	}
+	v, err := do(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source}, reason)
+	return v, rolloutErr(err)
+}
+
+// rolloutErr maps the engine's sentinels to the console's.
+func rolloutErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", console.ErrRolloutNotFound, err)
+	case errors.Is(err, rollout.ErrState):
+		return fmt.Errorf("%w: %w", console.ErrRolloutState, err)
+	}
+	return err
 }
