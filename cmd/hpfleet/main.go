@@ -40,7 +40,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage: hpfleet <command> [flags]
 
 commands:
-  serve     run the fleet server (HTTPS API)
+  serve     run the fleet server (HTTPS API and admin console)
+  admin bootstrap  create one of the first two security admins (initial password printed once)
   version   print version, commit and platform
 
 "hpfleet serve --help" shows the server's flags.`)
@@ -55,8 +56,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "hpfleet %s commit %s %s/%s %s\n", version, commit, runtime.GOOS, runtime.GOARCH, runtime.Version())
 		return 0
-	case "serve":
-		err := serve(args[1:], stdout, stderr)
+	case "serve", "admin":
+		cmd := serve
+		if args[0] == "admin" {
+			cmd = adminCmd
+		}
+		err := cmd(args[1:], stdout, stderr)
 		if errors.Is(err, cli.ErrHelp) {
 			return 0
 		}
@@ -101,6 +106,7 @@ type serveFlags struct {
 	dir                                            directorFlags
 	mgmt                                           mgmtFlags
 	anom                                           anomalyFlags
+	console                                        consoleFlags
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {
@@ -124,6 +130,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	f.dir.register(fs)
 	f.mgmt.register(fs)
 	f.anom.register(fs)
+	f.console.register(fs)
 	pos, err := cli.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -245,7 +252,15 @@ func build(f serveFlags, log *slog.Logger) (srv *server.Server, st store.Store, 
 		st.Close()
 		return nil, nil, nil, nil, nil, err
 	}
-	cfg := server.Config{Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg, ManufacturerIntermediates: inter, AdminCAs: admins,
+	consoleHandler, err := m.buildConsole(f, st, admins, &cert, log)
+	if err != nil {
+		m.close()
+		closeDir()
+		closeAlerts()
+		st.Close()
+		return nil, nil, nil, nil, nil, err
+	}
+	cfg := server.Config{Console: consoleHandler, Store: st, DeviceCA: deviceCA, ManufacturerRoots: mfg, ManufacturerIntermediates: inter, AdminCAs: admins,
 		Certificate: &cert, Director: dir, AdminAuth: m.auth, FleetName: m.name}
 	if m.audit != nil {
 		cfg.Audit = m.audit

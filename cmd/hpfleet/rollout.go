@@ -21,6 +21,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/audit/boltaudit"
 	"github.com/hardphone/hardphone/fleet/audit/pgaudit"
 	"github.com/hardphone/hardphone/fleet/ca"
+	"github.com/hardphone/hardphone/fleet/console"
 	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/rollout"
 	"github.com/hardphone/hardphone/fleet/store"
@@ -63,6 +64,7 @@ func (m *mgmtFlags) register(fs *flag.FlagSet) {
 // mgmt is the management plane as built.
 type mgmt struct {
 	auth    *adminauth.Authenticator
+	admins  console.AdminDirectory // the Authenticator's store
 	audit   *audit.Log
 	rollout *rollout.Engine
 	syslog  *audit.SyslogExporter
@@ -143,7 +145,7 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 		if err != nil {
 			return fail(err)
 		}
-		authStore = as
+		authStore, out.admins = as, as
 		aus, err := pgaudit.New(ctx, s.Pool())
 		if err != nil {
 			return fail(err)
@@ -155,7 +157,7 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 			return fail(err)
 		}
 		out.closers = append(out.closers, func() { as.Close() })
-		authStore = as
+		authStore, out.admins = as, as
 		if m.auditKey != "" || exists(filepath.Join(sf.caDir, AuditKeyFile)) {
 			aus, err := boltaudit.Open(filepath.Join(sf.data, "audit"))
 			if err != nil {
@@ -178,7 +180,7 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 		if m.auditSyslog != "" {
 			return fail(usagef("serve: --audit-syslog needs an audit key (--audit-key)"))
 		}
-		log.Warn("no audit key: the audit log and staged rollouts are off (hpctl fleet audit keygen)")
+		log.Warn("no audit key: the audit log, staged rollouts and the admin console are off (hpctl fleet audit keygen)")
 		return out, nil
 	}
 	key, err := audit.LoadKey(keyFile)

@@ -59,6 +59,9 @@ type Config struct {
 	// Events lists devices' security events; nil: ReportEvents over
 	// Inventory (counters and lockdown drift from the check-in reports).
 	Events EventSource
+	// Rollouts is the rollout engine; nil: the rollouts page says this
+	// server runs without one.
+	Rollouts Rollouts
 	// Approvals keeps proposed changes; required.
 	Approvals approval.Store
 	// Origins are the console's origins ("https://fleet.example.com:8443"),
@@ -168,6 +171,7 @@ type Console struct {
 	inv       Inventory
 	events    EventSource
 	approvals approval.Store
+	rollouts  Rollouts // nil without the rollout engine
 	origins   map[string]bool
 	adminCAs  []*x509.Certificate
 	o         options
@@ -227,7 +231,7 @@ func New(cfg Config, opts ...Option) (*Console, error) {
 	}
 	logger := o.log.With("component", "console")
 	c := &Console{auth: cfg.Auth, admins: cfg.Admins, log: cfg.Audit, inv: cfg.Inventory, events: cfg.Events,
-		approvals: cfg.Approvals, origins: origins, adminCAs: append([]*x509.Certificate(nil), cfg.AdminCAs...),
+		approvals: cfg.Approvals, rollouts: cfg.Rollouts, origins: origins, adminCAs: append([]*x509.Certificate(nil), cfg.AdminCAs...),
 		o: o, logger: logger, pages: pages}
 	if c.events == nil {
 		c.events = &ReportEvents{Reports: cfg.Inventory}

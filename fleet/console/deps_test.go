@@ -12,7 +12,7 @@ import (
 func TestDeps(t *testing.T) {
 	// crypto/policy and internal/tcpack come with fleet/audit (its syslog
 	// exporter).
-	deptest.Only(t, "fleet/adminauth", "fleet/audit", "fleet/store", "fleet/console/approval", "fleet/console/consoleapi",
+	deptest.Only(t, "fleet/adminauth", "fleet/audit", "fleet/store", "fleet/console/approval", "fleet/console/consoleapi", "fleet/api",
 		"crypto/policy", "internal/tcpack")
 	deptest.Check(t, "go.etcd.io/bbolt", "github.com/jackc", "github.com/chromedp")
 }

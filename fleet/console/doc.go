@@ -1,8 +1,8 @@
 // Package console is hpfleet's admin console: the admin HTTP layer over
 // fleet/adminauth (password, then TOTP or a WebAuthn passkey; enrolment;
 // step-up; logout; adaptive re-authentication), the server-rendered web
-// console (inventory, device detail, security events, audit trail,
-// admins, approvals), and the JSON API hpctl speaks (consoleapi) with the
+// console (inventory, device detail, security events, rollouts with their
+// rings, health and halt/resume/abort, audit trail, admins, approvals), and the JSON API hpctl speaks (consoleapi) with the
 // same rules plus the admin's client certificate. Every route names one
 // permission of adminauth's table and is authorized with it; every login,
 // lockout, logout, admin action and refusal is appended to the audit log
@@ -31,6 +31,9 @@
 // checkpoints shipped off the server are what shows it), and two colluding
 // admins.
 //
-// Imported by cmd/hpfleet only (which mounts Handler beside fleet/server's
-// API on one TLS listener).
+// Imported by cmd/hpfleet only, which builds it over the management plane
+// (adminauth, the audit log, the rollout engine through the Rollouts
+// interface) and hands Handler to fleet/server (Config.Console) to mount
+// beside the fleet API on one TLS listener; without an audit log hpfleet
+// serves a 503 there instead of the console.
 package console

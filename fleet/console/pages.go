@@ -149,13 +149,6 @@ func (c *Console) webEvents(q *req) error {
 
 // --- rollouts ---
 
-// webRollouts says plainly that rollouts do not exist yet: the rollout
-// engine (rings, health, halts) comes with its own pages.
-func (c *Console) webRollouts(q *req) error {
-	c.render(q, http.StatusNotImplemented, "rollouts", nil)
-	return nil
-}
-
 // --- audit trail ---
 
 type auditView struct {

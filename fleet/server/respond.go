@@ -113,6 +113,22 @@ func (s *Server) endpoint(name string, h func(http.ResponseWriter, *http.Request
 	})
 }
 
+// mounted wraps a handler that writes its own answers (the console) in
+// the request slots and counters of the API's endpoints.
+func (s *Server) mounted(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.metrics.add("requests." + name)
+		if !s.acquire(r.Context()) {
+			s.metrics.add("refused." + name + "." + string(api.CodeUnavailable))
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "server busy", http.StatusServiceUnavailable)
+			return
+		}
+		defer func() { <-s.slots }()
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) acquire(ctx context.Context) bool {
 	select {
 	case s.slots <- struct{}{}:

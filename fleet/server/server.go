@@ -17,6 +17,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
+	"github.com/hardphone/hardphone/fleet/console/consoleapi"
 	"github.com/hardphone/hardphone/fleet/director"
 	"github.com/hardphone/hardphone/fleet/rollout"
 	"github.com/hardphone/hardphone/fleet/store"
@@ -78,7 +79,17 @@ type Config struct {
 	// FleetName is what approvers' proofs of possession name (the
 	// server's DNS name).
 	FleetName string
+	// Console serves the admin console (fleet/console's Handler, or an
+	// answer saying why it is off): mounted at ConsoleWebPrefix and
+	// consoleapi.Prefix, behind the same request slots as the API; nil:
+	// those paths answer not_found like any unknown path. The server
+	// does not import the console: it only routes to it.
+	Console http.Handler
 }
+
+// ConsoleWebPrefix is where Config.Console's web pages live (the
+// console's WebPrefix); its JSON API is under consoleapi.Prefix.
+const ConsoleWebPrefix = "/console/"
 
 // Option adjusts a server.
 type Option func(*options) error
@@ -205,6 +216,7 @@ type Server struct {
 	fleetName string
 	evLimit   *limiter       // per-device event export limits
 	anom      *anomalyRunner // nil without the anomaly detector
+	console   http.Handler   // nil without the console
 }
 
 // New checks cfg and builds a server.
@@ -268,6 +280,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		auditLog:  cfg.Audit,
 		fleetName: cfg.FleetName,
 		evLimit:   newLimiter(o.eventLimits),
+		console:   cfg.Console,
 	}
 	if o.anomaly != nil {
 		s.anom = newAnomalyRunner(s, *o.anomaly)
@@ -316,6 +329,12 @@ func (s *Server) routes() http.Handler {
 	handle("GET "+api.PathAdminFindings, "admin_findings", s.admin(s.listFindings))
 	handle("GET "+api.PathAdminDeviceEvents, "admin_device_events", s.admin(s.deviceEvents))
 	handle("POST "+api.PathAdminLift, "admin_lift", s.admin(s.lift))
+	if s.console != nil {
+		// The console answers in its own shapes (HTML pages, its
+		// JSON errors); the server only bounds the requests in flight.
+		mux.Handle(ConsoleWebPrefix, s.mounted("console_web", s.console))
+		mux.Handle(consoleapi.Prefix, s.mounted("console_api", s.console))
+	}
 	// Everything else: 404 in the API's error shape.
 	mux.Handle("/", s.endpoint("unknown", func(http.ResponseWriter, *http.Request) error {
 		return refuse(api.CodeNotFound, "no such endpoint")

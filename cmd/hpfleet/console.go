@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/fleet/console"
+	"github.com/hardphone/hardphone/fleet/console/approval"
+	"github.com/hardphone/hardphone/fleet/console/approval/boltapproval"
+	"github.com/hardphone/hardphone/fleet/console/approval/pgapproval"
+	"github.com/hardphone/hardphone/fleet/rollout"
+	"github.com/hardphone/hardphone/fleet/store"
+	"github.com/hardphone/hardphone/fleet/store/pgstore"
+)
+
+// consoleOffMessage is what /console/ answers when the console cannot
+// run: without the audit log no admin action could be recorded, and the
+// console refuses to run unrecorded.
+const consoleOffMessage = "the admin console is off: it needs the audit log. Create its key with " +
+	"`hpctl fleet audit keygen` (CA-DIR/audit.key, or pass --audit-key) and restart hpfleet.\n"
+
+// consoleFlags configure the admin console served beside the fleet API.
+type consoleFlags struct {
+	origins multiFlag
+}
+
+func (c *consoleFlags) register(fs *flag.FlagSet) {
+	fs.Var(&c.origins, "console-origin", "origin of the admin console (https://HOST[:PORT], lowercase) whose state-changing requests it accepts (repeatable; default https://NAME:PORT for each DNS name and IP address of the server certificate, PORT from --listen)")
+}
+
+// consoleOff answers every console path with 503 and how to turn the
+// console on; the JSON API gets the console's error shape.
+func consoleOff() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"error\":{\"code\":\"unavailable\",\"message\":%q}}\n", strings.TrimSpace(consoleOffMessage))
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, consoleOffMessage)
+	})
+}
+
+// consoleOrigins are the --console-origin values, or the default: the
+// server certificate's names at the listening port.
+func consoleOrigins(f serveFlags, cert *tls.Certificate) ([]string, error) {
+	if len(f.console.origins) > 0 {
+		return append([]string(nil), f.console.origins...), nil
+	}
+	_, port, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return nil, usagef("serve: --listen %q: %v", f.listen, err)
+	}
+	if port == "0" || port == "" {
+		return nil, usagef("serve: --listen %q has no fixed port: give --console-origin", f.listen)
+	}
+	if cert == nil || len(cert.Certificate) == 0 {
+		return nil, usagef("serve: no server certificate to take the console's origin from: give --console-origin")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	var hosts []string
+	for _, n := range leaf.DNSNames {
+		if !strings.Contains(n, "*") {
+			hosts = append(hosts, strings.ToLower(n))
+		}
+	}
+	for _, ip := range leaf.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	if len(hosts) == 0 {
+		return nil, usagef("serve: the server certificate names no host: give --console-origin")
+	}
+	var out []string
+	for _, h := range hosts {
+		if port == "443" {
+			// RFC 6454 §6.1: the default port is left out of the
+			// serialised origin.
+			out = append(out, "https://"+hostForURL(h))
+			continue
+		}
+		out = append(out, "https://"+net.JoinHostPort(h, port))
+	}
+	return out, nil
+}
+
+func hostForURL(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+// buildConsole makes the admin console over the management plane, or,
+// without an audit log, the handler that says how to turn it on. Its
+// approval store sits beside adminauth's (bbolt: DATA/approvals;
+// PostgreSQL: the same pool).
+func (m *mgmt) buildConsole(f serveFlags, st store.Store, adminCAs []*x509.Certificate, cert *tls.Certificate, log *slog.Logger) (http.Handler, error) {
+	if m.audit == nil {
+		log.Warn("admin console off: it needs the audit log (hpctl fleet audit keygen, or --audit-key); /console/ answers 503")
+		return consoleOff(), nil
+	}
+	origins, err := consoleOrigins(f, cert)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var approvals approval.Store
+	switch s := st.(type) {
+	case *pgstore.Store:
+		as, err := pgapproval.New(ctx, s.Pool())
+		if err != nil {
+			return nil, err
+		}
+		approvals = as
+	default:
+		as, err := boltapproval.Open(filepath.Join(f.data, "approvals"))
+		if err != nil {
+			return nil, err
+		}
+		m.closers = append(m.closers, func() { as.Close() })
+		approvals = as
+	}
+	cfg := console.Config{Auth: m.auth, Admins: m.admins, Audit: m.audit, Inventory: st,
+		Approvals: approvals, Origins: origins, AdminCAs: adminCAs}
+	if m.rollout != nil {
+		cfg.Rollouts = consoleRollouts{m.rollout}
+	}
+	c, err := console.New(cfg, console.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("admin console configured", "origins", origins, "admin_cas", len(adminCAs), "rollouts", m.rollout != nil)
+	return c.Handler(), nil
+}
+
+// consoleRollouts adapts the rollout engine to the console.
+type consoleRollouts struct{ e *rollout.Engine }
+
+func (r consoleRollouts) List(ctx context.Context, after string, limit int) ([]api.Rollout, string, error) {
+	v, next, err := r.e.List(ctx, after, limit)
+	return v, next, rolloutErr(err)
+}
+
+func (r consoleRollouts) Get(ctx context.Context, id string) (api.Rollout, error) {
+	v, err := r.e.Get(ctx, store.RolloutID(id))
+	return v, rolloutErr(err)
+}
+
+func (r consoleRollouts) Control(ctx context.Context, id string, action console.RolloutAction, by string, source netip.Addr, reason string) (api.Rollout, error) {
+	do := map[console.RolloutAction]func(context.Context, store.RolloutID, rollout.Actor, string) (rollout.View, error){
+		console.RolloutHalt: r.e.Halt, console.RolloutResume: r.e.Resume, console.RolloutAbort: r.e.Abort}[action]
+	if do == nil {
+		return api.Rollout{}, fmt.Errorf("rollout action %q: %w", action, console.ErrRolloutState)
+	}
+	v, err := do(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source}, reason)
+	return v, rolloutErr(err)
+}
+
+// rolloutErr maps the engine's sentinels to the console's.
+func rolloutErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", console.ErrRolloutNotFound, err)
+	case errors.Is(err, rollout.ErrState):
+		return fmt.Errorf("%w: %w", console.ErrRolloutState, err)
+	}
+	return err
+}
