@@ -21,9 +21,9 @@ import (
 // stays banned).
 func TestDeps(t *testing.T) {
 	deptest.Imports(t, "board", "update/bundle", "update/bootchooser", "internal/cli", "fleet/api", "fleet/audit", "fleet/ca",
-		"fleet/client", "fleet/configdoc", "fleet/tufrepo")
+		"fleet/client", "fleet/configdoc", "fleet/tufrepo", "fleet/console/consoleapi", "fleet/console/consoleclient")
 	deptest.Only(t, "board", "update", "internal", "crypto/policy", "fleet/api", "fleet/audit", "fleet/ca", "fleet/client",
-		"fleet/configdoc", "fleet/tufrepo", "agent/config", "agent/dialplan")
+		"fleet/configdoc", "fleet/tufrepo", "fleet/console/consoleapi", "fleet/console/consoleclient", "agent/config", "agent/dialplan")
 	deptest.Check(t, "github.com/hardphone/hardphone/hal", "github.com/hardphone/hardphone/system", "github.com/emiago",
 		"github.com/hardphone/hardphone/fleet/store", "github.com/hardphone/hardphone/fleet/server", "github.com/jackc")
 }

@@ -57,6 +57,9 @@ commands:
   firmware clear|show --group G|--device ID
   device provision ID       what the director publishes for it (versions, accounts)
   device rotate ID          new registrar passwords for its accounts now
+  login --session FILE [--password-file FILE] [--totp CODE]
+                            log in (password and TOTP code; asked on the terminal
+                            when not given) and keep the session token in FILE (0600)
   rollout create --group G (--firmware NAME | --config FILE) --ring SPEC...
                             start a staged rollout (pending a second admin's approval);
                             SPEC is NAME=dev-...,dev-... (canaries) or [NAME=]PERCENT%
@@ -113,6 +116,8 @@ func cmdFleet(args []string, stdout, stderr io.Writer) error {
 		return fleetConfig(rest, stdout, stderr)
 	case "firmware":
 		return fleetFirmware(rest, stdout, stderr)
+	case "login":
+		return fleetLogin(rest, stdout, stderr)
 	case "rollout":
 		return fleetRollout(rest, stdout, stderr)
 	case "approve":

@@ -8,9 +8,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -110,6 +112,25 @@ func (w *consoleWorld) certificate(t *testing.T, name string) *tls.Certificate {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// certificateFiles issues an admin client certificate naming name into
+// PEM files (the key mode 0600), as hpctl reads them.
+func (w *consoleWorld) certificateFiles(t *testing.T, name string) (certFile, keyFile string) {
+	t.Helper()
+	c := w.certificate(t, name)
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(w.dir, name+".crt"), filepath.Join(w.dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
 // web is a plain HTTPS client of the server (no client certificate).
 func (w *consoleWorld) web(f *test.HPFleet) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -133,7 +154,7 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 
 // loginEnrol logs name in over the JSON API for the first time: password,
 // then TOTP enrolment.
-func loginEnrol(t *testing.T, ctx context.Context, c *consoleclient.Client, name, password string) {
+func loginEnrol(t *testing.T, ctx context.Context, c *consoleclient.Client, name, password string) adminauth.TOTPSecret {
 	t.Helper()
 	res, err := c.Login(ctx, name, password)
 	if err != nil || res.Stage != consoleapi.StageEnrol {
@@ -146,6 +167,7 @@ func loginEnrol(t *testing.T, ctx context.Context, c *consoleclient.Client, name
 	if err := c.ConfirmTOTP(ctx, authtest.Code(t, adminauth.TOTPSecret(en.Secret), time.Now())); err != nil {
 		t.Fatalf("ConfirmTOTP(%s): %v", name, err)
 	}
+	return adminauth.TOTPSecret(en.Secret)
 }
 
 // TestConsoleBinary: hpfleet serve serves the admin console. The first
@@ -177,7 +199,7 @@ func TestConsoleBinary(t *testing.T) {
 	if _, err := client("bob").Login(ctx, "alice", pwAlice); err == nil {
 		t.Fatalf("Login(alice with bob's certificate) succeeded")
 	}
-	loginEnrol(t, ctx, alice, "alice", pwAlice)
+	aliceTOTP := loginEnrol(t, ctx, alice, "alice", pwAlice)
 	loginEnrol(t, ctx, bob, "bob", pwBob)
 
 	page, err := alice.Devices(ctx, "")
@@ -238,6 +260,54 @@ func TestConsoleBinary(t *testing.T) {
 	}
 	if ap.Size < int64(len(ap.Entries)) || len(ap.Entries) < 8 {
 		t.Errorf("audit page size %d with %d entries, want at least 8", ap.Size, len(ap.Entries))
+	}
+
+	// hpctl fleet login: the same login from the command line, the token
+	// kept in a 0600 file that the session commands send; a wrong code
+	// writes nothing.
+	_, hpctl := binaries(t)
+	certFile, keyFile := w.certificateFiles(t, "alice")
+	pwFile, session := filepath.Join(w.dir, "alice.pw"), filepath.Join(w.dir, "alice.session")
+	if err := os.WriteFile(pwFile, []byte(pwAlice+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	login := func(code string) (string, error) {
+		out, err := exec.Command(hpctl, "fleet", "login", "--server", f.URL, "--server-name", fleetName,
+			"--server-ca", filepath.Join(w.pki, ca.ServerCACertFile), "--cert", certFile, "--key", keyFile,
+			"--session", session, "--password-file", pwFile, "--totp", code).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := login("000000"); err == nil || !strings.Contains(out, "second factor") {
+		t.Fatalf("hpctl fleet login with a wrong code = %v\n%s\nwant refused at the second factor", err, out)
+	}
+	if _, err := os.Stat(session); err == nil {
+		t.Fatalf("a failed login wrote %s", session)
+	}
+	// The next step's code: the one ConfirmTOTP used is spent.
+	if out, err := login(authtest.Code(t, aliceTOTP, time.Now().Add(30*time.Second))); err != nil || !strings.Contains(out, "logged in as alice") {
+		t.Fatalf("hpctl fleet login: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(session); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("session file %v, %v; want mode 0600", st, err)
+	}
+	// The session gets past the admin check: this server has no director,
+	// so the rollouts say they are not configured; without it, or with
+	// another admin's certificate, the same call is refused before that.
+	list := func(cert, key string, session ...string) string {
+		args := []string{"fleet", "rollout", "list", "--server", f.URL, "--server-name", fleetName,
+			"--server-ca", filepath.Join(w.pki, ca.ServerCACertFile), "--cert", cert, "--key", key}
+		out, _ := exec.Command(hpctl, append(args, session...)...).CombinedOutput()
+		return string(out)
+	}
+	if out := list(certFile, keyFile, "--session", session); !strings.Contains(out, "not_configured") {
+		t.Errorf("hpctl fleet rollout list with alice's session:\n%s\nwant past the session check (not_configured: no director)", out)
+	}
+	if out := list(certFile, keyFile); strings.Contains(out, "not_configured") {
+		t.Errorf("hpctl fleet rollout list without a session:\n%s\nwant refused before the rollouts", out)
+	}
+	bobCert, bobKey := w.certificateFiles(t, "bob")
+	if out := list(bobCert, bobKey, "--session", session); strings.Contains(out, "not_configured") {
+		t.Errorf("hpctl fleet rollout list with bob's certificate and alice's session:\n%s\nwant refused", out)
 	}
 
 	// The web console: its login page, with the CSP and no framing.

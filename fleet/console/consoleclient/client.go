@@ -207,6 +207,13 @@ func (c *Client) Login(ctx context.Context, name, password string) (consoleapi.L
 	return out, nil
 }
 
+// SessionToken returns the session token after a full login (Login and a
+// second factor): a secret, for a file only its owner reads (hpctl's
+// --session), never for a log. "" before.
+func (c *Client) SessionToken() string {
+	return string(c.getToken())
+}
+
 // ProveTOTP finishes a login with a TOTP code.
 func (c *Client) ProveTOTP(ctx context.Context, code string) error {
 	return c.code(ctx, consoleapi.PathLoginTOTP, code)
