@@ -107,6 +107,10 @@ type imageOptions struct {
 	// certificate carries, its CA and the device CA (both shipped in the
 	// image), and the model the vendor's manifest names.
 	fleet, fleetName, fleetCA, fleetDeviceCA, fleetModel string
+	// The fleet's two repositories (Uptane): the pinned root.json of the
+	// vendor's image repository and of the director (both shipped in the
+	// image), and where the image repository is served.
+	imageRoot, directorRoot, imageRepo string
 }
 
 func imageBuild(args []string, stdout, stderr io.Writer) error {
@@ -133,6 +137,9 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.fleetName, "fleet-server-name", "", "name the fleet server's certificate carries (default: --fleet's host)")
 	fs.StringVar(&o.fleetCA, "fleet-ca", "", "the fleet server's CA (PEM), pinned in the image")
 	fs.StringVar(&o.fleetDeviceCA, "fleet-device-ca", "", "the fleet's device CA (PEM), pinned in the image")
+	fs.StringVar(&o.imageRoot, "image-root", "", "the image repository's root.json, pinned in the image (with --fleet, --director-root and --image-repo)")
+	fs.StringVar(&o.directorRoot, "director-root", "", "the fleet director's root.json, pinned in the image")
+	fs.StringVar(&o.imageRepo, "image-repo", "", "URL the phone fetches the image repository from (http(s)://HOST[:PORT]/PATH/; any server)")
 	fs.StringVar(&o.fleetModel, "fleet-model", "", "the phone's model as the vendor's manifest names it (default: the board's name)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: hpctl image build --board NAME --hardphone BIN -o DIR [flags]")
@@ -164,6 +171,9 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if (o.fleet != "") != (o.fleetCA != "") || (o.fleet != "") != (o.fleetDeviceCA != "") {
 		return usagef("image build: --fleet, --fleet-ca and --fleet-device-ca go together")
+	}
+	if n := countSet(o.imageRoot, o.directorRoot, o.imageRepo); n != 0 && (n != 3 || o.fleet == "") {
+		return usagef("image build: --image-root, --director-root and --image-repo go together, with --fleet")
 	}
 	if o.fleet != "" && o.config != "" {
 		return usagef("image build: --fleet goes into the generated config; with --config, put [provision] in it")
@@ -306,4 +316,15 @@ func runTool(ctx context.Context, dir string, stdin io.Reader, name string, args
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// countSet is how many of vs are not "".
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }

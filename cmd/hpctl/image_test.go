@@ -225,6 +225,11 @@ func TestImageUsage(t *testing.T) {
 		{"image", "build", "--board", "desktop", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "nokia-3310", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--security-version", "-1"},
+		// The repositories' pins go together, and only with a fleet.
+		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--image-root", "r.json", "--director-root", "d.json",
+			"--image-repo", "http://10.0.2.102/image/"},
+		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--fleet", "https://f:8443", "--fleet-ca", "a",
+			"--fleet-device-ca", "b", "--image-root", "r.json", "--image-repo", "http://10.0.2.102/image/"},
 		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-../x"},
 		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-headers-arm64"},
 	} {
