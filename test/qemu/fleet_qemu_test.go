@@ -127,12 +127,29 @@ type fleet struct {
 // added to its own.
 func startFleet(t *testing.T, dir string, args ...string) *fleet {
 	t.Helper()
+	fl := newFleet(t, dir)
+	fl.start(t, dir, args...)
+	return fl
+}
+
+// newFleet makes the fleet's PKI and the manufacturer CA in dir; start
+// then starts hpfleet (a registrar that trusts the device CA can start in
+// between).
+func newFleet(t *testing.T, dir string) *fleet {
+	t.Helper()
 	fl := &fleet{pki: filepath.Join(dir, "fleet-pki")}
 	if err := ca.Init(fl.pki, ca.InitOptions{Organization: "Acme Phones", ServerNames: []string{fleetName},
 		ServerIPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AdminName: "admin"}); err != nil {
 		t.Fatal(err)
 	}
 	fl.mfg = test.NewManufacturerCA(t, filepath.Join(dir, "mfg"))
+	return fl
+}
+
+// start starts hpfleet on the fleet's PKI, its data in dir, with args
+// added to its own, and makes the admin client.
+func (fl *fleet) start(t *testing.T, dir string, args ...string) {
+	t.Helper()
 	fl.srv = test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(fl.pki, ca.ServerCACertFile), fleetName,
 		append([]string{"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", fl.pki, "--manufacturer-ca", fl.mfg.CertFile,
 			"--checkin-interval", "10s"}, args...)...)
@@ -149,7 +166,6 @@ func startFleet(t *testing.T, dir string, args ...string) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(fl.admin.CloseIdleConnections)
-	return fl
 }
 
 // factoryTPM is the factory for a zero-touch phone: a TPM holding the
