@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/test"
 )
@@ -296,5 +297,31 @@ func TestCurrentName(t *testing.T) {
 		if got := currentName(k, tt.pkg); got != tt.want {
 			t.Errorf("currentName(%q) = %q, want %q", tt.pkg, got, tt.want)
 		}
+	}
+}
+
+// TestImageConfigPinsRepositories: with the fleet's repositories given,
+// the generated config names the roots where the image ships them and
+// the image repository's URL, and the agent accepts it.
+func TestImageConfigPinsRepositories(t *testing.T) {
+	o := imageOptions{board: qemuBoard(t), user: "alice", fleet: "https://10.0.2.101:8443", fleetName: "fleet.test",
+		fleetCA: "ca.pem", fleetDeviceCA: "dev.pem", imageRoot: "r.json", directorRoot: "d.json", imageRepo: "http://10.0.2.102/image/public/"}
+	b, err := o.agentConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(b, "/")
+	if err != nil {
+		t.Fatalf("config.Parse(generated) = %v\n%s", err, b)
+	}
+	p := cfg.Provision
+	if p.ImageRoot != imageRootPath || p.DirectorRoot != directorRootPath || p.ImageRepo != o.imageRepo ||
+		p.Director != "https://10.0.2.101:8443/director/" {
+		t.Fatalf("generated [provision] = %+v, want the pinned roots at %s and %s, image repo %s, director on the fleet server\n%s",
+			p, imageRootPath, directorRootPath, o.imageRepo, b)
+	}
+	o.imageRoot, o.directorRoot, o.imageRepo = "", "", ""
+	if b, err = o.agentConfig(); err != nil || bytes.Contains(b, []byte("image_root")) {
+		t.Fatalf("without the repositories: %v\n%s", err, b)
 	}
 }

@@ -184,6 +184,10 @@ func TestFleetDirector(t *testing.T) {
 	if _, err := admin.AssignFirmware(ctx, api.ScopeDevice, id, target); err != nil {
 		t.Fatalf("firmware assign: %v", err)
 	}
+	// The updater's own word that B is written and next in the boot
+	// order; then the fleet's view of it, from the next check-in.
+	vm.WaitLine(t, `msg="boot order switched; reboot to try the new slot"`, installTimeout)
+	written := time.Since(assigned)
 	waitFleet(t, fl, "a check-in reporting slot B with version 2", func() bool {
 		d, err := admin.Device(ctx, id)
 		if err != nil || len(d.Reports) == 0 {
@@ -197,7 +201,13 @@ func TestFleetDirector(t *testing.T) {
 		return false
 	})
 	installed := time.Since(assigned)
-	t.Logf("firmware assigned -> installed in B (check-in): %v", installed.Round(time.Millisecond))
+	t.Logf("firmware assigned -> B written and next: %v; -> reported by check-in: %v",
+		written.Round(time.Millisecond), installed.Round(time.Millisecond))
+	// The bundle came from the image repository through the guest's
+	// second forward (nginx's access log: "METHOD URI STATUS BYTES").
+	if b, err := os.ReadFile(ngx.AccessLog); err != nil || !strings.Contains(string(b), "."+target+" 200 ") {
+		t.Fatalf("nginx access log (%v): no download of %s:\n%s", err, target, b)
+	}
 	// The phone does not reboot by itself after a director install (PID 1
 	// reboots after a medium's only): the power cycle is the test's.
 	vm.Kill(t)
@@ -224,8 +234,8 @@ func TestFleetDirector(t *testing.T) {
 	}
 	vm.Kill(t)
 	t.Logf("timeline (slot B):\n%s", vm.Timeline())
-	t.Logf("firmware assigned -> installed %v -> marked good in B %v (power cycle included) -> in the inventory %v",
-		installed.Round(time.Millisecond), markedGood.Round(time.Millisecond), inInventory.Round(time.Millisecond))
+	t.Logf("firmware assigned -> B written %v -> marked good in B %v (check-in wait and power cycle included) -> in the inventory %v",
+		written.Round(time.Millisecond), markedGood.Round(time.Millisecond), inInventory.Round(time.Millisecond))
 	t.Logf("scenario fleet director: %v", time.Since(start).Round(time.Millisecond))
 }
 
