@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/internal/cli"
 	"github.com/hardphone/hardphone/update/bundle"
@@ -175,6 +177,14 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	if n := countSet(o.imageRoot, o.directorRoot, o.imageRepo); n != 0 && (n != 3 || o.fleet == "") {
 		return usagef("image build: --image-root, --director-root and --image-repo go together, with --fleet")
 	}
+	for flag, path := range map[string]string{"--image-root": o.imageRoot, "--director-root": o.directorRoot} {
+		if path == "" {
+			continue
+		}
+		if err := checkRoot(path); err != nil {
+			return fmt.Errorf("image build: %s: %w", flag, err)
+		}
+	}
 	if o.fleet != "" && o.config != "" {
 		return usagef("image build: --fleet goes into the generated config; with --config, put [provision] in it")
 	}
@@ -327,4 +337,33 @@ func countSet(vs ...string) int {
 		}
 	}
 	return n
+}
+
+// maxRootBytes bounds a pinned root.json read at build time.
+const maxRootBytes = 1 << 20
+
+// checkRoot refuses a pinned root that is not TUF root metadata meeting
+// its own threshold of signatures (a phone would refuse it at every boot).
+// Expiry is not checked: the phone's clock and its first update decide.
+func checkRoot(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRootBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxRootBytes {
+		return fmt.Errorf("%s: larger than %d bytes", path, maxRootBytes)
+	}
+	root, err := metadata.Root().FromBytes(b)
+	if err != nil {
+		return fmt.Errorf("%s: not TUF root metadata: %w", path, err)
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return fmt.Errorf("%s: not signed by its own root keys: %w", path, err)
+	}
+	return nil
 }
