@@ -96,7 +96,8 @@ func qemuARM64() *Board {
 // qemuARM64Lockdown is the emulated phone's lockdown policy: nothing
 // listens (calls arrive over the registration's own TLS flow), media only
 // through per-call pinholes in the agent's RTP range, the phone connects
-// out to its registrar only, and the kernel's routing knobs are closed.
+// out to its registrar, the fleet server and the image repository only,
+// and the kernel's routing knobs are closed.
 const qemuARM64Lockdown = `# Lockdown policy of board qemu-arm64, shipped in its signed image.
 version = 1
 
@@ -121,6 +122,14 @@ name = "fleet"
 proto = "tcp"
 port = 8443
 to = ["10.0.2.101"]
+
+# And 10.0.2.102:80 to the vendor's image repository (any static web
+# server: what it serves is verified against the pinned image root).
+[[outbound]]
+name = "image-repo"
+proto = "tcp"
+port = 80
+to = ["10.0.2.102"]
 
 [modules]
 block = ["sctp", "dccp", "usb_storage", "bluetooth"]

@@ -41,6 +41,10 @@ type QEMUConfig struct {
 	// FleetPort, when set, is the port on 127.0.0.1 that the guest's
 	// 10.0.2.101:8443 reaches: the fleet server.
 	FleetPort int
+	// ImageRepoPort, when set, is the port on 127.0.0.1 that the guest's
+	// 10.0.2.102:80 reaches: the vendor's image repository (plain HTTP,
+	// any server; what it serves is verified).
+	ImageRepoPort int
 	// Dir holds the console log and helper logs.
 	Dir string
 	// Echo, when not nil, gets every console line as it arrives (make qemu
@@ -109,6 +113,9 @@ func StartQEMU(t testing.TB, c QEMUConfig) *QEMU {
 	fwd := fmt.Sprintf("guestfwd=tcp:10.0.2.100:5061-cmd:%s -lf %s - TCP:127.0.0.1:%d", socat, filepath.Join(c.Dir, "socat.log"), c.SIPPort)
 	if c.FleetPort != 0 {
 		fwd += fmt.Sprintf(",guestfwd=tcp:10.0.2.101:8443-cmd:%s -lf %s - TCP:127.0.0.1:%d", socat, filepath.Join(c.Dir, "socat-fleet.log"), c.FleetPort)
+	}
+	if c.ImageRepoPort != 0 {
+		fwd += fmt.Sprintf(",guestfwd=tcp:10.0.2.102:80-cmd:%s -lf %s - TCP:127.0.0.1:%d", socat, filepath.Join(c.Dir, "socat-image.log"), c.ImageRepoPort)
 	}
 	args := []string{"-M", "virt", "-cpu", "cortex-a53", "-smp", "1", "-m", "512",
 		"-display", "none", "-monitor", "none", "-serial", "stdio",

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/internal/cli"
 	"github.com/hardphone/hardphone/update/bundle"
@@ -107,6 +109,10 @@ type imageOptions struct {
 	// certificate carries, its CA and the device CA (both shipped in the
 	// image), and the model the vendor's manifest names.
 	fleet, fleetName, fleetCA, fleetDeviceCA, fleetModel string
+	// The fleet's two repositories (Uptane): the pinned root.json of the
+	// vendor's image repository and of the director (both shipped in the
+	// image), and where the image repository is served.
+	imageRoot, directorRoot, imageRepo string
 }
 
 func imageBuild(args []string, stdout, stderr io.Writer) error {
@@ -133,6 +139,9 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.fleetName, "fleet-server-name", "", "name the fleet server's certificate carries (default: --fleet's host)")
 	fs.StringVar(&o.fleetCA, "fleet-ca", "", "the fleet server's CA (PEM), pinned in the image")
 	fs.StringVar(&o.fleetDeviceCA, "fleet-device-ca", "", "the fleet's device CA (PEM), pinned in the image")
+	fs.StringVar(&o.imageRoot, "image-root", "", "the image repository's root.json, pinned in the image (with --fleet, --director-root and --image-repo)")
+	fs.StringVar(&o.directorRoot, "director-root", "", "the fleet director's root.json, pinned in the image")
+	fs.StringVar(&o.imageRepo, "image-repo", "", "URL the phone fetches the image repository from (http(s)://HOST[:PORT]/PATH/; any server)")
 	fs.StringVar(&o.fleetModel, "fleet-model", "", "the phone's model as the vendor's manifest names it (default: the board's name)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: hpctl image build --board NAME --hardphone BIN -o DIR [flags]")
@@ -164,6 +173,17 @@ func imageBuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if (o.fleet != "") != (o.fleetCA != "") || (o.fleet != "") != (o.fleetDeviceCA != "") {
 		return usagef("image build: --fleet, --fleet-ca and --fleet-device-ca go together")
+	}
+	if n := countSet(o.imageRoot, o.directorRoot, o.imageRepo); n != 0 && (n != 3 || o.fleet == "") {
+		return usagef("image build: --image-root, --director-root and --image-repo go together, with --fleet")
+	}
+	for flag, path := range map[string]string{"--image-root": o.imageRoot, "--director-root": o.directorRoot} {
+		if path == "" {
+			continue
+		}
+		if err := checkRoot(path); err != nil {
+			return fmt.Errorf("image build: %s: %w", flag, err)
+		}
 	}
 	if o.fleet != "" && o.config != "" {
 		return usagef("image build: --fleet goes into the generated config; with --config, put [provision] in it")
@@ -304,6 +324,46 @@ func runTool(ctx context.Context, dir string, stdin io.Reader, name string, args
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// countSet is how many of vs are not "".
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// maxRootBytes bounds a pinned root.json read at build time.
+const maxRootBytes = 1 << 20
+
+// checkRoot refuses a pinned root that is not TUF root metadata meeting
+// its own threshold of signatures (a phone would refuse it at every boot).
+// Expiry is not checked: the phone's clock and its first update decide.
+func checkRoot(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxRootBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxRootBytes {
+		return fmt.Errorf("%s: larger than %d bytes", path, maxRootBytes)
+	}
+	root, err := metadata.Root().FromBytes(b)
+	if err != nil {
+		return fmt.Errorf("%s: not TUF root metadata: %w", path, err)
+	}
+	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
+		return fmt.Errorf("%s: not signed by its own root keys: %w", path, err)
 	}
 	return nil
 }

@@ -41,6 +41,8 @@ const (
 const (
 	fleetCAPath       = "/etc/hardphone/fleet-server-ca.pem"
 	fleetDeviceCAPath = "/etc/hardphone/fleet-device-ca.pem"
+	imageRootPath     = "/etc/hardphone/image-root.json"
+	directorRootPath  = "/etc/hardphone/director-root.json"
 )
 
 // rootfsFiles lists the initramfs.
@@ -83,7 +85,11 @@ func (o *imageOptions) rootfsFiles(mods []module) ([]entry, error) {
 		es = append(es, entry{name: strings.TrimPrefix(b.LockdownPolicy, "/"), mode: sIFREG | 0o644, data: []byte(b.LockdownPolicyTOML)})
 	}
 	if o.fleet != "" {
-		for name, src := range map[string]string{fleetCAPath: o.fleetCA, fleetDeviceCAPath: o.fleetDeviceCA} {
+		pins := map[string]string{fleetCAPath: o.fleetCA, fleetDeviceCAPath: o.fleetDeviceCA}
+		if o.imageRoot != "" {
+			pins[imageRootPath], pins[directorRootPath] = o.imageRoot, o.directorRoot
+		}
+		for name, src := range pins {
 			d, err := read(src)
 			if err != nil {
 				return nil, err
@@ -137,6 +143,9 @@ func (o *imageOptions) agentConfig() ([]byte, error) {
 		}
 		if o.fleetModel != "" {
 			fmt.Fprintf(&s, "model = %q\n", o.fleetModel)
+		}
+		if o.imageRoot != "" {
+			fmt.Fprintf(&s, "image_root = %q\ndirector_root = %q\nimage_repo = %q\n", imageRootPath, directorRootPath, o.imageRepo)
 		}
 	}
 	// A phone that boots should register at once and retry soon: the

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/test"
 )
@@ -225,6 +226,11 @@ func TestImageUsage(t *testing.T) {
 		{"image", "build", "--board", "desktop", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "nokia-3310", "--hardphone", "x", "-o", "x"},
 		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--security-version", "-1"},
+		// The repositories' pins go together, and only with a fleet.
+		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--image-root", "r.json", "--director-root", "d.json",
+			"--image-repo", "http://10.0.2.102/image/"},
+		{"image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", "x", "--fleet", "https://f:8443", "--fleet-ca", "a",
+			"--fleet-device-ca", "b", "--image-root", "r.json", "--image-repo", "http://10.0.2.102/image/"},
 		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-image-../x"},
 		{"image", "kernel", "--board", "qemu-arm64", "--package", "linux-headers-arm64"},
 	} {
@@ -291,5 +297,83 @@ func TestCurrentName(t *testing.T) {
 		if got := currentName(k, tt.pkg); got != tt.want {
 			t.Errorf("currentName(%q) = %q, want %q", tt.pkg, got, tt.want)
 		}
+	}
+}
+
+// TestImageConfigPinsRepositories: with the fleet's repositories given,
+// the generated config names the roots where the image ships them and
+// the image repository's URL, and the agent accepts it.
+func TestImageConfigPinsRepositories(t *testing.T) {
+	o := imageOptions{board: qemuBoard(t), user: "alice", fleet: "https://10.0.2.101:8443", fleetName: "fleet.test",
+		fleetCA: "ca.pem", fleetDeviceCA: "dev.pem", imageRoot: "r.json", directorRoot: "d.json", imageRepo: "http://10.0.2.102/image/public/"}
+	b, err := o.agentConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(b, "/")
+	if err != nil {
+		t.Fatalf("config.Parse(generated) = %v\n%s", err, b)
+	}
+	p := cfg.Provision
+	if p.ImageRoot != imageRootPath || p.DirectorRoot != directorRootPath || p.ImageRepo != o.imageRepo ||
+		p.Director != "https://10.0.2.101:8443/director/" {
+		t.Fatalf("generated [provision] = %+v, want the pinned roots at %s and %s, image repo %s, director on the fleet server\n%s",
+			p, imageRootPath, directorRootPath, o.imageRepo, b)
+	}
+	o.imageRoot, o.directorRoot, o.imageRepo = "", "", ""
+	if b, err = o.agentConfig(); err != nil || bytes.Contains(b, []byte("image_root")) {
+		t.Fatalf("without the repositories: %v\n%s", err, b)
+	}
+}
+
+// TestImageRootPins: a pinned root must be TUF root metadata signed by its
+// own root keys; anything else (another role's metadata, a root whose
+// signature was cut) is refused before anything is built, and a real root
+// passes on to the build (which then stops at the empty kernel cache).
+func TestImageRootPins(t *testing.T) {
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, k := range []string{"root", "targets", "snapshot", "timestamp"} {
+		keys[k] = filepath.Join(dir, k+".pem")
+		if _, se, code := hpctl(t, "repo", "keygen", keys[k]); code != 0 {
+			t.Fatalf("repo keygen: %d %s", code, se)
+		}
+	}
+	repo := filepath.Join(dir, "repo")
+	if _, se, code := hpctl(t, "repo", "init", repo, "--root-keys", keys["root"], "--targets-key", keys["targets"],
+		"--snapshot-key", keys["snapshot"], "--timestamp-key", keys["timestamp"]); code != 0 {
+		t.Fatalf("repo init: %d %s", code, se)
+	}
+	root := filepath.Join(repo, "public", "1.root.json")
+	b, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := filepath.Join(dir, "unsigned.json")
+	i := bytes.Index(b, []byte(`"signatures"`))
+	j := bytes.Index(b, []byte(`"signed"`))
+	if i < 0 || j < 0 || i > j {
+		t.Fatalf("root.json layout unexpected:\n%s", b)
+	}
+	if err := os.WriteFile(unsigned, append(append([]byte("{"), `"signatures":[],`...), b[j:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := func(imageRoot string) (string, int) {
+		_, se, code := hpctl(t, "image", "build", "--board", "qemu-arm64", "--hardphone", "x", "-o", filepath.Join(dir, "out"),
+			"--offline", "--cache", filepath.Join(dir, "cache"), "--fleet", "https://10.0.2.101:8443", "--fleet-ca", "a.pem",
+			"--fleet-device-ca", "b.pem", "--image-root", imageRoot, "--director-root", root, "--image-repo", "http://10.0.2.102/image/public/")
+		return se, code
+	}
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(repo, "public", "timestamp.json"), "not TUF root metadata"},
+		{unsigned, "not signed by its own root keys"},
+		{filepath.Join(dir, "absent.json"), "no such file"},
+	} {
+		if se, code := build(c.path); code != 1 || !strings.Contains(se, c.want) {
+			t.Errorf("image build --image-root %s: exit %d, stderr %q; want 1 and %q", filepath.Base(c.path), code, se, c.want)
+		}
+	}
+	if se, code := build(root); code != 1 || !strings.Contains(se, "make kernel") {
+		t.Errorf("image build with a real root: exit %d, stderr %q; want it past the pins, stopped by the empty kernel cache", code, se)
 	}
 }

@@ -10,6 +10,13 @@
 // initramfs whose PID 1 is test/qemu/alsaguest, and plays and captures
 // through the phone's ALSA path on the loopback card.
 //
+// The fleet scenarios start hpfleet on the host too, reached from the guest
+// at 10.0.2.101:8443; TestFleetDirector adds the vendor's image repository
+// (nginx) at 10.0.2.102:80, PostgreSQL for the registrar's subscriber
+// table, and delivers a configuration document and a firmware update
+// through hpfleet's director. Each guest forward is one the board's
+// lockdown policy allows.
+//
 // A short slice (first boot, zero-touch first boot with hpfleet, good
 // update) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
 // which `make qemu-test` sets. Scenarios run one at a time: each is a

@@ -33,64 +33,11 @@ const fleetName = "fleet.test"
 func TestFirstBootZeroTouch(t *testing.T) {
 	f := getFixture(t)
 	dir := t.TempDir()
-	pki := filepath.Join(dir, "fleet-pki")
-	if err := ca.Init(pki, ca.InitOptions{Organization: "Acme Phones", ServerNames: []string{fleetName},
-		ServerIPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AdminName: "admin"}); err != nil {
-		t.Fatal(err)
-	}
-	mfg := test.NewManufacturerCA(t, filepath.Join(dir, "mfg"))
-	srv := test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(pki, ca.ServerCACertFile), fleetName,
-		"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", pki, "--manufacturer-ca", mfg.CertFile,
-		"--checkin-interval", "10s")
-
-	// The factory: the TPM maker's EK certificate, the user's SIP
-	// password sealed under the TPM, the floor at the image's version.
-	// No identity key, no certificate.
-	sw := test.StartSWTPM(t, test.SWTPMWithEK(mfg))
-	state := filepath.Join(dir, "data", "hardphone")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: state, Protector: sw.Spec}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := creds.Put("sip/"+sipUser, []byte(f.password)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := creds.Protector().Counter(system.FloorCounterIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AdvanceTo(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := creds.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ekHash := fmt.Sprintf("%x", sha256.Sum256(sw.EKCertECCP256))
-	tpmDir := filepath.Join(dir, "tpm")
-	sw.Stop(t)
-	run(t, "cp", "-a", sw.StateDir, tpmDir)
-
-	// The vendor's manifest.
-	roots, err := ca.LoadPool(filepath.Join(pki, ca.ServerCACertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCert, err := tls.LoadX509KeyPair(filepath.Join(pki, ca.AdminCertFile), filepath.Join(pki, ca.AdminKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(client.Config{URL: srv.URL, ServerName: fleetName, Roots: roots, Certificate: &adminCert})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.CloseIdleConnections()
+	fl := startFleet(t, dir)
+	tpmDir := f.factoryTPM(t, dir, fl, "QEMU-000001")
+	pki := fl.pki
+	srv, admin := fl.srv, fl.admin
 	ctx := context.Background()
-	if res, err := admin.Import(ctx, []api.AllowEntry{{Serial: "QEMU-000001", EKSHA256: ekHash, Model: "qemu-arm64", Group: "lab"}}); err != nil || res.Added != 1 {
-		t.Fatalf("allow-list import: %+v, %v", res, err)
-	}
 
 	// The image pins the fleet; its data partition holds the factory's
 	// state file.
@@ -133,6 +80,7 @@ func TestFirstBootZeroTouch(t *testing.T) {
 	wantField(t, reg, "credentials", "tpm")
 	wantField(t, vm.WaitMarker(t, "marked-good", bootTimeout), "slot", "A")
 	var d *api.DeviceDetail
+	var err error
 	for deadline := time.Now().Add(bootTimeout); ; {
 		d, err = admin.Device(ctx, dev.ID)
 		if err == nil && len(d.Reports) > 0 && d.Reports[0].Report.Boot.MarkedGood {
@@ -164,4 +112,100 @@ func srvPort(t *testing.T, srv *test.HPFleet) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// fleet is hpfleet on the host with its PKI, the vendor's manufacturer CA
+// and an admin client.
+type fleet struct {
+	pki   string // hpfleet's CA directory
+	mfg   *test.ManufacturerCA
+	srv   *test.HPFleet
+	admin *client.Client
+}
+
+// startFleet makes the fleet's PKI in dir and starts hpfleet with args
+// added to its own.
+func startFleet(t *testing.T, dir string, args ...string) *fleet {
+	t.Helper()
+	fl := newFleet(t, dir)
+	fl.start(t, dir, args...)
+	return fl
+}
+
+// newFleet makes the fleet's PKI and the manufacturer CA in dir; start
+// then starts hpfleet (a registrar that trusts the device CA can start in
+// between).
+func newFleet(t *testing.T, dir string) *fleet {
+	t.Helper()
+	fl := &fleet{pki: filepath.Join(dir, "fleet-pki")}
+	if err := ca.Init(fl.pki, ca.InitOptions{Organization: "Acme Phones", ServerNames: []string{fleetName},
+		ServerIPs: []net.IP{net.IPv4(127, 0, 0, 1)}, AdminName: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	fl.mfg = test.NewManufacturerCA(t, filepath.Join(dir, "mfg"))
+	return fl
+}
+
+// start starts hpfleet on the fleet's PKI, its data in dir, with args
+// added to its own, and makes the admin client.
+func (fl *fleet) start(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	fl.srv = test.StartHPFleet(t, test.BuildHPFleet(t), filepath.Join(fl.pki, ca.ServerCACertFile), fleetName,
+		append([]string{"--data", filepath.Join(dir, "fleet-data"), "--ca-dir", fl.pki, "--manufacturer-ca", fl.mfg.CertFile,
+			"--checkin-interval", "10s"}, args...)...)
+	roots, err := ca.LoadPool(filepath.Join(fl.pki, ca.ServerCACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCert, err := tls.LoadX509KeyPair(filepath.Join(fl.pki, ca.AdminCertFile), filepath.Join(fl.pki, ca.AdminKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.admin, err = client.New(client.Config{URL: fl.srv.URL, ServerName: fleetName, Roots: roots, Certificate: &adminCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.admin.CloseIdleConnections)
+}
+
+// factoryTPM is the factory for a zero-touch phone: a TPM holding the
+// maker's EK certificate, the user's SIP password sealed under it and the
+// floor at the image's version, no identity key and no certificate; the
+// state file lands in dir/data/hardphone (for the data partition). The
+// vendor's manifest puts the phone, by the hash of its EK certificate, on
+// the fleet's allow-list in group "lab". It returns the TPM's state
+// directory.
+func (f *fixture) factoryTPM(t *testing.T, dir string, fl *fleet, serial string) string {
+	t.Helper()
+	sw := test.StartSWTPM(t, test.SWTPMWithEK(fl.mfg))
+	state := filepath.Join(dir, "data", "hardphone")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := system.OpenCredentials(system.CredentialSpec{StateDir: state, Protector: sw.Spec}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Put("sip/"+sipUser, []byte(f.password)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := creds.Protector().Counter(system.FloorCounterIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AdvanceTo(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ekHash := fmt.Sprintf("%x", sha256.Sum256(sw.EKCertECCP256))
+	tpmDir := filepath.Join(dir, "tpm")
+	sw.Stop(t)
+	run(t, "cp", "-a", sw.StateDir, tpmDir)
+	res, err := fl.admin.Import(context.Background(), []api.AllowEntry{{Serial: serial, EKSHA256: ekHash, Model: "qemu-arm64", Group: "lab"}})
+	if err != nil || res.Added != 1 {
+		t.Fatalf("allow-list import: %+v, %v", res, err)
+	}
+	return tpmDir
 }

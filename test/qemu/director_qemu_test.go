@@ -1,0 +1,266 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/fleet/ca"
+	"github.com/hardphone/hardphone/fleet/registrar"
+	"github.com/hardphone/hardphone/test"
+)
+
+// The guest's view of the registrar and of the image repository (QEMU
+// guest forwards the board's lockdown policy allows).
+const (
+	guestRegistrar = "10.0.2.100"
+	guestImageRepo = "http://10.0.2.102/image/public/"
+)
+
+// TestFleetDirector: a zero-touch phone whose image pins the fleet's two
+// repositories (the vendor's image repository and hpfleet's director)
+// enrols, registers with its factory password and is marked good. Then
+// hpfleet's director gives it (a) a configuration document that changes
+// its account (registration lifetime 120 s) with a SIP password hpfleet
+// generates, seals to the phone's TPM and writes to the registrar's
+// subscriber table: the phone runs it and registers with it; and (b) a
+// firmware assignment, a signed bundle the image repository (nginx on the
+// host, reached through its own guest forward) lists: the phone downloads
+// it, installs it into slot B, and after a power cycle boots B, registers
+// and marks it good; hpfleet's inventory shows the new version.
+func TestFleetDirector(t *testing.T) {
+	requireFull(t)
+	f := getFixture(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	// The registrar: Kamailio authenticating from PostgreSQL, whose
+	// subscriber table holds the factory password until the fleet writes
+	// the one it generates.
+	pg := test.StartPostgres(t, test.PostgresTCP())
+	regDSN := pg.NewDatabase(t)
+	test.KamailioAuthSchema(t, regDSN)
+	subs, err := registrar.OpenSubscribers(ctx, regDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := registrar.ComputeHashes(registrar.AlgSHA256, sipUser, guestRegistrar, []byte(f.password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := subs.Set(ctx, sipUser, guestRegistrar, h, false); err != nil {
+		t.Fatal(err)
+	}
+	subs.Close()
+	dsnFile := filepath.Join(dir, "registrar-dsn")
+	if err := os.WriteFile(dsnFile, []byte(regDSN), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The two repositories, made with hpctl repo: the vendor's image
+	// repository served by nginx (its keys stay outside the document
+	// root), and the director's root, whose root key stays offline while
+	// hpfleet holds the online keys.
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := func(name string) string {
+		p := filepath.Join(keys, name+".pem")
+		f.hpctlRun(t, "repo", "keygen", p)
+		return p
+	}
+	ngx := test.StartStaticNginx(t)
+	imageRepo := filepath.Join(ngx.Root, "image")
+	imgTargets, imgSnap, imgTS := key("image-targets"), key("image-snapshot"), key("image-timestamp")
+	f.hpctlRun(t, "repo", "init", imageRepo, "--root-keys", key("image-root"), "--targets-key", imgTargets,
+		"--snapshot-key", imgSnap, "--timestamp-key", imgTS)
+	dirRepo := filepath.Join(dir, "director-root")
+	dirTargets, dirSnap, dirTS := key("director-targets"), key("director-snapshot"), key("director-timestamp")
+	f.hpctlRun(t, "repo", "init", dirRepo, "--root-keys", key("director-root"), "--targets-key", dirTargets,
+		"--snapshot-key", dirSnap, "--timestamp-key", dirTS)
+	imageRoot := filepath.Join(imageRepo, "public", "1.root.json")
+	directorRoot := filepath.Join(dirRepo, "public", "1.root.json")
+
+	// The firmware: a slot image of version 2 (security version 2) whose
+	// generated config follows the same fleet, signed by the vendor and
+	// listed by the image repository.
+	fl := newFleet(t, dir)
+	image := func(out string, extra ...string) {
+		f.hpctlRun(t, append([]string{"image", "build", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", out, "--offline",
+			"--cache", filepath.Join(f.root, ".cache", "hpctl"), "--ca", f.pki.CAFile,
+			"--keyring", f.upki.CA.CertFile, "--signer-cert", f.upki.Leaf.CertFile, "--signer-key", f.upki.Leaf.KeyFile,
+			"--user", sipUser, "--fleet", "https://10.0.2.101:8443", "--fleet-server-name", fleetName,
+			"--fleet-ca", filepath.Join(fl.pki, ca.ServerCACertFile), "--fleet-device-ca", filepath.Join(fl.pki, ca.DeviceCACertFile),
+			"--image-root", imageRoot, "--director-root", directorRoot, "--image-repo", guestImageRepo}, extra...)...)
+	}
+	image(filepath.Join(dir, "v2"), "--slot-only", "--version", "2", "--security-version", "2")
+	const target = "hardphone-2.raucb"
+	f.hpctlRun(t, "repo", "add", imageRepo, filepath.Join(dir, "v2", "update.raucb"), "--keyring", f.upki.CA.CertFile,
+		"--key", imgTargets, "--name", target, "--snapshot-key", imgSnap, "--timestamp-key", imgTS)
+
+	k := test.StartKamailio(t, test.KamailioPKI(f.pki), test.KamailioCert(f.regCert, f.regKey),
+		test.KamailioCA(filepath.Join(fl.pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers(),
+		test.KamailioPostgresAuth(pg.URL(t, regDSN)), test.KamailioRPC(), test.KamailioDigestAlgorithm("SHA-256"))
+	fl.start(t, dir, "--director", dirRepo, "--director-targets-key", dirTargets,
+		"--director-snapshot-key", dirSnap, "--director-timestamp-key", dirTS,
+		"--image-url", ngx.URL+"/image/public/", "--image-root", imageRoot,
+		"--registrar-db", "@"+dsnFile, "--registrar-domain", guestRegistrar, "--registrar-rpc", k.RPCURL(),
+		"--password-rotation", "0", "--director-interval", "1s")
+	admin := fl.admin
+
+	// The factory's phone, and its image: version 1, pinning both roots.
+	tpmDir := f.factoryTPM(t, dir, fl, "QEMU-000002")
+	base := filepath.Join(dir, "image")
+	image(base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
+	boot := func() *test.QEMU {
+		return test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
+			TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, ngx), Dir: dir})
+	}
+	start := time.Now()
+	vm := boot()
+	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "A")
+	var id string
+	waitFleet(t, fl, "the phone enrolled", func() bool {
+		page, err := admin.Inventory(ctx, "", 10)
+		if err == nil && len(page.Devices) == 1 {
+			id = page.Devices[0].ID
+			return true
+		}
+		return false
+	})
+	t.Logf("enrolled as %s %v after QEMU started", id, time.Since(start).Round(time.Millisecond))
+	k.SetDeviceUser(t, id, sipUser)
+	wantField(t, vm.WaitMarker(t, "registered", bootTimeout), "credentials", "tpm")
+	wantField(t, vm.WaitMarker(t, "marked-good", bootTimeout), "slot", "A")
+	if d, err := admin.Device(ctx, id); err != nil || !d.Device.SealingKey {
+		t.Fatalf("device %s: %+v, %v; want a TPM sealing key proven at enrolment", id, d, err)
+	}
+
+	// (a) The configuration document: the account asks for 120 s
+	// registrations; hpfleet generates its password, seals it to this
+	// phone's TPM and writes the registrar's row.
+	doc := fmt.Sprintf("[[account]]\nname = %q\nuser = %q\nregistrar = \"%s:5061\"\ndomain = %q\npassword_cred = \"sip/%s\"\nexpires = \"120s\"\n",
+		sipUser, sipUser, guestRegistrar, guestRegistrar, sipUser)
+	assigned := time.Now()
+	res, err := admin.SetConfig(ctx, api.ScopeDevice, id, []byte(doc))
+	if err != nil {
+		t.Fatalf("config set: %v", err)
+	}
+	t.Logf("config set: %+v", res)
+	var reg test.Registration
+	waitFleet(t, fl, "a registration under the document (expires <= 120)", func() bool {
+		for _, r := range k.Registrations(t) {
+			if (r.AoR == sipUser || strings.HasPrefix(r.AoR, sipUser+"@")) && r.Expires <= 120 {
+				reg = r
+				return true
+			}
+		}
+		return false
+	})
+	running := time.Since(assigned)
+	var ps *api.ProvisionStatus
+	waitFleet(t, fl, "the phone's check-in confirming the document (the previous password dropped)", func() bool {
+		ps, err = admin.Provision(ctx, id)
+		return err == nil && len(ps.Accounts) == 1 && ps.Accounts[0].Generation >= 1 && !ps.Accounts[0].PreviousValid &&
+			ps.ReportedConfigVersion >= ps.Accounts[0].SealedVersion
+	})
+	confirmed := time.Since(assigned)
+	t.Logf("config assigned -> registered under it (expires %d): %v; -> confirmed by check-in: %v",
+		reg.Expires, running.Round(time.Millisecond), confirmed.Round(time.Millisecond))
+	if b, err := os.ReadFile(k.LogPath()); err != nil || strings.Contains(string(b), "with the previous password") {
+		t.Fatalf("Kamailio log (%v): the phone registered with the factory password after the document:\n%s", err, b)
+	}
+
+	// (b) The firmware assignment.
+	assigned = time.Now()
+	if _, err := admin.AssignFirmware(ctx, api.ScopeDevice, id, target); err != nil {
+		t.Fatalf("firmware assign: %v", err)
+	}
+	// The updater's own word that B is written and next in the boot
+	// order; then the fleet's view of it, from the next check-in.
+	vm.WaitLine(t, `msg="boot order switched; reboot to try the new slot"`, installTimeout)
+	written := time.Since(assigned)
+	waitFleet(t, fl, "a check-in reporting slot B with version 2", func() bool {
+		d, err := admin.Device(ctx, id)
+		if err != nil || len(d.Reports) == 0 {
+			return false
+		}
+		for _, s := range d.Reports[0].Report.Slots {
+			if s.Name == "B" && s.Version == "2" {
+				return true
+			}
+		}
+		return false
+	})
+	installed := time.Since(assigned)
+	t.Logf("firmware assigned -> B written and next: %v; -> reported by check-in: %v",
+		written.Round(time.Millisecond), installed.Round(time.Millisecond))
+	// The bundle came from the image repository through the guest's
+	// second forward (nginx's access log: "METHOD URI STATUS BYTES").
+	if b, err := os.ReadFile(ngx.AccessLog); err != nil || !strings.Contains(string(b), "."+target+" 200 ") {
+		t.Fatalf("nginx access log (%v): no download of %s:\n%s", err, target, b)
+	}
+	// The phone does not reboot by itself after a director install (PID 1
+	// reboots after a medium's only): the power cycle is the test's.
+	vm.Kill(t)
+	t.Logf("timeline (slot A):\n%s", vm.Timeline())
+	vm = boot()
+	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "B")
+	wantField(t, vm.WaitMarker(t, "registered", bootTimeout), "slot", "B")
+	good := vm.WaitMarker(t, "marked-good", bootTimeout)
+	wantField(t, good, "slot", "B")
+	wantField(t, good, "version", "2")
+	markedGood := time.Since(assigned)
+	var r api.Report
+	waitFleet(t, fl, "the inventory showing firmware 2 marked good in B", func() bool {
+		d, err := admin.Device(ctx, id)
+		if err != nil || len(d.Reports) == 0 {
+			return false
+		}
+		r = d.Reports[0].Report
+		return r.Firmware.Version == "2" && r.Boot.Slot == "B" && r.Boot.MarkedGood
+	})
+	inInventory := time.Since(assigned)
+	if r.Firmware.SecurityVersion != 2 || r.Provisioning == nil || r.Provisioning.ConfigVersion != ps.ReportedConfigVersion {
+		t.Errorf("check-in after the update = %+v, provisioning %+v; want security version 2 and the document still running", r, r.Provisioning)
+	}
+	vm.Kill(t)
+	t.Logf("timeline (slot B):\n%s", vm.Timeline())
+	t.Logf("firmware assigned -> B written %v -> marked good in B %v (check-in wait and power cycle included) -> in the inventory %v",
+		written.Round(time.Millisecond), markedGood.Round(time.Millisecond), inInventory.Round(time.Millisecond))
+	t.Logf("scenario fleet director: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// waitFleet polls cond until it holds, failing after installTimeout with
+// hpfleet's log.
+func waitFleet(t *testing.T, fl *fleet, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(installTimeout); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v\n--- hpfleet ---\n%s", what, installTimeout, fl.srv.LogTail())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// nginxPort is the port nginx listens on, on 127.0.0.1.
+func nginxPort(t *testing.T, n *test.StaticNginx) int {
+	t.Helper()
+	u, err := url.Parse(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("nginx URL %s: %v", n.URL, err)
+	}
+	return p
+}
