@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hardphone/hardphone/agent/control"
+	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/board"
 	"github.com/hardphone/hardphone/test"
 )
@@ -109,6 +111,54 @@ func TestEvaluate(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), "HARDPHONE-MARKER unhealthy") {
 				t.Errorf("no unhealthy marker printed: %q", out.String())
+			}
+		})
+	}
+}
+
+// TestRebootIntoFleetFirmware: a bundle the fleet's director assigned is
+// installed by the agent in the other slot; PID 1 reboots into it once
+// this boot is confirmed and no call is up, never during a trial or a
+// call, and says why it waits.
+func TestRebootIntoFleetFirmware(t *testing.T) {
+	b, err := board.Lookup("qemu-arm64")
+	if err != nil {
+		t.Fatalf("board: %v", err)
+	}
+	installed := &control.ProvisioningStatus{Firmware: &control.FirmwareStatus{Target: "hardphone-2.raucb", Version: "2", State: control.FirmwareInstalled}}
+	call := []sip.CallStatus{{ID: "c1", State: "established"}}
+	tests := []struct {
+		name      string
+		confirmed bool
+		prov      *control.ProvisioningStatus
+		calls     []sip.CallStatus
+		want      string // rebootFor
+		marker    string // in the output
+	}{
+		{"installed, confirmed, idle", true, installed, nil, "fleet-update", ""},
+		{"installed during a call", true, installed, call, "", "reboot-waits"},
+		{"installed during this boot's trial", false, installed, nil, "", ""},
+		{"waiting for the window", true, &control.ProvisioningStatus{Firmware: &control.FirmwareStatus{State: control.FirmwareWaiting}}, nil, "", ""},
+		{"running", true, &control.ProvisioningStatus{Firmware: &control.FirmwareStatus{State: control.FirmwareRunning}}, nil, "", ""},
+		{"no fleet", true, nil, nil, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := newSupervisor(b, markers{start: time.Now(), w: &out}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			s.confirmed = tt.confirmed
+			s.onStatus(&control.Status{Accounts: []sip.AccountStatus{{Name: "line1", Registered: true, Calls: tt.calls}}, Provisioning: tt.prov})
+			if s.rebootFor != tt.want {
+				t.Fatalf("onStatus() rebootFor = %q, want %q", s.rebootFor, tt.want)
+			}
+			if tt.marker != "" && !strings.Contains(out.String(), "HARDPHONE-MARKER "+tt.marker) {
+				t.Errorf("onStatus() printed %q, want a %s marker", out.String(), tt.marker)
+			}
+			// Once is enough: the marker is not repeated every poll.
+			before := out.Len()
+			s.onStatus(&control.Status{Accounts: []sip.AccountStatus{{Name: "line1", Registered: true, Calls: tt.calls}}, Provisioning: tt.prov})
+			if tt.marker != "" && out.Len() != before && strings.Contains(out.String()[before:], tt.marker) {
+				t.Errorf("second poll printed %q again", tt.marker)
 			}
 		})
 	}
