@@ -66,6 +66,7 @@ type supervisor struct {
 	accounts    string // why the accounts are where they are, from the last agent status
 	belowFloor  bool   // the booted slot is below the anti-rollback floor
 	rebootFor   string // "" or why PID 1 reboots at once (the next boot is another slot's)
+	rebootWaits bool   // a fleet update waits for the calls to end (marker printed)
 	floor       uint64
 	floorShown  bool
 	rollback    bool
@@ -316,6 +317,31 @@ func (s *supervisor) onStatus(st *control.Status) {
 		// Without an updater a registered agent is the whole health check.
 		s.markedGood, s.confirmed = true, true
 	}
+	s.fleetFirmware(st)
+}
+
+// fleetFirmware reboots into a bundle the fleet's director assigned once
+// the agent has installed it in the other slot (it installs only inside
+// the device's maintenance window): as soon as this boot is confirmed (a
+// slot on trial is judged by its own rules first) and no call is up. A
+// call delays it; the marker says so once.
+func (s *supervisor) fleetFirmware(st *control.Status) {
+	p := st.Provisioning
+	if p == nil || p.Firmware == nil || p.Firmware.State != control.FirmwareInstalled || !s.confirmed || s.rebootFor != "" {
+		return
+	}
+	calls := 0
+	for _, a := range st.Accounts {
+		calls += len(a.Calls)
+	}
+	if calls > 0 {
+		if !s.rebootWaits {
+			s.rebootWaits = true
+			s.mk.print("reboot-waits", "reason", "fleet-update", "version", p.Firmware.Version, "calls", calls)
+		}
+		return
+	}
+	s.rebootFor = "fleet-update"
 }
 
 // accountsReason sums up the accounts for the confirmed marker:
