@@ -629,6 +629,7 @@ func (s *Server) lift(w http.ResponseWriter, r *http.Request, admin string) erro
 		return err
 	}
 	kind := store.AnomalyResponseKind(req.Kind)
+	note(r, "kind", string(kind))
 	cur, err := s.st.GetAnomalyResponse(r.Context(), id, kind)
 	if err != nil {
 		return storeError("response", err)
