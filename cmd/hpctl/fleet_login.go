@@ -92,16 +92,22 @@ func fleetLogin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if res.Stage != consoleapi.StageSecondFactor {
-		return fmt.Errorf("login: the server wants %q next: enrol a second factor in the web console first", res.Stage)
-	}
-	if *code == "" {
-		if *code, err = readSecret("", "TOTP code: ", in, stderr); err != nil {
-			return fmt.Errorf("code: %w", err)
+	switch res.Stage {
+	case consoleapi.StageSecondFactor:
+		if *code == "" {
+			if *code, err = readSecret("", "TOTP code: ", in, stderr); err != nil {
+				return fmt.Errorf("code: %w", err)
+			}
 		}
-	}
-	if err := c.ProveTOTP(ctx, strings.TrimSpace(*code)); err != nil {
-		return fmt.Errorf("login: second factor: %w", err)
+		if err := c.ProveTOTP(ctx, strings.TrimSpace(*code)); err != nil {
+			return fmt.Errorf("login: second factor: %w", err)
+		}
+	case consoleapi.StageEnrol:
+		if err := enrolTOTP(ctx, c, *name, *code, in, stdout, stderr); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("login: the server wants %.32q next, which hpctl cannot do: use the web console", res.Stage)
 	}
 	if err := writeSession(af.session, c.SessionToken()); err != nil {
 		// A session nobody can use: end it.
@@ -109,6 +115,32 @@ func fleetLogin(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "logged in as %s; session in %s (ends after 15 minutes idle or 8 hours)\n", *name, af.session)
+	return nil
+}
+
+// enrolTOTP enrols the admin's first second factor: it shows the new TOTP
+// secret and its otpauth URI (for an authenticator app), then asks for a
+// code made from it to confirm. The code cannot come from --totp: it does
+// not exist before the secret is shown.
+func enrolTOTP(ctx context.Context, c *consoleclient.Client, name, code string, in *bufio.Reader, stdout, stderr io.Writer) error {
+	if code != "" {
+		return usagef("fleet login: %s has no second factor yet: run without --totp to enrol one (the code is asked for after the secret is shown)", name)
+	}
+	en, err := c.EnrolTOTP(ctx)
+	if err != nil {
+		return fmt.Errorf("login: TOTP enrolment: %w", err)
+	}
+	// The secret is shown once, to the admin in front of this terminal:
+	// it is what the authenticator app needs.
+	fmt.Fprintf(stdout, "%s has no second factor yet: add this TOTP secret to an authenticator app\n  secret: %s\n  uri:    %s\n", name, en.Secret, en.URI)
+	got, err := readSecret("", "code from the app to confirm: ", in, stderr)
+	if err != nil {
+		return fmt.Errorf("code: %w", err)
+	}
+	if err := c.ConfirmTOTP(ctx, strings.TrimSpace(got)); err != nil {
+		return fmt.Errorf("login: TOTP enrolment not confirmed: %w", err)
+	}
+	fmt.Fprintf(stdout, "TOTP enrolled for %s\n", name)
 	return nil
 }
 

@@ -181,6 +181,10 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 			return fail(usagef("serve: --audit-syslog needs an audit key (--audit-key)"))
 		}
 		log.Warn("no audit key: the audit log, staged rollouts and the admin console are off (hpctl fleet audit keygen)")
+		// The cert-only mode of the fleet's first admin API: no session,
+		// no role, no record of who did what.
+		log.Warn("CERT-ONLY ADMIN MODE: without an audit key the admin endpoints (devices, allow-list, revoke, settings, config, firmware) " +
+			"take an admin client certificate alone: no session, no second factor, no RBAC, no audit trail; give an audit key to require them")
 		return out, nil
 	}
 	key, err := audit.LoadKey(keyFile)

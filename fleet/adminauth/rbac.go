@@ -49,6 +49,7 @@ const (
 	PermBundleRegister  Permission = "bundle.register"
 	PermKeyManage       Permission = "key.manage"
 	PermDeviceRevoke    Permission = "device.revoke"
+	PermDeviceAdmit     Permission = "device.admit"
 	PermAdminRead       Permission = "admin.read"
 	PermAdminManage     Permission = "admin.manage"
 	PermAuditRead       Permission = "audit.read"
@@ -71,10 +72,11 @@ var permissions = map[Permission]permInfo{
 	PermApproveSecurity: {"approve another admin's policy, key, admin or role change", true},
 	PermEventsRead:      {"read device security events", false},
 	PermPolicyRead:      {"read groups' lockdown policies", false},
-	PermPolicyWrite:     {"change a group's lockdown policy (takes effect on a second approval)", true},
-	PermBundleRegister:  {"register a firmware bundle or configuration for rollouts", true},
-	PermKeyManage:       {"rotate the server's keys and admins' approval keys", true},
-	PermDeviceRevoke:    {"revoke a device's enrolment", true},
+	PermPolicyWrite:     {"change a group's lockdown policy (takes effect on a second approval), or the fleet's minimum security version", true},
+	PermBundleRegister:  {"register a firmware bundle or configuration for rollouts, or assign one directly where no approval is needed", true},
+	PermKeyManage:       {"rotate the server's keys, admins' approval keys and devices' SIP passwords", true},
+	PermDeviceRevoke:    {"revoke or retire a device", true},
+	PermDeviceAdmit:     {"import devices into the allow-list (who may enrol), lift a block or quarantine the anomaly detector put on a device", true},
 	PermAdminRead:       {"list admins and their roles", false},
 	PermAdminManage:     {"create, disable an admin or change a role (takes effect on a second approval)", true},
 	PermAuditRead:       {"read the audit trail and its checkpoints", false},
@@ -85,7 +87,7 @@ var permissions = map[Permission]permInfo{
 func Permissions() []Permission {
 	return []Permission{PermInventoryRead, PermRolloutRead, PermRolloutStart, PermRolloutControl, PermApproveRollout,
 		PermApproveSecurity, PermEventsRead, PermPolicyRead, PermPolicyWrite, PermBundleRegister, PermKeyManage,
-		PermDeviceRevoke, PermAdminRead, PermAdminManage, PermAuditRead, PermAuditExport}
+		PermDeviceRevoke, PermDeviceAdmit, PermAdminRead, PermAdminManage, PermAuditRead, PermAuditExport}
 }
 
 // Privileged reports whether p needs a recent second factor (step-up).
@@ -102,8 +104,8 @@ var grants = map[Role][]Permission{
 	RoleOperator: {PermInventoryRead, PermRolloutRead, PermRolloutStart, PermRolloutControl, PermApproveRollout,
 		PermEventsRead},
 	RoleSecurityAdmin: {PermInventoryRead, PermRolloutRead, PermEventsRead, PermPolicyRead, PermPolicyWrite,
-		PermApproveSecurity, PermBundleRegister, PermKeyManage, PermDeviceRevoke, PermAdminRead, PermAdminManage,
-		PermAuditRead},
+		PermApproveSecurity, PermBundleRegister, PermKeyManage, PermDeviceRevoke, PermDeviceAdmit, PermAdminRead,
+		PermAdminManage, PermAuditRead},
 	RoleAuditor: {PermInventoryRead, PermRolloutRead, PermEventsRead, PermPolicyRead, PermAdminRead, PermAuditRead,
 		PermAuditExport},
 }

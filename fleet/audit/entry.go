@@ -83,6 +83,15 @@ const (
 	ActionDeviceEnrol     Action = "device.enrol"
 	ActionDeviceRevoke    Action = "device.revoke"
 	ActionDeviceEvent     Action = "device.security_event"
+	ActionDeviceRetire    Action = "device.retire"
+	ActionDeviceAdmit     Action = "device.admit"
+	ActionDeviceRotate    Action = "device.rotate"
+	ActionSettingChange   Action = "setting.change"
+	ActionConfigChange    Action = "config.change"
+	ActionFirmwareChange  Action = "firmware.change"
+	ActionAnomalyFinding  Action = "anomaly.finding"
+	ActionAnomalyResponse Action = "anomaly.response"
+	ActionAnomalyLift     Action = "anomaly.lift"
 	ActionAuditExport     Action = "audit.export"
 )
 

@@ -29,6 +29,9 @@ func (s *Server) importAllowList(w http.ResponseWriter, r *http.Request, admin s
 	if err != nil {
 		return storeError("import", err)
 	}
+	note(r, "entries", strconv.Itoa(len(entries)))
+	note(r, "added", strconv.Itoa(res.Added))
+	note(r, "updated", strconv.Itoa(res.Updated))
 	s.log.Info("allow-list imported", "admin", admin, "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged)
 	writeJSON(w, http.StatusOK, api.ImportResponse{Added: res.Added, Updated: res.Updated, Unchanged: res.Unchanged})
 	return nil
@@ -210,6 +213,7 @@ func (s *Server) changeState(w http.ResponseWriter, r *http.Request, admin strin
 	if name == "" {
 		name = defReason
 	}
+	note(r, "reason", name)
 	if err := s.st.SetDeviceState(r.Context(), id, to, reasons[name], s.o.now()); err != nil {
 		return storeError(string(to), err).with("device", string(id))
 	}
@@ -289,6 +293,7 @@ func (s *Server) putSetting(w http.ResponseWriter, r *http.Request, admin string
 	if err := check(v.Value); err != nil {
 		return err
 	}
+	note(r, "value", v.Value)
 	if err := s.st.SetSetting(r.Context(), k, v.Value); err != nil {
 		return storeError("setting", err)
 	}
@@ -302,6 +307,7 @@ func (s *Server) deleteSetting(w http.ResponseWriter, r *http.Request, admin str
 	if err != nil {
 		return err
 	}
+	note(r, "value", "deleted")
 	if err := s.st.DeleteSetting(r.Context(), k); err != nil {
 		return storeError("setting", err)
 	}

@@ -338,6 +338,7 @@ func (a *anomalyRunner) handle(ctx context.Context, f anomaly.Finding) {
 	v := findingView(f)
 	a.putFinding(ctx, v, f.Severity)
 	retry := false
+	outcomes, details := make([]string, len(f.Responses)), make([]string, len(f.Responses))
 	for i, r := range f.Responses {
 		var outcome, detail string
 		switch r.Kind {
@@ -352,9 +353,11 @@ func (a *anomalyRunner) handle(ctx context.Context, f anomaly.Finding) {
 			outcome, detail = "failed", "unknown response"
 		}
 		v.Responses[i].Outcome, v.Responses[i].Detail = outcome, detail
+		outcomes[i], details[i] = outcome, detail
 		s.metrics.add("anomaly_response." + string(r.Kind) + "." + outcome)
 	}
 	a.putFinding(ctx, v, f.Severity)
+	s.auditFinding(ctx, f, outcomes, details)
 	if retry {
 		a.mu.Lock()
 		a.findings[f.ID] = fstatus{view: v}
@@ -629,6 +632,7 @@ func (s *Server) lift(w http.ResponseWriter, r *http.Request, admin string) erro
 		return err
 	}
 	kind := store.AnomalyResponseKind(req.Kind)
+	note(r, "kind", string(kind))
 	cur, err := s.st.GetAnomalyResponse(r.Context(), id, kind)
 	if err != nil {
 		return storeError("response", err)

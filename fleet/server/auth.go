@@ -97,11 +97,19 @@ func (s *Server) admin(h adminHandler) func(http.ResponseWriter, *http.Request) 
 		if leaf == nil {
 			return refuse(api.CodeUnauthenticated, "an admin certificate is required")
 		}
-		for _, c := range s.adminCAs {
-			if bytes.Equal(root.Raw, c.Raw) {
-				return h(w, r, leaf.Subject.String())
-			}
+		if s.isAdminCA(root) {
+			return h(w, r, leaf.Subject.String())
 		}
 		return refuse(api.CodeUnauthenticated, "the client certificate is not an admin certificate")
 	}
+}
+
+// isAdminCA reports whether root is one of the admin CAs.
+func (s *Server) isAdminCA(root *x509.Certificate) bool {
+	for _, c := range s.adminCAs {
+		if root != nil && bytes.Equal(root.Raw, c.Raw) {
+			return true
+		}
+	}
+	return false
 }

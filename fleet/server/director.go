@@ -193,6 +193,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, admin string)
 	if err != nil {
 		return directorError("config", err)
 	}
+	note(r, "revision", strconv.FormatUint(ch.Assignment.Revision, 10))
 	writeJSON(w, http.StatusOK, changeView(ch))
 	return nil
 }
@@ -231,6 +232,7 @@ func (s *Server) putFirmware(w http.ResponseWriter, r *http.Request, admin strin
 	if err := s.directChange(r, sc, nil); err != nil {
 		return err
 	}
+	note(r, "firmware", req.Target)
 	ch, err := s.dir.AssignFirmware(r.Context(), sc, req.Target, admin)
 	if err != nil {
 		return directorError("firmware", err)

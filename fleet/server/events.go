@@ -258,6 +258,7 @@ func (s *Server) ingest(ctx context.Context, id store.DeviceID, seg *eventlog.Se
 	if len(a.Observations) > 0 {
 		s.anom.wake()
 	}
+	s.auditEvents(ctx, id, fresh)
 	if newGaps > 0 {
 		s.log.Warn("gap in a device's exported event journal", "device", string(id), "gaps", newGaps)
 	}

@@ -20,17 +20,22 @@ func (s *Server) rolloutRoutes(handle func(pattern, name string, h func(http.Res
 	read := []adminauth.Permission{adminauth.PermRolloutRead}
 	approve := []adminauth.Permission{adminauth.PermApproveRollout, adminauth.PermApproveSecurity}
 	control := []adminauth.Permission{adminauth.PermRolloutControl}
-	handle("POST "+api.PathAdminRollouts, "rollout_create", s.authorized(s.createRollout, adminauth.PermRolloutStart, adminauth.PermPolicyWrite))
+	// A refused state-changing call is recorded here; the engine records
+	// what it does.
+	change := func(action audit.Action, h roleHandler, perms ...adminauth.Permission) func(http.ResponseWriter, *http.Request) error {
+		return s.recordRefusals(action, perms, s.authorized(h, perms...))
+	}
+	handle("POST "+api.PathAdminRollouts, "rollout_create", change(audit.ActionRolloutCreate, s.createRollout, adminauth.PermRolloutStart, adminauth.PermPolicyWrite))
 	handle("GET "+api.PathAdminRollouts, "rollout_list", s.authorized(s.listRollouts, read...))
 	handle("GET "+api.PathAdminRollout, "rollout_show", s.authorized(s.showRollout, read...))
 	handle("GET "+api.PathAdminRolloutDevices, "rollout_devices", s.authorized(s.rolloutDevices, read...))
 	handle("GET "+api.PathAdminRolloutStaged, "rollout_staged", s.authorized(s.stagedRollout, read...))
-	handle("POST "+api.PathAdminRolloutApprove, "rollout_approve", s.authorized(s.approveRollout, approve...))
-	handle("POST "+api.PathAdminRolloutSignatures, "rollout_signatures", s.authorized(s.signRollout, approve...))
-	handle("POST "+api.PathAdminRolloutHalt, "rollout_halt", s.authorized(s.haltRollout, control...))
-	handle("POST "+api.PathAdminRolloutResume, "rollout_resume", s.authorized(s.resumeRollout, control...))
-	handle("POST "+api.PathAdminRolloutAbort, "rollout_abort", s.authorized(s.abortRollout, control...))
-	handle("POST "+api.PathAdminApproverKeys, "approver_key_register", s.authorized(s.registerApproverKey, approve...))
+	handle("POST "+api.PathAdminRolloutApprove, "rollout_approve", change(audit.ActionApprovalGrant, s.approveRollout, approve...))
+	handle("POST "+api.PathAdminRolloutSignatures, "rollout_signatures", change(audit.ActionApprovalGrant, s.signRollout, approve...))
+	handle("POST "+api.PathAdminRolloutHalt, "rollout_halt", change(audit.ActionRolloutHalt, s.haltRollout, control...))
+	handle("POST "+api.PathAdminRolloutResume, "rollout_resume", change(audit.ActionRolloutResume, s.resumeRollout, control...))
+	handle("POST "+api.PathAdminRolloutAbort, "rollout_abort", change(audit.ActionRolloutAbort, s.abortRollout, control...))
+	handle("POST "+api.PathAdminApproverKeys, "approver_key_register", change(audit.ActionKeyChange, s.registerApproverKey, approve...))
 	handle("GET "+api.PathAdminApproverKeys, "approver_key_list", s.authorized(s.listApproverKeys, read...))
 	handle("GET "+api.PathAdminAuditExport, "audit_export", s.authorized(s.exportAudit, adminauth.PermAuditExport))
 }
@@ -76,6 +81,7 @@ func (s *Server) denied(ctx context.Context, p principal, action, target string,
 	defer cancel()
 	e := audit.Entry{Actor: audit.Actor{Kind: audit.ActorAdmin, ID: p.name}, Action: audit.ActionAccessDenied, Target: target,
 		Outcome: audit.OutcomeDenied, Source: p.addr, Details: map[string]string{"attempted": action, "reason": msg}}
+	markRecorded(ctx)
 	if _, err := s.auditLog.Append(ctx, e); err != nil {
 		s.log.Error("audit entry not written", "action", action, "err", err)
 	}

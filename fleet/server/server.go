@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/crypto/policy"
+	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
@@ -71,10 +72,13 @@ type Config struct {
 	Rollouts *rollout.Engine
 	// AdminAuth authorizes admins' sessions (adminauth: password and a
 	// second factor, RBAC, step-up) for the rollout, approval and audit
-	// endpoints; nil: they answer not_configured.
+	// endpoints; nil: they answer not_configured. With Audit too, every
+	// admin endpoint needs a session and its permission (admin_rbac.go).
 	AdminAuth AdminAuthorizer
-	// Audit is the audit log the export serves and refusals of admins
-	// are appended to; nil: no export.
+	// Audit is the audit log the export serves and admin actions and
+	// refusals, device security events and anomaly findings are appended
+	// to; it needs AdminAuth. nil: no export, and the admin endpoints
+	// other than the rollouts' take an admin certificate alone.
 	Audit *audit.Log
 	// FleetName is what approvers' proofs of possession name (the
 	// server's DNS name).
@@ -217,6 +221,9 @@ type Server struct {
 	evLimit   *limiter       // per-device event export limits
 	anom      *anomalyRunner // nil without the anomaly detector
 	console   http.Handler   // nil without the console
+	// strangers bounds the audit entries of refused admin calls without
+	// an admin certificate.
+	strangers strangerLimit
 }
 
 // New checks cfg and builds a server.
@@ -285,6 +292,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if o.anomaly != nil {
 		s.anom = newAnomalyRunner(s, *o.anomaly)
 	}
+	if s.auditLog != nil && s.auth == nil {
+		// Admin actions would be recorded with certificate names only.
+		return nil, fmt.Errorf("%w: an audit log needs admin sessions (AdminAuth)", ErrConfig)
+	}
 	if s.rollouts != nil && s.dir == nil {
 		return nil, fmt.Errorf("%w: rollouts need the director", ErrConfig)
 	}
@@ -304,31 +315,34 @@ func (s *Server) routes() http.Handler {
 	handle("POST "+api.PathCheckIn, "checkin", s.checkIn)
 	handle("GET "+api.PathCRL, "crl", s.getCRL)
 	handle("GET "+api.PathHealth, "health", s.health)
-	handle("POST "+api.PathAdminAllowList, "admin_import", s.admin(s.importAllowList))
-	handle("GET "+api.PathAdminAllowList, "admin_allowlist", s.admin(s.listAllowList))
-	handle("GET "+api.PathAdminDevices, "admin_devices", s.admin(s.listDevices))
-	handle("GET "+api.PathAdminDevice, "admin_device", s.admin(s.showDevice))
-	handle("POST "+api.PathAdminRevoke, "admin_revoke", s.admin(s.revokeDevice))
-	handle("POST "+api.PathAdminRetire, "admin_retire", s.admin(s.retireDevice))
-	handle("GET "+api.PathAdminSetting, "admin_setting_get", s.admin(s.getSetting))
-	handle("PUT "+api.PathAdminSetting, "admin_setting_put", s.admin(s.putSetting))
-	handle("DELETE "+api.PathAdminSetting, "admin_setting_delete", s.admin(s.deleteSetting))
-	handle("GET "+api.PathAdminMetrics, "admin_metrics", s.admin(s.getMetrics))
+	// Admin endpoints: the permission of adminauth's table each needs with
+	// sessions, and the audit action of those that change state.
+	inv, ev, pol := adminauth.PermInventoryRead, adminauth.PermEventsRead, adminauth.PermPolicyRead
+	handle("POST "+api.PathAdminAllowList, "admin_import", s.guarded(s.importAllowList, adminauth.PermDeviceAdmit, audit.ActionDeviceAdmit))
+	handle("GET "+api.PathAdminAllowList, "admin_allowlist", s.guarded(s.listAllowList, inv, ""))
+	handle("GET "+api.PathAdminDevices, "admin_devices", s.guarded(s.listDevices, inv, ""))
+	handle("GET "+api.PathAdminDevice, "admin_device", s.guarded(s.showDevice, inv, ""))
+	handle("POST "+api.PathAdminRevoke, "admin_revoke", s.guarded(s.revokeDevice, adminauth.PermDeviceRevoke, audit.ActionDeviceRevoke))
+	handle("POST "+api.PathAdminRetire, "admin_retire", s.guarded(s.retireDevice, adminauth.PermDeviceRevoke, audit.ActionDeviceRetire))
+	handle("GET "+api.PathAdminSetting, "admin_setting_get", s.guarded(s.getSetting, pol, ""))
+	handle("PUT "+api.PathAdminSetting, "admin_setting_put", s.guarded(s.putSetting, adminauth.PermPolicyWrite, audit.ActionSettingChange))
+	handle("DELETE "+api.PathAdminSetting, "admin_setting_delete", s.guarded(s.deleteSetting, adminauth.PermPolicyWrite, audit.ActionSettingChange))
+	handle("GET "+api.PathAdminMetrics, "admin_metrics", s.guarded(s.getMetrics, inv, ""))
 	handle("GET "+api.PathDirector, "director", s.directorFile)
-	handle("GET "+api.PathAdminConfig, "admin_config_get", s.admin(s.getAssignment))
-	handle("PUT "+api.PathAdminConfig, "admin_config_put", s.admin(s.putConfig))
-	handle("DELETE "+api.PathAdminConfig, "admin_config_delete", s.admin(s.deleteConfig))
-	handle("GET "+api.PathAdminFirmware, "admin_firmware_get", s.admin(s.getAssignment))
-	handle("PUT "+api.PathAdminFirmware, "admin_firmware_put", s.admin(s.putFirmware))
-	handle("DELETE "+api.PathAdminFirmware, "admin_firmware_delete", s.admin(s.deleteFirmware))
-	handle("GET "+api.PathAdminProvision, "admin_provision", s.admin(s.getProvision))
-	handle("POST "+api.PathAdminRotate, "admin_rotate", s.admin(s.rotate))
+	handle("GET "+api.PathAdminConfig, "admin_config_get", s.guarded(s.getAssignment, pol, ""))
+	handle("PUT "+api.PathAdminConfig, "admin_config_put", s.guarded(s.putConfig, adminauth.PermBundleRegister, audit.ActionConfigChange))
+	handle("DELETE "+api.PathAdminConfig, "admin_config_delete", s.guarded(s.deleteConfig, adminauth.PermBundleRegister, audit.ActionConfigChange))
+	handle("GET "+api.PathAdminFirmware, "admin_firmware_get", s.guarded(s.getAssignment, pol, ""))
+	handle("PUT "+api.PathAdminFirmware, "admin_firmware_put", s.guarded(s.putFirmware, adminauth.PermBundleRegister, audit.ActionFirmwareChange))
+	handle("DELETE "+api.PathAdminFirmware, "admin_firmware_delete", s.guarded(s.deleteFirmware, adminauth.PermBundleRegister, audit.ActionFirmwareChange))
+	handle("GET "+api.PathAdminProvision, "admin_provision", s.guarded(s.getProvision, inv, ""))
+	handle("POST "+api.PathAdminRotate, "admin_rotate", s.guarded(s.rotate, adminauth.PermKeyManage, audit.ActionDeviceRotate))
 	s.rolloutRoutes(handle)
 	handle("POST "+api.PathEvents, "events", s.postEvents)
 	handle("GET "+api.PathEvents, "events_cursor", s.getEvents)
-	handle("GET "+api.PathAdminFindings, "admin_findings", s.admin(s.listFindings))
-	handle("GET "+api.PathAdminDeviceEvents, "admin_device_events", s.admin(s.deviceEvents))
-	handle("POST "+api.PathAdminLift, "admin_lift", s.admin(s.lift))
+	handle("GET "+api.PathAdminFindings, "admin_findings", s.guarded(s.listFindings, ev, ""))
+	handle("GET "+api.PathAdminDeviceEvents, "admin_device_events", s.guarded(s.deviceEvents, ev, ""))
+	handle("POST "+api.PathAdminLift, "admin_lift", s.guarded(s.lift, adminauth.PermDeviceAdmit, audit.ActionAnomalyLift))
 	if s.console != nil {
 		// The console answers in its own shapes (HTML pages, its
 		// JSON errors); the server only bounds the requests in flight.
