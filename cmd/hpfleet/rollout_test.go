@@ -285,6 +285,15 @@ func newBinWorld(t *testing.T, backend string, approvers, threshold int) *binWor
 	if err != nil {
 		t.Fatalf("client.New: %v", err)
 	}
+	// The simulated factory (allow-list import) is the security admin's,
+	// with its session: every admin endpoint wants one here.
+	tok, err := os.ReadFile(admins["admin"].session)
+	if err != nil {
+		t.Fatalf("admin session: %v", err)
+	}
+	if ac, err = ac.WithSession(strings.TrimSpace(string(tok)), sessionUA); err != nil {
+		t.Fatalf("WithSession: %v", err)
+	}
 	var phones []*rollouttest.Phone
 	for i := 0; i < 3; i++ {
 		sw := test.StartSWTPM(t, test.SWTPMWithEK(mfg))
