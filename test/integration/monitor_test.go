@@ -402,6 +402,11 @@ func (c *legitCall) hangup(t *testing.T) {
 // there and is not a new request to the phone.
 type wireProbes struct {
 	requests, acks, scanners int
+	// resent and resentScanner count retransmissions (a request seen
+	// before, by source, method and branch). The phone's refusal of a
+	// foreign source is stateless, so it counts a retransmission again:
+	// a loaded machine answers late and the sender retransmits.
+	resent, resentScanner int
 	// authorized counts requests that carried digest credentials.
 	authorized int
 }
@@ -424,6 +429,12 @@ func countWireProbes(pkts []test.CapturedPacket) wireProbes {
 		}
 		k := key{fmt.Sprintf("%v:%d", p.Src, p.SrcPort), method, headerParam(msg, "Via", "branch")}
 		if seen[k] {
+			if method != "ACK" {
+				w.resent++
+				if ua := header(msg, "User-Agent"); strings.Contains(strings.ToLower(ua), "friendly-scanner") {
+					w.resentScanner++
+				}
+			}
 			continue
 		}
 		seen[k] = true
