@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/console"
 	"github.com/hardphone/hardphone/fleet/console/approval"
@@ -177,6 +178,94 @@ func (r consoleRollouts) Control(ctx context.Context, id string, action console.
 	return v, rolloutErr(err)
 }
 
+// Create calls the engine as fleet/server's POST /v1/admin/rollouts does:
+// the request made into the engine's Spec, checked, then the permission
+// fleet/server's rule names (policy.write for a document that changes the
+// security policy, rollout.start otherwise) authorized before the engine
+// plans and stores the rollout.
+func (r consoleRollouts) Create(ctx context.Context, req api.RolloutRequest, by string, source netip.Addr, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	spec, err := rolloutSpec(req)
+	if err != nil {
+		return api.Rollout{}, fmt.Errorf("%w: %w", console.ErrRolloutInvalid, err)
+	}
+	keys, err := r.e.PolicyChange(ctx, spec)
+	if err != nil {
+		return api.Rollout{}, rolloutErr(err)
+	}
+	need := adminauth.PermRolloutStart
+	if len(keys) > 0 {
+		need = adminauth.PermPolicyWrite
+	}
+	if err := authorize(need); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Create(ctx, spec, rollout.Actor{Name: by, Source: source})
+	return v, rolloutErr(err)
+}
+
+// rolloutSpec is fleet/server's reading of a rollout request.
+func rolloutSpec(req api.RolloutRequest) (rollout.Spec, error) {
+	if err := req.Validate(); err != nil {
+		return rollout.Spec{}, err
+	}
+	spec := rollout.Spec{Kind: rollout.Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
+		Window: req.Window}
+	if req.Config != "" {
+		spec.Config = []byte(req.Config)
+	}
+	for _, rg := range req.Rings {
+		spec.Rings = append(spec.Rings, rollout.RingSpec{Name: rg.Name, Devices: rg.Devices, Percent: rg.Percent})
+	}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{req.Deadline, &spec.Deadline}, {req.ReportTimeout, &spec.ReportTimeout}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return rollout.Spec{}, fmt.Errorf("duration %.32q: %v", d.s, err)
+		}
+		*d.dst = v
+	}
+	if err := spec.Validate(); err != nil {
+		return rollout.Spec{}, err
+	}
+	return spec, nil
+}
+
+// approvalPermission is fleet/server's rule: approving (or refusing) a
+// rollout that changes the security policy is a security admin's, any
+// other an operator's.
+func (r consoleRollouts) approvalPermission(ctx context.Context, id string, authorize console.RolloutAuthorize) error {
+	v, err := r.e.Get(ctx, store.RolloutID(id))
+	if err != nil {
+		return rolloutErr(err)
+	}
+	need := adminauth.PermApproveRollout
+	if len(v.PolicyChange) > 0 {
+		need = adminauth.PermApproveSecurity
+	}
+	return authorize(need)
+}
+
+func (r consoleRollouts) Approve(ctx context.Context, id string, by string, source netip.Addr, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	if err := r.approvalPermission(ctx, id, authorize); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Approve(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source})
+	return v, rolloutErr(err)
+}
+
+func (r consoleRollouts) Refuse(ctx context.Context, id string, by string, source netip.Addr, reason string, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	if err := r.approvalPermission(ctx, id, authorize); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Refuse(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source}, reason)
+	return v, rolloutErr(err)
+}
+
 // rolloutErr maps the engine's sentinels to the console's.
 func rolloutErr(err error) error {
 	switch {
@@ -184,8 +273,12 @@ func rolloutErr(err error) error {
 		return nil
 	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%w: %w", console.ErrRolloutNotFound, err)
-	case errors.Is(err, rollout.ErrState):
+	case errors.Is(err, rollout.ErrSamePerson):
+		return fmt.Errorf("%w: %w", console.ErrRolloutSamePerson, err)
+	case errors.Is(err, rollout.ErrState), errors.Is(err, rollout.ErrNeedsApproval):
 		return fmt.Errorf("%w: %w", console.ErrRolloutState, err)
+	case errors.Is(err, rollout.ErrInvalid):
+		return fmt.Errorf("%w: %w", console.ErrRolloutInvalid, err)
 	}
 	return err
 }
