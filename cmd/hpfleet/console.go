@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,9 +36,11 @@ const consoleOffMessage = "the admin console is off: it needs the audit log. Cre
 // consoleFlags configure the admin console served beside the fleet API.
 type consoleFlags struct {
 	origins multiFlag
+	rpID    string
 }
 
 func (c *consoleFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.rpID, "console-rp-id", "", "WebAuthn relying party ID of the console's passkeys: a DNS name its origins are on (default: the server certificate's first DNS name; none: no passkeys, TOTP only). Passkeys are bound to it: changing it strands them")
 	fs.Var(&c.origins, "console-origin", "origin of the admin console (https://HOST[:PORT], lowercase) whose state-changing requests it accepts (repeatable; default https://NAME:PORT for each DNS name and IP address of the server certificate, PORT from --listen)")
 }
 
@@ -102,6 +105,57 @@ func consoleOrigins(f serveFlags, cert *tls.Certificate) ([]string, error) {
 		out = append(out, "https://"+net.JoinHostPort(h, port))
 	}
 	return out, nil
+}
+
+// consoleWebAuthn is the Authenticator's option for passkeys: the relying
+// party is --console-rp-id or the server certificate's first DNS name,
+// its origins those of the console on that name (WebAuthn refuses IP
+// addresses: an origin on one is served, without passkeys). None: the
+// certificate names no DNS name and no RP ID was given.
+func consoleWebAuthn(f serveFlags, cert *tls.Certificate, log *slog.Logger) ([]adminauth.Option, error) {
+	rpID := strings.ToLower(f.console.rpID)
+	if rpID == "" && cert != nil && len(cert.Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			for _, n := range leaf.DNSNames {
+				if !strings.Contains(n, "*") {
+					rpID = strings.ToLower(n)
+					break
+				}
+			}
+		}
+	}
+	if rpID == "" {
+		log.Warn("admin console without passkeys: the server certificate names no DNS name (give --console-rp-id)")
+		return nil, nil
+	}
+	all, err := consoleOrigins(f, cert)
+	if err != nil {
+		if f.console.rpID == "" {
+			// The console refuses to start on it too, when it runs.
+			log.Warn("admin console without passkeys: no origin", "err", err)
+			return nil, nil
+		}
+		return nil, err
+	}
+	var origins []string
+	for _, o := range all {
+		u, err := url.Parse(o)
+		if err != nil {
+			continue
+		}
+		if h := u.Hostname(); h == rpID || strings.HasSuffix(h, "."+rpID) {
+			origins = append(origins, o)
+		}
+	}
+	if len(origins) == 0 {
+		return nil, usagef("serve: --console-rp-id %q: no console origin (%v) is on that name", rpID, all)
+	}
+	wa, err := adminauth.NewWebAuthn(rpID, "hpfleet "+rpID, origins)
+	if err != nil {
+		return nil, usagef("serve: --console-rp-id %q: %v", rpID, err)
+	}
+	log.Info("admin console passkeys", "rp_id", rpID, "origins", origins)
+	return []adminauth.Option{adminauth.WithWebAuthn(wa)}, nil
 }
 
 func hostForURL(h string) string {
