@@ -21,7 +21,7 @@ func TestRolloutFormRequest(t *testing.T) {
 		err  string
 	}{
 		{"config", func(*rolloutForm) {}, &api.RolloutRequest{Kind: "config", Group: "floor-1", Config: "[media]\nrtp_port_min = 20000\n",
-			Rings: []api.RolloutRing{{Name: "canary", Devices: []string{"dev-a", "dev-b"}}, {Name: "50%", Percent: 50}, {Name: "100%", Percent: 100}},
+			Rings:             []api.RolloutRing{{Name: "canary", Devices: []string{"dev-a", "dev-b"}}, {Name: "50%", Percent: 50}, {Name: "100%", Percent: 100}},
 			MaxFailurePercent: 10, Deadline: "10m", ReportTimeout: "5m"}, ""},
 		{"firmware ignores the document", func(f *rolloutForm) { f.Kind, f.Firmware, f.Canary, f.Rings = "firmware", " fw.raucb ", "", "100" },
 			&api.RolloutRequest{Kind: "firmware", Group: "floor-1", Firmware: "fw.raucb", Rings: []api.RolloutRing{{Name: "100%", Percent: 100}},
