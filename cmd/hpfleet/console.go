@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/console"
 	"github.com/hardphone/hardphone/fleet/console/approval"
@@ -34,9 +36,11 @@ const consoleOffMessage = "the admin console is off: it needs the audit log. Cre
 // consoleFlags configure the admin console served beside the fleet API.
 type consoleFlags struct {
 	origins multiFlag
+	rpID    string
 }
 
 func (c *consoleFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.rpID, "console-rp-id", "", "WebAuthn relying party ID of the console's passkeys: a DNS name its origins are on (default: the server certificate's first DNS name; none: no passkeys, TOTP only). Passkeys are bound to it: changing it strands them")
 	fs.Var(&c.origins, "console-origin", "origin of the admin console (https://HOST[:PORT], lowercase) whose state-changing requests it accepts (repeatable; default https://NAME:PORT for each DNS name and IP address of the server certificate, PORT from --listen)")
 }
 
@@ -101,6 +105,57 @@ func consoleOrigins(f serveFlags, cert *tls.Certificate) ([]string, error) {
 		out = append(out, "https://"+net.JoinHostPort(h, port))
 	}
 	return out, nil
+}
+
+// consoleWebAuthn is the Authenticator's option for passkeys: the relying
+// party is --console-rp-id or the server certificate's first DNS name,
+// its origins those of the console on that name (WebAuthn refuses IP
+// addresses: an origin on one is served, without passkeys). None: the
+// certificate names no DNS name and no RP ID was given.
+func consoleWebAuthn(f serveFlags, cert *tls.Certificate, log *slog.Logger) ([]adminauth.Option, error) {
+	rpID := strings.ToLower(f.console.rpID)
+	if rpID == "" && cert != nil && len(cert.Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			for _, n := range leaf.DNSNames {
+				if !strings.Contains(n, "*") {
+					rpID = strings.ToLower(n)
+					break
+				}
+			}
+		}
+	}
+	if rpID == "" {
+		log.Warn("admin console without passkeys: the server certificate names no DNS name (give --console-rp-id)")
+		return nil, nil
+	}
+	all, err := consoleOrigins(f, cert)
+	if err != nil {
+		if f.console.rpID == "" {
+			// The console refuses to start on it too, when it runs.
+			log.Warn("admin console without passkeys: no origin", "err", err)
+			return nil, nil
+		}
+		return nil, err
+	}
+	var origins []string
+	for _, o := range all {
+		u, err := url.Parse(o)
+		if err != nil {
+			continue
+		}
+		if h := u.Hostname(); h == rpID || strings.HasSuffix(h, "."+rpID) {
+			origins = append(origins, o)
+		}
+	}
+	if len(origins) == 0 {
+		return nil, usagef("serve: --console-rp-id %q: no console origin (%v) is on that name", rpID, all)
+	}
+	wa, err := adminauth.NewWebAuthn(rpID, "hpfleet "+rpID, origins)
+	if err != nil {
+		return nil, usagef("serve: --console-rp-id %q: %v", rpID, err)
+	}
+	log.Info("admin console passkeys", "rp_id", rpID, "origins", origins)
+	return []adminauth.Option{adminauth.WithWebAuthn(wa)}, nil
 }
 
 func hostForURL(h string) string {
@@ -177,6 +232,94 @@ func (r consoleRollouts) Control(ctx context.Context, id string, action console.
 	return v, rolloutErr(err)
 }
 
+// Create calls the engine as fleet/server's POST /v1/admin/rollouts does:
+// the request made into the engine's Spec, checked, then the permission
+// fleet/server's rule names (policy.write for a document that changes the
+// security policy, rollout.start otherwise) authorized before the engine
+// plans and stores the rollout.
+func (r consoleRollouts) Create(ctx context.Context, req api.RolloutRequest, by string, source netip.Addr, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	spec, err := rolloutSpec(req)
+	if err != nil {
+		return api.Rollout{}, fmt.Errorf("%w: %w", console.ErrRolloutInvalid, err)
+	}
+	keys, err := r.e.PolicyChange(ctx, spec)
+	if err != nil {
+		return api.Rollout{}, rolloutErr(err)
+	}
+	need := adminauth.PermRolloutStart
+	if len(keys) > 0 {
+		need = adminauth.PermPolicyWrite
+	}
+	if err := authorize(need); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Create(ctx, spec, rollout.Actor{Name: by, Source: source})
+	return v, rolloutErr(err)
+}
+
+// rolloutSpec is fleet/server's reading of a rollout request.
+func rolloutSpec(req api.RolloutRequest) (rollout.Spec, error) {
+	if err := req.Validate(); err != nil {
+		return rollout.Spec{}, err
+	}
+	spec := rollout.Spec{Kind: rollout.Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
+		Window: req.Window}
+	if req.Config != "" {
+		spec.Config = []byte(req.Config)
+	}
+	for _, rg := range req.Rings {
+		spec.Rings = append(spec.Rings, rollout.RingSpec{Name: rg.Name, Devices: rg.Devices, Percent: rg.Percent})
+	}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{req.Deadline, &spec.Deadline}, {req.ReportTimeout, &spec.ReportTimeout}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return rollout.Spec{}, fmt.Errorf("duration %.32q: %v", d.s, err)
+		}
+		*d.dst = v
+	}
+	if err := spec.Validate(); err != nil {
+		return rollout.Spec{}, err
+	}
+	return spec, nil
+}
+
+// approvalPermission is fleet/server's rule: approving (or refusing) a
+// rollout that changes the security policy is a security admin's, any
+// other an operator's.
+func (r consoleRollouts) approvalPermission(ctx context.Context, id string, authorize console.RolloutAuthorize) error {
+	v, err := r.e.Get(ctx, store.RolloutID(id))
+	if err != nil {
+		return rolloutErr(err)
+	}
+	need := adminauth.PermApproveRollout
+	if len(v.PolicyChange) > 0 {
+		need = adminauth.PermApproveSecurity
+	}
+	return authorize(need)
+}
+
+func (r consoleRollouts) Approve(ctx context.Context, id string, by string, source netip.Addr, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	if err := r.approvalPermission(ctx, id, authorize); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Approve(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source})
+	return v, rolloutErr(err)
+}
+
+func (r consoleRollouts) Refuse(ctx context.Context, id string, by string, source netip.Addr, reason string, authorize console.RolloutAuthorize) (api.Rollout, error) {
+	if err := r.approvalPermission(ctx, id, authorize); err != nil {
+		return api.Rollout{}, err
+	}
+	v, err := r.e.Refuse(ctx, store.RolloutID(id), rollout.Actor{Name: by, Source: source}, reason)
+	return v, rolloutErr(err)
+}
+
 // rolloutErr maps the engine's sentinels to the console's.
 func rolloutErr(err error) error {
 	switch {
@@ -184,8 +327,12 @@ func rolloutErr(err error) error {
 		return nil
 	case errors.Is(err, rollout.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%w: %w", console.ErrRolloutNotFound, err)
-	case errors.Is(err, rollout.ErrState):
+	case errors.Is(err, rollout.ErrSamePerson):
+		return fmt.Errorf("%w: %w", console.ErrRolloutSamePerson, err)
+	case errors.Is(err, rollout.ErrState), errors.Is(err, rollout.ErrNeedsApproval):
 		return fmt.Errorf("%w: %w", console.ErrRolloutState, err)
+	case errors.Is(err, rollout.ErrInvalid):
+		return fmt.Errorf("%w: %w", console.ErrRolloutInvalid, err)
 	}
 	return err
 }

@@ -167,7 +167,11 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 			auditStore = aus
 		}
 	}
-	auth, err := adminauth.New(authStore, adminauth.WithLogger(log))
+	authOpts, err := consoleWebAuthn(sf, cert, log)
+	if err != nil {
+		return fail(err)
+	}
+	auth, err := adminauth.New(authStore, append(authOpts, adminauth.WithLogger(log))...)
 	if err != nil {
 		return fail(err)
 	}

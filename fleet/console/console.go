@@ -257,7 +257,7 @@ func (c *Console) Routes() []RouteInfo {
 		if rt.access != accessFull {
 			p = "-"
 		}
-		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Permission: p, API: rt.api})
+		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Permission: p, Also: string(rt.also), API: rt.api})
 	}
 	return out
 }
@@ -268,6 +268,11 @@ type RouteInfo struct {
 	// Permission is the adminauth permission the route is authorized
 	// with; "-" for the login flow and static files.
 	Permission string
+	// Also is a second permission that admits the route too ("" none);
+	// the handler then checks the one the action needs (fleet/server's
+	// rule for rollouts: policy.write or approval.security for a
+	// security policy change).
+	Also string
 	// API: a JSON route of consoleapi (bearer token and client
 	// certificate); otherwise a web route (cookie, Origin and CSRF).
 	API bool

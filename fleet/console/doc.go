@@ -2,7 +2,7 @@
 // fleet/adminauth (password, then TOTP or a WebAuthn passkey; enrolment;
 // step-up; logout; adaptive re-authentication), the server-rendered web
 // console (inventory, device detail, security events, rollouts with their
-// rings, health and halt/resume/abort, audit trail, admins, approvals), and the JSON API hpctl speaks (consoleapi) with the
+// rings, health, start (a form), approve/refuse and halt/resume/abort, audit trail, admins, approvals), and the JSON API hpctl speaks (consoleapi) with the
 // same rules plus the admin's client certificate. Every route names one
 // permission of adminauth's table and is authorized with it; every login,
 // lockout, logout, admin action and refusal is appended to the audit log

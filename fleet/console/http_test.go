@@ -34,6 +34,9 @@ func TestRouteTable(t *testing.T) {
 		if rt.access == accessFull && !slices.Contains(adminauth.Permissions(), rt.perm) {
 			t.Errorf("route %s: permission %q is not in adminauth's table", key, rt.perm)
 		}
+		if rt.also != "" && (rt.access != accessFull || !slices.Contains(adminauth.Permissions(), rt.also)) {
+			t.Errorf("route %s: second permission %q not in adminauth's table or on a route not authorized", key, rt.also)
+		}
 		if rt.access != accessFull && rt.perm != "" {
 			t.Errorf("route %s names permission %s but is not authorized with it", key, rt.perm)
 		}
@@ -94,7 +97,8 @@ func TestPermissionMatrix(t *testing.T) {
 					form = url.Values{"csrf": {csrfToken(sessions[role])}, "role": {"operator"}}
 				}
 				got := e.do(t, hc, rt.Method, path, form, sessions[role], e.origin, testUA)
-				allowed := adminauth.Check(role, perm, time.Now()) == nil
+				allowed := adminauth.Check(role, perm, time.Now()) == nil ||
+					rt.Also != "" && adminauth.Check(role, adminauth.Permission(rt.Also), time.Now()) == nil
 				if !allowed && got.status != http.StatusForbidden {
 					t.Fatalf("%s %s as %s = %d, want 403 (role lacks %s)", rt.Method, path, role, got.status, perm)
 				}

@@ -27,7 +27,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the pages; each is parsed with layout.html.
-var pageNames = []string{"login", "factor", "enrol", "enrol_totp", "inventory", "device", "events", "rollouts", "rollout",
+var pageNames = []string{"login", "factor", "enrol", "enrol_totp", "inventory", "device", "events", "rollouts", "rollout", "rollout_new",
 	"audit", "admins", "approvals", "error"}
 
 var funcs = template.FuncMap{

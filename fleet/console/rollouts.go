@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/console/consoleapi"
 )
@@ -27,7 +28,22 @@ var (
 	ErrRolloutNotFound = errors.New("console: no such rollout")
 	// ErrRolloutState: the action does not fit the rollout's state (409).
 	ErrRolloutState = errors.New("console: not allowed in the rollout's state")
+	// ErrRolloutInvalid: the rollout asked for cannot be planned (a bad
+	// ring, an unknown target, a document that does not parse, a group
+	// without devices) (400).
+	ErrRolloutInvalid = errors.New("console: rollout request not valid")
+	// ErrRolloutSamePerson: the admin who created a rollout approving it
+	// (409, as fleet/server answers).
+	ErrRolloutSamePerson = errors.New("console: a rollout needs a second, different admin's approval")
 )
+
+// RolloutAuthorize checks that the acting admin's session holds a
+// permission now (step-up included). A Rollouts implementation calls it
+// with the permission the action needs once it knows which (starting a
+// rollout that changes the security policy needs policy.write, approving
+// one approval.security), before it changes anything, and returns its
+// error as is.
+type RolloutAuthorize func(adminauth.Permission) error
 
 // Rollouts is the rollout engine as the console reads and steers it
 // (cmd/hpfleet adapts fleet/rollout's Engine). The engine records every
@@ -39,6 +55,16 @@ type Rollouts interface {
 	Get(ctx context.Context, id string) (api.Rollout, error)
 	// Control halts, resumes or aborts a rollout for the admin named by.
 	Control(ctx context.Context, id string, action RolloutAction, by string, source netip.Addr, reason string) (api.Rollout, error)
+	// Create plans a rollout pending a second admin's approval, after
+	// authorize allowed the permission starting it takes.
+	Create(ctx context.Context, req api.RolloutRequest, by string, source netip.Addr, authorize RolloutAuthorize) (api.Rollout, error)
+	// Approve is a second admin's approval (never its creator's), after
+	// authorize allowed the permission approving it takes; the rollout
+	// starts.
+	Approve(ctx context.Context, id string, by string, source netip.Addr, authorize RolloutAuthorize) (api.Rollout, error)
+	// Refuse ends a pending rollout without starting it, after authorize
+	// allowed the permission approving it would take.
+	Refuse(ctx context.Context, id string, by string, source netip.Addr, reason string, authorize RolloutAuthorize) (api.Rollout, error)
 }
 
 // rolloutsShown bounds the list page.
@@ -53,6 +79,8 @@ type rolloutsView struct {
 
 type rolloutView struct {
 	Rollout api.Rollout
+	// Me is the admin looking (their own rollout offers no approval).
+	Me string
 }
 
 const rolloutsOff = "this fleet server runs without the rollout engine (it needs the director and the audit log)"
@@ -82,7 +110,7 @@ func (c *Console) webRollout(q *req) error {
 	if err != nil {
 		return rolloutError("rollout", err)
 	}
-	c.render(q, http.StatusOK, "rollout", rolloutView{Rollout: v})
+	c.render(q, http.StatusOK, "rollout", rolloutView{Rollout: v, Me: q.info.Name})
 	return nil
 }
 
@@ -111,7 +139,15 @@ func (c *Console) webRolloutControl(action RolloutAction) func(*req) error {
 }
 
 func rolloutError(what string, err error) error {
+	var rf *refusal
 	switch {
+	case errors.As(err, &rf):
+		// authorize's own refusal (forbidden, step-up).
+		return rf
+	case errors.Is(err, ErrRolloutInvalid):
+		return &refusal{code: consoleapi.CodeBadRequest, reason: "invalid", msg: clipMessage(err.Error()), cause: err}
+	case errors.Is(err, ErrRolloutSamePerson):
+		return &refusal{code: consoleapi.CodeConflict, reason: "same_person", msg: "a rollout needs a second, different admin's approval", cause: err}
 	case errors.Is(err, ErrRolloutNotFound):
 		return refuse(consoleapi.CodeNotFound, "not_found", "no such rollout")
 	case errors.Is(err, ErrRolloutState):

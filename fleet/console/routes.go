@@ -36,6 +36,11 @@ type route struct {
 	method, path string
 	access       access
 	perm         adminauth.Permission
+	// also is a second permission that admits the request as well
+	// (starting a rollout: rollout.start, or policy.write for a security
+	// policy change); the handler then authorizes the one the action
+	// needs. "" for none.
+	also adminauth.Permission
 	// api: a consoleapi route (bearer token, client certificate, JSON);
 	// otherwise a web route (cookie, Origin and CSRF token, HTML).
 	api bool
@@ -73,7 +78,11 @@ func (c *Console) table() []route {
 		web("GET", "/console/devices/{id}", accessFull, adminauth.PermInventoryRead, "", c.webDevice),
 		web("GET", "/console/events", accessFull, adminauth.PermEventsRead, "", c.webEvents),
 		web("GET", "/console/rollouts", accessFull, adminauth.PermRolloutRead, "", c.webRollouts),
+		web("GET", "/console/rollouts/new", accessFull, adminauth.PermRolloutStart, "", c.webRolloutNew).or(adminauth.PermPolicyWrite),
+		web("POST", "/console/rollouts", accessFull, adminauth.PermRolloutStart, "/console/rollouts/new", c.webRolloutCreate).or(adminauth.PermPolicyWrite),
 		web("GET", "/console/rollouts/{id}", accessFull, adminauth.PermRolloutRead, "", c.webRollout),
+		web("POST", "/console/rollouts/{id}/approve", accessFull, adminauth.PermApproveRollout, "/console/rollouts", c.webRolloutDecide(true)).or(adminauth.PermApproveSecurity),
+		web("POST", "/console/rollouts/{id}/refuse", accessFull, adminauth.PermApproveRollout, "/console/rollouts", c.webRolloutDecide(false)).or(adminauth.PermApproveSecurity),
 		web("POST", "/console/rollouts/{id}/halt", accessFull, adminauth.PermRolloutControl, "/console/rollouts", c.webRolloutControl(RolloutHalt)),
 		web("POST", "/console/rollouts/{id}/resume", accessFull, adminauth.PermRolloutControl, "/console/rollouts", c.webRolloutControl(RolloutResume)),
 		web("POST", "/console/rollouts/{id}/abort", accessFull, adminauth.PermRolloutControl, "/console/rollouts", c.webRolloutControl(RolloutAbort)),
@@ -106,6 +115,12 @@ func (c *Console) table() []route {
 		api("POST", consoleapi.PathApprove, accessFull, adminauth.PermApproveSecurity, c.apiApprove),
 		api("POST", consoleapi.PathRefuse, accessFull, adminauth.PermApproveSecurity, c.apiRefuse),
 	}
+}
+
+// or admits the route's requests with a second permission too.
+func (rt route) or(p adminauth.Permission) route {
+	rt.also = p
+	return rt
 }
 
 // routes builds the multiplexer.
@@ -209,6 +224,9 @@ func (c *Console) admit(q *req) error {
 			return internal("route", errors.New(q.rt.path+" has no permission"))
 		}
 		info, err := c.auth.Authorize(q.ctx, q.token, q.client, q.rt.perm)
+		if errors.Is(err, adminauth.ErrForbidden) && q.rt.also != "" {
+			info, err = c.auth.Authorize(q.ctx, q.token, q.client, q.rt.also)
+		}
 		if err != nil {
 			// Name the admin in the refusal's audit entry when the
 			// session itself is good (forbidden, step-up).
