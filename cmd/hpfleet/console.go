@@ -233,12 +233,13 @@ func (r consoleRollouts) Control(ctx context.Context, id string, action console.
 }
 
 // Create calls the engine as fleet/server's POST /v1/admin/rollouts does:
-// the request made into the engine's Spec, checked, then the permission
+// the request made into the engine's Spec (rollout.SpecFromRequest, as
+// fleet/server does), checked, then the permission
 // fleet/server's rule names (policy.write for a document that changes the
 // security policy, rollout.start otherwise) authorized before the engine
 // plans and stores the rollout.
 func (r consoleRollouts) Create(ctx context.Context, req api.RolloutRequest, by string, source netip.Addr, authorize console.RolloutAuthorize) (api.Rollout, error) {
-	spec, err := rolloutSpec(req)
+	spec, err := rollout.SpecFromRequest(req)
 	if err != nil {
 		return api.Rollout{}, fmt.Errorf("%w: %w", console.ErrRolloutInvalid, err)
 	}
@@ -255,38 +256,6 @@ func (r consoleRollouts) Create(ctx context.Context, req api.RolloutRequest, by 
 	}
 	v, err := r.e.Create(ctx, spec, rollout.Actor{Name: by, Source: source})
 	return v, rolloutErr(err)
-}
-
-// rolloutSpec is fleet/server's reading of a rollout request.
-func rolloutSpec(req api.RolloutRequest) (rollout.Spec, error) {
-	if err := req.Validate(); err != nil {
-		return rollout.Spec{}, err
-	}
-	spec := rollout.Spec{Kind: rollout.Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
-		Window: req.Window}
-	if req.Config != "" {
-		spec.Config = []byte(req.Config)
-	}
-	for _, rg := range req.Rings {
-		spec.Rings = append(spec.Rings, rollout.RingSpec{Name: rg.Name, Devices: rg.Devices, Percent: rg.Percent})
-	}
-	for _, d := range []struct {
-		s   string
-		dst *time.Duration
-	}{{req.Deadline, &spec.Deadline}, {req.ReportTimeout, &spec.ReportTimeout}} {
-		if d.s == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.s)
-		if err != nil {
-			return rollout.Spec{}, fmt.Errorf("duration %.32q: %v", d.s, err)
-		}
-		*d.dst = v
-	}
-	if err := spec.Validate(); err != nil {
-		return rollout.Spec{}, err
-	}
-	return spec, nil
 }
 
 // approvalPermission is fleet/server's rule: approving (or refusing) a

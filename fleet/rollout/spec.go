@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
@@ -230,4 +231,38 @@ func (w Window) Contains(t time.Time) bool {
 	}
 	return slices.Contains(w.Days, l.Weekday()) && m >= w.Start ||
 		slices.Contains(w.Days, (l.Weekday()+6)%7) && m < w.End
+}
+
+// SpecFromRequest reads a rollout request as the fleet API and the console
+// both take it: the wire form checked (api.RolloutRequest.Validate), its
+// durations parsed, the result validated. Every error wraps ErrInvalid.
+func SpecFromRequest(req api.RolloutRequest) (Spec, error) {
+	if err := req.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	spec := Spec{Kind: Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
+		Window: req.Window}
+	if req.Config != "" {
+		spec.Config = []byte(req.Config)
+	}
+	for _, rg := range req.Rings {
+		spec.Rings = append(spec.Rings, RingSpec{Name: rg.Name, Devices: rg.Devices, Percent: rg.Percent})
+	}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{req.Deadline, &spec.Deadline}, {req.ReportTimeout, &spec.ReportTimeout}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return Spec{}, fmt.Errorf("%w: duration %.32q: %v", ErrInvalid, d.s, err)
+		}
+		*d.dst = v
+	}
+	if err := spec.Validate(); err != nil {
+		return Spec{}, err
+	}
+	return spec, nil
 }

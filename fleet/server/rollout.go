@@ -118,28 +118,8 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, p princip
 	if err := decode(w, r, api.MaxRolloutRequest, &req); err != nil {
 		return err
 	}
-	spec := rollout.Spec{Kind: rollout.Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
-		Window: req.Window}
-	if req.Config != "" {
-		spec.Config = []byte(req.Config)
-	}
-	for _, rg := range req.Rings {
-		spec.Rings = append(spec.Rings, rollout.RingSpec{Name: rg.Name, Devices: rg.Devices, Percent: rg.Percent})
-	}
-	for _, d := range []struct {
-		s   string
-		dst *time.Duration
-	}{{req.Deadline, &spec.Deadline}, {req.ReportTimeout, &spec.ReportTimeout}} {
-		if d.s == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.s)
-		if err != nil {
-			return refuse(api.CodeBadRequest, "duration %.32q: %v", d.s, err)
-		}
-		*d.dst = v
-	}
-	if err := spec.Validate(); err != nil {
+	spec, err := rollout.SpecFromRequest(api.RolloutRequest(req))
+	if err != nil {
 		return rolloutError("rollout", err)
 	}
 	// A document that changes the security policy is a security admin's
