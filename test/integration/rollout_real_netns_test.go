@@ -297,7 +297,8 @@ func waitRollout(t *testing.T, c *client.Client, id string, timeout time.Duratio
 
 // TestRolloutRealAgents is issue 13's "a config that breaks registration
 // halts the rollout before ring 2" over real agents: three `hardphone run`
-// phones (each with its own swtpm) of one group register at Kamailio;
+// phones (each with its own swtpm, enrolled by the fleet) of one group
+// share one line at Kamailio, each its own contact;
 // hpfleet runs the director and an audit key, so every admin call carries
 // a session. A security admin's first document (it names the registrar: a
 // security policy change) goes out once a second security admin approves.
