@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -226,10 +227,16 @@ func isHex(c byte) bool {
 
 // short cuts attacker-chosen text for an error message.
 func short(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	// Cut on a rune boundary: a cut inside a multi-byte rune would leave
+	// invalid UTF-8 that a second reading changes again.
+	i := 64
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // referToValue is the Refer-To a transferor sends: the target, and for an

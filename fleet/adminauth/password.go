@@ -115,6 +115,11 @@ func parseHash(s string) (p Params, salt, key []byte, err error) {
 	if nums[2] > 255 {
 		return bad("lanes " + ps[2])
 	}
+	// Strict refuses non-zero padding bits, but every base64 decoder
+	// skips CR and LF: only the canonical form is a stored hash.
+	if strings.ContainsAny(parts[4], "\r\n") || strings.ContainsAny(parts[5], "\r\n") {
+		return bad("salt or hash not base64")
+	}
 	salt, err1 := b64.Strict().DecodeString(parts[4])
 	key, err2 := b64.Strict().DecodeString(parts[5])
 	if err1 != nil || err2 != nil {
