@@ -76,6 +76,9 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./cmd/hpfleet/
 	$(GO) test -run '^$$' -bench . -benchtime 32x -timeout 30m ./agent/provision/
 	$(GO) test -run '^$$' -bench . -benchmem ./fleet/anomaly/
+	$(GO) test -run '^$$' -bench . -benchtime 200x -timeout 30m ./fleet/director/ ./agent/uptane/
+	$(GO) test -run '^$$' -bench '^BenchmarkFleetConfig$$' -benchtime 5x -timeout 30m ./test/integration/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./fleet/adminauth/
 
 # Long suites: 500 power cuts during installs (make test runs 50); two
 # hpfleet replicas on PostgreSQL with 12 phones through 10 rounds of SIGKILL

@@ -137,6 +137,23 @@ type Audio struct {
 	Server string
 }
 
+// Check validates an [audio] table, from the file or from the command line
+// (hardphone run --audio/--mic/--speaker), and returns it with its
+// defaults filled in: Device "" is "none". Errors name the config key.
+func (a Audio) Check() (Audio, error) {
+	switch a.Device {
+	case "":
+		a.Device = "none"
+	case "none", "pulse", "alsa":
+	default:
+		return Audio{}, keyErr("audio.device", "%q: want pulse, alsa or none", a.Device)
+	}
+	if a.Device == "alsa" && (a.Input == "" || a.Output == "") {
+		return Audio{}, keyErr("audio.input", "ALSA needs input and output devices (hw:CARD,DEVICE)")
+	}
+	return a, nil
+}
+
 // Events is the [events] table. The journal in the state file is always
 // kept when the phone has a state directory and a signing identity; the
 // syslog collector is optional.
@@ -549,16 +566,8 @@ func (f *file) validate(dir string) (*Config, error) {
 		return nil, err
 	}
 	c.Provision = prov
-	c.Audio = Audio{Device: f.Audio.Device, Input: f.Audio.Input, Output: f.Audio.Output, Server: f.Audio.Server}
-	switch c.Audio.Device {
-	case "":
-		c.Audio.Device = "none"
-	case "none", "pulse", "alsa":
-	default:
-		return nil, keyErr("audio.device", "%q: want pulse, alsa or none", c.Audio.Device)
-	}
-	if c.Audio.Device == "alsa" && (c.Audio.Input == "" || c.Audio.Output == "") {
-		return nil, keyErr("audio.input", "ALSA needs input and output devices (hw:CARD,DEVICE)")
+	if c.Audio, err = (Audio{Device: f.Audio.Device, Input: f.Audio.Input, Output: f.Audio.Output, Server: f.Audio.Server}).Check(); err != nil {
+		return nil, err
 	}
 	c.CredentialStore = f.CredStore
 	if c.CredentialStore != "" && c.StateDir == "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -373,5 +374,44 @@ func TestTransferRequests(t *testing.T) {
 	if req.Call.Dialog != "c1@h;a;b" || req.Call.CallID != "c1@h" || req.Transfer.Target != "" || req.Transfer.To == nil ||
 		req.Transfer.To.CallID != "c2@h" || req.Transfer.To.Dialog != "c2@h;c;d" {
 		t.Errorf("TransferTo sent call %+v, transfer %+v; want dialogs c1@h;a;b to c2@h;c;d", req.Call, req.Transfer)
+	}
+}
+
+// TestListenLooseUmask: under umask 0 (every new file 0777 unless its
+// maker says otherwise) the socket still ends up 0600 in its directory,
+// was bound inside a private directory that is gone afterwards, and a
+// second Listen replaces the first's stale socket.
+func TestListenLooseUmask(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "run")
+	path := filepath.Join(dir, "control.sock")
+	for i := 0; i < 2; i++ {
+		ln, err := Listen(path)
+		if err != nil {
+			t.Fatalf("Listen %d: %v", i, err)
+		}
+		st, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Type() != fs.ModeSocket || st.Mode().Perm() != 0o600 {
+			t.Fatalf("socket mode %v, want a 0600 socket", st.Mode())
+		}
+		if dst, err := os.Stat(dir); err != nil || dst.Mode().Perm() != 0o700 {
+			t.Fatalf("socket directory: %v %v, want 0700", dst.Mode(), err)
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 1 || ents[0].Name() != "control.sock" {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("directory holds %q, want the socket only (no private bind directory left)", names)
+		}
+		ln.Close()
 	}
 }

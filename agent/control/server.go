@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -139,10 +138,18 @@ func Listen(path string) (*Listener, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid()))
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// The socket is bound inside a private directory (0700 whatever the
+	// umask: MkdirTemp creates it so), so nobody else can reach it in the
+	// moment between bind, which applies the process umask, and chmod.
+	priv, err := os.MkdirTemp(dir, "."+filepath.Base(path)+".")
+	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	defer os.Remove(priv)
+	if err := os.Chmod(priv, 0o700); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	tmp := filepath.Join(priv, "sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

@@ -37,9 +37,11 @@ type callSummary struct {
 // opens no updater and listens on no control socket (a running agent
 // does those).
 func cmdCall(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("call", "hardphone call --config FILE [--account NAME] [--play IN.wav] [--record OUT.wav] [--duration 10s] [--dtmf DIGITS] URI", stderr)
+	fs := cli.NewFlagSet("call", "hardphone call --config FILE [--account NAME] [--audio pulse|alsa|none] [--mic NAME] [--speaker NAME] [--play IN.wav] [--record OUT.wav] [--duration 10s] [--dtmf DIGITS] URI", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	var af audioFlags
+	af.register(fs)
 	account := fs.String("account", "", "account name (default: the first)")
 	play := fs.String("play", "", "WAV file (mono 16-bit PCM, 8/16/32/48 kHz) to send")
 	record := fs.String("record", "", "WAV file (16 kHz mono) to record what the peer sends")
@@ -63,6 +65,9 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := cf.load()
 	if err != nil {
+		return fail(err)
+	}
+	if err := af.apply(cfg); err != nil {
 		return fail(err)
 	}
 	ph, err := system.Open(cfg, log)

@@ -42,6 +42,7 @@ commands:
   events    the security-event journal: list it, or --verify it
   history   the call history of the running agent
   contacts  the contacts: list, or import a vCard file
+  audio     the sound devices: PulseAudio sinks and sources, ALSA cards
 
 Flags may come before or after arguments; "hardphone COMMAND --help" shows a
 command's flags.`)
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdHistory(rest, stdout, stderr)
 	case "contacts":
 		err = cmdContacts(rest, stdout, stderr)
+	case "audio":
+		err = cmdAudio(rest, stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		usage(stdout)
 		return 0

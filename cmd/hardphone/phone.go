@@ -30,9 +30,11 @@ import (
 // goes to a file, not the terminal). Everything it does is a control
 // command, so scripts and other front ends do the same things.
 func cmdPhone(args []string, stdout, stderr io.Writer) (err error) {
-	fs := cli.NewFlagSet("phone", "hardphone phone --config FILE [--log-file FILE]", stderr)
+	fs := cli.NewFlagSet("phone", "hardphone phone --config FILE [--log-file FILE] [--audio pulse|alsa|none] [--mic NAME] [--speaker NAME]", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	var af audioFlags
+	af.register(fs)
 	logFile := fs.String("log-file", "", "where the agent logs when the phone runs it (default: STATE_DIR/phone.log)")
 	if _, err := parse(fs, args, stdout, 0, 0); err != nil {
 		return err
@@ -47,7 +49,14 @@ func cmdPhone(args []string, stdout, stderr io.Writer) (err error) {
 	c := control.NewClient(cfg.ControlSocket)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, serr := c.Status(ctx); errors.Is(serr, control.ErrNoAgent) {
+	_, serr := c.Status(ctx)
+	if serr == nil && af.set() {
+		return usagef("an agent already runs on %s and talks through its own config's sound device; --audio, --mic and --speaker apply when the phone runs the agent (stop the agent, or set [audio] in its config)", cfg.ControlSocket)
+	}
+	if err := af.apply(cfg); err != nil {
+		return err
+	}
+	if errors.Is(serr, control.ErrNoAgent) {
 		// No agent runs: run one here, logging to a file.
 		path := *logFile
 		if path == "" {

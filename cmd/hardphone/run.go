@@ -17,9 +17,11 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("run", "hardphone run --config FILE [--play IN.wav] [--record-dir DIR]", stderr)
+	fs := cli.NewFlagSet("run", "hardphone run --config FILE [--audio pulse|alsa|none] [--mic NAME] [--speaker NAME] [--play IN.wav] [--record-dir DIR]", stderr)
 	var cf commonFlags
 	cf.register(fs)
+	var af audioFlags
+	af.register(fs)
 	play := fs.String("play", "", "WAV file (mono 16-bit PCM, 8/16/32/48 kHz) to play into answered calls")
 	recordDir := fs.String("record-dir", "", "directory to record each answered call into (CALL-ID-LOCALTAG.wav)")
 	if _, err := parse(fs, args, stdout, 0, 0); err != nil {
@@ -31,6 +33,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := cf.load()
 	if err != nil {
+		return err
+	}
+	if err := af.apply(cfg); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
