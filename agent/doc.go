@@ -14,6 +14,9 @@
 // changes under it. It holds no protocol logic of its own and opens no
 // device: package system builds every part.
 //
-// Imported by system (which builds it) and by tests; cmd reaches it through
-// system.
+// Imported by system (which builds it) and cmd/hardphone, which runs the
+// agent system built and builds no part of it: it only passes an Option
+// (WithEventWatcher) and checks ErrConfigChanged. cmd/hardphone also
+// imports the agent/ subpackages whose types it speaks (config, control,
+// events, history, sip).
 package agent

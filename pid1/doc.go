@@ -20,7 +20,7 @@
 // verified by the updater like any other, and only a boot already marked
 // good installs from it.
 //
-// Imported by cmd/hardphone. It is built on system (devices) and
-// agent/control (the agent); on other systems than Linux RunIfPID1 does
-// nothing.
+// Imported by cmd/hardphone. It reads the board (board) and is built on
+// system (devices) and agent/control (the agent); on other systems than
+// Linux RunIfPID1 does nothing.
 package pid1

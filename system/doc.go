@@ -16,6 +16,7 @@
 // than the bootloader writes. Every builder lives here once, and parts are
 // opened only when a command needs them (a one-shot call opens no updater).
 //
-// Imported by cmd/hardphone and pid1; it imports board, hal, crypto,
-// update and agent, and nothing imports it below cmd.
+// Imported by cmd/hardphone and pid1 (and by the QEMU test guest
+// test/qemu/alsaguest, for the phone's call-audio path); it imports board,
+// hal, crypto, update and agent, and nothing imports it below cmd.
 package system

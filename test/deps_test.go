@@ -9,9 +9,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hardphone/hardphone/internal/deptest"
 )
 
 const harnessImportPath = "github.com/hardphone/hardphone/test"
+
+// TestDeps: the harness drives binaries and servers; it imports nothing of
+// ours. (It imports testing by design, so Imports, not Check or Only.)
+func TestDeps(t *testing.T) {
+	deptest.Imports(t)
+}
 
 // TestNoProductionImports enforces that only _test.go files import the
 // harness: production code never links Kamailio, baresip or SIPp helpers.

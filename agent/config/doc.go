@@ -9,7 +9,8 @@
 // that may set only what a director's online key may be trusted with: it
 // never sets what the phone trusts, exposes, or where its secrets live.
 //
-// Imported by agent, agent/sip, system and cmd/hardphone (and by the
-// fleet, to validate documents as the phone will); it imports
+// Imported by agent, agent/sip, system and cmd/hardphone, by the fleet's
+// fleet/configdoc (to validate documents as the phone will) and by the QEMU
+// test guest test/qemu/alsaguest (its [audio] table); it imports
 // crypto/policy and agent/dialplan.
 package config

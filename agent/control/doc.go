@@ -19,6 +19,8 @@
 // without changing anything. Messages carry no secrets.
 //
 // Imported by agent (the server side), pid1 and cmd/hardphone (clients). It
-// imports agent/sip and update for the status types they report, nothing
-// that opens a device.
+// imports agent/sip and update for the status types they report, and
+// agent/events and agent/history for the journal records, the verify
+// report, call history and contacts it carries; nothing that opens a
+// device.
 package control

@@ -11,6 +11,7 @@
 // (they live in the state file), so a reboot does not reset them.
 //
 // Imported by agent/config (the policy is part of an account), agent/sip
-// (the check) and system (the state file). It imports bbolt and nothing of
+// (the check), agent (the persistent counter it is handed) and system (which
+// opens that counter in the state file). It imports bbolt and nothing of
 // hardphone's.
 package dialplan

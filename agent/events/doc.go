@@ -30,7 +30,10 @@
 // crypto/eventlog's, shared with the fleet, which verifies what phones
 // export with it (FleetExporter ships the journal to hpfleet).
 //
-// Imported by agent and cmd/hardphone. It imports crypto/policy for the TLS
-// client configuration, crypto/eventlog, fleet/api for the export's wire
-// types, and nothing of the SIP or media layers.
+// Imported by agent, agent/control (the records and report it carries),
+// system (which opens the journal and builds the exporters) and
+// cmd/hardphone. It imports crypto/policy for the TLS client configuration,
+// crypto/eventlog, fleet/api for the export's wire types, internal/tcpack
+// (a record is delivered once the collector's TCP acknowledged it), and
+// nothing of the SIP or media layers.
 package events

@@ -9,6 +9,7 @@
 // be well-formed.
 //
 // Imported by agent (which records calls and answers the control
-// protocol's history and contacts commands) and system. It imports nothing
-// of hardphone's.
+// protocol's history and contacts commands), agent/control (the entries it
+// carries), system (which opens it) and cmd/hardphone (which shows them).
+// It imports nothing of hardphone's.
 package history

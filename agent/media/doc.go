@@ -35,7 +35,7 @@
 // datagram each) and restarts rather than waits on timestamps that jump,
 // and nothing it keeps grows with what the peer sends (FuzzPlayout).
 //
-// Only agent/sip (call control) imports this package. It imports crypto/policy
-// and hal/audio and nothing above it: never agent/sip, agent, cmd, board,
-// test, diago or sipgo.
+// Only agent/sip (call control) imports this package. It imports crypto/policy,
+// hal/audio and its codec agent/media/g722, and nothing above it: never
+// agent/sip, agent, agent/lockdown, cmd, board, test, diago or sipgo.
 package media

@@ -13,6 +13,8 @@
 // a renewal (which the phone's own key still authenticates) or a wipe,
 // which is exactly what retiring the phone on the fleet means.
 //
-// Imported by the agent (to be wired). It imports crypto/credstore and
-// hal/tpm for their types, fleet/api and fleet/client.
+// Imported by system, which builds the Client from the config's [provision]
+// table (system/provision.go), and agent, which runs it (WithProvisioning).
+// It imports crypto/credstore and hal/tpm for their types, fleet/api and
+// fleet/client.
 package provision

@@ -42,7 +42,9 @@
 // or oversized downloads.
 //
 // Imported by the agent's wiring (system hands it the *bbolt.DB, the time
-// floor's clock and a fetcher over the phone's mutual-TLS client). It
-// imports go-tuf's metadata and trustedmetadata packages and bbolt, and
-// nothing of hardphone's; never the fleet server.
+// floor's clock and a fetcher over the phone's mutual-TLS client), by agent
+// (which follows the repositories) and by fleet/rollout/rollouttest (the
+// simulated phone of the rollout tests). It imports go-tuf's metadata and
+// trustedmetadata packages and bbolt, and nothing of hardphone's; never the
+// fleet server.
 package uptane

@@ -5,6 +5,8 @@
 //
 // It assembles nothing itself: every part comes from package system (the
 // wiring), and a command asks only for what it needs (a one-shot call opens
-// no updater and no control socket). It imports system, the agent family,
-// board, pid1 and internal/cli; never hal, crypto or update directly.
+// no updater and no control socket). It imports system, the agent family
+// (agent for the agent system built, and the config, control, events,
+// history and sip types it speaks), pid1 and internal/cli; never board,
+// hal, crypto or update directly.
 package main

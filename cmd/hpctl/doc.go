@@ -13,6 +13,9 @@
 // bundle back the way a phone does.
 //
 // Nothing imports it; it imports board (pure data), update/bundle,
-// update/bootchooser, internal/cli, fleet/api, fleet/ca and fleet/client,
-// never the agent, device code or the fleet server's store.
+// update/bootchooser and its ubootscript, internal/cli, fleet/api,
+// fleet/audit (Verify), fleet/ca, fleet/client, fleet/configdoc (which
+// reads documents with the phone's agent/config), fleet/tufrepo and the
+// console's consoleapi and consoleclient; never the agent, device code or
+// the fleet server's store.
 package main

@@ -48,7 +48,9 @@
 // the plaintext is never written in clear, and a value older than the one
 // in use is refused as a rollback.
 //
-// Imported by system (which opens it) and agent (the store it is handed).
+// Imported by system (which opens it), agent (the store it is handed),
+// agent/provision (enrolment and renewal drive it) and
+// fleet/rollout/rollouttest (the simulated phone of the rollout tests).
 // It imports hal/tpm, bbolt and fleet/sealed (the sealed-value format,
 // shared with the fleet server and importing nothing of hardphone's).
 package credstore

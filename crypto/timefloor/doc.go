@@ -14,7 +14,8 @@
 // (issue 12's director timestamps) closes the rest. A clock ahead of real
 // time is not the floor's business: certificates then only expire early.
 //
-// Imported by system (which opens it in the state file and hands Now to
-// every TLS client, the updater and the credential store) and by pid1 (which
-// reads it at boot). It imports bbolt and nothing of hardphone's.
+// Imported by system only: it opens the floor in the state file, hands Now
+// to every TLS client, the updater and the credential store, and sets the
+// clock forward at boot for pid1 (system.SetClockFromFloor). It imports
+// bbolt and nothing of hardphone's.
 package timefloor

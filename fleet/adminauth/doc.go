@@ -24,5 +24,6 @@
 // use it (the lead may seal it under a server key); an attacker holding a
 // valid password and the second factor is an admin.
 //
-// Imported by fleet/server and cmd/hpfleet only.
+// Imported by fleet/server, fleet/console and cmd/hpfleet, and by its
+// stores boltauth and pgauth and their suite authtest.
 package adminauth

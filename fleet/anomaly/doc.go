@@ -28,7 +28,8 @@
 // state blob is decoded fully and checked against every bound before it
 // replaces the running state.
 //
-// Imported by fleet/server and cmd/hpfleet; it imports nothing of ours
+// Imported by fleet/server, fleet/alert (the Finding it sends) and
+// cmd/hpfleet, and by its subpackage sim; it imports nothing of ours
 // (in particular not agent/: the phone's event kinds are mirrored here).
 // Subpackage sim generates labelled traffic to evaluate the rules.
 package anomaly

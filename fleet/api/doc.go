@@ -21,6 +21,9 @@
 // MaxResponseBody) and each type a Validate the receiver runs before it
 // acts; secrets (the activated credential) never print or log.
 //
-// Imported by fleet/server and cmd/hpfleet, the phone's agent/provision,
-// fleet/client and cmd/hpctl. It imports nothing of hardphone's.
+// Imported by fleet/server, fleet/director, fleet/rollout, fleet/console
+// and cmd/hpfleet; by the phone's agent (check-in reports), agent/events
+// (the journal export) and agent/provision; by fleet/client, cmd/hpctl and
+// the test phone fleet/rollout/rollouttest. It imports nothing of
+// hardphone's.
 package api

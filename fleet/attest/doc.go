@@ -29,7 +29,7 @@
 // fresh random secret per enrolment attempt, compared in constant time and
 // used once.
 //
-// Imported by fleet/server and cmd/hpctl. It imports go-tpm's tpm2 package
+// Imported by fleet/server only. It imports go-tpm's tpm2 package
 // for its credential KDFs and nothing of hardphone's; the phone side lives
 // in hal/tpm and crypto/credstore.
 package attest

@@ -33,6 +33,8 @@
 // characters and cuts strings to their bounds; the decoder accepts only
 // the canonical encoding, so one entry has exactly one leaf.
 //
-// Imported by fleet/server and cmd/hpfleet (the log and the exporter), and
-// by cmd/hpctl for Verify; it never imports agent/ (the phone's code).
+// Imported by fleet/server and cmd/hpfleet (the log and the exporter),
+// fleet/console and fleet/rollout (which append entries), cmd/hpctl for
+// Verify, and its storages boltaudit and pgaudit and their suite
+// audittest; it never imports agent/ (the phone's code).
 package audit

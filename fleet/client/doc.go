@@ -11,6 +11,7 @@
 // size-bounded and validated before it is used; the activated secret goes
 // only into the finish request body, to that server.
 //
-// Imported by agent/provision (the phone) and cmd/hpctl (admins, factory
-// stations). It imports fleet/api and crypto/policy only.
+// Imported by agent/provision (the phone), cmd/hpctl (admins, factory
+// stations) and fleet/rollout/rollouttest (the simulated phone of the
+// rollout tests). It imports fleet/api and crypto/policy only.
 package client

@@ -19,8 +19,11 @@
 // phone would is refused with the phone's own reason, before anything is
 // published. Sizes are bounded; nothing here touches secrets in clear.
 //
-// Imported by fleet/director. It imports agent/config (read-only, to
-// validate with the phone's parser): the one fleet package that reaches
-// into agent/, on purpose, so the fleet never accepts a document the phone
-// would refuse.
+// Imported by fleet/director (composition), fleet/rollout (a rollout's
+// document parsed and its security policy changes found before it
+// starts), fleet/server (its refusal error) and cmd/hpctl (an approver
+// reads the document it signs). It imports agent/config (read-only, to
+// validate with the phone's parser): the one package of the fleet server
+// that reaches into agent/, on purpose, so the fleet never accepts a
+// document the phone would refuse.
 package configdoc

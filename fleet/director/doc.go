@@ -27,5 +27,6 @@
 // version and credential name. Everything read from the store is parsed
 // with bounds.
 //
-// Imported by fleet/server and cmd/hpfleet.
+// Imported by fleet/server, fleet/rollout (which moves devices through it)
+// and cmd/hpfleet.
 package director

@@ -30,6 +30,8 @@
 // first certificate (no half-enrolled device), and revoking a device
 // revokes its certificates in the same transaction that stops renewals.
 //
-// Imported by fleet/server and cmd/hpfleet only (importers_test.go
-// enforces it), and by the implementations and storetest below it.
+// Imported by fleet/server, fleet/console, fleet/director, fleet/rollout
+// and cmd/hpfleet, and by the implementations and storetest below it;
+// outside fleet/ only cmd/hpfleet imports it or an implementation
+// (importers_test.go enforces it: the phone never links server storage).
 package store

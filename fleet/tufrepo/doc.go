@@ -43,7 +43,8 @@
 // replaced by rename so an HTTP server never serves half a file, and the
 // timestamp is written last so it never points at metadata not yet there.
 //
-// Imported by cmd/hpctl (the vendor's repository commands) and by hpfleet
-// (the director); never by the phone, whose client is agent/uptane. It
+// Imported by cmd/hpctl (the vendor's repository commands) and by hpfleet:
+// fleet/director, fleet/rollout, fleet/server and cmd/hpfleet; never by the
+// phone, whose client is agent/uptane. It
 // imports update/bundle to read a bundle's verified manifest.
 package tufrepo

@@ -26,5 +26,6 @@
 // integers, and what the kernel reports back is range-checked.
 //
 // Like all of hal/ it holds device code and no policy, and it imports
-// nothing of hardphone's. agent/media, agent/sip and system import it.
+// nothing of hardphone's. agent/media, agent/sip, agent and system import
+// it, and so does the QEMU test guest test/qemu/alsaguest.
 package audio

@@ -8,5 +8,5 @@
 // error; the updater switches the boot order only after Commit returned nil.
 //
 // Like all of hal/ it holds device code and no policy and imports nothing of
-// hardphone's. update/ imports it.
+// hardphone's. update and system import it.
 package blockdev

@@ -7,5 +7,6 @@
 // signed root filesystem.
 //
 // Like all of hal/ it holds device code and no policy and imports nothing of
-// hardphone's. system imports it, for PID 1.
+// hardphone's. system imports it, for PID 1, and so does the QEMU test
+// guest test/qemu/alsaguest.
 package kmod

@@ -26,6 +26,8 @@
 //
 // Like all of hal/ it holds device code and no policy: which PCRs, which NV
 // indices and what a sealed secret means are the caller's choices. It
-// imports nothing of hardphone's. system opens it and crypto/credstore
-// uses it (update reaches its NV counter through the Floor interface).
+// imports nothing of hardphone's. system opens it, crypto/credstore and
+// agent/provision use it (and the rollout tests' simulated phone,
+// fleet/rollout/rollouttest); update reaches its NV counter through the
+// Floor interface.
 package tpm

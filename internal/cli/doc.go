@@ -1,3 +1,4 @@
-// Package cli holds small helpers the commands share (cmd/hardphone and
-// cmd/hpctl). Only cmd imports it; it imports nothing of ours.
+// Package cli holds small helpers the commands share (cmd/hardphone,
+// cmd/hpctl and cmd/hpfleet). Only cmd imports it; it imports nothing of
+// ours.
 package cli

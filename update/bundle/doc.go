@@ -11,8 +11,8 @@
 // on every read, and plain bundles are copied to a private file while their
 // digest is computed, so later reads cannot see other bytes.
 //
-// Imported by update and system (on the phone) and cmd/hpctl (on the build
-// host); it
-// imports nothing of hardphone's. Its accepted CMS digests and key sizes
+// Imported by update and system (on the phone), cmd/hpctl (on the build
+// host) and fleet/tufrepo (a bundle's verified manifest); it imports
+// nothing of hardphone's. Its accepted CMS digests and key sizes
 // are local until crypto/policy grows bundle rules (TODO(#4)).
 package bundle

@@ -5,5 +5,5 @@
 // Every update is one bbolt write transaction, so read-modify-write
 // updates are atomic.
 //
-// Imported by fleet/server and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package boltauth

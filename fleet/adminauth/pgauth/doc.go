@@ -6,5 +6,5 @@
 // key takes a transaction-scoped advisory lock, so the table's bound holds
 // across replicas.
 //
-// Imported by fleet/server and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package pgauth

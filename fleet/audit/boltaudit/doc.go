@@ -8,5 +8,5 @@
 // Records, stored hashes and checkpoints are written, never changed: the
 // package has no code path that overwrites or deletes them.
 //
-// Imported by fleet/server and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package boltaudit

@@ -11,5 +11,5 @@
 // an SQL injection running as the application's role cannot rewrite the
 // log; a database superuser can, and Verify finds it.
 //
-// Imported by fleet/server and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package pgaudit

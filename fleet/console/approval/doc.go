@@ -21,5 +21,6 @@
 // argon2id hash, never in clear; it is cleared from the record when the
 // change is decided.
 //
-// Imported by fleet/console and cmd/hpfleet only.
+// Imported by fleet/console and cmd/hpfleet, and by its stores
+// boltapproval and pgapproval and their suite approvaltest.
 package approval

@@ -8,5 +8,6 @@
 // either side reads, and every field is plain data (no secret but a login's
 // password and a TOTP enrolment's secret, which never go into a URL).
 //
-// Imported by fleet/console, fleet/console/consoleclient and cmd/hpctl.
+// Imported by fleet/console, fleet/console/consoleclient, cmd/hpctl and
+// fleet/server (the path prefix it mounts the console under).
 package consoleapi

@@ -11,5 +11,5 @@
 // fleet's records back). A file written by a newer hpfleet is refused
 // (store.ErrSchemaTooNew) and left untouched.
 //
-// Imported by cmd/hpfleet (and fleet/server's tests).
+// Imported by cmd/hpfleet (and tests).
 package boltstore

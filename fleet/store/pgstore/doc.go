@@ -20,5 +20,5 @@
 // by a newer hpfleet is refused (store.ErrSchemaTooNew) before anything is
 // written.
 //
-// Imported by cmd/hpfleet (and fleet/server's tests).
+// Imported by cmd/hpfleet (and tests).
 package pgstore

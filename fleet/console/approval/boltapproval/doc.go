@@ -5,5 +5,5 @@
 // update is one bbolt write transaction, so the two-person rule run inside
 // Update decides once.
 //
-// Imported by fleet/console and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package boltapproval

@@ -5,5 +5,5 @@
 // sees it decided; Create takes a transaction-scoped advisory lock, so the
 // pending bounds hold across replicas.
 //
-// Imported by fleet/console and cmd/hpfleet only.
+// Imported by cmd/hpfleet only (and tests).
 package pgapproval
