@@ -6,9 +6,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/hardphone/hardphone/agent/events"
+	"github.com/hardphone/hardphone/agent/provision"
 	"github.com/hardphone/hardphone/crypto/credstore"
 	"github.com/hardphone/hardphone/crypto/policy"
 )
@@ -24,6 +27,12 @@ type Events struct {
 	Journal  *events.Journal
 	Recorder *events.Recorder
 	Exporter *events.Exporter // nil: no collector configured
+	// Fleet ships the journal to the fleet server; nil unless the agent
+	// runs as a fleet member with events.fleet (Phone.Agent sets it).
+	Fleet *events.FleetExporter
+	// enrolled reports whether the phone holds a fleet certificate yet:
+	// the fleet export waits for it.
+	enrolled func() bool
 	// Public is the identity key the journal's checkpoints verify with.
 	Public crypto.PublicKey
 }
@@ -35,7 +44,48 @@ func (e *Events) Loops() []func(context.Context) error {
 	if e.Exporter != nil {
 		loops = append(loops, e.Exporter.Run)
 	}
+	if e.Fleet != nil {
+		loops = append(loops, e.runFleet)
+	}
 	return loops
+}
+
+// fleetEnrolWait is how often the fleet export looks whether the phone
+// has enrolled yet.
+const fleetEnrolWait = 2 * time.Second
+
+// runFleet waits for the phone's fleet certificate (before enrolment the
+// server could not tell whose journal it is), then ships the journal.
+func (e *Events) runFleet(ctx context.Context) error {
+	t := time.NewTicker(fleetEnrolWait)
+	defer t.Stop()
+	for e.enrolled != nil && !e.enrolled() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	return e.Fleet.Run(ctx)
+}
+
+// withFleet adds the export to the fleet through prov's mutual-TLS
+// client; calls, when not nil, is the call history it sends along.
+func (e *Events) withFleet(prov *provision.Client, calls events.CallSource, log *slog.Logger) error {
+	if e.Fleet != nil {
+		return nil
+	}
+	opts := []events.FleetOption{events.WithFleetLogger(log)}
+	if calls != nil {
+		opts = append(opts, events.WithFleetCalls(calls))
+	}
+	fe, err := events.NewFleetExporter(e.Journal, prov.Device(), opts...)
+	if err != nil {
+		return fmt.Errorf("event export to the fleet: %w", err)
+	}
+	e.Fleet = fe
+	e.enrolled = func() bool { _, err := prov.Status(); return err == nil }
+	return nil
 }
 
 // identity is the phone's TLS identity and the key that signs: the

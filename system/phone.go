@@ -8,6 +8,7 @@ import (
 	"github.com/hardphone/hardphone/agent"
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/dialplan"
+	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/provision"
@@ -285,16 +286,31 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		}
 		// Call history and contacts: personal data, sealed in the
 		// credential store, so only where there is one.
+		var book *history.Book
 		if p.creds != nil {
-			book, err := history.Open(p.creds.Store)
+			book, err = history.Open(p.creds.Store)
 			if err != nil {
 				return nil, err
 			}
 			base = append(base, agent.WithHistory(book))
 		}
-		// Security events, where the phone can sign its journal.
+		// Security events, where the phone can sign its journal; a fleet
+		// member ships it to the fleet too (events.fleet).
 		if cfg.StateDir != "" {
 			ev, err := p.Events()
+			if err == nil && cfg.Events.Fleet && cfg.Provision.Server != "" {
+				var calls events.CallSource
+				if cfg.Events.FleetCalls && book != nil {
+					calls = agent.HistoryCalls(book)
+				}
+				prov, perr := p.Provisioner()
+				if perr == nil {
+					perr = ev.withFleet(prov, calls, p.log)
+				}
+				if perr != nil {
+					return nil, perr
+				}
+			}
 			switch {
 			case err == nil:
 				base = append(base, agent.WithEvents(ev.Recorder, ev.Loops()...), agent.WithEventJournal(ev))

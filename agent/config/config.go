@@ -169,6 +169,15 @@ type Events struct {
 	SyslogServerName string
 	// Hostname is the HOSTNAME of every message (default: the system's).
 	Hostname string
+	// Fleet ships the journal to the fleet server the phone enrolled
+	// with ([provision]), over its mutual-TLS channel, with its own
+	// cursor (default: on whenever [provision] names a server).
+	Fleet bool
+	// FleetCalls adds the calls the history gained (start, direction,
+	// duration, answered, the other party's number) to what goes to the
+	// fleet, for its call rules (toll fraud). Off by default: the fleet
+	// then learns whom the phone called only if this is set.
+	FleetCalls bool
 }
 
 // Update is the [update] table.
@@ -396,6 +405,8 @@ type eventsFile struct {
 	SyslogCA         string `toml:"syslog_ca"`
 	SyslogServerName string `toml:"syslog_server_name"`
 	Hostname         string `toml:"hostname"`
+	Fleet            *bool  `toml:"fleet"`
+	FleetCalls       bool   `toml:"fleet_calls"`
 }
 
 type tlsFile struct {
@@ -566,6 +577,17 @@ func (f *file) validate(dir string) (*Config, error) {
 		return nil, err
 	}
 	c.Provision = prov
+	c.Events.Fleet = prov.Server != ""
+	if f.Events.Fleet != nil {
+		c.Events.Fleet = *f.Events.Fleet
+	}
+	c.Events.FleetCalls = f.Events.FleetCalls
+	if c.Events.Fleet && prov.Server == "" {
+		return nil, keyErr("events.fleet", "needs a fleet to ship to: [provision] server")
+	}
+	if c.Events.FleetCalls && !c.Events.Fleet {
+		return nil, keyErr("events.fleet_calls", "calls go with the journal to the fleet: needs events.fleet (and [provision] server)")
+	}
 	if c.Audio, err = (Audio{Device: f.Audio.Device, Input: f.Audio.Input, Output: f.Audio.Output, Server: f.Audio.Server}).Check(); err != nil {
 		return nil, err
 	}

@@ -237,9 +237,20 @@ func TestProvision(t *testing.T) {
 	if p.ServerName != "fleet.example.com" || p.ServerCA != "/etc/hp/fleet-ca.pem" || p.CheckInInterval != 15*time.Minute {
 		t.Errorf("Parse(provision) = %+v, want server_name from the URL, paths resolved, 15m check-ins", p)
 	}
+	if !c.Events.Fleet || c.Events.FleetCalls {
+		t.Errorf("Parse(provision) events = %+v, want the journal to the fleet and no calls by default", c.Events)
+	}
+	c, err = Parse([]byte(base+good+"[events]\nfleet = false\n"), "/etc/hp")
+	if err != nil || c.Events.Fleet {
+		t.Errorf("Parse(events.fleet = false) = %+v, %v", c.Events, err)
+	}
+	c, err = Parse([]byte(base+good+"[events]\nfleet_calls = true\n"), "/etc/hp")
+	if err != nil || !c.Events.Fleet || !c.Events.FleetCalls {
+		t.Errorf("Parse(events.fleet_calls = true) = %+v, %v", c.Events, err)
+	}
 	c, err = Parse([]byte(base), "/x")
-	if err != nil || c.Provision.Server != "" {
-		t.Errorf("Parse(no [provision]) = %+v, %v; want none", c.Provision, err)
+	if err != nil || c.Provision.Server != "" || c.Events.Fleet {
+		t.Errorf("Parse(no [provision]) = %+v %+v, %v; want none", c.Provision, c.Events, err)
 	}
 	for _, tc := range []struct{ in, key string }{
 		{base + "[provision]\nserver_ca = \"x\"\n", "provision.server"},
@@ -250,6 +261,8 @@ func TestProvision(t *testing.T) {
 		{base + good + "checkin_interval = \"1s\"\n", "provision.checkin_interval"},
 		{strings.Replace(base, "credential_store = \"software:kek\"\n", "", 1) + good, "credential_store"},
 		{strings.Replace(base, "state_dir = \"st\"\n", "", 1) + good, "state_dir"},
+		{base + "[events]\nfleet = true\n", "events.fleet"},
+		{base + good + "[events]\nfleet = false\nfleet_calls = true\n", "events.fleet_calls"},
 	} {
 		if _, err := Parse([]byte(tc.in), "/x"); err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("Parse(%q) = %v, want an error naming %s", tc.in, err, tc.key)

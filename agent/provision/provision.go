@@ -175,6 +175,12 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return &Client{cfg: cfg, o: o, log: o.log.With("component", "provision"), enrol: enrol, device: device}, nil
 }
 
+// Device is the phone's client of the fleet over mutual TLS with its
+// current fleet certificate (read at each handshake): what the event
+// export ships the journal through. Before enrolment it has no
+// certificate to present and the server refuses it.
+func (c *Client) Device() *client.Client { return c.device }
+
 // Status is the phone's standing with the fleet.
 type Status struct {
 	// DeviceID is the fleet's name for the phone.

@@ -464,14 +464,17 @@ func (a *Account) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	srv, ringing := c.srv, c.state == "ringing"
 	c.mu.Unlock()
-	respond(a, tx, req, 200, "OK", nil)
 	if ringing && srv != nil {
 		// RFC 3261 §15.1.2: a BYE in an early dialog; the INVITE gets 487.
 		if err := srv.Respond(487, "Request Terminated", nil); err != nil {
 			c.log.Debug("487", "error", err)
 		}
 	}
+	// The call ends (media closed, its ports and call slot released)
+	// before the 200: a peer that calls again at once finds the slot
+	// free, and a 200 means the call is gone, not going.
 	c.end("remote hangup")
+	respond(a, tx, req, 200, "OK", nil)
 }
 
 // onCancel sees only CANCELs the transaction layer matched to no pending

@@ -98,7 +98,8 @@ func (f *fleetEnv) fleetPhone(t testing.TB, user, serial string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(body), prov, "", 1) + prov
+	// The calls go to the fleet with the journal (its call rules).
+	cfg := strings.Replace(string(body), prov, "", 1) + prov + "\n[events]\nfleet_calls = true\n"
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +192,30 @@ func runFleetDemo(t *testing.T) {
 		t.Fatalf("hangup: %v", err)
 	}
 	say("alice called bob: %s, %s, setup %.0f ms", cs.State, cs.Media.Suite, cs.SetupMS)
+	// A premium-rate number: the dialling policy refuses it on the phone,
+	// the refusal is journaled, and the journal reaches the fleet, proved
+	// against the identity key it enrolled, with the call alice made.
+	if _, err := c.Dial(ctx, "", "sip:+19005550100@"+f.k.IP()); err == nil {
+		t.Fatalf("alice dialled a premium-rate number")
+	}
+	var ev *api.DeviceEvents
+	waitFor(t, 30*time.Second, func() bool {
+		ev, err = f.admin.DeviceEvents(context.Background(), ids["alice"], "", 100)
+		if err != nil || ev.CallSeq < 1 {
+			return false
+		}
+		for _, r := range ev.Records {
+			if r.Kind == "sip.dial_refused" {
+				return true
+			}
+		}
+		return false
+	})
+	if len(ev.Gaps) != 0 {
+		t.Errorf("the fleet holds alice's journal with gaps: %+v", ev.Gaps)
+	}
+	say("alice's phone refused a premium-rate number; hpfleet holds her journal: %d records proved (head %d, last signed %d), calls reported: %d",
+		ev.Stored, ev.Head, ev.LastSigned, ev.CallSeq)
 	// Both check in; the inventory has their reports.
 	waitFor(t, 40*time.Second, func() bool {
 		for _, id := range ids {
