@@ -412,6 +412,6 @@ func TestListenLooseUmask(t *testing.T) {
 			}
 			t.Fatalf("directory holds %q, want the socket only (no private bind directory left)", names)
 		}
-		ln.Close()
+		ln.ln.Close()
 	}
 }
