@@ -108,7 +108,7 @@ func cmdAudio(args []string, stdout, stderr io.Writer) error {
 		if d.MonitorOf != "" {
 			desc += ", monitor of " + d.MonitorOf
 		}
-		fmt.Fprintf(stdout, "  %-9s %s %s%s  %s, %d Hz, %d ch\n", flagName, d.Name, "", mark, desc, d.Rate, d.Channels)
+		fmt.Fprintf(stdout, "  %-9s %s%s  %s, %d Hz, %d ch\n", flagName, d.Name, mark, desc, d.Rate, d.Channels)
 	}
 	fmt.Fprintln(stdout, "ALSA hardware (--audio alsa):")
 	switch {

@@ -73,7 +73,7 @@ func TestAudioCommand(t *testing.T) {
 		t.Fatalf("hardphone audio = %d: %s", rc, errb.String())
 	}
 	text := out.String()
-	for _, want := range []string{"--mic     " + test.PulseMic + "  (default)", "--speaker " + test.PulseSpeaker + "  (default)", "ALSA hardware (--audio alsa):"} {
+	for _, want := range []string{"--mic     " + test.PulseMic + " (default)", "--speaker " + test.PulseSpeaker + " (default)", "ALSA hardware (--audio alsa):"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("hardphone audio printed\n%s\nwant a line with %q", text, want)
 		}
