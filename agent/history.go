@@ -35,7 +35,26 @@ type callTime struct {
 
 // historyWatch turns call events into history entries.
 func (a *Agent) historyWatch(ev sip.Event) {
-	if a.book == nil || ev.Call == nil {
+	if a.book == nil {
+		return
+	}
+	if s := ev.Security; ev.Kind == sip.EventSecurity && s != nil && s.Incident == sip.IncidentDialRefused && s.Target != "" {
+		// A call the dialling policy refused is an attempt the person (or
+		// whoever holds the account) made: it is in the history, and in
+		// what the fleet's call rules judge (a premium number dialled is
+		// flagged whether or not the phone let it through).
+		e := history.Entry{Account: ev.Account, Direction: "out", Peer: s.Target, Start: time.Now().UTC(),
+			EndReason: "refused by the dialling policy"}
+		go func() {
+			if err := a.book.Add(e); err != nil {
+				a.log.Warn("call history", "error", err)
+				return
+			}
+			a.broadcast(control.Event{Time: time.Now().UTC(), Kind: control.EventHistory, Account: e.Account})
+		}()
+		return
+	}
+	if ev.Call == nil {
 		return
 	}
 	now := time.Now()

@@ -312,7 +312,7 @@ func (a *Account) dialAllowed(ru sip.Uri) error {
 		a.counters.DialRefused++
 		a.mu.Unlock()
 		a.log.Warn("call refused by the dialling policy", "error", err)
-		a.incident(Security{Incident: IncidentDialRefused, Method: "INVITE", Detail: err.Error()})
+		a.incident(Security{Incident: IncidentDialRefused, Method: "INVITE", Detail: err.Error(), Target: ru.String()})
 		return err
 	}
 	return nil

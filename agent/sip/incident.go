@@ -51,6 +51,9 @@ type Security struct {
 	Method string
 	// Detail says why, in a few words; never a secret.
 	Detail string
+	// Target is the URI a refused outbound call was for
+	// (IncidentDialRefused): the attempt goes into the call history.
+	Target string
 }
 
 // EventSecurity reports a security incident (Event.Security says which).

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hardphone/hardphone/agent/config"
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
 )
@@ -100,5 +102,21 @@ func TestAudioCommand(t *testing.T) {
 	dead := "unix:" + filepath.Join(t.TempDir(), "native")
 	if rc := run([]string{"audio", "--pulse-server", dead}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "no server:") {
 		t.Fatalf("hardphone audio with no server = %d\n%s", rc, out.String())
+	}
+}
+
+func TestHistoryOutcome(t *testing.T) {
+	for _, tt := range []struct {
+		e    history.Entry
+		want string
+	}{
+		{history.Entry{Direction: "in", Answered: true, Duration: 61500 * time.Millisecond}, "1m2s"},
+		{history.Entry{Direction: "in"}, "missed"},
+		{history.Entry{Direction: "out", EndReason: "remote busy"}, "missed"},
+		{history.Entry{Direction: "out", EndReason: "refused by the dialling policy"}, "refused"},
+	} {
+		if got := outcomeOf(tt.e); got != tt.want {
+			t.Errorf("outcomeOf(%+v) = %q, want %q", tt.e, got, tt.want)
+		}
 	}
 }

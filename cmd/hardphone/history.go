@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hardphone/hardphone/agent/history"
 	"github.com/hardphone/hardphone/internal/cli"
 )
 
@@ -36,10 +37,7 @@ func cmdHistory(args []string, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(es)
 	}
 	for _, e := range es {
-		outcome := "missed"
-		if e.Answered {
-			outcome = e.Duration.Round(time.Second).String()
-		}
+		outcome := outcomeOf(e)
 		fmt.Fprintf(stdout, "%s  %-3s %-8s %s  %s\n", e.Start.Local().Format("2006-01-02 15:04"), e.Direction, e.Account, e.Peer, outcome)
 	}
 	return nil
@@ -88,4 +86,16 @@ func cmdContacts(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%-30s %s\n", ct.Name, strings.Join(ct.Numbers, ", "))
 	}
 	return nil
+}
+
+// outcomeOf is how a history entry ended, in a word: its length when
+// answered, "refused" when the dialling policy stopped it, else "missed".
+func outcomeOf(e history.Entry) string {
+	switch {
+	case e.Answered:
+		return e.Duration.Round(time.Second).String()
+	case e.Direction == "out" && strings.HasPrefix(e.EndReason, "refused"):
+		return "refused"
+	}
+	return "missed"
 }

@@ -655,10 +655,7 @@ func (u *phoneUI) refreshHistory() {
 			}
 		}
 		for _, e := range es {
-			what := "missed"
-			if e.Answered {
-				what = e.Duration.Round(time.Second).String()
-			}
+			what := outcomeOf(e)
 			u.hist.SetCell(row, 0, tview.NewTableCell(e.Start.Local().Format("01-02 15:04")))
 			u.hist.SetCell(row, 1, tview.NewTableCell(e.Direction+" "+what))
 			u.hist.SetCell(row, 2, tview.NewTableCell(e.Peer).SetReference(e.Peer))

@@ -216,6 +216,18 @@ func runFleetDemo(t *testing.T) {
 	}
 	say("alice's phone refused a premium-rate number; hpfleet holds her journal: %d records proved (head %d, last signed %d), calls reported: %d",
 		ev.Stored, ev.Head, ev.LastSigned, ev.CallSeq)
+	// The attempt is in the calls alice's phone reported: hpfleet's
+	// anomaly detector flags the device.
+	var premium *api.Finding
+	waitFor(t, 30*time.Second, func() bool {
+		pg, err := f.admin.Findings(context.Background(), client.FindingQuery{DeviceID: ids["alice"], Rule: "call.premium", Limit: 10})
+		if err != nil || len(pg.Findings) == 0 {
+			return false
+		}
+		premium = &pg.Findings[0]
+		return true
+	})
+	say("hpfleet's anomaly detector flagged it: %s (%s) %s", premium.Rule, premium.Severity, premium.Summary)
 	// Both check in; the inventory has their reports.
 	waitFor(t, 40*time.Second, func() bool {
 		for _, id := range ids {
