@@ -7,6 +7,8 @@
 #   machine only makes the slice slower, never red. A target without a budget
 #   is an error: every new target must say how much of it make test runs.
 #   FUZZTIME=5m (make fuzz): each target runs that long.
+#   FUZZ_BUDGET_DIVISOR=N divides every budget (at least 1000 executions):
+#   the whole slice, shorter, for repeated runs.
 #
 # A target fails the run only on a real finding: a failing input written
 # under testdata/fuzz/<target>/, a panic, a t.Error/t.Fatal (also in the seed
@@ -37,6 +39,10 @@ for dir in $($GO list -f '{{.Dir}}' ./...); do
 				failed="$failed $pkg.$name(no-budget)"
 				continue
 			fi
+			# FUZZ_BUDGET_DIVISOR (default 1) scales every budget down, for
+			# repeated runs of the whole slice (issue 16's 20-run check).
+			n=$((n / ${FUZZ_BUDGET_DIVISOR:-1}))
+			[ "$n" -ge 1000 ] || n=1000
 			budget=${n}x
 		fi
 		corpus="$dir/testdata/fuzz/$name"
