@@ -39,13 +39,15 @@ check:
 
 # Unit tests, the integration suite against real Kamailio and baresip in a
 # private network namespace (the test binaries create it themselves), the
-# QEMU short slice (first boot + good update), the device-free unit tests
+# QEMU short slice (first boot, zero-touch first boot, good update, ALSA
+# loopback), the device-free unit tests
 # again for arm64 and armv7 under qemu-user, and a short fuzz slice of every
 # parser at a trust boundary.
-# kernel runs first, in the host's network namespace: it fetches the Debian
-# kernel into .cache/ (the QEMU tests build their images in a private
+# kernel and kernel-audio run first, in the host's network namespace: they
+# fetch the Debian kernels (the board's, and the generic one the ALSA
+# loopback scenario boots) into .cache/ (the QEMU tests build their images in a private
 # namespace with no way out).
-test: deps vet build kernel
+test: deps vet build kernel kernel-audio
 	$(GO) test -count=1 ./...
 	$(MAKE) test-arm
 	$(MAKE) fuzz-short

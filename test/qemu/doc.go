@@ -18,7 +18,7 @@
 // lockdown policy allows.
 //
 // A short slice (first boot, zero-touch first boot with hpfleet, good
-// update) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
+// update, the ALSA loopback) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
 // which `make qemu-test` sets. Scenarios run one at a time: each is a
 // whole emulated phone.
 //
