@@ -73,9 +73,41 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Count and create under the store's exclusive lock: two bootstraps
+	// at once (two shells, two replicas' hosts) must not both see "fewer
+	// than two" and make three or four security admins.
+	var ad *adminauth.Admin
+	var password string
+	if err := exclusive(m.admins, ctx, func(ctx context.Context) error {
+		var err error
+		ad, password, err = bootstrapOne(ctx, m, name)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "admin %s (id %s, role %s) created.\ninitial password (shown once): %s\n"+
+		"The first login (console or hpctl, with a client certificate of an admin CA whose common name is %s) enrols TOTP.\n",
+		ad.Name, ad.ID, ad.Role, password, ad.Name)
+	return nil
+}
+
+// exclusive runs fn under the admin store's Exclusive when it has one
+// (boltauth and pgauth do).
+func exclusive(st any, ctx context.Context, fn func(context.Context) error) error {
+	if x, ok := st.(interface {
+		Exclusive(context.Context, func(context.Context) error) error
+	}); ok {
+		return x.Exclusive(ctx, fn)
+	}
+	return fn(ctx)
+}
+
+// bootstrapOne is bootstrap's check-then-act: fewer than bootstrapAdmins
+// enabled security admins, then one more, recorded in the audit log.
+func bootstrapOne(ctx context.Context, m *mgmt, name string) (*adminauth.Admin, string, error) {
 	admins, err := m.admins.ListAdmins(ctx, adminauth.MaxListAdmins)
 	if err != nil {
-		return fmt.Errorf("admin bootstrap: %w", err)
+		return nil, "", fmt.Errorf("admin bootstrap: %w", err)
 	}
 	n := 0
 	for _, a := range admins {
@@ -84,26 +116,23 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if n >= bootstrapAdmins {
-		return fmt.Errorf("admin bootstrap: %d security admins exist already: propose new admins in the console (a second admin approves)", n)
+		return nil, "", fmt.Errorf("admin bootstrap: %d security admins exist already: propose new admins in the console (a second admin approves)", n)
 	}
 	var raw [15]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
 	password := base32.StdEncoding.EncodeToString(raw[:])
 	ad, err := m.auth.CreateAdmin(ctx, name, password, adminauth.RoleSecurityAdmin)
 	if err != nil {
-		return fmt.Errorf("admin bootstrap: %w", err)
+		return nil, "", fmt.Errorf("admin bootstrap: %w", err)
 	}
 	if _, err := m.audit.Append(ctx, audit.Entry{Actor: audit.Actor{Kind: audit.ActorSystem, ID: "hpfleet-admin-bootstrap"},
 		Action: audit.ActionAdminCreate, Target: "admin " + ad.Name, Outcome: audit.OutcomeSuccess,
 		Details: map[string]string{"admin_id": ad.ID, "role": string(ad.Role), "via": "bootstrap"}}); err != nil {
 		// An admin nobody can see created: take it back.
 		if derr := m.auth.SetDisabled(ctx, ad.ID, true); derr != nil {
-			return fmt.Errorf("admin bootstrap: audit: %w (and disabling %s: %v)", err, ad.Name, derr)
+			return nil, "", fmt.Errorf("admin bootstrap: audit: %w (and disabling %s: %v)", err, ad.Name, derr)
 		}
-		return fmt.Errorf("admin bootstrap: audit: %w (admin %s disabled)", err, ad.Name)
+		return nil, "", fmt.Errorf("admin bootstrap: audit: %w (admin %s disabled)", err, ad.Name)
 	}
-	fmt.Fprintf(stdout, "admin %s (id %s, role %s) created.\ninitial password (shown once): %s\n"+
-		"The first login (console or hpctl, with a client certificate of an admin CA whose common name is %s) enrols TOTP.\n",
-		ad.Name, ad.ID, ad.Role, password, ad.Name)
-	return nil
+	return &ad, password, nil
 }

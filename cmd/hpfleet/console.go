@@ -197,7 +197,10 @@ func (m *mgmt) buildConsole(f serveFlags, st store.Store, adminCAs []*x509.Certi
 		approvals = as
 	}
 	cfg := console.Config{Auth: m.auth, Admins: m.admins, Audit: m.audit, Inventory: st,
-		Approvals: approvals, Origins: origins, AdminCAs: adminCAs}
+		Approvals: approvals, Origins: origins, AdminCAs: adminCAs,
+		// The events page shows the journals phones exported (proved on
+		// ingestion), and the check-in reports of phones that export none.
+		Events: &console.JournalEvents{Journal: st, Reports: st}}
 	if m.rollout != nil {
 		cfg.Rollouts = consoleRollouts{m.rollout}
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/hardphone/hardphone/fleet/adminauth"
 	"github.com/hardphone/hardphone/fleet/adminauth/authtest"
+	"github.com/hardphone/hardphone/fleet/adminauth/pgauth"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/console/consoleapi"
@@ -356,4 +358,66 @@ func portOf(t *testing.T, addr string) string {
 		t.Fatalf("address %q: %v", addr, err)
 	}
 	return port
+}
+
+// TestBootstrapConcurrentPostgres: six `hpfleet admin bootstrap` started
+// at once against one PostgreSQL database (shells on two replicas' hosts)
+// make exactly two security admins; the others are refused, and none
+// fails any other way. Without the store's exclusive lock each would
+// count the admins before any inserted, and all six would succeed.
+func TestBootstrapConcurrentPostgres(t *testing.T) {
+	w := newConsoleWorld(t, true)
+	pg := test.StartPostgres(t)
+	dsn := pg.NewDatabase(t)
+	dsnFile := filepath.Join(w.dir, "dsn")
+	if err := os.WriteFile(dsnFile, []byte(dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The schema first, so the six race on the admins, not on migrations.
+	if out, err := w.run("admin", "bootstrap", "--postgres", "@"+dsnFile, "--ca-dir", w.pki, "--name", "first"); err != nil {
+		t.Fatalf("first bootstrap: %v\n%s", err, out)
+	}
+	const n = 6
+	type result struct {
+		out string
+		err error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			out, err := w.run("admin", "bootstrap", "--postgres", "@"+dsnFile, "--ca-dir", w.pki, "--name", fmt.Sprintf("sec%d", i))
+			results <- result{out, err}
+		}()
+	}
+	created := 0
+	for range n {
+		r := <-results
+		switch {
+		case r.err == nil:
+			created++
+		case !strings.Contains(r.out, "security admins exist already"):
+			t.Errorf("bootstrap failed otherwise: %v\n%s", r.err, r.out)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d of %d concurrent bootstraps created an admin after the first, want exactly 1 (two security admins in all)", created, n)
+	}
+	as, err := pgauth.Open(context.Background(), dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	admins, err := as.ListAdmins(context.Background(), adminauth.MaxListAdmins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := 0
+	for _, a := range admins {
+		if a.Role == adminauth.RoleSecurityAdmin && !a.Disabled {
+			sec++
+		}
+	}
+	if sec != 2 {
+		t.Fatalf("%d security admins in the database, want 2: %+v", sec, admins)
+	}
 }

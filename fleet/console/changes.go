@@ -233,7 +233,29 @@ func (c *Console) stillValid(q *req, ch *approval.Change) error {
 // approve is the second admin's approval: the rule and the decision in
 // one atomic store update, recorded, then applied, then the outcome
 // recorded.
+//
+// It runs under the admin store's exclusive lock when the store has one
+// (boltauth, pgauth): two approvals applied at once must not both pass
+// the check that keeps two security admins, nor race a bootstrap.
 func (c *Console) approve(q *req, id approval.ID) (approval.Change, error) {
+	x, ok := c.admins.(interface {
+		Exclusive(context.Context, func(context.Context) error) error
+	})
+	if !ok {
+		return c.approveLocked(q, id)
+	}
+	var ch approval.Change
+	var err error
+	if xerr := x.Exclusive(q.ctx, func(context.Context) error {
+		ch, err = c.approveLocked(q, id)
+		return nil
+	}); xerr != nil {
+		return ch, unavailable("approve", xerr)
+	}
+	return ch, err
+}
+
+func (c *Console) approveLocked(q *req, id approval.ID) (approval.Change, error) {
 	ch, err := c.approvals.Get(q.ctx, id)
 	if err != nil {
 		return ch, changeError("approve", err)

@@ -56,8 +56,9 @@ type Config struct {
 	Audit *audit.Log
 	// Inventory is the fleet store; required.
 	Inventory Inventory
-	// Events lists devices' security events; nil: ReportEvents over
-	// Inventory (counters and lockdown drift from the check-in reports).
+	// Events lists devices' security events (hpfleet gives JournalEvents:
+	// the journals phones exported); nil: ReportEvents over Inventory
+	// (counters and lockdown drift from the check-in reports).
 	Events EventSource
 	// Rollouts is the rollout engine; nil: the rollouts page says this
 	// server runs without one.

@@ -31,10 +31,8 @@ type Event struct {
 }
 
 // EventSource lists a device's security events, newest first, at most
-// limit (1..MaxEvents). The server implements it over the events phones
-// send (the device.security_event entries of the audit log) once event
-// ingestion exists; until then ReportEvents derives them from check-in
-// reports.
+// limit (1..MaxEvents): JournalEvents from the journals phones exported,
+// ReportEvents from check-in reports.
 type EventSource interface {
 	DeviceEvents(ctx context.Context, id store.DeviceID, limit int) ([]Event, error)
 }

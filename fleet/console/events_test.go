@@ -2,9 +2,13 @@ package console
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hardphone/hardphone/crypto/eventlog"
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
@@ -76,5 +80,65 @@ func TestReportEventsOverStore(t *testing.T) {
 	}
 	if _, err := src.DeviceEvents(ctx, store.NewDeviceID(), 10); err == nil {
 		t.Fatalf("DeviceEvents(unknown device) succeeded")
+	}
+}
+
+// TestJournalEvents: with an exported journal in the store, the events
+// are the phone's own records (account, peer and detail decoded), newest
+// first, bounded by the limit; chain records are not events; a gap the
+// fleet found is an event of its own; a device that never exported gets
+// its report-derived events.
+func TestJournalEvents(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ids := e.seedDevices(t, 2)
+	src := &JournalEvents{Journal: e.fleet, Reports: e.fleet}
+	// The second device never exported: its check-in reports speak.
+	fromReports, err := src.DeviceEvents(ctx, ids[1], MaxEvents)
+	if err != nil || len(fromReports) == 0 || !strings.HasPrefix(fromReports[0].Kind, "counter.") && fromReports[0].Kind != "lockdown.drift" && fromReports[0].Kind != "firmware.changed" {
+		t.Fatalf("DeviceEvents(no journal) = %v, %v; want the report-derived events", fromReports, err)
+	}
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	chain := [16]byte{1, 2, 3, 4}
+	var recs []store.EventRecord
+	for i := range 30 {
+		at := base.Add(time.Duration(i) * time.Minute)
+		ev := &eventlog.Event{Severity: sevWarning, Kind: "sip.foreign_source", Account: "line1",
+			Peer: netip.MustParseAddrPort("198.51.100.7:5060"), Detail: map[string]string{"method": "INVITE", "n": strconv.Itoa(i)}}
+		recs = append(recs, store.EventRecord{Chain: chain, Seq: uint64(i + 2), Type: uint8(eventlog.RecordEvent), Time: at,
+			Kind: ev.Kind, Severity: ev.Severity, Raw: eventlog.EncodeEvent(eventlog.Hash{}, uint64(i+2), at, ev)})
+	}
+	// A chain record (no kind) at the end.
+	recs = append(recs, store.EventRecord{Chain: chain, Seq: 32, Type: uint8(eventlog.RecordCheckpoint), Time: base.Add(31 * time.Minute), Raw: []byte{0}})
+	gapAt := base.Add(40 * time.Minute)
+	stream := store.EventStream{Chain: chain, Head: 32, Received: 31, UpdatedAt: gapAt,
+		Gaps: []store.EventGap{{Kind: store.GapMissing, Chain: chain, From: 10, To: 12, At: gapAt}}}
+	if _, err := e.fleet.AppendEvents(ctx, ids[0], store.EventAppend{Stream: stream, Records: recs}, 0); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	all, err := src.DeviceEvents(ctx, ids[0], MaxEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 31 {
+		t.Fatalf("DeviceEvents = %d events, want the 30 journal events and the gap: %+v", len(all), all)
+	}
+	if all[0].Kind != "journal.missing" || all[0].Severity != sevError || !strings.Contains(all[0].Detail, "10 to 12") {
+		t.Fatalf("newest event %+v, want the missing gap", all[0])
+	}
+	if got := all[1]; got.Kind != "sip.foreign_source" || got.Detail != "account=line1 peer=198.51.100.7:5060 method=INVITE n=29" || !got.Time.Equal(base.Add(29*time.Minute)) {
+		t.Fatalf("newest journal event %+v", got)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Time.After(all[i-1].Time) {
+			t.Fatalf("events out of order at %d", i)
+		}
+	}
+	// The limit takes the newest records of the journal.
+	five, err := src.DeviceEvents(ctx, ids[0], 5)
+	if err != nil || len(five) != 5 || five[4].Detail != "account=line1 peer=198.51.100.7:5060 method=INVITE n=26" {
+		t.Fatalf("DeviceEvents(limit 5) = %+v, %v", five, err)
+	}
+	if _, err := src.DeviceEvents(ctx, ids[0], 0); err == nil {
+		t.Fatalf("DeviceEvents(limit 0) succeeded")
 	}
 }

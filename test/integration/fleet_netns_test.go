@@ -98,8 +98,9 @@ func (f *fleetEnv) fleetPhone(t testing.TB, user, serial string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The calls go to the fleet with the journal (its call rules).
-	cfg := strings.Replace(string(body), prov, "", 1) + prov + "\n[events]\nfleet_calls = true\n"
+	// The calls go to the fleet with the journal (its call rules). The
+	// [provision] table stays last: callers append keys to it.
+	cfg := strings.Replace(string(body), prov, "", 1) + "\n[events]\nfleet_calls = true\n" + prov
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,6 +48,16 @@ const FileName = "adminauth.db"
 type Store struct {
 	db    *bolt.DB
 	owned bool
+	excl  sync.Mutex // Exclusive; other processes are kept out by bbolt's file lock
+}
+
+// Exclusive runs fn while no other Exclusive of this store runs (other
+// processes cannot open the file while this one has it): for a
+// check-then-act on the admins, such as hpfleet admin bootstrap's.
+func (s *Store) Exclusive(ctx context.Context, fn func(context.Context) error) error {
+	s.excl.Lock()
+	defer s.excl.Unlock()
+	return fn(ctx)
 }
 
 var _ adminauth.Store = (*Store)(nil)

@@ -119,6 +119,48 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// exclusiveLock is the advisory lock Exclusive holds ("hpadmin" + 1).
+const exclusiveLock int64 = 0x687061646d696e01
+
+// Exclusive runs fn while no other Exclusive of any replica or process
+// sharing the database runs (a PostgreSQL advisory lock on one pooled
+// connection, released when fn returns or the connection ends): for a
+// check-then-act on the admins, such as hpfleet admin bootstrap's "fewer
+// than two security admins, then create one".
+//
+// A waiter holds no connection while it waits (it tries the lock and
+// gives its connection back between tries), so waiters can never take
+// the pool's connections from the holder's fn.
+func (s *Store) Exclusive(ctx context.Context, fn func(context.Context) error) error {
+	wait := 10 * time.Millisecond
+	for {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("exclusive: %w", err)
+		}
+		var got bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", exclusiveLock).Scan(&got); err != nil {
+			conn.Release()
+			return fmt.Errorf("exclusive lock: %w", err)
+		}
+		if got {
+			defer conn.Release()
+			defer func() {
+				// Only fails with the connection, whose end releases the lock.
+				_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", exclusiveLock)
+			}()
+			return fn(ctx)
+		}
+		conn.Release()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("exclusive lock: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
