@@ -162,6 +162,9 @@ func TestCapture(t *testing.T) {
 // auto-answers, media is SRTP, and alice's 440 Hz tone is in bob's
 // recording but not in the clear on the wire.
 func TestBaresipCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	tests := []struct {
 		menc string
 		// wantMENC is the param of the CALL_MENC event that says the RTP

@@ -16,6 +16,9 @@ import (
 // queue, but only the outbound one is measured here), and some overtake
 // others.
 func TestNetem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	peer := NewPeer(t, 1)
 	var rx *net.UDPConn
 	if err := peer.Do(func() error {

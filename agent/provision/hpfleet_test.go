@@ -80,6 +80,9 @@ var soak = os.Getenv("HARDPHONE_SOAK") == "1"
 // Under make soak: 12 phones, 10 rounds of kill and restart, 300
 // check-ins a round.
 func TestHPFleetReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	bin := test.BuildHPFleet(t)
 	pg := test.StartPostgres(t)
 	b := newBinFleet(t)
@@ -217,6 +220,9 @@ func total(a []atomic.Int64) int64 {
 // and every phone enrols. A round whose start the old process answered
 // finishes on the new one: the challenge was in the store.
 func TestHPFleetKillMidEnrolment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	bin := test.BuildHPFleet(t)
 	b := newBinFleet(t)
 	data := filepath.Join(t.TempDir(), "data")

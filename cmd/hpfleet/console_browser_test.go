@@ -169,6 +169,9 @@ func screenshot(t *testing.T, tctx context.Context, name string) {
 // registration and reverts it; the rollout halts before ring 2, and the
 // page names the canary and the reason.
 func TestConsoleBrowserRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	w := newBinWorld(t, "postgres", 0, 1)
 	dsn, err := os.ReadFile(filepath.Join(w.dir, "dsn"))
 	if err != nil {

@@ -366,6 +366,9 @@ func portOf(t *testing.T, addr string) string {
 // fails any other way. Without the store's exclusive lock each would
 // count the admins before any inserted, and all six would succeed.
 func TestBootstrapConcurrentPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	w := newConsoleWorld(t, true)
 	pg := test.StartPostgres(t)
 	dsn := pg.NewDatabase(t)

@@ -86,6 +86,9 @@ type admin struct {
 // audit trail, hpctl verifies it against the collector's copy of the
 // checkpoints, and names an edited entry and a truncated log.
 func TestRolloutBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	for _, backend := range []string{"bbolt", "postgres"} {
 		t.Run(backend, func(t *testing.T) { testRolloutBinary(t, backend) })
 	}
@@ -508,6 +511,9 @@ func tlsPair(a admin) (*tls.Certificate, error) {
 // admin's signatures leave the rollout pending, two start it, and the
 // phones, which verify the three signatures, move ring by ring.
 func TestSignedApprovalBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	b := newBinWorld(t, "bbolt", 2, 3)
 	for i, name := range []string{"alice", "bob"} {
 		if out, err := b.hpctl(b.admins[name], "fleet", "approver-key", "register", "--approver-key", b.approvers[i]); err != nil {

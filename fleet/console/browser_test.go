@@ -197,6 +197,9 @@ func (b *browser) loginTOTP(t *testing.T, tctx context.Context, name string) {
 // TestBrowserTOTPLogin: an admin logs in with password and TOTP and walks
 // the console's pages; screenshots of each land in out/console.
 func TestBrowserTOTPLogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	e := newEnv(t, envOptions{})
 	devs := e.seedDevices(t, 7)
 	e.admin(t, "alice", "security_admin")
@@ -290,6 +293,9 @@ func TestBrowserTOTPLogin(t *testing.T) {
 // on a virtual authenticator at first login, then logs in with password
 // and passkey.
 func TestBrowserPasskey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	e := newEnv(t, envOptions{})
 	e.seedDevices(t, 2)
 	e.admin(t, "bob", "operator")
@@ -336,6 +342,9 @@ func TestBrowserPasskey(t *testing.T) {
 // TestBrowserTOTPEnrolment: an admin without a second factor sets up an
 // authenticator app at first login, from the secret the page shows.
 func TestBrowserTOTPEnrolment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	e := newEnv(t, envOptions{})
 	e.seedDevices(t, 1)
 	e.admin(t, "carol", "viewer")
@@ -375,6 +384,9 @@ func TestBrowserTOTPEnrolment(t *testing.T) {
 // passkey. The change happens only then, and the audit trail has each
 // step.
 func TestBrowserTwoPersonApproval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	e := newEnv(t, envOptions{})
 	e.admin(t, "alice", "security_admin")
 	e.enrolTOTP(t, "alice")
@@ -455,6 +467,9 @@ func TestBrowserTwoPersonApproval(t *testing.T) {
 // TestBrowserRefusals: what the console refuses a browser, and what the
 // browser's own defences add.
 func TestBrowserRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	e := newEnv(t, envOptions{})
 	e.seedDevices(t, 2)
 	e.admin(t, "alice", "security_admin")

@@ -126,6 +126,9 @@ func wantCode(t *testing.T, what string, err error, code api.Code) {
 // swtpm enrolled through fleet/client and following the director with
 // agent/uptane.
 func TestDirector(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	for _, backend := range []string{"bbolt", "postgres"} {
 		t.Run(backend, func(t *testing.T) { testDirector(t, backend) })
 	}

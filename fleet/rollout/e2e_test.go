@@ -80,6 +80,9 @@ func canary(p *phone) api.RolloutRing {
 // transition is in the audit log, which verifies, and an edit or a
 // truncation of it is named.
 func TestFirmwareRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	for _, backend := range []string{"bbolt", "postgres"} {
 		t.Run(backend, func(t *testing.T) { testFirmwareRollout(t, backend) })
 	}

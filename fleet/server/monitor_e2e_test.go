@@ -30,15 +30,11 @@ func TestMain(m *testing.M) { test.RunInNetns(m) }
 // and the webhook receiving the alert), across a restart.
 func TestSecurityMonitoring(t *testing.T) {
 	if testing.Short() {
-		// 80 s on two backends: make test runs it, make check's inner
-		// loop keeps the bbolt half.
-		t.Log("short: bbolt only")
+		// 80 s on two backends (40 on bbolt alone): make test runs it.
+		t.Skip("short: hpfleet, swtpm phones, rsyslog and PostgreSQL end to end; make test runs it")
 	}
 	for _, backend := range []string{"bbolt", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			if testing.Short() && backend != "bbolt" {
-				t.Skip("short: the PostgreSQL half runs in make test")
-			}
 			w := newMonWorld(t, backend, 1)
 			t.Run("Export", func(t *testing.T) { testExport(t, w) })
 			t.Run("Refusals", func(t *testing.T) { testRefusals(t, w) })
@@ -517,6 +513,9 @@ func testRestart(t *testing.T, w *monWorld) {
 // leader is killed; the other takes the lease, restores the state, and
 // goes on finding, its finding numbers after the dead leader's.
 func TestAnomalyLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
 	w := newMonWorld(t, "postgres", 2)
 	leader := -1
 	eventually(t, 20*time.Second, "one leader", func() error {
