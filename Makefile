@@ -30,9 +30,10 @@ vet:
 
 # The inner loop (under 2 minutes on 2 cores): every package's unit tests
 # with -short, which skips the suites that start real peers in network
-# namespaces (test/integration, test/fleetcrl), the emulated phone
-# (test/qemu) and most power-cut points; no deps, no builds for other
-# platforms, no fuzzing.
+# namespaces (test/integration, test/fleetcrl), the fleet packages'
+# end-to-end runs with real servers (hpfleet binaries, PostgreSQL,
+# Chromium), the emulated phone (test/qemu) and most power-cut points; no
+# deps, no builds for other platforms, no fuzzing.
 check:
 	$(GO) vet ./...
 	$(GO) test -short -count=1 ./...
