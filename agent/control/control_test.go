@@ -415,3 +415,32 @@ func TestListenLooseUmask(t *testing.T) {
 		ln.ln.Close()
 	}
 }
+
+// TestListenLongPath: a socket path near the limit of a unix socket
+// address still works (its private bind directory would not fit, so it is
+// bound under a short name beside it), and one past the limit is refused
+// with the reason, not with bind's "invalid argument".
+func TestListenLongPath(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, strings.Repeat("d", maxSocketPath-len(base)-len("//x/ctl.sock")))
+	path := filepath.Join(dir, "x", "ctl.sock")
+	if len(path) != maxSocketPath {
+		t.Fatalf("test path of %d bytes, want %d", len(path), maxSocketPath)
+	}
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path) = %v", len(path), err)
+	}
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode().Type() != fs.ModeSocket || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v %v, want a 0600 socket", st, err)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	if len(ents) != 1 {
+		t.Fatalf("directory holds %d entries, want the socket only", len(ents))
+	}
+	ln.ln.Close()
+	if _, err := Listen(path + "x"); err == nil || !strings.Contains(err.Error(), "at most 107") {
+		t.Fatalf("Listen(%d-byte path) = %v, want a refusal naming the limit", len(path)+1, err)
+	}
+}

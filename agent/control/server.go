@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -138,18 +139,27 @@ func Listen(path string) (*Listener, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("control socket %q: %d bytes, a unix socket's path holds at most %d", path, len(path), maxSocketPath)
+	}
 	// The socket is bound inside a private directory (0700 whatever the
 	// umask: MkdirTemp creates it so), so nobody else can reach it in the
 	// moment between bind, which applies the process umask, and chmod.
-	priv, err := os.MkdirTemp(dir, "."+filepath.Base(path)+".")
+	// Where that longer path would not fit a socket address, it is bound
+	// in dir under a short name (checkDir and the peer-credential check
+	// still keep others out).
+	priv, err := os.MkdirTemp(dir, ".c")
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	defer os.Remove(priv)
-	if err := os.Chmod(priv, 0o700); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+	tmp := filepath.Join(priv, "s")
+	if len(tmp) > maxSocketPath {
+		tmp = filepath.Join(dir, ".s"+strconv.FormatInt(int64(os.Getpid()), 36))
+		if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
 	}
-	tmp := filepath.Join(priv, "sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -170,6 +180,10 @@ func Listen(path string) (*Listener, error) {
 	}
 	return &Listener{ln: ln, path: path}, nil
 }
+
+// maxSocketPath is the longest path a unix socket address holds
+// (sun_path is 108 bytes with its NUL).
+const maxSocketPath = 107
 
 // Listener is a control socket made by Listen.
 type Listener struct {

@@ -113,10 +113,11 @@ type ExportStats struct {
 // moves past it, when the collector's TCP has acknowledged every byte up to
 // it (the socket's send queue is empty: SIOCOUTQ) on a connection the
 // collector did not refuse. Records written but not acknowledged when a
-// connection breaks are sent again on the next one, so the collector may
-// see a record twice: (chain, seq) in the structured data tells it. What
-// TCP acknowledged but the collector lost before writing it down (RFC 5425
-// has no application acknowledgement) is not sent again. When the journal
+// connection breaks are sent again on the next one, and so are those
+// acknowledged in the resendWindow before it broke (RFC 5425 has no
+// application acknowledgement: a collector that stops with bytes in its
+// buffers acknowledged what it never wrote down), so the collector may see
+// a record twice: (chain, seq) in the structured data tells it. When the journal
 // had to drop records before they were delivered, it wrote an
 // events.export_gap event that says how many, and the collector also sees
 // the jump in seq.
@@ -128,6 +129,9 @@ type Exporter struct {
 	chain string
 	o     exportOptions
 	log   *slog.Logger
+	// resendFrom, when not 0, is where the next session starts, before
+	// the cursor (rewind); only Run's goroutine uses it.
+	resendFrom uint64
 
 	mu sync.Mutex // guards st
 	st ExportStats
@@ -284,10 +288,23 @@ func (e *Exporter) session(ctx context.Context) (progressed bool, err error) {
 // ctx is done.
 func (e *Exporter) ship(ctx context.Context, conn *tls.Conn, dead <-chan error) (progressed bool, err error) {
 	var lastCheckpoint time.Time
+	// This session's acknowledged batches of the last resendWindow: when
+	// the connection then fails, they are sent again on the next one.
+	var acked []ackMark
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			e.rewind(acked)
+		}
+	}()
+	next := e.j.Stats().Delivered + 1
+	if e.resendFrom != 0 && e.resendFrom < next {
+		next = e.resendFrom
+	}
+	e.resendFrom = 0
 	for {
 		changed := e.j.Changed() // before reading, so no commit is missed
 		st := e.j.Stats()
-		recs, err := e.j.List(st.Delivered+1, exportBatch)
+		recs, err := e.j.List(next, exportBatch)
 		if err != nil {
 			return progressed, err
 		}
@@ -337,10 +354,44 @@ func (e *Exporter) ship(ctx context.Context, conn *tls.Conn, dead <-chan error) 
 		if err := waitAcked(ctx, conn, dead, writeTimeout); err != nil {
 			return progressed, err
 		}
-		if err := e.j.setCursor(recs[len(recs)-1].Seq); err != nil {
+		last := recs[len(recs)-1].Seq
+		if err := e.j.setCursor(last); err != nil { // a resend never moves it back
 			return progressed, err
 		}
+		now := time.Now()
+		for len(acked) > 0 && now.Sub(acked[0].at) > resendWindow {
+			acked = acked[1:]
+		}
+		acked = append(acked, ackMark{first: recs[0].Seq, at: now})
+		next = last + 1
 		progressed = true
+	}
+}
+
+// resendWindow is how far back, before a connection failed, records the
+// collector's TCP acknowledged are sent again: RFC 5425 has no application
+// acknowledgement, and a collector that stops (or crashes) with bytes in
+// its socket buffer or its own queue has acknowledged what it never wrote
+// down. The collector may see those records twice; (chain, seq) tells it.
+const resendWindow = 5 * time.Second
+
+// ackMark is one acknowledged batch: its first seq and when.
+type ackMark struct {
+	first uint64
+	at    time.Time
+}
+
+// rewind makes the next session start at the oldest batch acknowledged
+// within resendWindow of the failure. The persisted cursor stays where it
+// is (it only moves forward; Verify holds it to that).
+func (e *Exporter) rewind(acked []ackMark) {
+	now := time.Now()
+	for _, m := range acked {
+		if now.Sub(m.at) <= resendWindow {
+			e.resendFrom = m.first
+			e.log.Info("collector connection failed: resending what it acknowledged in the last seconds", "from", m.first, "window", resendWindow)
+			return
+		}
 	}
 }
 
