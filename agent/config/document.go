@@ -31,6 +31,10 @@ const MaxDocument = 1 << 20
 // that sets a key only the image may set.
 var ErrImageOnly = errors.New("only the phone's image sets this key, never a fleet document")
 
+// ErrKeyCase: a document's key is not in the lower case every
+// configuration key is written in.
+var ErrKeyCase = errors.New("configuration keys are lower case (a key in another case would reach the setting of that name)")
+
 // ErrSealedUnsupported is returned (wrapped in a *KeyError) for a sealed
 // secret the phone has no place for: any *_sealed key but an account's
 // password_sealed.
@@ -167,6 +171,12 @@ func checkImageOnly(m map[string]any, prefix string) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		path := prefix + k
+		if k != strings.ToLower(k) {
+			// The TOML decoder matches a key to its field ignoring case: a
+			// "Provision" table would reach [provision] past the
+			// image-only check, which compares names exactly.
+			return &KeyError{Key: path, Err: ErrKeyCase}
+		}
 		if _, ok := imageOnly[path]; ok {
 			return &KeyError{Key: path, Err: ErrImageOnly}
 		}

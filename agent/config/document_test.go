@@ -109,6 +109,8 @@ func TestFleetDocumentRefused(t *testing.T) {
 		{"update", "[update]\nkeyring = \"/tmp/k.pem\"\n", "update", ErrImageOnly},
 		{"audio", "[audio]\ndevice = \"pulse\"\nserver = \"tcp:evil:4713\"\n", "audio", ErrImageOnly},
 		{"events.syslog_ca", "[events]\nsyslog_ca = \"/tmp/ca\"\n", "events.syslog_ca", ErrImageOnly},
+		{"a key in another case", "stAte_diR = \"8\"\n", "stAte_diR", ErrKeyCase},
+		{"a table in another case", "[provIsion]\nconfig_trial = \"1h\"\n", "provIsion", ErrKeyCase},
 		{"media.allow_peers", "[media]\nallow_peers = [\"0.0.0.0/0\"]\n", "media.allow_peers", ErrImageOnly},
 		{"password_file", "[[account]]\nuser = \"bob\"\nregistrar = \"r:5061\"\npassword_file = \"/etc/shadow\"\n", "account[0].password_file", ErrImageOnly},
 		{"other sealed key", "[[account]]\nuser = \"bob\"\nregistrar = \"r:5061\"\npassword_cred = \"sip/bob\"\nrealm_sealed = \"hps1.x\"\n", "account[0].realm_sealed", ErrSealedUnsupported},
