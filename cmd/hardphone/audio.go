@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/internal/cli"
@@ -125,7 +126,7 @@ func cmdAudio(args []string, stdout, stderr io.Writer) error {
 		if d.Capture {
 			ways = append(ways, "--mic")
 		}
-		fmt.Fprintf(stdout, "  %-18s %s  %s: %s\n", joinWays(ways), d.Name, d.Card, d.Description)
+		fmt.Fprintf(stdout, "  %-18s %s  %s: %s\n", strings.Join(ways, "/"), d.Name, d.Card, d.Description)
 	}
 	return nil
 }
@@ -133,17 +134,6 @@ func cmdAudio(args []string, stdout, stderr io.Writer) error {
 func orDefault(s string) string {
 	if s == "" {
 		return "(the server's default)"
-	}
-	return s
-}
-
-func joinWays(ways []string) string {
-	s := ""
-	for i, w := range ways {
-		if i > 0 {
-			s += "/"
-		}
-		s += w
 	}
 	return s
 }
