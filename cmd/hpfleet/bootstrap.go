@@ -94,9 +94,7 @@ func bootstrap(args []string, stdout, stderr io.Writer) error {
 // exclusive runs fn under the admin store's Exclusive when it has one
 // (boltauth and pgauth do).
 func exclusive(st any, ctx context.Context, fn func(context.Context) error) error {
-	if x, ok := st.(interface {
-		Exclusive(context.Context, func(context.Context) error) error
-	}); ok {
+	if x, ok := st.(adminauth.Exclusive); ok {
 		return x.Exclusive(ctx, fn)
 	}
 	return fn(ctx)

@@ -208,6 +208,13 @@ type ThrottleStore interface {
 	UpdateThrottle(ctx context.Context, key string, maxEntries int, fn func(*Throttle) (keep bool, err error)) error
 }
 
+// Exclusive is what boltauth and pgauth add to Store: fn runs while no
+// other Exclusive of any process sharing the store runs, for a
+// check-then-act on the admins (bootstrap, an approved admin change).
+type Exclusive interface {
+	Exclusive(ctx context.Context, fn func(context.Context) error) error
+}
+
 // Store is everything the Authenticator keeps.
 type Store interface {
 	AdminStore

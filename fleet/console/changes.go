@@ -238,9 +238,7 @@ func (c *Console) stillValid(q *req, ch *approval.Change) error {
 // (boltauth, pgauth): two approvals applied at once must not both pass
 // the check that keeps two security admins, nor race a bootstrap.
 func (c *Console) approve(q *req, id approval.ID) (approval.Change, error) {
-	x, ok := c.admins.(interface {
-		Exclusive(context.Context, func(context.Context) error) error
-	})
+	x, ok := c.admins.(adminauth.Exclusive)
 	if !ok {
 		return c.approveLocked(q, id)
 	}

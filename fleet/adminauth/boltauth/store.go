@@ -60,7 +60,10 @@ func (s *Store) Exclusive(ctx context.Context, fn func(context.Context) error) e
 	return fn(ctx)
 }
 
-var _ adminauth.Store = (*Store)(nil)
+var (
+	_ adminauth.Store     = (*Store)(nil)
+	_ adminauth.Exclusive = (*Store)(nil)
+)
 
 // New keeps the records in db, creating the buckets when missing; a newer
 // layout is refused with adminauth.ErrSchemaTooNew. Close leaves db open.

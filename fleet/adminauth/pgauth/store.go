@@ -69,7 +69,10 @@ type Store struct {
 	owned bool
 }
 
-var _ adminauth.Store = (*Store)(nil)
+var (
+	_ adminauth.Store     = (*Store)(nil)
+	_ adminauth.Exclusive = (*Store)(nil)
+)
 
 // New keeps the records in pool's database, migrating hpadminauth. Close
 // leaves pool open.
