@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/test"
@@ -67,10 +70,17 @@ func BenchmarkIdleRSS(b *testing.B) {
 	e := newEnv(b)
 	b.Run("hardphone_run", func(b *testing.B) {
 		cfg := e.writeConfig(b, phoneConf{user: "alice"})
+		// The working-set step below drops the binary's pages from the
+		// page cache; read it back so every run starts warm, as baresip's
+		// shared libraries always do.
+		if _, err := os.ReadFile(hardphoneBinary(b)); err != nil {
+			b.Fatal(err)
+		}
 		p := startAgentProcess(b, "--config", cfg)
 		e.k.WaitRegistered(b, "alice", 10*time.Second)
 		settle(b)
 		reportMemory(b, p.cmd.Process.Pid)
+		reportWorkingSet(b, p.cmd.Process.Pid)
 		// Where the Go side of it goes, from the agent's own runtime/metrics.
 		out, err := exec.Command(hardphoneBinary(b), "status", "--json", "--config", cfg).Output()
 		if err != nil {
@@ -99,6 +109,7 @@ func BenchmarkIdleRSS(b *testing.B) {
 		br.WaitRegistered(b, 10*time.Second)
 		settle(b)
 		reportMemory(b, br.PID())
+		reportWorkingSet(b, br.PID())
 	})
 }
 
@@ -110,6 +121,119 @@ func reportMemory(b *testing.B, pid int) {
 	b.ReportMetric(float64(statusKiB(b, pid, "VmRSS")), "rss_KiB")
 	b.ReportMetric(float64(statusKiB(b, pid, "RssAnon")), "anon_KiB")
 	b.ReportMetric(float64(statusKiB(b, pid, "RssFile")), "file_KiB")
+	b.ReportMetric(float64(pssKiB(b, pid)), "pss_KiB")
+	text, ro, data := binaryResident(b, pid)
+	b.ReportMetric(float64(text), "exe_text_KiB")
+	b.ReportMetric(float64(ro), "exe_rodata_KiB")
+	b.ReportMetric(float64(data), "exe_data_KiB")
+}
+
+// binaryResident sums the resident pages of the process's own executable
+// (not its shared libraries) by mapping: code (r-x), read-only data (r--,
+// Go's rodata and pclntab) and writable data (rw-, file-backed part only).
+func binaryResident(b *testing.B, pid int) (text, rodata, data int) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cur *int
+	for _, l := range strings.Split(string(s), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			// A mapping's header: "start-end perms offset dev inode [path]".
+			cur = nil
+			if len(f) < 6 || f[5] != exe {
+				continue
+			}
+			switch f[1] {
+			case "r-xp":
+				cur = &text
+			case "r--p":
+				cur = &rodata
+			case "rw-p":
+				cur = &data
+			}
+		case len(f) >= 2 && f[0] == "Rss:" && cur != nil:
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			*cur += n
+		}
+	}
+	return text, rodata, data
+}
+
+// reportWorkingSet asks the kernel to reclaim every page of the idle
+// process it can (process_madvise MADV_PAGEOUT: clean file pages are
+// dropped, a page another process also maps is kept, anonymous memory stays
+// without swap), lets it idle again, and reports what it faulted back in:
+// what an idle phone needs resident when memory is short. The plain RSS
+// above also holds every page the kernel mapped around a fault (64 KiB
+// fault-around) while the process started.
+func reportWorkingSet(b *testing.B, pid int) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// struct iovec {void *base; size_t len}: addresses in the other
+	// process, so plain integers here.
+	type iovec struct{ base, len uintptr }
+	var iov []iovec
+	for _, l := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 || (len(f) >= 6 && strings.HasPrefix(f[5], "[v")) {
+			continue // [vvar], [vdso], [vsyscall] cannot be paged out
+		}
+		var lo, hi uintptr
+		if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err != nil {
+			b.Fatalf("maps line %q: %v", l, err)
+		}
+		iov = append(iov, iovec{lo, hi - lo})
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		b.Fatalf("pidfd_open: %v", err)
+	}
+	defer unix.Close(pidfd)
+	for len(iov) > 0 {
+		n := min(len(iov), 512)
+		if _, _, e := unix.Syscall6(unix.SYS_PROCESS_MADVISE, uintptr(pidfd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), unix.MADV_PAGEOUT, 0, 0); e != 0 {
+			b.Fatalf("process_madvise: %v", e)
+		}
+		iov = iov[n:]
+	}
+	settle(b)
+	b.ReportMetric(float64(statusKiB(b, pid, "VmRSS")), "ws_rss_KiB")
+	b.ReportMetric(float64(statusKiB(b, pid, "RssFile")), "ws_file_KiB")
+	b.ReportMetric(float64(statusKiB(b, pid, "RssAnon")), "ws_anon_KiB")
+	b.ReportMetric(float64(pssKiB(b, pid)), "ws_pss_KiB")
+}
+
+// pssKiB is the process's proportional set size: a page mapped by n
+// processes counts 1/n (baresip's libc and libssl are shared, hardphone's
+// static binary is not).
+func pssKiB(b *testing.B, pid int) int {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no Pss for pid %d", pid)
+	return 0
 }
 
 // settle lets start-up allocations be collected before RSS is read: idle
