@@ -13,6 +13,7 @@ import (
 	"github.com/hardphone/hardphone/agent/events"
 	"github.com/hardphone/hardphone/agent/provision"
 	"github.com/hardphone/hardphone/fleet/api"
+	"github.com/hardphone/hardphone/update"
 )
 
 // Provisioner is the phone's fleet client; *provision.Client is one.
@@ -121,7 +122,7 @@ func (a *Agent) fleetReport(ctx context.Context) (api.Report, error) {
 				version = "unknown"
 			}
 			r.Slots = append(r.Slots, api.Slot{Name: s.Name, Version: cut(version), SecurityVersion: s.SecurityVersion,
-				Booted: s.Booted, Good: s.State == "good"})
+				Booted: s.Booted, Good: s.State == update.StateGood, Bad: s.State == update.StateBad})
 			if s.Booted {
 				r.Firmware = api.Firmware{Version: cut(version), SecurityVersion: s.SecurityVersion}
 				if s.AttemptsLeft != nil && *s.AttemptsLeft >= 0 {

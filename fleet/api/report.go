@@ -104,6 +104,10 @@ type Slot struct {
 	SecurityVersion uint64 `json:"security_version"`
 	Booted          bool   `json:"booted"`
 	Good            bool   `json:"good"`
+	// Bad: the phone's updater gave up on the slot (the bootloader fell
+	// back from it, or a reboot cut its install short); it will not boot
+	// this image again.
+	Bad bool `json:"bad,omitempty"`
 }
 
 // Boot is the boot-count state.

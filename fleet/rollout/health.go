@@ -111,6 +111,13 @@ func (j judge) observe(d *deviceRecord, rep *api.Report) (done bool, failed stri
 			return rep.Boot.MarkedGood, ""
 		}
 		// Running something else.
+		if slices.ContainsFunc(rep.Slots, func(s api.Slot) bool { return s.Version == v && s.Bad && !s.Booted }) {
+			// The phone's own word: its updater gave up on the new
+			// image (a real phone reboots right after the install, so
+			// this may be its first report since).
+			return false, fmt.Sprintf("%s: the phone marked %s bad (it did not boot to good and the bootloader went back) and runs %s",
+				reasonRolledBack, v, rep.Firmware.Version)
+		}
 		if d.SawBooted {
 			return false, fmt.Sprintf("%s: booted %s, then came back on %s", reasonRolledBack, v, rep.Firmware.Version)
 		}

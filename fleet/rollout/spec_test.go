@@ -182,6 +182,7 @@ func TestJudge(t *testing.T) {
 		return api.Report{Firmware: api.Firmware{Version: v}, Boot: api.Boot{MarkedGood: good}, UptimeSeconds: up, Slots: slots}
 	}
 	newSlot := api.Slot{Name: "B", Version: "2.0.0"}
+	badSlot := api.Slot{Name: "B", Version: "2.0.0", Bad: true}
 	cfg := func(good, reverted uint64) api.Report {
 		return api.Report{Firmware: api.Firmware{Version: "1"}, Provisioning: &api.Provisioning{ConfigVersion: good, RevertedVersion: reverted}}
 	}
@@ -198,6 +199,11 @@ func TestJudge(t *testing.T) {
 		{"booted, then back on the old image", KindFirmware, []api.Report{run("1", true, 100, newSlot), run("2.0.0", false, 10), run("1", true, 20, newSlot)},
 			5 * time.Minute, DeviceFailed, reasonRolledBack},
 		{"installed, rebooted, still old", KindFirmware, []api.Report{run("1", true, 100, newSlot), run("1", true, 30, newSlot)}, 5 * time.Minute, DeviceFailed, reasonRolledBack},
+		// A real phone reboots as soon as the install is done (PID 1, no
+		// call up): the first report after release comes from the old
+		// slot after the bootloader fell back, with the new one bad.
+		{"rolled back before its first report", KindFirmware, []api.Report{run("1", true, 100), run("1", true, 20, badSlot)}, 5 * time.Minute, DeviceFailed, reasonRolledBack},
+		{"new slot's install failed", KindFirmware, []api.Report{run("1", true, 100, api.Slot{Name: "B", Version: "unknown", Bad: true})}, 5 * time.Minute, DeviceUpdating, ""},
 		{"installed, waiting to reboot", KindFirmware, []api.Report{run("1", true, 100, newSlot), run("1", true, 130, newSlot)}, 5 * time.Minute, DeviceUpdating, ""},
 		{"never installed by the deadline", KindFirmware, []api.Report{run("1", true, 100), run("1", true, 130)}, 61 * time.Minute, DeviceFailed, reasonDeadline},
 		{"silent", KindFirmware, nil, 121 * time.Minute, DeviceFailed, reasonSilent},

@@ -79,6 +79,7 @@ type Phone struct {
 	Running    string
 	Other      string
 	OtherGood  bool
+	OtherBad   bool // the updater gave up on the other slot
 	MarkedGood bool
 	Uptime     uint64
 	GoodConfig uint64
@@ -254,7 +255,7 @@ func (p *Phone) Report() {
 		Slots:        []api.Slot{{Name: "A", Version: p.Running, SecurityVersion: 4, Booted: true, Good: p.MarkedGood}},
 		Provisioning: &api.Provisioning{ConfigVersion: p.GoodConfig, RevertedVersion: p.Reverted}}
 	if p.Other != "" {
-		r.Slots = append(r.Slots, api.Slot{Name: "B", Version: p.Other, SecurityVersion: 4, Good: p.OtherGood})
+		r.Slots = append(r.Slots, api.Slot{Name: "B", Version: p.Other, SecurityVersion: 4, Good: p.OtherGood, Bad: p.OtherBad})
 	}
 	sg, err := p.cs.Signer()
 	if err != nil {
@@ -305,20 +306,21 @@ func (p *Phone) Follow(b Behaviour) {
 		case Healthy:
 			// Install, boot, mark good: a report at each step, as the
 			// agent's check-ins would.
-			p.Other, p.OtherGood = f.Version, false
+			p.Other, p.OtherGood, p.OtherBad = f.Version, false, false
 			p.Report()
 			p.Other, p.Running, p.MarkedGood, p.Uptime = "1.0.0", f.Version, false, 0
 			p.OtherGood = true
 			p.Report()
 			p.MarkedGood = true
 		case CrashLoop:
-			p.Other, p.OtherGood = f.Version, false
-			p.Report()
-			// Reboot: the new image crashes until the boot count runs
-			// out and the bootloader boots the old slot again.
+			// As a real phone: PID 1 reboots as soon as the install
+			// is done (no report in between), the new image crashes
+			// until the boot count runs out, the bootloader boots the
+			// old slot again and the updater marks the new one bad.
+			p.Other, p.OtherGood, p.OtherBad = f.Version, false, true
 			p.Uptime = 0
 		case SlowToBoot:
-			p.Other, p.OtherGood = f.Version, false
+			p.Other, p.OtherGood, p.OtherBad = f.Version, false, false
 		}
 	}
 	if c := a.Config; c != nil && c.Version > p.GoodConfig && c.Version != p.Reverted {
