@@ -208,6 +208,10 @@ func Parse(s string) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
+	// The decoder skips CR and LF anywhere: one box, one spelling.
+	if base64.RawURLEncoding.EncodeToString(raw) != rest {
+		return nil, fmt.Errorf("%w: not in canonical base64url (line breaks or other characters the decoder skips)", ErrFormat)
+	}
 	if len(raw) < headerLen+tagLen+1 || len(raw) > headerLen+MaxPlaintext+tagLen {
 		return nil, fmt.Errorf("%w: box of %d bytes", ErrFormat, len(raw))
 	}
