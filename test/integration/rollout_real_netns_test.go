@@ -73,7 +73,7 @@ func newRolloutFleet(t *testing.T) *rolloutFleet {
 				t.Fatal(err)
 			}
 			for name, role := range rolloutAdmins {
-				tokens[name] = rolloutAdminSession(t, auth, name, role)
+				tokens[name] = authtest.Session(t, auth, name, role, adminauth.Client{Addr: netip.MustParseAddr("127.0.0.1"), UserAgent: rolloutSessionUA})
 			}
 			if err := as.Close(); err != nil {
 				t.Fatal(err)
@@ -158,31 +158,6 @@ func newRolloutFleet(t *testing.T) *rolloutFleet {
 	// admin's, with its session: every admin endpoint wants one here.
 	rf.admin = rf.admins["admin"]
 	return rf
-}
-
-// rolloutAdminSession creates an admin with a TOTP second factor and
-// returns a full session bound to 127.0.0.1 and rolloutSessionUA.
-func rolloutAdminSession(t testing.TB, auth *adminauth.Authenticator, name string, role adminauth.Role) string {
-	t.Helper()
-	ctx := context.Background()
-	pw := "correct horse battery " + name
-	if _, err := auth.CreateAdmin(ctx, name, pw, role); err != nil {
-		t.Fatalf("CreateAdmin(%s): %v", name, err)
-	}
-	c := adminauth.Client{Addr: netip.MustParseAddr("127.0.0.1"), UserAgent: rolloutSessionUA}
-	res, err := auth.Login(ctx, name, pw, c)
-	if err != nil {
-		t.Fatalf("Login(%s): %v", name, err)
-	}
-	en, err := auth.BeginTOTPEnrolment(ctx, res.Token, c)
-	if err != nil {
-		t.Fatalf("BeginTOTPEnrolment(%s): %v", name, err)
-	}
-	tok, err := auth.FinishTOTPEnrolment(ctx, res.Token, authtest.Code(t, en.Secret, time.Now()), c)
-	if err != nil {
-		t.Fatalf("FinishTOTPEnrolment(%s): %v", name, err)
-	}
-	return tok
 }
 
 // rolloutPhone is a real agent (`hardphone run`) of group floor-1.

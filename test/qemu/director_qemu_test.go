@@ -64,68 +64,30 @@ func TestFleetDirector(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The two repositories, made with hpctl repo: the vendor's image
-	// repository served by nginx (its keys stay outside the document
-	// root), and the director's root, whose root key stays offline while
-	// hpfleet holds the online keys.
-	keys := filepath.Join(dir, "keys")
-	if err := os.Mkdir(keys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	key := func(name string) string {
-		p := filepath.Join(keys, name+".pem")
-		f.hpctlRun(t, "repo", "keygen", p)
-		return p
-	}
-	ngx := test.StartStaticNginx(t)
-	imageRepo := filepath.Join(ngx.Root, "image")
-	imgTargets, imgSnap, imgTS := key("image-targets"), key("image-snapshot"), key("image-timestamp")
-	f.hpctlRun(t, "repo", "init", imageRepo, "--root-keys", key("image-root"), "--targets-key", imgTargets,
-		"--snapshot-key", imgSnap, "--timestamp-key", imgTS)
-	dirRepo := filepath.Join(dir, "director-root")
-	dirTargets, dirSnap, dirTS := key("director-targets"), key("director-snapshot"), key("director-timestamp")
-	f.hpctlRun(t, "repo", "init", dirRepo, "--root-keys", key("director-root"), "--targets-key", dirTargets,
-		"--snapshot-key", dirSnap, "--timestamp-key", dirTS)
-	imageRoot := filepath.Join(imageRepo, "public", "1.root.json")
-	directorRoot := filepath.Join(dirRepo, "public", "1.root.json")
-
-	// The firmware: a slot image of version 2 (security version 2) whose
-	// generated config follows the same fleet, signed by the vendor and
-	// listed by the image repository.
+	// The two repositories, and the firmware: a slot image of version 2
+	// (security version 2) whose generated config follows the same
+	// fleet, signed by the vendor and listed by the image repository.
+	rp := newRepos(t, f, dir)
 	fl := newFleet(t, dir)
-	image := func(out string, extra ...string) {
-		f.hpctlRun(t, append([]string{"image", "build", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", out, "--offline",
-			"--cache", filepath.Join(f.root, ".cache", "hpctl"), "--ca", f.pki.CAFile,
-			"--keyring", f.upki.CA.CertFile, "--signer-cert", f.upki.Leaf.CertFile, "--signer-key", f.upki.Leaf.KeyFile,
-			"--user", sipUser, "--fleet", "https://10.0.2.101:8443", "--fleet-server-name", fleetName,
-			"--fleet-ca", filepath.Join(fl.pki, ca.ServerCACertFile), "--fleet-device-ca", filepath.Join(fl.pki, ca.DeviceCACertFile),
-			"--image-root", imageRoot, "--director-root", directorRoot, "--image-repo", guestImageRepo}, extra...)...)
-	}
-	image(filepath.Join(dir, "v2"), "--slot-only", "--version", "2", "--security-version", "2")
+	f.fleetImage(t, fl, rp, filepath.Join(dir, "v2"), "--slot-only", "--version", "2", "--security-version", "2")
 	const target = "hardphone-2.raucb"
-	f.hpctlRun(t, "repo", "add", imageRepo, filepath.Join(dir, "v2", "update.raucb"), "--keyring", f.upki.CA.CertFile,
-		"--key", imgTargets, "--name", target, "--snapshot-key", imgSnap, "--timestamp-key", imgTS)
+	rp.add(t, f, filepath.Join(dir, "v2", "update.raucb"), target)
 
 	k := test.StartKamailio(t, test.KamailioPKI(f.pki), test.KamailioCert(f.regCert, f.regKey),
 		test.KamailioCA(filepath.Join(fl.pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers(),
 		test.KamailioPostgresAuth(pg.URL(t, regDSN)), test.KamailioRPC(), test.KamailioDigestAlgorithm("SHA-256"))
-	fl.start(t, dir, "--director", dirRepo, "--director-targets-key", dirTargets,
-		"--director-snapshot-key", dirSnap, "--director-timestamp-key", dirTS,
-		"--image-url", ngx.URL+"/image/public/", "--image-root", imageRoot,
+	fl.start(t, dir, append(rp.hpfleetArgs(),
 		"--registrar-db", "@"+dsnFile, "--registrar-domain", guestRegistrar, "--registrar-rpc", k.RPCURL(),
-		"--password-rotation", "0", "--director-interval", "1s")
+		"--password-rotation", "0")...)
 	admin := fl.admin
 
 	// The factory's phone, and its image: version 1, pinning both roots.
 	tpmDir := f.factoryTPM(t, dir, fl, "QEMU-000002")
 	base := filepath.Join(dir, "image")
-	image(base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
-	boot := func() *test.QEMU {
-		return test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
-			TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, ngx), Dir: dir})
-	}
+	f.fleetImage(t, fl, rp, base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
 	start := time.Now()
-	vm := boot()
+	vm := test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
+		TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, rp.ngx), Dir: dir})
 	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "A")
 	var id string
 	waitFleet(t, fl, "the phone enrolled", func() bool {
@@ -193,7 +155,7 @@ func TestFleetDirector(t *testing.T) {
 		written.Round(time.Millisecond), time.Since(assigned).Round(time.Millisecond))
 	// The bundle came from the image repository through the guest's
 	// second forward (nginx's access log: "METHOD URI STATUS BYTES").
-	if b, err := os.ReadFile(ngx.AccessLog); err != nil || !strings.Contains(string(b), "."+target+" 200 ") {
+	if b, err := os.ReadFile(rp.ngx.AccessLog); err != nil || !strings.Contains(string(b), "."+target+" 200 ") {
 		t.Fatalf("nginx access log (%v): no download of %s:\n%s", err, target, b)
 	}
 	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "B")
@@ -220,6 +182,69 @@ func TestFleetDirector(t *testing.T) {
 	t.Logf("firmware assigned -> B written %v -> marked good in B %v (PID 1's reboot included) -> in the inventory %v",
 		written.Round(time.Millisecond), markedGood.Round(time.Millisecond), inInventory.Round(time.Millisecond))
 	t.Logf("scenario fleet director: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// repos are the fleet's two TUF repositories, made with hpctl repo: the
+// vendor's image repository served by nginx (its keys stay outside the
+// document root), and the director's, whose root key stays offline while
+// hpfleet holds the online keys.
+type repos struct {
+	ngx                                 *test.StaticNginx
+	image, imageRoot, director, dirRoot string
+	imgTargets, imgSnap, imgTS          string
+	dirTargets, dirSnap, dirTS          string
+}
+
+func newRepos(t *testing.T, f *fixture, dir string) *repos {
+	t.Helper()
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := func(name string) string {
+		p := filepath.Join(keys, name+".pem")
+		f.hpctlRun(t, "repo", "keygen", p)
+		return p
+	}
+	r := &repos{ngx: test.StartStaticNginx(t)}
+	r.image = filepath.Join(r.ngx.Root, "image")
+	r.imgTargets, r.imgSnap, r.imgTS = key("image-targets"), key("image-snapshot"), key("image-timestamp")
+	f.hpctlRun(t, "repo", "init", r.image, "--root-keys", key("image-root"), "--targets-key", r.imgTargets,
+		"--snapshot-key", r.imgSnap, "--timestamp-key", r.imgTS)
+	r.director = filepath.Join(dir, "director-root")
+	r.dirTargets, r.dirSnap, r.dirTS = key("director-targets"), key("director-snapshot"), key("director-timestamp")
+	f.hpctlRun(t, "repo", "init", r.director, "--root-keys", key("director-root"), "--targets-key", r.dirTargets,
+		"--snapshot-key", r.dirSnap, "--timestamp-key", r.dirTS)
+	r.imageRoot = filepath.Join(r.image, "public", "1.root.json")
+	r.dirRoot = filepath.Join(r.director, "public", "1.root.json")
+	return r
+}
+
+// add lists a signed bundle in the image repository under name.
+func (r *repos) add(t *testing.T, f *fixture, bundle, name string) {
+	t.Helper()
+	f.hpctlRun(t, "repo", "add", r.image, bundle, "--keyring", f.upki.CA.CertFile,
+		"--key", r.imgTargets, "--name", name, "--snapshot-key", r.imgSnap, "--timestamp-key", r.imgTS)
+}
+
+// hpfleetArgs run hpfleet's director over the repositories.
+func (r *repos) hpfleetArgs() []string {
+	return []string{"--director", r.director, "--director-targets-key", r.dirTargets,
+		"--director-snapshot-key", r.dirSnap, "--director-timestamp-key", r.dirTS,
+		"--image-url", r.ngx.URL + "/image/public/", "--image-root", r.imageRoot, "--director-interval", "1s"}
+}
+
+// fleetImage builds the qemu-arm64 image of a fleet phone (extra adds to
+// hpctl image build's flags) that pins both repositories' roots and
+// follows hpfleet at 10.0.2.101:8443.
+func (f *fixture) fleetImage(t *testing.T, fl *fleet, r *repos, out string, extra ...string) {
+	t.Helper()
+	f.hpctlRun(t, append([]string{"image", "build", "--board", "qemu-arm64", "--hardphone", f.phone, "-o", out, "--offline",
+		"--cache", filepath.Join(f.root, ".cache", "hpctl"), "--ca", f.pki.CAFile,
+		"--keyring", f.upki.CA.CertFile, "--signer-cert", f.upki.Leaf.CertFile, "--signer-key", f.upki.Leaf.KeyFile,
+		"--user", sipUser, "--fleet", "https://10.0.2.101:8443", "--fleet-server-name", fleetName,
+		"--fleet-ca", filepath.Join(fl.pki, ca.ServerCACertFile), "--fleet-device-ca", filepath.Join(fl.pki, ca.DeviceCACertFile),
+		"--image-root", r.imageRoot, "--director-root", r.dirRoot, "--image-repo", guestImageRepo}, extra...)...)
 }
 
 // waitFleet polls cond until it holds, failing after installTimeout with
