@@ -88,10 +88,10 @@ func (w *consoleWorld) bootstrap(t *testing.T, name string) string {
 	return m[1]
 }
 
-func (w *consoleWorld) start(t *testing.T) *test.HPFleet {
+func (w *consoleWorld) start(t *testing.T, extra ...string) *test.HPFleet {
 	t.Helper()
 	f := test.StartHPFleet(t, w.bin, filepath.Join(w.pki, ca.ServerCACertFile), fleetName,
-		"--data", w.data, "--ca-dir", w.pki, "--manufacturer-ca", w.mfg, "--audit-checkpoint-interval", "1s")
+		append([]string{"--data", w.data, "--ca-dir", w.pki, "--manufacturer-ca", w.mfg, "--audit-checkpoint-interval", "1s"}, extra...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- hpfleet log ---\n%s", f.LogTail())

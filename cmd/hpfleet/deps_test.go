@@ -13,5 +13,5 @@ import (
 // targets); never its agent, wiring or device code.
 func TestDeps(t *testing.T) {
 	deptest.Imports(t, "fleet", "internal/cli", "crypto/policy")
-	deptest.Only(t, "fleet", "crypto/policy", "crypto/eventlog", "internal/cli", "internal/tcpack", "agent/config", "agent/dialplan", "update/bundle")
+	deptest.Only(t, "fleet", "crypto/policy", "crypto/eventlog", "internal/cli", "internal/tcpack", "internal/weekly", "agent/config", "agent/dialplan", "update/bundle")
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hardphone/hardphone/crypto/policy"
@@ -46,6 +47,7 @@ type mgmtFlags struct {
 	auditEvery      time.Duration
 	rolloutEvery    time.Duration
 	fleetName       string
+	roleWindows     multiFlag
 }
 
 func (m *mgmtFlags) register(fs *flag.FlagSet) {
@@ -58,6 +60,7 @@ func (m *mgmtFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.auditSyslogKey, "audit-syslog-key", "", "its key (PEM, mode 0600)")
 	fs.DurationVar(&m.auditEvery, "audit-checkpoint-interval", time.Minute, "how often the audit log signs a checkpoint and exports it")
 	fs.DurationVar(&m.rolloutEvery, "rollout-interval", 30*time.Second, "how often rollouts are advanced (rings judged from reports, next rings started)")
+	fs.Var(&m.roleWindows, "role-window", "ROLE=DAYS HH:MM-HH:MM ZONE: the role's admins act only inside this weekly window, e.g. \"operator=Mon-Fri 08:00-18:00 Europe/Berlin\" (repeatable; a role with several has any of them; roles without one act at any time)")
 	fs.StringVar(&m.fleetName, "fleet-name", "", "the fleet's name approvers' key proofs bind to (default: the server certificate's first DNS name)")
 }
 
@@ -171,7 +174,11 @@ func (m mgmtFlags) build(sf serveFlags, st store.Store, dir *director.Service, c
 	if err != nil {
 		return fail(err)
 	}
-	auth, err := adminauth.New(authStore, append(authOpts, adminauth.WithLogger(log))...)
+	rbac, err := m.rbac()
+	if err != nil {
+		return fail(err)
+	}
+	auth, err := adminauth.New(authStore, append(authOpts, adminauth.WithLogger(log), adminauth.WithRBAC(rbac))...)
 	if err != nil {
 		return fail(err)
 	}
@@ -283,4 +290,27 @@ func dirSignatures(d *director.Service) int {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// rbac is the permission table with the roles' time windows of
+// --role-window.
+func (m mgmtFlags) rbac() (*adminauth.RBAC, error) {
+	windows := map[adminauth.Role][]adminauth.Window{}
+	for _, v := range m.roleWindows {
+		role, text, ok := strings.Cut(v, "=")
+		r := adminauth.Role(strings.TrimSpace(role))
+		if !ok || !r.Valid() {
+			return nil, usagef("serve: --role-window %q: want ROLE=DAYS HH:MM-HH:MM ZONE, ROLE one of %v", v, adminauth.Roles())
+		}
+		w, err := adminauth.ParseWindow(text)
+		if err != nil {
+			return nil, usagef("serve: --role-window %q: %v", v, err)
+		}
+		windows[r] = append(windows[r], w)
+	}
+	r, err := adminauth.NewRBAC(windows)
+	if err != nil {
+		return nil, usagef("serve: --role-window: %v", err)
+	}
+	return r, nil
 }

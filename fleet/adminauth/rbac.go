@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hardphone/hardphone/internal/weekly"
 )
 
 // Role is an admin's role. An admin has exactly one; a new admin is a
@@ -110,31 +112,20 @@ var grants = map[Role][]Permission{
 		PermAuditExport},
 }
 
-// Window is a weekly time window in a location: the days it opens on and
-// the minutes of the day [Start, End). End < Start spans midnight (22:00
-// to 06:00); the day is the day it opens.
-type Window struct {
-	Days       []time.Weekday
-	Start, End int // minutes since midnight, 0..1440
-	Location   *time.Location
-}
+// Window is a weekly time window in a location (package weekly): the
+// days it opens on and the minutes of the day [Start, End). End < Start
+// spans midnight (22:00 to 06:00); the day is the day it opens.
+type Window = weekly.Window
 
-func (w Window) check() error {
-	if len(w.Days) == 0 || w.Start < 0 || w.Start > 1440 || w.End < 0 || w.End > 1440 || w.Start == w.End || w.Location == nil {
-		return fmt.Errorf("window %v %d..%d: want days, 0 <= start != end <= 1440 and a location: %w", w.Days, w.Start, w.End, ErrInvalid)
+// ParseWindow reads a role's window as hpfleet's --role-window takes it,
+// "DAYS HH:MM-HH:MM ZONE" ("Mon-Fri 08:00-18:00 Europe/Berlin"). Its
+// errors wrap ErrInvalid.
+func ParseWindow(s string) (Window, error) {
+	w, err := weekly.Parse(s)
+	if err != nil {
+		return w, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return nil
-}
-
-func (w Window) contains(now time.Time) bool {
-	t := now.In(w.Location)
-	m := t.Hour()*60 + t.Minute()
-	if w.Start < w.End {
-		return slices.Contains(w.Days, t.Weekday()) && m >= w.Start && m < w.End
-	}
-	// Spanning midnight: late on an opening day, or early the day after.
-	return slices.Contains(w.Days, t.Weekday()) && m >= w.Start ||
-		slices.Contains(w.Days, (t.Weekday()+6)%7) && m < w.End
+	return w, nil
 }
 
 // RBAC checks permissions against the table and the optional time
@@ -152,8 +143,8 @@ func NewRBAC(windows map[Role][]Window) (*RBAC, error) {
 			return nil, fmt.Errorf("rbac: role %q: %w", role, ErrInvalid)
 		}
 		for _, w := range ws {
-			if err := w.check(); err != nil {
-				return nil, fmt.Errorf("rbac: role %s: %w", role, err)
+			if err := w.Validate(); err != nil {
+				return nil, fmt.Errorf("rbac: role %s: %w: %v", role, ErrInvalid, err)
 			}
 			r.windows[role] = append(r.windows[role], Window{Days: slices.Clone(w.Days), Start: w.Start, End: w.End, Location: w.Location})
 		}
@@ -167,7 +158,7 @@ func (r *RBAC) Check(role Role, p Permission, now time.Time) error {
 	if !role.Valid() || !slices.Contains(grants[role], p) {
 		return fmt.Errorf("role %q does not hold %q: %w", role, p, ErrForbidden)
 	}
-	if ws := r.windows[role]; len(ws) > 0 && !slices.ContainsFunc(ws, func(w Window) bool { return w.contains(now) }) {
+	if ws := r.windows[role]; len(ws) > 0 && !slices.ContainsFunc(ws, func(w Window) bool { return w.Contains(now) }) {
 		return fmt.Errorf("role %s acts only inside its time windows: %w", role, ErrForbidden)
 	}
 	return nil

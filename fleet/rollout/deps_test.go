@@ -9,6 +9,6 @@ import (
 // TestDeps: fleet code (and what the director brings), never the phone's
 // agent otherwise.
 func TestDeps(t *testing.T) {
-	deptest.Imports(t, "fleet/api", "fleet/audit", "fleet/configdoc", "fleet/director", "fleet/store", "fleet/tufrepo")
-	deptest.Only(t, "fleet", "agent/config", "agent/dialplan", "crypto/policy", "internal/tcpack", "update/bundle")
+	deptest.Imports(t, "fleet/api", "fleet/audit", "fleet/configdoc", "fleet/director", "fleet/store", "fleet/tufrepo", "internal/weekly")
+	deptest.Only(t, "fleet", "agent/config", "agent/dialplan", "crypto/policy", "internal/tcpack", "internal/weekly", "update/bundle")
 }

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -440,4 +441,57 @@ func signAll(t *testing.T, c *client.Client, id string, key *tufrepo.Key) api.Si
 		}
 		after = pg.Next
 	}
+}
+
+// TestRolloutWindow: a rollout with a maintenance window releases phones
+// only inside the window (in the phones' time zone): approved outside it,
+// no ring starts and no phone is named the bundle across check-ins; once
+// the fleet's clock enters the window the rings start and it completes.
+func TestRolloutWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
+	w := newWorld(t, worldOpts{backend: "bbolt"})
+	olivia := w.admin("olivia", adminauth.RoleOperator)
+	alice := w.admin("alice", adminauth.RoleOperator)
+	phones := []*phone{w.newPhone("floor-3"), w.newPhone("floor-3")}
+	// The window: the hour that begins between one and two hours from
+	// now, in a zone with no daylight saving (the phones' local time).
+	loc, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := w.clock.Now().Add(2 * time.Hour).In(loc).Truncate(time.Hour)
+	window := fmt.Sprintf("%s %02d:00-%02d:00 Asia/Tokyo", opens.Weekday().String()[:3], opens.Hour(), opens.Hour()+1)
+	v, err := olivia.CreateRollout(ctx, api.RolloutRequest{Kind: "firmware", Group: "floor-3", Firmware: "hardphone-2.0.0.raucb",
+		Rings: []api.RolloutRing{canary(phones[0]), {Name: "all", Percent: 100}}, Deadline: "30m", ReportTimeout: "20m", Window: window})
+	if err != nil {
+		t.Fatalf("CreateRollout(window %q): %v", window, err)
+	}
+	if _, err := alice.ApproveRollout(ctx, v.ID); err != nil {
+		t.Fatalf("ApproveRollout: %v", err)
+	}
+	both := map[*phone]behaviour{phones[0]: healthy, phones[1]: healthy}
+	for i := 0; i < 4; i++ {
+		w.tick()
+		for p, b := range both {
+			p.Follow(b)
+		}
+	}
+	v = w.show(v.ID)
+	if v.State != "running" || v.CurrentRing != "" || !v.Rings[0].StartedAt.IsZero() || !v.Rings[1].StartedAt.IsZero() {
+		t.Fatalf("outside the window %q: %s ring %q %+v, want running with no ring started", window, v.State, v.CurrentRing, v.Rings)
+	}
+	for _, p := range phones {
+		if got := firmwareOf(t, p); got != "" {
+			t.Fatalf("phone %s names %q outside the window, want none", p.ID, got)
+		}
+	}
+	// Into the window: the rings start and the rollout completes.
+	w.clock.Add(opens.Sub(w.clock.Now()) + time.Minute)
+	v = w.drive(v.ID, both, 12, "running", "completing")
+	if v.State != "completed" || v.Rings[0].StartedAt.Before(opens) || v.Rings[1].StartedAt.Before(opens) {
+		t.Fatalf("inside the window: %s %+v, want completed with both rings started after %v", v.State, v.Rings, opens)
+	}
+	t.Logf("window %q: nothing released over 4 check-ins before it opened; completed inside it", window)
 }

@@ -2,13 +2,12 @@ package rollout
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/store"
+	"github.com/hardphone/hardphone/internal/weekly"
 )
 
 // Kind is what a rollout changes.
@@ -151,86 +150,19 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// Window is a weekly maintenance window in a time zone: the days it opens
-// on and the minutes [Start, End) of the day; End < Start spans midnight.
-type Window struct {
-	Days       []time.Weekday
-	Start, End int
-	Location   *time.Location
-}
+// Window is a weekly maintenance window in the phones' time zone.
+type Window = weekly.Window
 
-var dayNames = []string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}
-
-func parseDay(s string) (time.Weekday, bool) {
-	i := slices.Index(dayNames, s)
-	return time.Weekday(i), i >= 0
-}
-
-func parseClock(s string) (int, bool) {
-	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
-		return 0, false
-	}
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if err1 != nil || err2 != nil || mm > 59 || hh > 24 || hh == 24 && mm != 0 || hh < 0 || mm < 0 {
-		return 0, false
-	}
-	return hh*60 + mm, true
-}
-
-// ParseWindow reads "DAYS HH:MM-HH:MM ZONE": DAYS is a day ("Mon"), a
-// range ("Mon-Fri") or a comma list of either ("Sat,Sun"); ZONE an IANA
-// time zone name ("Europe/Berlin", "UTC"), the phones' local time.
+// ParseWindow reads "DAYS HH:MM-HH:MM ZONE" (package weekly): DAYS is a
+// day ("Mon"), a range ("Mon-Fri") or a comma list of either ("Sat,Sun");
+// ZONE an IANA time zone name ("Europe/Berlin", "UTC"), the phones' local
+// time. Its errors wrap ErrInvalid.
 func ParseWindow(s string) (Window, error) {
-	var w Window
-	f := strings.Fields(s)
-	if len(s) > 128 || len(f) != 3 {
-		return w, fmt.Errorf("%w: window %.128q: want \"DAYS HH:MM-HH:MM ZONE\"", ErrInvalid, s)
+	w, err := weekly.Parse(s)
+	if err != nil {
+		return w, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	for _, part := range strings.Split(f[0], ",") {
-		a, b, isRange := strings.Cut(part, "-")
-		from, ok1 := parseDay(a)
-		to, ok2 := from, true
-		if isRange {
-			to, ok2 = parseDay(b)
-		}
-		if !ok1 || !ok2 {
-			return w, fmt.Errorf("%w: window %q: day %q, want Sun..Sat", ErrInvalid, s, part)
-		}
-		for d := from; ; d = (d + 1) % 7 {
-			if !slices.Contains(w.Days, d) {
-				w.Days = append(w.Days, d)
-			}
-			if d == to {
-				break
-			}
-		}
-	}
-	a, b, ok := strings.Cut(f[1], "-")
-	start, ok1 := parseClock(a)
-	end, ok2 := parseClock(b)
-	if !ok || !ok1 || !ok2 || start == end || start == 1440 {
-		return w, fmt.Errorf("%w: window %q: hours %q, want HH:MM-HH:MM, start != end", ErrInvalid, s, f[1])
-	}
-	w.Start, w.End = start, end
-	loc, err := time.LoadLocation(f[2])
-	if err != nil || f[2] == "Local" || f[2] == "" {
-		return w, fmt.Errorf("%w: window %q: time zone %q unknown", ErrInvalid, s, f[2])
-	}
-	w.Location = loc
 	return w, nil
-}
-
-// Contains reports whether t falls inside the window (in its zone).
-func (w Window) Contains(t time.Time) bool {
-	l := t.In(w.Location)
-	m := l.Hour()*60 + l.Minute()
-	if w.Start < w.End {
-		return slices.Contains(w.Days, l.Weekday()) && m >= w.Start && m < w.End
-	}
-	return slices.Contains(w.Days, l.Weekday()) && m >= w.Start ||
-		slices.Contains(w.Days, (l.Weekday()+6)%7) && m < w.End
 }
 
 // SpecFromRequest reads a rollout request as the fleet API and the console

@@ -119,48 +119,14 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
-func TestWindow(t *testing.T) {
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Skipf("no tzdata: %v", err)
+// TestParseWindow: a rollout's window is package weekly's form; a bad one
+// is the rollout's ErrInvalid (the table of forms is weekly's test).
+func TestParseWindow(t *testing.T) {
+	if _, err := ParseWindow("Mon-Fri 02:00-04:00 UTC"); err != nil {
+		t.Fatalf("ParseWindow: %v", err)
 	}
-	at := func(s string) time.Time {
-		tm, err := time.ParseInLocation("2006-01-02 15:04", s, berlin)
-		if err != nil {
-			t.Fatalf("time %q: %v", s, err)
-		}
-		return tm
-	}
-	tests := []struct {
-		window string
-		at     time.Time
-		want   bool
-	}{
-		// 2025-06-02 is a Monday.
-		{"Mon-Fri 02:00-04:00 Europe/Berlin", at("2025-06-02 02:30"), true},
-		{"Mon-Fri 02:00-04:00 Europe/Berlin", at("2025-06-02 04:00"), false},
-		{"Mon-Fri 02:00-04:00 Europe/Berlin", at("2025-06-01 02:30"), false},
-		{"Mon-Fri 02:00-04:00 Europe/Berlin", at("2025-06-02 02:30").UTC(), true},
-		{"Mon-Fri 02:00-04:00 UTC", at("2025-06-02 02:30"), false},
-		{"Sat,Sun 00:00-24:00 Europe/Berlin", at("2025-06-01 23:59"), true},
-		{"Fri 22:00-06:00 Europe/Berlin", at("2025-06-07 05:00"), true},
-		{"Fri 22:00-06:00 Europe/Berlin", at("2025-06-08 05:00"), false},
-		{"Sat-Mon 01:00-02:00 Europe/Berlin", at("2025-06-01 01:30"), true},
-	}
-	for _, tt := range tests {
-		w, err := ParseWindow(tt.window)
-		if err != nil {
-			t.Fatalf("ParseWindow(%q) error %v", tt.window, err)
-		}
-		if got := w.Contains(tt.at); got != tt.want {
-			t.Errorf("ParseWindow(%q).Contains(%v) = %v, want %v", tt.window, tt.at, got, tt.want)
-		}
-	}
-	for _, bad := range []string{"", "Mon", "Mon 02:00-04:00", "Mon 02:00-04:00 Local", "Mon 02:00-02:00 UTC", "Xyz 02:00-04:00 UTC",
-		"Mon 2:00-04:00 UTC", "Mon 02:00-25:00 UTC", "Mon 02:00-04:00 Mars/Olympus"} {
-		if _, err := ParseWindow(bad); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseWindow(%q) = %v, want ErrInvalid", bad, err)
-		}
+	if _, err := ParseWindow("Mon 02:00"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ParseWindow(bad) = %v, want ErrInvalid", err)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // (fleet/console/consoleapi): cmd/hpfleet builds the console and hands
 // its handler over, so the server never links the console itself.
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet", "crypto/policy", "crypto/eventlog", "internal/tcpack", "agent/config", "agent/dialplan", "update/bundle")
+	deptest.Only(t, "fleet", "crypto/policy", "crypto/eventlog", "internal/tcpack", "internal/weekly", "agent/config", "agent/dialplan", "update/bundle")
 	deptest.Imports(t, "fleet/adminauth", "fleet/api", "fleet/anomaly", "fleet/attest", "fleet/audit", "fleet/ca", "fleet/configdoc", "fleet/console/consoleapi", "fleet/director",
 		"fleet/rollout", "fleet/store", "fleet/tufrepo", "crypto/policy", "crypto/eventlog")
 }

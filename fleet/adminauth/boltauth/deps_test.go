@@ -8,5 +8,5 @@ import (
 
 // TestDeps: the bbolt store knows package adminauth and nothing else of ours.
 func TestDeps(t *testing.T) {
-	deptest.Only(t, "fleet/adminauth")
+	deptest.Only(t, "fleet/adminauth", "internal/weekly")
 }
