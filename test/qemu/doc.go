@@ -14,11 +14,14 @@
 // at 10.0.2.101:8443; TestFleetDirector adds the vendor's image repository
 // (nginx) at 10.0.2.102:80, PostgreSQL for the registrar's subscriber
 // table, and delivers a configuration document and a firmware update
-// through hpfleet's director. Each guest forward is one the board's
+// through hpfleet's director; TestFleetRolloutCrashLoop runs a staged
+// firmware rollout over the same repositories with hpfleet's audit log,
+// admin sessions and rollout engine on. Each guest forward is one the board's
 // lockdown policy allows.
 //
 // A short slice (first boot, zero-touch first boot with hpfleet, good
-// update, the ALSA loopback) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
+// update, the ALSA loopback, a firmware rollout halted by a crash-looping
+// canary) runs in `go test ./...`; the rest needs HARDPHONE_QEMU_FULL=1,
 // which `make qemu-test` sets. Scenarios run one at a time: each is a
 // whole emulated phone.
 //
