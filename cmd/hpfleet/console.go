@@ -200,7 +200,9 @@ func (m *mgmt) buildConsole(f serveFlags, st store.Store, adminCAs []*x509.Certi
 		Approvals: approvals, Origins: origins, AdminCAs: adminCAs,
 		// The events page shows the journals phones exported (proved on
 		// ingestion), and the check-in reports of phones that export none.
-		Events: &console.JournalEvents{Journal: st, Reports: st}}
+		Events: &console.JournalEvents{Journal: st, Reports: st},
+		// The anomaly detector's findings, with the responses it took.
+		Findings: st}
 	if m.rollout != nil {
 		cfg.Rollouts = consoleRollouts{m.rollout}
 	}

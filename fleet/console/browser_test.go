@@ -202,6 +202,7 @@ func TestBrowserTOTPLogin(t *testing.T) {
 	}
 	e := newEnv(t, envOptions{})
 	devs := e.seedDevices(t, 7)
+	e.seedFinding(t, devs[0])
 	e.admin(t, "alice", "security_admin")
 	e.enrolTOTP(t, "alice")
 	e.admin(t, "bob", "security_admin")
@@ -241,8 +242,10 @@ func TestBrowserTOTPLogin(t *testing.T) {
 		t.Fatalf("device page: no lockdown.drift event")
 	}
 	shot(t, tab, "device")
-	if st := b.open(t, tab, "/console/events"); st != http.StatusOK || count(t, tab, "#events tbody tr") == 0 {
-		t.Fatalf("events page: %d with %d events", st, count(t, tab, "#events tbody tr"))
+	if st := b.open(t, tab, "/console/events"); st != http.StatusOK || count(t, tab, "#events tbody tr") == 0 ||
+		count(t, tab, "#findings tbody tr") != 1 {
+		t.Fatalf("events page: %d with %d events and %d findings, want events and the one finding", st,
+			count(t, tab, "#events tbody tr"), count(t, tab, "#findings tbody tr"))
 	}
 	shot(t, tab, "events")
 

@@ -60,6 +60,9 @@ type Config struct {
 	// the journals phones exported); nil: ReportEvents over Inventory
 	// (counters and lockdown drift from the check-in reports).
 	Events EventSource
+	// Findings lists the anomaly detector's findings (the fleet store);
+	// nil: the events pages show none.
+	Findings FindingLister
 	// Rollouts is the rollout engine; nil: the rollouts page says this
 	// server runs without one.
 	Rollouts Rollouts
@@ -171,6 +174,7 @@ type Console struct {
 	log       *audit.Log
 	inv       Inventory
 	events    EventSource
+	findings  FindingLister
 	approvals approval.Store
 	rollouts  Rollouts // nil without the rollout engine
 	origins   map[string]bool
@@ -231,7 +235,7 @@ func New(cfg Config, opts ...Option) (*Console, error) {
 		return nil, fmt.Errorf("%w: templates: %w", ErrConfig, err)
 	}
 	logger := o.log.With("component", "console")
-	c := &Console{auth: cfg.Auth, admins: cfg.Admins, log: cfg.Audit, inv: cfg.Inventory, events: cfg.Events,
+	c := &Console{auth: cfg.Auth, admins: cfg.Admins, log: cfg.Audit, inv: cfg.Inventory, events: cfg.Events, findings: cfg.Findings,
 		approvals: cfg.Approvals, rollouts: cfg.Rollouts, origins: origins, adminCAs: append([]*x509.Certificate(nil), cfg.AdminCAs...),
 		o: o, logger: logger, pages: pages}
 	if c.events == nil {

@@ -149,7 +149,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(ca)
 
-	if e.console, err = New(Config{Auth: e.auth, Admins: e.authStore, Audit: e.log, Inventory: e.fleet,
+	if e.console, err = New(Config{Auth: e.auth, Admins: e.authStore, Audit: e.log, Inventory: e.fleet, Findings: e.fleet,
 		Approvals: approvals, Origins: []string{e.origin}, AdminCAs: []*x509.Certificate{ca}},
 		append([]Option{WithClock(e.clock.Now), WithHasher(authtest.FastHasher(t)),
 			WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))}, o.console...)...); err != nil {

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/crypto/eventlog"
+	"github.com/hardphone/hardphone/fleet/adminauth"
+	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/store"
 )
 
@@ -140,5 +144,56 @@ func TestJournalEvents(t *testing.T) {
 	}
 	if _, err := src.DeviceEvents(ctx, ids[0], 0); err == nil {
 		t.Fatalf("DeviceEvents(limit 0) succeeded")
+	}
+}
+
+// seedFinding stores a critical call.premium finding naming dev, as the
+// anomaly detector would, whose summary carries markup.
+func (e *env) seedFinding(t *testing.T, dev store.DeviceID) {
+	t.Helper()
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	f := api.Finding{ID: 7, Rule: "call.premium", Severity: "critical", Time: at, Devices: []string{string(dev)},
+		Summary: `a call to a premium-rate number <script>alert(1)</script>`, Recommended: []string{"check the dialling policy"},
+		Responses: []api.FindingResponse{{Kind: "block_outbound", Device: string(dev), Outcome: "done"}}}
+	data, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fleet.PutAnomalyFinding(ctx, store.AnomalyFinding{ID: f.ID, Time: at, Rule: f.Rule, Severity: 2,
+		Devices: []store.DeviceID{dev}, Data: data}); err != nil {
+		t.Fatalf("PutAnomalyFinding: %v", err)
+	}
+}
+
+// TestFindingsPages: the anomaly detector's findings are on the events
+// page (all) and on the device page of each device they name, with their
+// responses, for the roles that read events; a viewer's device page has
+// none; text from the finding is escaped.
+func TestFindingsPages(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	devs := e.seedDevices(t, 2)
+	sessions := roleSessions(t, e)
+	hc := e.client(t, nil)
+	e.seedFinding(t, devs[0])
+	escaped := "a call to a premium-rate number &lt;script&gt;alert(1)&lt;/script&gt;"
+	for _, path := range []string{"/console/events", "/console/devices/" + string(devs[0]), "/console/events?device=" + string(devs[0])} {
+		got := e.do(t, hc, http.MethodGet, path, nil, sessions[adminauth.RoleOperator], "", testUA)
+		if got.status != http.StatusOK || !strings.Contains(got.body, "call.premium") || !strings.Contains(got.body, escaped) ||
+			!strings.Contains(got.body, "block_outbound") || !strings.Contains(got.body, "check the dialling policy") {
+			t.Fatalf("GET %s as an operator = %d, want the finding (escaped):\n%s", path, got.status, got.body)
+		}
+		if strings.Contains(got.body, "<script>alert") {
+			t.Fatalf("GET %s: the finding's text is not escaped", path)
+		}
+	}
+	// The other device's page names no finding.
+	got := e.do(t, hc, http.MethodGet, "/console/devices/"+string(devs[1]), nil, sessions[adminauth.RoleAuditor], "", testUA)
+	if got.status != http.StatusOK || !strings.Contains(got.body, "Anomaly findings") || strings.Contains(got.body, "call.premium") {
+		t.Fatalf("GET the other device as an auditor = %d, want the findings section without this finding:\n%s", got.status, got.body)
+	}
+	// A viewer reads devices, not events: no findings on the device page.
+	got = e.do(t, hc, http.MethodGet, "/console/devices/"+string(devs[0]), nil, sessions[adminauth.RoleViewer], "", testUA)
+	if got.status != http.StatusOK || strings.Contains(got.body, "Anomaly findings") || strings.Contains(got.body, "call.premium") {
+		t.Fatalf("GET the device as a viewer = %d, want no findings:\n%s", got.status, got.body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/adminauth"
+	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/console/approval"
 	"github.com/hardphone/hardphone/fleet/console/consoleapi"
@@ -75,10 +76,11 @@ func deviceID(q *req) (store.DeviceID, error) {
 }
 
 type deviceView struct {
-	Device  store.Device
-	Certs   []store.Cert
-	Reports []store.Report
-	Events  []Event
+	Device   store.Device
+	Certs    []store.Cert
+	Reports  []store.Report
+	Events   []Event
+	Findings []api.Finding
 }
 
 func (c *Console) webDevice(q *req) error {
@@ -102,6 +104,9 @@ func (c *Console) webDevice(q *req) error {
 		if v.Events, err = c.events.DeviceEvents(q.ctx, id, eventsPerDevice); err != nil {
 			return storeError("events", err)
 		}
+		if v.Findings, err = c.listFindings(q.ctx, id); err != nil {
+			return storeError("findings", err)
+		}
 	}
 	c.render(q, http.StatusOK, "device", v)
 	return nil
@@ -110,8 +115,9 @@ func (c *Console) webDevice(q *req) error {
 // --- security events ---
 
 type eventsView struct {
-	Device store.DeviceID
-	Events []Event
+	Device   store.DeviceID
+	Events   []Event
+	Findings []api.Finding
 }
 
 func (c *Console) webEvents(q *req) error {
@@ -142,6 +148,10 @@ func (c *Console) webEvents(q *req) error {
 		if len(v.Events) > eventsShown {
 			v.Events = v.Events[:eventsShown]
 		}
+	}
+	var err error
+	if v.Findings, err = c.listFindings(q.ctx, v.Device); err != nil {
+		return storeError("findings", err)
 	}
 	c.render(q, http.StatusOK, "events", v)
 	return nil
