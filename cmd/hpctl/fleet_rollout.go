@@ -196,12 +196,13 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func rolloutCreate(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("fleet rollout create", "hpctl fleet rollout create --group G (--firmware NAME | --config FILE) --ring SPEC... [flags]", stderr)
+	fs := cli.NewFlagSet("fleet rollout create", "hpctl fleet rollout create (--group G | --device ID) (--firmware NAME | --config FILE) --ring SPEC... [flags]", stderr)
 	var af adminFlags
 	af.register(fs)
-	group := fs.String("group", "", "the group to roll out to (required)")
+	group := fs.String("group", "", "the group to roll out to")
+	device := fs.String("device", "", "or one device (dev-...): its own firmware or document, e.g. a change of its security policy")
 	fw := fs.String("firmware", "", "image repository target to install")
-	cfg := fs.String("config", "", "the group's new configuration document (TOML file; - for stdin)")
+	cfg := fs.String("config", "", "the group's (or the device's own) new configuration document (TOML file; - for stdin)")
 	var rings multiFlag
 	fs.Var(&rings, "ring", "a ring, in order: NAME=dev-...,dev-... or [NAME=]PERCENT% (cumulative; the last 100%)")
 	maxFail := fs.Int("max-failures", 0, "percent of a ring's devices that may fail before the rollout halts (0: the first failure halts)")
@@ -213,10 +214,10 @@ func rolloutCreate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *group == "" || (*fw == "") == (*cfg == "") || len(rings) == 0 {
-		return usagef("fleet rollout create: want --group, exactly one of --firmware and --config, and --ring")
+	if len(pos) != 0 || (*group == "") == (*device == "") || (*fw == "") == (*cfg == "") || len(rings) == 0 {
+		return usagef("fleet rollout create: want exactly one of --group and --device, exactly one of --firmware and --config, and --ring")
 	}
-	req := api.RolloutRequest{Group: *group, MaxFailurePercent: *maxFail, Deadline: *deadline, ReportTimeout: *silent, Window: *window}
+	req := api.RolloutRequest{Group: *group, Device: *device, MaxFailurePercent: *maxFail, Deadline: *deadline, ReportTimeout: *silent, Window: *window}
 	for _, s := range rings {
 		r, err := parseRing(s)
 		if err != nil {
@@ -506,7 +507,13 @@ func checkStaged(v *api.Rollout, sd api.StagedDevice, now time.Time) error {
 		if hex.EncodeToString(sum[:]) != v.ConfigSHA256 {
 			return errors.New("the rollout's document does not match its hash")
 		}
-		want, err := composed(v.Config, sd.Override)
+		// The rollout's document over the device's own overrides; for a
+		// device-scope rollout, the group's under the rollout's.
+		group, own := v.Config, sd.Override
+		if v.Device != "" {
+			group, own = sd.GroupConfig, v.Config
+		}
+		want, err := composed(group, own)
 		if err != nil {
 			return err
 		}
@@ -545,12 +552,16 @@ func sameFirmware(a, b *tufrepo.Firmware) bool {
 	return *a == *b
 }
 
-// composed is the document the phone should get: the rollout's composed
-// with the device's overrides, as the director composes it.
+// composed is the document the phone should get: the group's document
+// composed with the device's own, as the director composes it (either may
+// be empty, not both).
 func composed(group, override string) ([]byte, error) {
-	g, err := configdoc.Parse([]byte(group))
-	if err != nil {
-		return nil, fmt.Errorf("the rollout's document: %w", err)
+	var g *configdoc.Doc
+	var err error
+	if group != "" {
+		if g, err = configdoc.Parse([]byte(group)); err != nil {
+			return nil, fmt.Errorf("the group's document: %w", err)
+		}
 	}
 	var d *configdoc.Doc
 	if override != "" {

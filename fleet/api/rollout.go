@@ -80,10 +80,14 @@ type RolloutRing struct {
 // or of a configuration document to a group.
 type RolloutRequest struct {
 	// Kind is "firmware" or "config".
-	Kind  string `json:"kind"`
-	Group string `json:"group"`
-	// Firmware names the target; Config is the group's new document
-	// (TOML).
+	Kind string `json:"kind"`
+	// Group is the group the rollout moves; or Device, one device (its
+	// own firmware or document: a device-scope rollout, of the device's
+	// group's rollouts while it runs). Exactly one of them.
+	Group  string `json:"group,omitempty"`
+	Device string `json:"device,omitempty"`
+	// Firmware names the target; Config is the group's (or the device's)
+	// new document (TOML).
 	Firmware string        `json:"firmware,omitempty"`
 	Config   string        `json:"config,omitempty"`
 	Rings    []RolloutRing `json:"rings"`
@@ -104,8 +108,11 @@ func (r *RolloutRequest) Validate() error {
 	if len(r.Rings) == 0 || len(r.Rings) > 8 {
 		return fmt.Errorf("%d rings, want 1..8", len(r.Rings))
 	}
-	if len(r.Config) > 256<<10 || len(r.Firmware) > 255 || len(r.Window) > 128 || len(r.Group) > 64 {
+	if len(r.Config) > 256<<10 || len(r.Firmware) > 255 || len(r.Window) > 128 || len(r.Group) > 64 || len(r.Device) > 64 {
 		return fmt.Errorf("rollout request fields over their bounds")
+	}
+	if (r.Group == "") == (r.Device == "") {
+		return fmt.Errorf("a rollout names a group or a device, exactly one of them")
 	}
 	return nil
 }
@@ -157,9 +164,11 @@ type RolloutEvent struct {
 
 // Rollout is a rollout as admins see it.
 type Rollout struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Group     string    `json:"group"`
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Group string `json:"group"`
+	// Device is set for a device-scope rollout (Group is its group).
+	Device    string    `json:"device,omitempty"`
 	State     string    `json:"state"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
@@ -221,13 +230,16 @@ type StagedTargets struct {
 // StagedDevice is what approvers sign for one device: Forward (the
 // rollout's change) and Revert (back to what it has, for an abort), and
 // the device's own configuration overrides the document was composed
-// with (TOML, "" for none).
+// with (TOML, "" for none); for a device-scope rollout, whose document
+// takes the overrides' place, GroupConfig is the group's document it was
+// composed over.
 type StagedDevice struct {
-	Device    string         `json:"device"`
-	Unchanged bool           `json:"unchanged,omitempty"`
-	Override  string         `json:"override,omitempty"`
-	Forward   *StagedTargets `json:"forward,omitempty"`
-	Revert    *StagedTargets `json:"revert,omitempty"`
+	Device      string         `json:"device"`
+	Unchanged   bool           `json:"unchanged,omitempty"`
+	Override    string         `json:"override,omitempty"`
+	GroupConfig string         `json:"group_config,omitempty"`
+	Forward     *StagedTargets `json:"forward,omitempty"`
+	Revert      *StagedTargets `json:"revert,omitempty"`
 }
 
 // StagedPage is one page of staged devices.

@@ -25,7 +25,9 @@ const (
 // rolloutForm is the new-rollout form as typed, shown again with the
 // refusal when the rollout cannot be planned.
 type rolloutForm struct {
-	Kind, Group, Firmware, Config string
+	// Group, or Device for a device-scope rollout (one phone's own
+	// firmware or document).
+	Kind, Group, Device, Firmware, Config string
 	// Canary lists the canary ring's devices (spaces or commas); Rings
 	// the cumulative percentages of the rings after it ("25 100").
 	Canary, Rings                   string
@@ -54,7 +56,7 @@ func (c *Console) webRolloutNew(q *req) error {
 // "canary" of the named devices when any, then one ring per percentage
 // ("50%", "100%").
 func (f rolloutForm) request() (api.RolloutRequest, error) {
-	r := api.RolloutRequest{Kind: f.Kind, Group: strings.TrimSpace(f.Group), Window: strings.TrimSpace(f.Window),
+	r := api.RolloutRequest{Kind: f.Kind, Group: strings.TrimSpace(f.Group), Device: strings.TrimSpace(f.Device), Window: strings.TrimSpace(f.Window),
 		Deadline: strings.TrimSpace(f.Deadline), ReportTimeout: strings.TrimSpace(f.ReportTimeout)}
 	switch f.Kind {
 	case "firmware":
@@ -99,7 +101,7 @@ func readRolloutForm(q *req) (rolloutForm, error) {
 		max  int
 		dst  *string
 	}{
-		{"kind", 16, &f.Kind}, {"group", 64, &f.Group}, {"firmware", maxFormShort, &f.Firmware},
+		{"kind", 16, &f.Kind}, {"group", 64, &f.Group}, {"device", 64, &f.Device}, {"firmware", maxFormShort, &f.Firmware},
 		{"config", maxFormDocument, &f.Config}, {"canary", maxFormDevices, &f.Canary}, {"rings", maxFormRings, &f.Rings},
 		{"max_failure", 8, &f.MaxFailure}, {"deadline", 32, &f.Deadline}, {"report_timeout", 32, &f.ReportTimeout},
 		{"window", 128, &f.Window},

@@ -47,6 +47,11 @@ type Override struct {
 	Firmware    *store.FirmwareTarget
 	SetConfig   bool
 	GroupConfig []byte
+	// DeviceScope: the rollout changes the device's own assignment (a
+	// device-scope rollout: one phone's firmware or document), not its
+	// group's; Firmware and GroupConfig then take the place of the
+	// device's own firmware and document.
+	DeviceScope bool
 	// Signed are targets admins signed for the device (forward and
 	// revert), used when the online keys cannot sign alone.
 	Signed []Signed
@@ -66,14 +71,20 @@ type Signed struct {
 	Config        []byte `json:"config,omitempty"`
 }
 
-// apply returns the group assignment the device gets under ov.
-func (ov *Override) apply(d store.Device, groupA *store.Assignment) *store.Assignment {
+// apply returns the group and device assignments the device gets under
+// ov: the rollout's firmware or document in place of the group's, or of
+// the device's own for a device-scope rollout.
+func (ov *Override) apply(d store.Device, groupA, devA *store.Assignment) (*store.Assignment, *store.Assignment) {
 	if ov == nil || !ov.Apply || (!ov.SetFirmware && !ov.SetConfig) {
-		return groupA
+		return groupA, devA
 	}
-	a := store.Assignment{Scope: store.Scope{Kind: store.ScopeGroup, Name: d.Group}}
-	if groupA != nil {
-		a = *groupA
+	sc, cur := store.Scope{Kind: store.ScopeGroup, Name: d.Group}, groupA
+	if ov.DeviceScope {
+		sc, cur = store.Scope{Kind: store.ScopeDevice, Name: string(d.ID)}, devA
+	}
+	a := store.Assignment{Scope: sc}
+	if cur != nil {
+		a = *cur
 	}
 	if ov.SetFirmware {
 		a.Firmware = ov.Firmware
@@ -81,7 +92,10 @@ func (ov *Override) apply(d store.Device, groupA *store.Assignment) *store.Assig
 	if ov.SetConfig {
 		a.Config = ov.GroupConfig
 	}
-	return &a
+	if ov.DeviceScope {
+		return groupA, &a
+	}
+	return &a, devA
 }
 
 func (s *Service) override(ctx context.Context, d store.Device) (*Override, error) {
@@ -197,7 +211,8 @@ func (s *Service) Stage(ctx context.Context, id store.DeviceID, ov *Override) (*
 	}
 	fwd := *ov
 	fwd.Apply = true
-	in, err := s.compose(d, fwd.apply(d, groupA), devA)
+	g, dv := fwd.apply(d, groupA, devA)
+	in, err := s.compose(d, g, dv)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", id, err)
 	}

@@ -326,7 +326,7 @@ func (s *Service) gather(ctx context.Context, d store.Device) (*inputs, *Overrid
 	if err != nil {
 		return nil, nil, err
 	}
-	groupA = ov.apply(d, groupA)
+	groupA, devA = ov.apply(d, groupA, devA)
 	in, err := s.compose(d, groupA, devA)
 	return in, ov, err
 }
@@ -398,7 +398,7 @@ func (s *Service) publishOnce(ctx context.Context, id store.DeviceID, po publish
 			return res, fmt.Errorf("publish %s: %w", id, aerr)
 		}
 		in = &inputs{}
-		groupA = ov.apply(d, groupA)
+		groupA, devA = ov.apply(d, groupA, devA)
 		if groupA != nil {
 			groupA.Config = nil
 		}

@@ -62,7 +62,10 @@ type StagedDevice struct {
 	Unchanged bool
 	// Override is the device's own configuration overrides (TOML, nil
 	// for none): the document was composed from them and the rollout's.
+	// For a device-scope rollout the rollout's document takes their place
+	// and Group is the group's document it was composed over.
 	Override []byte
+	Group    []byte
 	Staged   *staged
 }
 
@@ -87,7 +90,13 @@ func (e *Engine) Staged(ctx context.Context, id store.RolloutID, after string, l
 			return nil, "", 0, err
 		}
 		sd := StagedDevice{Device: rd.Device, Unchanged: d.Unchanged, Staged: d.Staged}
-		if a, err := e.dir.Assignment(ctx, store.Scope{Kind: store.ScopeDevice, Name: string(rd.Device)}); err == nil {
+		other := store.Scope{Kind: store.ScopeDevice, Name: string(rd.Device)}
+		if rec.Spec.Device != "" {
+			other = store.Scope{Kind: store.ScopeGroup, Name: rec.Spec.Group}
+		}
+		if a, err := e.dir.Assignment(ctx, other); err == nil && rec.Spec.Device != "" {
+			sd.Group = a.Config
+		} else if err == nil {
 			sd.Override = a.Config
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, "", 0, err

@@ -15,14 +15,15 @@ import (
 )
 
 // PolicyChange lists the security policy keys (configdoc.PolicyKeys, AccountPolicyKeys) a
-// configuration rollout changes against the group's document now; none
-// for firmware. Such a rollout is a security policy change: a security
+// configuration rollout changes against the document it replaces (the
+// group's, or the device's own for a device-scope rollout); none for
+// firmware. Such a rollout is a security policy change: a security
 // admin starts it and another approves it.
 func (e *Engine) PolicyChange(ctx context.Context, spec Spec) ([]string, error) {
 	if spec.Kind != KindConfig {
 		return nil, nil
 	}
-	cur, err := e.dir.Assignment(ctx, store.Scope{Kind: store.ScopeGroup, Name: spec.Group})
+	cur, err := e.dir.Assignment(ctx, spec.scope())
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -67,19 +68,38 @@ func (e *Engine) DirectChange(ctx context.Context, sc store.Scope, doc []byte) e
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(keys) > 0 {
+		if sc.Kind == store.ScopeDevice {
+			return fmt.Errorf("%w: the document changes the device's security policy (%v): start a rollout of the device", ErrNeedsApproval, keys)
+		}
 		return fmt.Errorf("%w: the document changes the security policy (%v)", ErrNeedsApproval, keys)
 	}
 	return nil
 }
 
 // Create plans a rollout and stores it pending approval: the group's
-// enrolled devices split into rings (canaries by name, then cumulative
+// enrolled devices (or the one device of a device-scope rollout) split
+// into rings (canaries by name, then cumulative
 // percentages in an order drawn from the rollout's ID), and, when the
 // director needs admins' signatures, every device's targets staged for
 // them.
 func (e *Engine) Create(ctx context.Context, spec Spec, by Actor) (View, error) {
 	if err := spec.Validate(); err != nil {
 		return View{}, err
+	}
+	if spec.Device != "" {
+		// One device: it must be enrolled; the rollout is one of its
+		// group's (one at a time per group).
+		d, err := e.st.GetDevice(ctx, store.DeviceID(spec.Device))
+		if errors.Is(err, store.ErrNotFound) {
+			return View{}, fmt.Errorf("%w: no device %s", ErrInvalid, spec.Device)
+		}
+		if err != nil {
+			return View{}, err
+		}
+		if d.State != store.StateEnrolled || spec.Group != "" && spec.Group != d.Group {
+			return View{}, fmt.Errorf("%w: device %s is %s in group %s", ErrInvalid, spec.Device, d.State, d.Group)
+		}
+		spec.Group = d.Group
 	}
 	if _, err := e.st.ActiveRolloutOf(ctx, spec.Group); err == nil {
 		return View{}, fmt.Errorf("%w: group %s has a rollout under way", ErrState, spec.Group)
@@ -114,7 +134,13 @@ func (e *Engine) Create(ctx context.Context, spec Spec, by Actor) (View, error) 
 			return View{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		rec.ConfigSHA256 = configHash(spec.Config)
-		keys, err := configdoc.PolicyChanged(group.Config, spec.Config)
+		cur := group
+		if spec.Device != "" {
+			if cur, err = e.dir.Assignment(ctx, spec.scope()); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return View{}, err
+			}
+		}
+		keys, err := configdoc.PolicyChanged(cur.Config, spec.Config)
 		if err != nil {
 			return View{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
@@ -146,7 +172,7 @@ func (e *Engine) Create(ctx context.Context, spec Spec, by Actor) (View, error) 
 			rdevs = append(rdevs, store.RolloutDevice{Rollout: store.RolloutID(rec.ID), Device: id, Data: b})
 		}
 	}
-	detail := fmt.Sprintf("%s to group %s, %d devices in %d rings", spec.Kind, spec.Group, len(devs), len(rec.Rings))
+	detail := fmt.Sprintf("%s to %s, %d devices in %d rings", spec.Kind, spec.target(), len(devs), len(rec.Rings))
 	if rec.Signatures > 0 {
 		detail += fmt.Sprintf("; %d admin signature(s) needed on every device's targets", rec.Signatures)
 	}
@@ -163,14 +189,17 @@ func (e *Engine) Create(ctx context.Context, spec Spec, by Actor) (View, error) 
 	if err != nil {
 		return View{}, err
 	}
-	e.log.Info("rollout created", "rollout", rec.ID, "group", spec.Group, "kind", string(spec.Kind), "devices", len(devs), "by", by.Name)
+	e.log.Info("rollout created", "rollout", rec.ID, "group", spec.Group, "device", spec.Device, "kind", string(spec.Kind), "devices", len(devs), "by", by.Name)
 	e.flush(ctx, r.ID)
 	return e.view(ctx, rec)
 }
 
 // eligible lists the group's devices the rollout covers, and those it
-// leaves out with why.
+// leaves out with why: the one device of a device-scope rollout.
 func (e *Engine) eligible(ctx context.Context, rec *record) ([]store.DeviceID, []string, error) {
+	if rec.Spec.Device != "" {
+		return []store.DeviceID{store.DeviceID(rec.Spec.Device)}, nil, nil
+	}
 	var out []store.DeviceID
 	var excluded []string
 	p := store.PageRequest{Limit: store.MaxPageSize}

@@ -13,7 +13,10 @@
 // anti-rollback floor still rules). The director (fleet/director) asks the
 // Engine, at every publication, what a device's group gives it now
 // (Override), so the group's assignment changes only when the last ring
-// is done.
+// is done. A device-scope rollout (Spec.Device) moves one phone's own
+// firmware or document the same way (one of its group's rollouts; on
+// completion the phone's own assignment changes): how one phone's
+// security policy changes under two people's approval.
 //
 // Two people approve every rollout: its creator and another admin with
 // the right to approve (the server checks roles; fleet/server). When the

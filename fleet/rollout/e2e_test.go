@@ -495,3 +495,80 @@ func TestRolloutWindow(t *testing.T) {
 	}
 	t.Logf("window %q: nothing released over 4 check-ins before it opened; completed inside it", window)
 }
+
+// TestDeviceRollout: one phone's own document that changes its security
+// policy (it answers by itself) cannot be set directly; it goes out as a
+// device-scope rollout, a security admin's to start and another's to
+// approve, that moves that phone only (its group's other phone keeps its
+// document), holds the group's rollouts while it runs, and on completion
+// becomes the phone's own assignment, the group's untouched.
+func TestDeviceRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
+	w := newWorld(t, worldOpts{backend: "bbolt"})
+	olivia := w.admin("olivia", adminauth.RoleOperator)
+	sam := w.admin("sam", adminauth.RoleSecurityAdmin)
+	sue := w.admin("sue", adminauth.RoleSecurityAdmin)
+	phones := []*phone{w.newPhone("floor-4"), w.newPhone("floor-4")}
+	all := map[*phone]behaviour{phones[0]: healthy, phones[1]: healthy}
+	base := "[[account]]\nname = \"line1\"\nuser = \"1001\"\nregistrar = \"sip.example.test:5061\"\npassword_cred = \"sip/line1\"\n"
+	first, err := sam.CreateRollout(ctx, api.RolloutRequest{Kind: "config", Group: "floor-4", Config: base,
+		Rings: []api.RolloutRing{{Name: "all", Percent: 100}}, Deadline: "30m", ReportTimeout: "20m"})
+	if err != nil {
+		t.Fatalf("CreateRollout(group document): %v", err)
+	}
+	if _, err := sue.ApproveRollout(ctx, first.ID); err != nil {
+		t.Fatalf("ApproveRollout(group document): %v", err)
+	}
+	if v := w.drive(first.ID, all, 6, "running", "completing"); v.State != "completed" {
+		t.Fatalf("group document's rollout = %s %+v, want completed", v.State, v.Halt)
+	}
+	groupVersion := phones[1].GoodConfig
+
+	// The phone's own document: auto-answer, a policy change.
+	own := "[[account]]\nname = \"line1\"\nanswer = \"auto\"\n"
+	_, err = w.admins["admin"].SetConfig(ctx, "device", phones[0].ID, []byte(own))
+	wantCode(t, "SetConfig(device, auto-answer, directly)", err, api.CodeConflict)
+	req := api.RolloutRequest{Kind: "config", Device: phones[0].ID, Config: own, Rings: []api.RolloutRing{{Name: "it", Percent: 100}},
+		Deadline: "30m", ReportTimeout: "20m"}
+	_, err = olivia.CreateRollout(ctx, req)
+	wantCode(t, "CreateRollout(device policy change, operator)", err, api.CodeForbidden)
+	bad := req
+	bad.Group = "floor-4"
+	_, err = sam.CreateRollout(ctx, bad)
+	wantCode(t, "CreateRollout(a group and a device)", err, api.CodeBadRequest)
+	v, err := sam.CreateRollout(ctx, req)
+	if err != nil {
+		t.Fatalf("CreateRollout(device policy change, security admin): %v", err)
+	}
+	if v.Device != phones[0].ID || v.Group != "floor-4" || len(v.PolicyChange) == 0 || len(v.Rings) != 1 || v.Rings[0].Devices != 1 {
+		t.Fatalf("device rollout = %+v, want device %s of group floor-4, its policy change named, one device", v, phones[0].ID)
+	}
+	// The group's rollouts wait for it.
+	_, err = olivia.CreateRollout(ctx, api.RolloutRequest{Kind: "firmware", Group: "floor-4", Firmware: "hardphone-2.0.0.raucb",
+		Rings: []api.RolloutRing{{Name: "all", Percent: 100}}})
+	wantCode(t, "CreateRollout(group, while a device rollout of the group is under way)", err, api.CodeConflict)
+	_, err = sam.ApproveRollout(ctx, v.ID)
+	wantCode(t, "ApproveRollout(its creator)", err, api.CodeConflict)
+	if _, err := sue.ApproveRollout(ctx, v.ID); err != nil {
+		t.Fatalf("ApproveRollout(device policy change): %v", err)
+	}
+	if v = w.drive(v.ID, all, 6, "running", "completing"); v.State != "completed" {
+		t.Fatalf("device rollout = %s %+v, want completed", v.State, v.Halt)
+	}
+	if phones[0].GoodConfig <= groupVersion {
+		t.Fatalf("the phone's document v%d after its rollout, want past v%d", phones[0].GoodConfig, groupVersion)
+	}
+	if phones[1].GoodConfig != groupVersion {
+		t.Fatalf("the other phone moved to v%d, want still v%d", phones[1].GoodConfig, groupVersion)
+	}
+	dev, err := w.admins["admin"].Config(ctx, "device", phones[0].ID)
+	if err != nil || dev.TOML != own {
+		t.Fatalf("the phone's own assignment = %+v, %v; want the rollout's document", dev, err)
+	}
+	grp, err := w.admins["admin"].Config(ctx, "group", "floor-4")
+	if err != nil || grp.TOML != base {
+		t.Fatalf("the group's assignment = %+v, %v; want its document unchanged", grp, err)
+	}
+}

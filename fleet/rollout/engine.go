@@ -263,7 +263,7 @@ func (e *Engine) Override(ctx context.Context, d store.Device) (*director.Overri
 
 // override is the rollout's change as the director applies it.
 func (r *record) override() *director.Override {
-	ov := &director.Override{Rollout: r.ID}
+	ov := &director.Override{Rollout: r.ID, DeviceScope: r.Spec.Device != ""}
 	switch r.Spec.Kind {
 	case KindFirmware:
 		ov.SetFirmware, ov.Firmware = true, r.Target

@@ -50,6 +50,10 @@ type RingSpec struct {
 type Spec struct {
 	Kind  Kind   `json:"kind"`
 	Group string `json:"group"`
+	// Device, when set, makes a device-scope rollout: it moves that
+	// device only, and its firmware or document becomes the device's own
+	// assignment (Group is then the device's group, filled in by Create).
+	Device string `json:"device,omitempty"`
 	// Firmware is the image repository's target name (KindFirmware).
 	Firmware string `json:"firmware,omitempty"`
 	// Config is the group's new configuration document, TOML
@@ -72,6 +76,23 @@ type Spec struct {
 	Window string `json:"window,omitempty"`
 }
 
+// scope is what the rollout changes: the device's own assignment for a
+// device-scope rollout, else the group's.
+func (s Spec) scope() store.Scope {
+	if s.Device != "" {
+		return store.Scope{Kind: store.ScopeDevice, Name: s.Device}
+	}
+	return store.Scope{Kind: store.ScopeGroup, Name: s.Group}
+}
+
+// target names the scope for people: "group G" or "device D of group G".
+func (s Spec) target() string {
+	if s.Device != "" {
+		return fmt.Sprintf("device %s of group %s", s.Device, s.Group)
+	}
+	return "group " + s.Group
+}
+
 // Validate checks the request's form (the group's devices and the target
 // are checked when the rollout is planned).
 func (s *Spec) Validate() error {
@@ -87,8 +108,20 @@ func (s *Spec) Validate() error {
 	default:
 		return fmt.Errorf("%w: kind %.16q, want firmware or config", ErrInvalid, s.Kind)
 	}
-	if err := (store.Scope{Kind: store.ScopeGroup, Name: s.Group}).Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	switch {
+	case s.Device != "":
+		if err := store.DeviceID(s.Device).Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if s.Group != "" {
+			if err := (store.Scope{Kind: store.ScopeGroup, Name: s.Group}).Validate(); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+		}
+	default:
+		if err := (store.Scope{Kind: store.ScopeGroup, Name: s.Group}).Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	if len(s.Rings) == 0 || len(s.Rings) > MaxRings {
 		return fmt.Errorf("%w: %d rings, want 1..%d", ErrInvalid, len(s.Rings), MaxRings)
@@ -172,7 +205,7 @@ func SpecFromRequest(req api.RolloutRequest) (Spec, error) {
 	if err := req.Validate(); err != nil {
 		return Spec{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	spec := Spec{Kind: Kind(req.Kind), Group: req.Group, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
+	spec := Spec{Kind: Kind(req.Kind), Group: req.Group, Device: req.Device, Firmware: req.Firmware, MaxFailurePercent: req.MaxFailurePercent,
 		Window: req.Window}
 	if req.Config != "" {
 		spec.Config = []byte(req.Config)

@@ -294,29 +294,29 @@ func (e *Engine) publish(ctx context.Context, rec *record, dev store.DeviceID) {
 	}
 }
 
-// complete writes the group's new assignment (every device has what it
-// says by now) and ends the rollout.
+// complete writes the new assignment, the group's or the device's own
+// (every device has what it says by now), and ends the rollout.
 func (e *Engine) complete(ctx context.Context, s *stepper) error {
 	rec := s.rec
-	sc := store.Scope{Kind: store.ScopeGroup, Name: rec.Spec.Group}
+	sc := rec.Spec.scope()
 	by := "rollout " + rec.ID
 	var failed []string
 	switch rec.Spec.Kind {
 	case KindFirmware:
 		ch, err := e.dir.AssignFirmware(ctx, sc, rec.Target.Name, by)
 		if err != nil {
-			return fmt.Errorf("complete: assign the group's firmware: %w", err)
+			return fmt.Errorf("complete: assign the firmware of %s: %w", rec.Spec.target(), err)
 		}
 		failed = ch.Failed
 	case KindConfig:
 		ch, err := e.dir.SetConfig(ctx, sc, rec.Spec.Config, by)
 		if err != nil {
-			return fmt.Errorf("complete: set the group's document: %w", err)
+			return fmt.Errorf("complete: set the document of %s: %w", rec.Spec.target(), err)
 		}
 		failed = ch.Failed
 	}
 	rec.State = StateCompleted
-	detail := fmt.Sprintf("group %s assigned the rollout's %s", rec.Spec.Group, rec.Spec.Kind)
+	detail := fmt.Sprintf("%s assigned the rollout's %s", rec.Spec.target(), rec.Spec.Kind)
 	if len(failed) > 0 {
 		detail += fmt.Sprintf("; %d device(s) outside the rollout not republished (first: %s)", len(failed), failed[0])
 	}

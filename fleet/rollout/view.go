@@ -47,7 +47,7 @@ func (e *Engine) viewOf(ctx context.Context, id store.RolloutID, rec *record) (V
 
 // summary is the view without the devices' counts.
 func (e *Engine) summary(rec *record) View {
-	v := View{ID: rec.ID, Kind: string(rec.Spec.Kind), Group: rec.Spec.Group, State: string(rec.State), CreatedBy: rec.CreatedBy,
+	v := View{ID: rec.ID, Kind: string(rec.Spec.Kind), Group: rec.Spec.Group, Device: rec.Spec.Device, State: string(rec.State), CreatedBy: rec.CreatedBy,
 		CreatedAt: rec.CreatedAt, ConfigSHA256: rec.ConfigSHA256, Signatures: rec.Signatures, CurrentRing: rec.ringName(),
 		MaxFailurePercent: rec.Spec.MaxFailurePercent, Deadline: rec.Spec.Deadline.String(), ReportTimeout: rec.Spec.ReportTimeout.String(),
 		Window: rec.Spec.Window, Excluded: rec.Excluded}
@@ -113,13 +113,14 @@ func (e *Engine) view(ctx context.Context, rec *record) (View, error) {
 	return v, nil
 }
 
-// groupConfigBefore is the group's document the rollout replaces (nil
-// when none, or once the rollout completed and replaced it).
+// groupConfigBefore is the document the rollout replaces, the group's or
+// (device scope) the device's own (nil when none, or once the rollout
+// completed and replaced it).
 func (e *Engine) groupConfigBefore(ctx context.Context, rec *record) []byte {
 	if rec.State == StateCompleted {
 		return nil
 	}
-	a, err := e.dir.Assignment(ctx, store.Scope{Kind: store.ScopeGroup, Name: rec.Spec.Group})
+	a, err := e.dir.Assignment(ctx, rec.Spec.scope())
 	if err != nil {
 		return nil
 	}

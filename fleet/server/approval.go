@@ -40,7 +40,7 @@ func (s *Server) stagedRollout(w http.ResponseWriter, r *http.Request, _ princip
 	}
 	out := api.StagedPage{Rollout: string(id), Devices: []api.StagedDevice{}, Next: next, Total: total}
 	for _, d := range devs {
-		sd := api.StagedDevice{Device: string(d.Device), Unchanged: d.Unchanged, Override: string(d.Override)}
+		sd := api.StagedDevice{Device: string(d.Device), Unchanged: d.Unchanged, Override: string(d.Override), GroupConfig: string(d.Group)}
 		if st := d.Staged; st != nil && !st.Unchanged {
 			sd.Forward = &api.StagedTargets{Targets: st.Forward.Targets, Config: st.Forward.Config}
 			sd.Revert = &api.StagedTargets{Targets: st.Revert.Targets, Config: st.Revert.Config}

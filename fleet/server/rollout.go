@@ -133,7 +133,11 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, p princip
 		need = adminauth.PermPolicyWrite
 	}
 	if err := s.reauthorize(r, need); err != nil {
-		s.denied(r.Context(), p, "rollout.create", "group "+spec.Group, err)
+		target := "group " + spec.Group
+		if spec.Device != "" {
+			target = "device " + spec.Device
+		}
+		s.denied(r.Context(), p, "rollout.create", target, err)
 		return err
 	}
 	v, err := s.rollouts.Create(r.Context(), spec, actor(p))
