@@ -251,7 +251,8 @@ func newBinWorld(t *testing.T, backend string, approvers, threshold int) *binWor
 		t.Fatalf("admin CA: %v", err)
 	}
 	admins := map[string]admin{}
-	for name, r := range map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator,
+	for name, r := range map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdmin, "sam": adminauth.RoleSecurityAdmin,
+		"sue": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator,
 		"alice": adminauth.RoleOperator, "bob": adminauth.RoleOperator, "vera": adminauth.RoleViewer, "audrey": adminauth.RoleAuditor} {
 		admins[name] = makeAdmin(t, dir, auth, adminCA, name, r)
 	}
@@ -573,5 +574,94 @@ func TestSignedApprovalBinary(t *testing.T) {
 		t.Fatalf("signed rollout = %s with %d approvals, want completed with 2", v.State, len(v.Approvals))
 	}
 	t.Logf("2-ring rollout signed by two admins with hpctl, through the binaries: %v from the second signature to completed",
+		time.Since(start).Round(time.Millisecond))
+}
+
+// TestSignedDeviceRolloutBinary: under a director root that wants two
+// admins' signatures beside the online key, one phone's own document
+// that changes its security policy goes out as a device-scope rollout: a
+// security admin creates it with hpctl fleet rollout create --device, two
+// other security admins approve it with their keys (hpctl checks the one
+// staged document against the group's, none here, under the rollout's),
+// and it moves that phone only.
+func TestSignedDeviceRolloutBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: real servers end to end; make test runs it")
+	}
+	b := newBinWorld(t, "bbolt", 2, 3)
+	for i, name := range []string{"sam", "sue"} {
+		if out, err := b.hpctl(b.admins[name], "fleet", "approver-key", "register", "--approver-key", b.approvers[i]); err != nil {
+			t.Fatalf("hpctl fleet approver-key register (%s): %v\n%s", name, err, out)
+		}
+	}
+	own := filepath.Join(t.TempDir(), "own.toml")
+	doc := "[[account]]\nname = \"line1\"\nuser = \"1001\"\nregistrar = \"sip.example.test:5061\"\npassword_cred = \"sip/line1\"\nanswer = \"auto\"\n"
+	if err := os.WriteFile(own, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev := b.phones[1]
+	create := []string{"fleet", "rollout", "create", "--device", dev.ID, "--config", own, "--ring", "it=100%", "--deadline", "10m",
+		"--report-timeout", "10m", "--json"}
+	if out, err := b.hpctl(b.admins["olivia"], create...); err == nil || !strings.Contains(out, "forbidden") {
+		t.Fatalf("hpctl fleet rollout create --device (operator, a policy change): %v\n%s\nwant forbidden", err, out)
+	}
+	out, err := b.hpctl(b.admins["admin"], create...)
+	if err != nil {
+		t.Fatalf("hpctl fleet rollout create --device: %v\n%s", err, out)
+	}
+	var v api.Rollout
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Device != dev.ID || v.Group != "floor-1" || v.Signatures != 2 || len(v.PolicyChange) == 0 {
+		t.Fatalf("device rollout create = %+v, %v; want device %s of floor-1, a policy change, 2 signatures needed", v, err, dev.ID)
+	}
+	out, err = b.hpctl(b.admins["sam"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[0])
+	if err != nil || !strings.Contains(out, "checked 1 device(s): 1 to sign") || !strings.Contains(out, "is pending") {
+		t.Fatalf("hpctl fleet approve (sam): %v\n%s\nwant the one device checked and signed, still pending", err, out)
+	}
+	start := time.Now()
+	out, err = b.hpctl(b.admins["sue"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[1])
+	if err != nil || !strings.Contains(out, "is running") {
+		t.Fatalf("hpctl fleet approve (sue): %v\n%s\nwant running", err, out)
+	}
+	before := map[string]uint64{}
+	for _, p := range b.phones {
+		before[p.ID] = p.GoodConfig
+	}
+	for {
+		if time.Since(start) > 2*time.Minute {
+			out, _ := b.hpctl(b.admins["olivia"], "fleet", "rollout", "show", v.ID)
+			t.Fatalf("device rollout not completed:\n%s", out)
+		}
+		if a, err := dev.Assigned(); err == nil && a.Config != nil && a.Config.Version > dev.GoodConfig {
+			dev.Follow(rollouttest.Healthy)
+		}
+		out, err := b.hpctl(b.admins["vera"], "fleet", "rollout", "show", v.ID, "--json")
+		if err != nil {
+			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("show output: %v", err)
+		}
+		if v.State == "completed" || v.State == "halted" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
+	}
+	if v.State != "completed" || len(v.Approvals) != 2 {
+		t.Fatalf("device rollout = %s with %d approvals (%+v), want completed with 2", v.State, len(v.Approvals), v.Halt)
+	}
+	if dev.GoodConfig == before[dev.ID] {
+		t.Fatalf("%s still runs document v%d after its rollout", dev.ID, dev.GoodConfig)
+	}
+	for _, p := range b.phones {
+		if p == dev {
+			continue
+		}
+		// The others were never named a document (their director
+		// metadata, if any, names none).
+		if a, err := p.Assigned(); p.GoodConfig != before[p.ID] || err == nil && a.Config != nil {
+			t.Fatalf("phone %s moved to document v%d (assigned %+v, %v), want only %s moved", p.ID, p.GoodConfig, a, err, dev.ID)
+		}
+	}
+	t.Logf("device-scope policy rollout signed by two security admins with hpctl: %v from the second signature to completed",
 		time.Since(start).Round(time.Millisecond))
 }
