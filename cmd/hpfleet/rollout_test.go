@@ -339,27 +339,7 @@ func testRolloutBinary(t *testing.T, backend string) {
 		t.Fatalf("hpctl fleet approve: %v\n%s", err, out)
 	}
 	// The phones follow; hpfleet's loop advances the rings.
-	for {
-		if time.Since(start) > 2*time.Minute {
-			t.Fatalf("rollout not completed:\n%s", mustShow(t, hpctl, admins["olivia"], v.ID))
-		}
-		for _, p := range phones {
-			if a, err := p.Assigned(); err == nil && a.Firmware != nil && a.Firmware.Version != p.Running {
-				p.Follow(rollouttest.Healthy)
-			}
-		}
-		out, err := hpctl(admins["vera"], "fleet", "rollout", "show", v.ID, "--json")
-		if err != nil {
-			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
-		}
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("show output: %v", err)
-		}
-		if v.State == "completed" || v.State == "halted" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
-	}
+	v = *b.follow(t, v.ID, firmwareFollower(phones))
 	if v.State != "completed" {
 		t.Fatalf("rollout = %s:\n%s", v.State, mustShow(t, hpctl, admins["olivia"], v.ID))
 	}
@@ -548,28 +528,7 @@ func TestSignedApprovalBinary(t *testing.T) {
 	if err != nil || !strings.Contains(out, "is running") {
 		t.Fatalf("hpctl fleet approve (bob): %v\n%s\nwant running", err, out)
 	}
-	for {
-		if time.Since(start) > 2*time.Minute {
-			out, _ := b.hpctl(b.admins["olivia"], "fleet", "rollout", "show", v.ID)
-			t.Fatalf("signed rollout not completed:\n%s", out)
-		}
-		for _, p := range b.phones {
-			if a, err := p.Assigned(); err == nil && a.Firmware != nil && a.Firmware.Version != p.Running {
-				p.Follow(rollouttest.Healthy)
-			}
-		}
-		out, err := b.hpctl(b.admins["vera"], "fleet", "rollout", "show", v.ID, "--json")
-		if err != nil {
-			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
-		}
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("show output: %v", err)
-		}
-		if v.State == "completed" || v.State == "halted" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
-	}
+	v = *b.follow(t, v.ID, firmwareFollower(b.phones))
 	if v.State != "completed" || len(v.Approvals) != 2 {
 		t.Fatalf("signed rollout = %s with %d approvals, want completed with 2", v.State, len(v.Approvals))
 	}
@@ -626,26 +585,11 @@ func TestSignedDeviceRolloutBinary(t *testing.T) {
 	for _, p := range b.phones {
 		before[p.ID] = p.GoodConfig
 	}
-	for {
-		if time.Since(start) > 2*time.Minute {
-			out, _ := b.hpctl(b.admins["olivia"], "fleet", "rollout", "show", v.ID)
-			t.Fatalf("device rollout not completed:\n%s", out)
-		}
+	v = *b.follow(t, v.ID, func() {
 		if a, err := dev.Assigned(); err == nil && a.Config != nil && a.Config.Version > dev.GoodConfig {
 			dev.Follow(rollouttest.Healthy)
 		}
-		out, err := b.hpctl(b.admins["vera"], "fleet", "rollout", "show", v.ID, "--json")
-		if err != nil {
-			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
-		}
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("show output: %v", err)
-		}
-		if v.State == "completed" || v.State == "halted" {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
-	}
+	})
 	if v.State != "completed" || len(v.Approvals) != 2 {
 		t.Fatalf("device rollout = %s with %d approvals (%+v), want completed with 2", v.State, len(v.Approvals), v.Halt)
 	}
@@ -664,4 +608,42 @@ func TestSignedDeviceRolloutBinary(t *testing.T) {
 	}
 	t.Logf("device-scope policy rollout signed by two security admins with hpctl: %v from the second signature to completed",
 		time.Since(start).Round(time.Millisecond))
+}
+
+// follow runs the phones' side (each call of step plays one check-in
+// cycle) and polls the rollout with hpctl as a viewer until it completes
+// or halts, at most 2 minutes.
+func (b *binWorld) follow(t *testing.T, id string, step func()) *api.Rollout {
+	t.Helper()
+	var v api.Rollout
+	for start := time.Now(); ; {
+		if time.Since(start) > 2*time.Minute {
+			out, _ := b.hpctl(b.admins["olivia"], "fleet", "rollout", "show", id)
+			t.Fatalf("rollout %s neither completed nor halted in 2 minutes:\n%s", id, out)
+		}
+		step()
+		out, err := b.hpctl(b.admins["vera"], "fleet", "rollout", "show", id, "--json")
+		if err != nil {
+			t.Fatalf("hpctl fleet rollout show: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("show output: %v", err)
+		}
+		if v.State == "completed" || v.State == "halted" {
+			return &v
+		}
+		time.Sleep(200 * time.Millisecond) // hpfleet's loop runs every second
+	}
+}
+
+// firmwareFollower is the phones' side of a firmware rollout: each phone
+// named a bundle it does not run installs it, boots and marks it good.
+func firmwareFollower(phones []*rollouttest.Phone) func() {
+	return func() {
+		for _, p := range phones {
+			if a, err := p.Assigned(); err == nil && a.Firmware != nil && a.Firmware.Version != p.Running {
+				p.Follow(rollouttest.Healthy)
+			}
+		}
+	}
 }

@@ -61,6 +61,10 @@ func parsePages() (map[string]*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	tables, err := fs.ReadFile(templateFS, "templates/tables.html")
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
 		body, err := fs.ReadFile(templateFS, "templates/"+p+".html")
@@ -70,6 +74,9 @@ func parsePages() (map[string]*template.Template, error) {
 		t, err := template.New("layout").Funcs(funcs).Parse(string(layout))
 		if err != nil {
 			return nil, fmt.Errorf("layout: %w", err)
+		}
+		if _, err := t.New("tables").Parse(string(tables)); err != nil {
+			return nil, fmt.Errorf("tables: %w", err)
 		}
 		if _, err := t.New(p).Parse(string(body)); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)

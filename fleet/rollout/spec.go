@@ -176,26 +176,11 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: deadline %v and report timeout %v, want %v..%v", ErrInvalid, s.Deadline, s.ReportTimeout, MinDeadline, MaxDeadline)
 	}
 	if s.Window != "" {
-		if _, err := ParseWindow(s.Window); err != nil {
-			return err
+		if _, err := weekly.Parse(s.Window); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	return nil
-}
-
-// Window is a weekly maintenance window in the phones' time zone.
-type Window = weekly.Window
-
-// ParseWindow reads "DAYS HH:MM-HH:MM ZONE" (package weekly): DAYS is a
-// day ("Mon"), a range ("Mon-Fri") or a comma list of either ("Sat,Sun");
-// ZONE an IANA time zone name ("Europe/Berlin", "UTC"), the phones' local
-// time. Its errors wrap ErrInvalid.
-func ParseWindow(s string) (Window, error) {
-	w, err := weekly.Parse(s)
-	if err != nil {
-		return w, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	return w, nil
 }
 
 // SpecFromRequest reads a rollout request as the fleet API and the console

@@ -119,17 +119,6 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
-// TestParseWindow: a rollout's window is package weekly's form; a bad one
-// is the rollout's ErrInvalid (the table of forms is weekly's test).
-func TestParseWindow(t *testing.T) {
-	if _, err := ParseWindow("Mon-Fri 02:00-04:00 UTC"); err != nil {
-		t.Fatalf("ParseWindow: %v", err)
-	}
-	if _, err := ParseWindow("Mon 02:00"); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("ParseWindow(bad) = %v, want ErrInvalid", err)
-	}
-}
-
 // report makes a stored report of what a phone says.
 func report(t *testing.T, at time.Time, r api.Report) store.Report {
 	t.Helper()

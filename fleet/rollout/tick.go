@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/store"
+	"github.com/hardphone/hardphone/internal/weekly"
 )
 
 // Run advances every active rollout each interval until ctx ends (every
@@ -238,7 +239,7 @@ func (e *Engine) advance(ctx context.Context, s *stepper) error {
 			return e.complete(ctx, s)
 		}
 		if rec.Spec.Window != "" {
-			w, err := ParseWindow(rec.Spec.Window)
+			w, err := weekly.Parse(rec.Spec.Window)
 			if err != nil {
 				return err
 			}

@@ -2,11 +2,7 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"os"
@@ -24,6 +20,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/client"
+	"github.com/hardphone/hardphone/fleet/client/clienttest"
 	"github.com/hardphone/hardphone/fleet/tufrepo"
 	"github.com/hardphone/hardphone/system"
 	"github.com/hardphone/hardphone/test"
@@ -129,26 +126,12 @@ func newRolloutFleet(t *testing.T) *rolloutFleet {
 		t.Fatal(err)
 	}
 	for name := range rolloutAdmins {
-		var c *client.Client
-		if name == "admin" {
-			c = rf.admin // the CA's admin certificate names "admin"
-		} else {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			der, err := adminCA.IssueAdmin(key.Public(), name, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err = client.New(client.Config{URL: rf.srv.URL, ServerName: fleetServerName, Roots: roots,
-				Certificate: &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.CloseIdleConnections)
+		if name != "admin" {
+			rf.admins[name] = clienttest.SessionClient(t, rf.srv.URL, fleetServerName, roots, adminCA, name, tokens[name], rolloutSessionUA)
+			continue
 		}
-		sc, err := c.WithSession(tokens[name], rolloutSessionUA)
+		// The CA's admin certificate names "admin" (fleetEnv's client).
+		sc, err := rf.admin.WithSession(tokens[name], rolloutSessionUA)
 		if err != nil {
 			t.Fatal(err)
 		}

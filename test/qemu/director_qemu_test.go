@@ -82,22 +82,7 @@ func TestFleetDirector(t *testing.T) {
 	admin := fl.admin
 
 	// The factory's phone, and its image: version 1, pinning both roots.
-	tpmDir := f.factoryTPM(t, dir, fl, "QEMU-000002")
-	base := filepath.Join(dir, "image")
-	f.fleetImage(t, fl, rp, base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
-	start := time.Now()
-	vm := test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
-		TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, rp.ngx), Dir: dir})
-	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "A")
-	var id string
-	waitFleet(t, fl, "the phone enrolled", func() bool {
-		page, err := admin.Inventory(ctx, "", 10)
-		if err == nil && len(page.Devices) == 1 {
-			id = page.Devices[0].ID
-			return true
-		}
-		return false
-	})
+	vm, id, start := f.bootFleetPhone(t, dir, fl, rp, "QEMU-000002")
 	t.Logf("enrolled as %s %v after QEMU started", id, time.Since(start).Round(time.Millisecond))
 	k.SetDeviceUser(t, id, sipUser)
 	wantField(t, vm.WaitMarker(t, "registered", bootTimeout), "credentials", "tpm")
@@ -245,6 +230,32 @@ func (f *fixture) fleetImage(t *testing.T, fl *fleet, r *repos, out string, extr
 		"--user", sipUser, "--fleet", "https://10.0.2.101:8443", "--fleet-server-name", fleetName,
 		"--fleet-ca", filepath.Join(fl.pki, ca.ServerCACertFile), "--fleet-device-ca", filepath.Join(fl.pki, ca.DeviceCACertFile),
 		"--image-root", r.imageRoot, "--director-root", r.dirRoot, "--image-repo", guestImageRepo}, extra...)...)
+}
+
+// bootFleetPhone makes a zero-touch phone of group lab from the factory
+// (serial), builds its image (version 1, pinning both repositories),
+// boots it and waits for its enrolment: the VM, the device ID hpfleet
+// gave it and when QEMU started.
+func (f *fixture) bootFleetPhone(t *testing.T, dir string, fl *fleet, rp *repos, serial string) (*test.QEMU, string, time.Time) {
+	t.Helper()
+	tpmDir := f.factoryTPM(t, dir, fl, serial)
+	base := filepath.Join(dir, "image")
+	f.fleetImage(t, fl, rp, base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
+	start := time.Now()
+	vm := test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
+		TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, rp.ngx), Dir: dir})
+	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "A")
+	var id string
+	waitFleet(t, fl, "the phone "+serial+" enrolled", func() bool {
+		page, err := fl.admin.Inventory(context.Background(), "", 10)
+		for _, d := range page.Devices {
+			if err == nil && d.Serial == serial {
+				id = d.ID
+			}
+		}
+		return id != ""
+	})
+	return vm, id, start
 }
 
 // waitFleet polls cond until it holds, failing after installTimeout with

@@ -2,10 +2,6 @@ package qemu
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,6 +17,7 @@ import (
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/client"
+	"github.com/hardphone/hardphone/fleet/client/clienttest"
 	"github.com/hardphone/hardphone/fleet/rollout/rollouttest"
 	"github.com/hardphone/hardphone/hal/tpm"
 	"github.com/hardphone/hardphone/test"
@@ -82,24 +79,8 @@ func TestFleetRolloutCrashLoop(t *testing.T) {
 
 	// The canary: the factory's phone, image version 1 pinning both
 	// repositories. Ring 2: a simulated phone of the same group.
-	tpmDir := f.factoryTPM(t, dir, fl, "QEMU-000003")
 	other := simulatedPhone(t, fl, rp, "QEMU-SIM-0001")
-	base := filepath.Join(dir, "image")
-	f.fleetImage(t, fl, rp, base, "--version", "1", "--security-version", "1", "--data", filepath.Join(dir, "data"))
-	start := time.Now()
-	vm := test.StartQEMU(t, test.QEMUConfig{Disk: filepath.Join(base, "disk.img"), Flash: filepath.Join(base, "flash1.img"),
-		TPMState: tpmDir, SIPPort: 5061, FleetPort: srvPort(t, fl.srv), ImageRepoPort: nginxPort(t, rp.ngx), Dir: dir})
-	wantField(t, vm.WaitMarker(t, "init", bootTimeout), "slot", "A")
-	var id string
-	waitFleet(t, fl, "the phone enrolled", func() bool {
-		page, err := fl.admin.Inventory(ctx, "", 10)
-		for _, d := range page.Devices {
-			if err == nil && d.Serial == "QEMU-000003" {
-				id = d.ID
-			}
-		}
-		return id != ""
-	})
+	vm, id, start := f.bootFleetPhone(t, dir, fl, rp, "QEMU-000003")
 	k.SetDeviceUser(t, id, sipUser)
 	wantField(t, vm.WaitMarker(t, "registered", bootTimeout), "credentials", "tpm")
 	wantField(t, vm.WaitMarker(t, "marked-good", bootTimeout), "slot", "A")
@@ -236,23 +217,11 @@ func (fl *fleet) sessionClients(t *testing.T, tokens map[string]string) map[stri
 	}
 	out := map[string]*client.Client{}
 	for name, tok := range tokens {
-		c := fl.admin
 		if name != "admin" {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			der, err := adminCA.IssueAdmin(key.Public(), name, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c, err = client.New(client.Config{URL: fl.srv.URL, ServerName: fleetName, Roots: roots,
-				Certificate: &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.CloseIdleConnections)
+			out[name] = clienttest.SessionClient(t, fl.srv.URL, fleetName, roots, adminCA, name, tok, adminUA)
+			continue
 		}
-		if out[name], err = c.WithSession(tok, adminUA); err != nil {
+		if out[name], err = fl.admin.WithSession(tok, adminUA); err != nil {
 			t.Fatal(err)
 		}
 	}
