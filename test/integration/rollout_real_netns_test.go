@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	"github.com/hardphone/hardphone/agent/config"
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/fleet/adminauth"
-	"github.com/hardphone/hardphone/fleet/adminauth/authtest"
-	"github.com/hardphone/hardphone/fleet/adminauth/boltauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
@@ -57,23 +54,8 @@ func newRolloutFleet(t *testing.T) *rolloutFleet {
 				t.Fatal(err)
 			}
 			// The admins, in the store hpfleet opens (it is not running).
-			data := filepath.Join(dir, "fleet-data")
-			if err := os.MkdirAll(data, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			as, err := boltauth.Open(filepath.Join(data, "adminauth"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			auth, err := adminauth.New(as)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for name, role := range rolloutAdmins {
-				tokens[name] = authtest.Session(t, auth, name, role, adminauth.Client{Addr: netip.MustParseAddr("127.0.0.1"), UserAgent: rolloutSessionUA})
-			}
-			if err := as.Close(); err != nil {
-				t.Fatal(err)
+			for name, tok := range clienttest.Sessions(t, filepath.Join(dir, "fleet-data"), rolloutAdmins, rolloutSessionUA) {
+				tokens[name] = tok
 			}
 
 			keyDir := filepath.Join(dir, "keys")

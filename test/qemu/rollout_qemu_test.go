@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/hardphone/hardphone/fleet/adminauth"
-	"github.com/hardphone/hardphone/fleet/adminauth/authtest"
-	"github.com/hardphone/hardphone/fleet/adminauth/boltauth"
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
@@ -63,8 +60,8 @@ func TestFleetRolloutCrashLoop(t *testing.T) {
 	if _, err := audit.WriteKeyFiles(auditKey, auditKey+".pub", fleetName+"/audit"); err != nil {
 		t.Fatal(err)
 	}
-	tokens := adminSessions(t, filepath.Join(dir, "fleet-data"), map[string]adminauth.Role{
-		"admin": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator, "oscar": adminauth.RoleOperator})
+	tokens := clienttest.Sessions(t, filepath.Join(dir, "fleet-data"), map[string]adminauth.Role{
+		"admin": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator, "oscar": adminauth.RoleOperator}, adminUA)
 	k := test.StartKamailio(t, test.KamailioPKI(f.pki), test.KamailioCert(f.regCert, f.regKey),
 		test.KamailioCA(filepath.Join(fl.pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers(),
 		test.KamailioUsers(map[string]string{sipUser: f.password}), test.KamailioDigestAlgorithm("SHA-256"))
@@ -173,33 +170,6 @@ func TestFleetRolloutCrashLoop(t *testing.T) {
 	t.Logf("timeline:\n%s", vm.Timeline())
 	t.Logf("approval -> back on A after %d crashed tries of B: %v; -> rollout halted: %v; scenario %v",
 		attempts, fellBack.Round(time.Millisecond), haltedAt.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-}
-
-// adminSessions creates the admins (name to role) in the admin store
-// under hpfleet's data directory before it starts, each with a password,
-// TOTP and a session bound to 127.0.0.1 and adminUA; it returns their
-// session tokens.
-func adminSessions(t *testing.T, data string, roles map[string]adminauth.Role) map[string]string {
-	t.Helper()
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	as, err := boltauth.Open(filepath.Join(data, "adminauth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := adminauth.New(as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := map[string]string{}
-	for name, role := range roles {
-		tokens[name] = authtest.Session(t, auth, name, role, adminauth.Client{Addr: netip.MustParseAddr("127.0.0.1"), UserAgent: adminUA})
-	}
-	if err := as.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return tokens
 }
 
 // sessionClients are admin clients by name, each with its session: the

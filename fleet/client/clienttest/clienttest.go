@@ -1,6 +1,6 @@
-// Package clienttest makes fleet admin clients for end-to-end tests: a
-// client certificate the fleet's admin CA issues for a name, and a
-// session made before hpfleet started. Imported by tests only
+// Package clienttest makes fleet admin clients for end-to-end tests: the
+// admins and their sessions, made in hpfleet's admin store before it
+// starts, and a client certificate the fleet's admin CA issues for a name. Imported by tests only
 // (test/integration, test/qemu).
 package clienttest
 
@@ -10,9 +10,15 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/hardphone/hardphone/fleet/adminauth"
+	"github.com/hardphone/hardphone/fleet/adminauth/authtest"
+	"github.com/hardphone/hardphone/fleet/adminauth/boltauth"
 	"github.com/hardphone/hardphone/fleet/ca"
 	"github.com/hardphone/hardphone/fleet/client"
 )
@@ -41,4 +47,31 @@ func SessionClient(t testing.TB, url, serverName string, roots *x509.CertPool, a
 		t.Fatalf("WithSession(%s): %v", name, err)
 	}
 	return sc
+}
+
+// Sessions creates the admins (name to role) in the bbolt admin store
+// under hpfleet's data directory, before hpfleet starts on it, each with
+// a password, TOTP and a full session bound to 127.0.0.1 and userAgent;
+// it returns their session tokens by name.
+func Sessions(t testing.TB, data string, roles map[string]adminauth.Role, userAgent string) map[string]string {
+	t.Helper()
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	as, err := boltauth.Open(filepath.Join(data, "adminauth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := adminauth.New(as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for name, role := range roles {
+		tokens[name] = authtest.Session(t, auth, name, role, adminauth.Client{Addr: netip.MustParseAddr("127.0.0.1"), UserAgent: userAgent})
+	}
+	if err := as.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return tokens
 }
