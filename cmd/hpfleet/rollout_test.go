@@ -251,8 +251,8 @@ func newBinWorld(t *testing.T, backend string, approvers, threshold int) *binWor
 		t.Fatalf("admin CA: %v", err)
 	}
 	admins := map[string]admin{}
-	for name, r := range map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdmin, "sam": adminauth.RoleSecurityAdmin,
-		"sue": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator,
+	for name, r := range map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdmin, "sid": adminauth.RoleSecurityAdmin,
+		"sasha": adminauth.RoleSecurityAdmin, "olivia": adminauth.RoleOperator,
 		"alice": adminauth.RoleOperator, "bob": adminauth.RoleOperator, "vera": adminauth.RoleViewer, "audrey": adminauth.RoleAuditor} {
 		admins[name] = makeAdmin(t, dir, auth, adminCA, name, r)
 	}
@@ -548,7 +548,7 @@ func TestSignedDeviceRolloutBinary(t *testing.T) {
 		t.Skip("short: real servers end to end; make test runs it")
 	}
 	b := newBinWorld(t, "bbolt", 2, 3)
-	for i, name := range []string{"sam", "sue"} {
+	for i, name := range []string{"sid", "sasha"} {
 		if out, err := b.hpctl(b.admins[name], "fleet", "approver-key", "register", "--approver-key", b.approvers[i]); err != nil {
 			t.Fatalf("hpctl fleet approver-key register (%s): %v\n%s", name, err, out)
 		}
@@ -572,14 +572,14 @@ func TestSignedDeviceRolloutBinary(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Device != dev.ID || v.Group != "floor-1" || v.Signatures != 2 || len(v.PolicyChange) == 0 {
 		t.Fatalf("device rollout create = %+v, %v; want device %s of floor-1, a policy change, 2 signatures needed", v, err, dev.ID)
 	}
-	out, err = b.hpctl(b.admins["sam"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[0])
+	out, err = b.hpctl(b.admins["sid"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[0])
 	if err != nil || !strings.Contains(out, "checked 1 device(s): 1 to sign") || !strings.Contains(out, "is pending") {
-		t.Fatalf("hpctl fleet approve (sam): %v\n%s\nwant the one device checked and signed, still pending", err, out)
+		t.Fatalf("hpctl fleet approve (sid): %v\n%s\nwant the one device checked and signed, still pending", err, out)
 	}
 	start := time.Now()
-	out, err = b.hpctl(b.admins["sue"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[1])
+	out, err = b.hpctl(b.admins["sasha"], "fleet", "approve", v.ID, "--yes", "--approver-key", b.approvers[1])
 	if err != nil || !strings.Contains(out, "is running") {
-		t.Fatalf("hpctl fleet approve (sue): %v\n%s\nwant running", err, out)
+		t.Fatalf("hpctl fleet approve (sasha): %v\n%s\nwant running", err, out)
 	}
 	before := map[string]uint64{}
 	for _, p := range b.phones {
