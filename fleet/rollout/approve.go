@@ -94,12 +94,15 @@ func (e *Engine) Staged(ctx context.Context, id store.RolloutID, after string, l
 		if rec.Spec.Device != "" {
 			other = store.Scope{Kind: store.ScopeGroup, Name: rec.Spec.Group}
 		}
-		if a, err := e.dir.Assignment(ctx, other); err == nil && rec.Spec.Device != "" {
-			sd.Group = a.Config
-		} else if err == nil {
-			sd.Override = a.Config
-		} else if !errors.Is(err, store.ErrNotFound) {
+		a, err := e.dir.Assignment(ctx, other)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			return nil, "", 0, err
+		case rec.Spec.Device != "":
+			sd.Group = a.Config
+		default:
+			sd.Override = a.Config
 		}
 		out = append(out, sd)
 	}

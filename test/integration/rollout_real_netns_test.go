@@ -45,7 +45,7 @@ var rolloutAdmins = map[string]adminauth.Role{"admin": adminauth.RoleSecurityAdm
 
 func newRolloutFleet(t *testing.T) *rolloutFleet {
 	t.Helper()
-	rf := &rolloutFleet{admins: map[string]*client.Client{}}
+	rf := &rolloutFleet{}
 	tokens := map[string]string{}
 	rf.fleetEnv = newFleetEnvWith(t, fleetSetup{
 		hpfleet: func(t testing.TB, dir string, k *test.Kamailio) []string {
@@ -99,26 +99,8 @@ func newRolloutFleet(t *testing.T) *rolloutFleet {
 			t.Logf("--- hpfleet log ---\n%s", rf.srv.LogTail())
 		}
 	})
-	roots, err := ca.LoadPool(filepath.Join(rf.pki, ca.ServerCACertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCA, err := ca.Load(filepath.Join(rf.pki, ca.AdminCACertFile), filepath.Join(rf.pki, ca.AdminCAKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name := range rolloutAdmins {
-		if name != "admin" {
-			rf.admins[name] = clienttest.SessionClient(t, rf.srv.URL, fleetServerName, roots, adminCA, name, tokens[name], rolloutSessionUA)
-			continue
-		}
-		// The CA's admin certificate names "admin" (fleetEnv's client).
-		sc, err := rf.admin.WithSession(tokens[name], rolloutSessionUA)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rf.admins[name] = sc
-	}
+	// The CA's admin certificate names "admin" (fleetEnv's client).
+	rf.admins = clienttest.Clients(t, rf.srv.URL, fleetServerName, rf.pki, rf.admin, tokens, rolloutSessionUA)
 	// The allow-list import below (fleetEnv.admin) is the security
 	// admin's, with its session: every admin endpoint wants one here.
 	rf.admin = rf.admins["admin"]

@@ -13,7 +13,6 @@ import (
 	"github.com/hardphone/hardphone/fleet/api"
 	"github.com/hardphone/hardphone/fleet/audit"
 	"github.com/hardphone/hardphone/fleet/ca"
-	"github.com/hardphone/hardphone/fleet/client"
 	"github.com/hardphone/hardphone/fleet/client/clienttest"
 	"github.com/hardphone/hardphone/fleet/rollout/rollouttest"
 	"github.com/hardphone/hardphone/hal/tpm"
@@ -66,7 +65,7 @@ func TestFleetRolloutCrashLoop(t *testing.T) {
 		test.KamailioCA(filepath.Join(fl.pki, ca.DeviceCACertFile)), test.KamailioDeviceUsers(),
 		test.KamailioUsers(map[string]string{sipUser: f.password}), test.KamailioDigestAlgorithm("SHA-256"))
 	fl.start(t, dir, append(rp.hpfleetArgs(), "--audit-key", auditKey, "--rollout-interval", "1s")...)
-	admins := fl.sessionClients(t, tokens)
+	admins := clienttest.Clients(t, fl.srv.URL, fleetName, fl.pki, fl.admin, tokens, adminUA)
 	fl.admin = admins["admin"] // the allow-list imports below need a session too
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -170,32 +169,6 @@ func TestFleetRolloutCrashLoop(t *testing.T) {
 	t.Logf("timeline:\n%s", vm.Timeline())
 	t.Logf("approval -> back on A after %d crashed tries of B: %v; -> rollout halted: %v; scenario %v",
 		attempts, fellBack.Round(time.Millisecond), haltedAt.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-}
-
-// sessionClients are admin clients by name, each with its session: the
-// CA's admin certificate for "admin", a certificate the admin CA issues
-// for each other name.
-func (fl *fleet) sessionClients(t *testing.T, tokens map[string]string) map[string]*client.Client {
-	t.Helper()
-	roots, err := ca.LoadPool(filepath.Join(fl.pki, ca.ServerCACertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminCA, err := ca.Load(filepath.Join(fl.pki, ca.AdminCACertFile), filepath.Join(fl.pki, ca.AdminCAKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*client.Client{}
-	for name, tok := range tokens {
-		if name != "admin" {
-			out[name] = clienttest.SessionClient(t, fl.srv.URL, fleetName, roots, adminCA, name, tok, adminUA)
-			continue
-		}
-		if out[name], err = fl.admin.WithSession(tok, adminUA); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
 }
 
 // simulatedPhone enrols a simulated phone of group lab (its own swtpm with

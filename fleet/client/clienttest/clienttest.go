@@ -75,3 +75,31 @@ func Sessions(t testing.TB, data string, roles map[string]adminauth.Role, userAg
 	}
 	return tokens
 }
+
+// Clients are the admins' session clients by name (tokens from
+// Sessions), for the fleet at url whose CA directory is pki: admin (the
+// client of the CA's own admin certificate, which names "admin") with its
+// session for "admin", a certificate the admin CA issues for every other
+// name.
+func Clients(t testing.TB, url, serverName, pki string, admin *client.Client, tokens map[string]string, userAgent string) map[string]*client.Client {
+	t.Helper()
+	roots, err := ca.LoadPool(filepath.Join(pki, ca.ServerCACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCA, err := ca.Load(filepath.Join(pki, ca.AdminCACertFile), filepath.Join(pki, ca.AdminCAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*client.Client{}
+	for name, tok := range tokens {
+		if name != "admin" {
+			out[name] = SessionClient(t, url, serverName, roots, adminCA, name, tok, userAgent)
+			continue
+		}
+		if out[name], err = admin.WithSession(tok, userAgent); err != nil {
+			t.Fatalf("WithSession(admin): %v", err)
+		}
+	}
+	return out
+}
