@@ -20,6 +20,7 @@ import (
 	"github.com/hardphone/hardphone/agent/lockdown"
 	"github.com/hardphone/hardphone/agent/sip"
 	"github.com/hardphone/hardphone/crypto/credstore"
+	"github.com/hardphone/hardphone/internal/resident"
 	"github.com/hardphone/hardphone/update"
 )
 
@@ -57,6 +58,8 @@ type Agent struct {
 	accounts    []*sip.Account
 	// repos follows the fleet's repositories (fleetsync.go); nil: none.
 	repos *fleetSync
+	// code releases idle code pages (idlecode.go); nil: never.
+	code *resident.Releaser
 
 	mu       sync.Mutex // guards watchers, subs, changed and stopRun
 	watchers []func(sip.Event)
@@ -303,6 +306,7 @@ func (a *Agent) passwordFor(ac config.Account) (func() (string, error), error) {
 }
 
 func (a *Agent) dispatch(ev sip.Event) {
+	a.active()
 	a.mu.Lock()
 	ws := append([]func(sip.Event){}, a.watchers...)
 	a.mu.Unlock()
@@ -399,6 +403,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			if err := loop(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error("security events", "error", err)
 			}
+		}()
+	}
+	if a.code != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.code.Run(ctx)
 		}()
 	}
 	if a.updater != nil && a.checkBoot() {

@@ -21,6 +21,12 @@ const subscriberBuffer = 64
 
 // handle answers one control request.
 func (a *Agent) handle(ctx context.Context, req *control.Request) (any, error) {
+	// A question is not activity: PID 1 asks for both statuses every
+	// health poll, and the pages answering runs stay mapped as they are
+	// used (the releaser looks at faults too).
+	if req.Command != control.CmdStatus && req.Command != control.CmdUpdateStatus {
+		a.active()
+	}
 	switch req.Command {
 	case control.CmdStatus:
 		return a.Status(), nil
@@ -184,6 +190,7 @@ func (a *Agent) handleUpdate(ctx context.Context, req *control.Request) (any, er
 // Status returns the agent-wide snapshot.
 func (a *Agent) Status() control.Status {
 	s := control.Status{Version: a.version, Credentials: "none", Weaker: true, Updater: a.updater != nil, Runtime: runtimeStatus()}
+	s.Runtime.CodeRelease = a.codeStatus()
 	if a.creds != nil {
 		p := a.creds.Protection()
 		s.Credentials, s.Weaker = p.String(), p.Weaker()

@@ -12,7 +12,7 @@ import (
 // fleet/client) and never links the server.
 func TestDeps(t *testing.T) {
 	deptest.Only(t, "agent/config", "agent/control", "agent/events", "crypto/eventlog", "agent/history", "agent/dialplan", "agent/lockdown", "agent/sip", "agent/media",
-		"crypto/credstore", "crypto/policy", "update", "hal/audio", "hal/nft", "hal/services", "hal/sysctl", "hal/tpm",
+		"crypto/credstore", "crypto/policy", "update", "internal/resident", "hal/audio", "hal/nft", "hal/services", "hal/sysctl", "hal/tpm",
 		"hal/blockdev", "agent/provision", "fleet/api", "fleet/client", "fleet/sealed", "internal/tcpack",
 		"agent/uptane", "agent/fleetconfig")
 }

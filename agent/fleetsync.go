@@ -225,6 +225,7 @@ func (a *Agent) syncLoop(ctx context.Context) {
 // configuration is settled (an applied document restarts the agent), and
 // reports whether assigned firmware waits to be installed.
 func (a *Agent) sync(ctx context.Context) bool {
+	defer a.active()
 	f := a.repos
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()

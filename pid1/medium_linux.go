@@ -44,6 +44,7 @@ func (s *supervisor) maybeInstallFromMedium() {
 	if system.WaitDevice(m.Device, mediumWait) != nil {
 		return
 	}
+	s.installing = true
 	go func() { s.installDone <- s.installFromMedium() }()
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hardphone/hardphone/agent/control"
 	"github.com/hardphone/hardphone/board"
+	"github.com/hardphone/hardphone/internal/resident"
 	"github.com/hardphone/hardphone/system"
 )
 
@@ -76,6 +77,10 @@ type supervisor struct {
 
 	healthy  atomic.Bool
 	lastTick atomic.Int64 // unix nanoseconds of the loop's last pass
+	// quiet is set while the boot is judged good and nothing is in flight
+	// (no agent start, no install): PID 1 may release its code pages.
+	quiet      atomic.Bool
+	installing bool // an install from the medium runs
 
 	exits       chan exit
 	sigs        chan os.Signal
@@ -108,6 +113,11 @@ func (s *supervisor) run() int {
 	}
 	s.readEnv()
 	s.startAgent()
+	// PID 1 ran every package's start-up like the agent and then only
+	// polls: once the boot is judged it gives those pages back.
+	if r, err := resident.NewReleaser(releaseQuiet, func() bool { return !s.quiet.Load() }, s.log); err == nil {
+		go s.releaseCode(r)
+	}
 	tick := time.NewTicker(s.b.Health.Poll)
 	defer tick.Stop()
 	for {
@@ -127,6 +137,7 @@ func (s *supervisor) run() int {
 			s.restart = nil
 			s.startAgent()
 		case o := <-s.installDone:
+			s.installing = false
 			if s.onInstalled(o) {
 				s.stopAgent()
 				s.mk.print("reboot", "reason", "update")
@@ -300,6 +311,28 @@ func (s *supervisor) poll(now time.Time) {
 		}
 	}
 	s.evaluate(now)
+	s.quiet.Store(s.confirmed && s.registered && s.agentPID != 0 && !s.installing && s.unhealthy == "" && s.rebootFor == "")
+}
+
+// releaseQuiet is how long PID 1 waits, quiet, before it releases its
+// code pages (and again after new ones were faulted in).
+const releaseQuiet = 30 * time.Second
+
+// releaseCode runs the releaser for the rest of the boot and prints a
+// marker at the first release.
+func (s *supervisor) releaseCode(r *resident.Releaser) {
+	go r.Run(context.Background())
+	for {
+		time.Sleep(releaseQuiet)
+		if st := r.Status(); st.Count > 0 {
+			if st.Err != nil {
+				s.log.Warn("releasing PID 1's code pages", "error", st.Err)
+				return
+			}
+			s.mk.print("code-released", "before_kib", st.Result.BeforeKiB, "after_kib", st.Result.AfterKiB)
+			return
+		}
+	}
 }
 
 func (s *supervisor) onStatus(st *control.Status) {
@@ -476,6 +509,7 @@ func (s *supervisor) fail(reason string) {
 	s.healthy.Store(false)
 	s.mk.print("unhealthy", "slot", s.slot, "reason", reason, "watchdog", s.wd != nil)
 	s.log.Error("boot is not healthy; the watchdog will reset the board", "reason", reason)
+	s.quiet.Store(false)
 	// The agent may have confirmed this boot (restored the counter) before
 	// it started to crash or hang: take that back, so the bootloader
 	// counts this attempt and a firmware that fails never stays.

@@ -270,6 +270,9 @@ func (p *Phone) Agent(mode Mode, version string, opts ...agent.Option) (*agent.A
 		if cfg.ControlSocket != "" {
 			base = append(base, agent.WithControlSocket(cfg.ControlSocket, cfg.ControlUIDs...))
 		}
+		if cfg.IdleCodeRelease > 0 {
+			base = append(base, agent.WithCodeRelease(cfg.IdleCodeRelease))
+		}
 		// The dialling caps count in the state file, so a restart does not
 		// reset them. (A one-shot call counts its own call only: the
 		// running phone holds the state file.)

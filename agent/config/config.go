@@ -50,6 +50,10 @@ type Config struct {
 	// and checks every LockdownCheck; "" runs without one (a desktop).
 	LockdownPolicy string
 	LockdownCheck  time.Duration
+	// IdleCodeRelease is how long a running agent waits, quiet and with
+	// no call up, before it gives its executable's code pages back to the
+	// kernel (package resident); 0: never.
+	IdleCodeRelease time.Duration
 	// Board names the hardware (board.Lookup): its slots, boot environment
 	// and TPM. "" on a desktop.
 	Board string
@@ -365,6 +369,7 @@ type file struct {
 	Audio         audioFile  `toml:"audio"`
 	Provision     provFile   `toml:"provision"`
 	LockdownCheck *string    `toml:"lockdown_check_interval"`
+	IdleRelease   *string    `toml:"idle_code_release"`
 	TLS           tlsFile    `toml:"tls"`
 	Media         mediaFile  `toml:"media"`
 	Accounts      []acctFile `toml:"account"`
@@ -504,6 +509,17 @@ func (f *file) validate(dir string) (*Config, error) {
 			return nil, keyErr("lockdown_check_interval", "%q: want a duration of at least 1s", *f.LockdownCheck)
 		}
 		c.LockdownCheck = d
+	}
+	c.IdleCodeRelease = 10 * time.Second
+	if f.IdleRelease != nil {
+		switch d, err := time.ParseDuration(*f.IdleRelease); {
+		case *f.IdleRelease == "off":
+			c.IdleCodeRelease = 0
+		case err != nil || d < time.Second || d > time.Hour:
+			return nil, keyErr("idle_code_release", "%q: want a duration from 1s to 1h, or \"off\"", *f.IdleRelease)
+		default:
+			c.IdleCodeRelease = d
+		}
 	}
 	if f.ControlSocket != nil {
 		c.ControlSocket = abs(*f.ControlSocket)

@@ -56,6 +56,7 @@ func TestParseDefaults(t *testing.T) {
 		{"rtp_port_min", c.Media.PortMin, uint16(20000)},
 		{"listen", len(c.Listen), 0},
 		{"max_calls", c.MaxCalls, 8},
+		{"idle_code_release", c.IdleCodeRelease, 10 * time.Second},
 		{"account max_calls", a.MaxCalls, 4},
 		{"inactivity_timeout", c.Media.InactivityTimeout, 60 * time.Second},
 		{"allow_peers", len(c.Media.AllowPeers), 0},
@@ -90,6 +91,12 @@ func TestParseRejects(t *testing.T) {
 			return strings.Replace(s, "[tls]", "listen = [\"sctp:127.0.0.1:5060\"]\n[tls]", 1)
 		}, "listen[0]"},
 		{"max_calls 0", func(s string) string { return strings.Replace(s, "[tls]", "max_calls = 0\n[tls]", 1) }, "max_calls"},
+		{"idle_code_release too short", func(s string) string {
+			return strings.Replace(s, "[tls]", "idle_code_release = \"100ms\"\n[tls]", 1)
+		}, "idle_code_release"},
+		{"idle_code_release not a duration", func(s string) string {
+			return strings.Replace(s, "[tls]", "idle_code_release = \"never\"\n[tls]", 1)
+		}, "idle_code_release"},
 		{"max_calls beyond the port range", func(s string) string {
 			// 20000-20099 holds 50 RTP/RTCP pairs.
 			return strings.Replace(s, "[tls]", "max_calls = 51\n[tls]", 1)
@@ -125,6 +132,19 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("Parse error key = %s, want %s (%v)", ke.Key, tt.wantKey, err)
 			}
 		})
+	}
+}
+
+// TestIdleCodeRelease: a duration in range, or "off" (0: never).
+func TestIdleCodeRelease(t *testing.T) {
+	for in, want := range map[string]time.Duration{`"1m"`: time.Minute, `"off"`: 0, `"1h"`: time.Hour} {
+		c, err := Parse([]byte(strings.Replace(good, "[tls]", "idle_code_release = "+in+"\n[tls]", 1)), "/etc/hp")
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if c.IdleCodeRelease != want {
+			t.Errorf("%s: %v, want %v", in, c.IdleCodeRelease, want)
+		}
 	}
 }
 

@@ -276,6 +276,25 @@ type RuntimeStatus struct {
 	// to the OS (an upper bound of its share of RSS; the binary's own pages
 	// are not in it).
 	MappedBytes uint64 `json:"mapped_bytes"`
+	// CodeRelease is the agent's last release of its idle code pages (nil:
+	// the agent does not release them).
+	CodeRelease *CodeRelease `json:"code_release,omitempty"`
+}
+
+// CodeRelease reports how the agent gives its executable's code pages
+// back to the kernel when idle (package resident).
+type CodeRelease struct {
+	// QuietSeconds is how long the agent waits after its last activity.
+	QuietSeconds int `json:"quiet_seconds"`
+	// Count is how many releases ran; Last when the last one did.
+	Count int       `json:"count"`
+	Last  time.Time `json:"last,omitzero"`
+	// BeforeKiB and AfterKiB are the executable's read-only pages resident
+	// in the agent just before and just after the last release.
+	BeforeKiB int `json:"before_kib"`
+	AfterKiB  int `json:"after_kib"`
+	// Error is why the last release failed ("" when it did not).
+	Error string `json:"error,omitempty"`
 }
 
 // LockdownStatus says which policy is enforced and how often the periodic

@@ -91,6 +91,19 @@ func printStatus(w io.Writer, st *control.Status) {
 				c.Media.AuthFailures, c.Media.Replays)
 		}
 	}
+	r := st.Runtime
+	fmt.Fprintf(w, "memory: Go heap %d KiB, stacks %d KiB, %d goroutines\n", r.HeapBytes/1024, r.StackBytes/1024, r.Goroutines)
+	if c := r.CodeRelease; c != nil {
+		switch {
+		case c.Error != "":
+			fmt.Fprintf(w, "  idle code release failed: %s\n", c.Error)
+		case c.Count == 0:
+			fmt.Fprintf(w, "  idle code release: after %ds quiet, none yet\n", c.QuietSeconds)
+		default:
+			fmt.Fprintf(w, "  idle code release: after %ds quiet; %d so far, the last at %s (%d KiB of code resident before, %d after)\n",
+				c.QuietSeconds, c.Count, c.Last.Format(time.RFC3339), c.BeforeKiB, c.AfterKiB)
+		}
+	}
 }
 
 // printProvisioning prints what the fleet's repositories told the phone:

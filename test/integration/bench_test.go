@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardphone/hardphone/agent/sip"
+	"github.com/hardphone/hardphone/internal/resident"
 	"github.com/hardphone/hardphone/test"
 )
 
@@ -32,22 +33,39 @@ func BenchmarkCallSetup(b *testing.B) {
 	carol.WaitRegistered(b, 10*time.Second)
 	dave.WaitRegistered(b, 10*time.Second)
 
-	b.Run("hardphone_to_baresip", func(b *testing.B) {
-		p := e.startPhone(b, phoneConf{user: "alice"}, nil)
-		p.waitRegistered(b)
-		var total time.Duration
-		for i := 0; i < b.N; i++ {
-			c, err := p.acct.Dial(context.Background(), "sip:carol@"+e.k.IP(), sip.CallOptions{})
-			if err != nil {
-				b.Fatalf("Dial: %v", err)
+	// From a warm agent; from one that released its code pages just
+	// before (idle_code_release: what a call after a quiet spell costs);
+	// and from one whose code was also dropped from the page cache (the
+	// first release after start: the call's code is read back from disk).
+	for _, run := range []struct {
+		name    string
+		release bool
+		drop    bool
+	}{{"hardphone_to_baresip", false, false}, {"hardphone_to_baresip_after_release", true, false}, {"hardphone_to_baresip_after_first_release", true, true}} {
+		b.Run(run.name, func(b *testing.B) {
+			p := e.startPhone(b, phoneConf{user: "alice"}, nil)
+			p.waitRegistered(b)
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				if run.release {
+					// This test binary holds the agent: the pages its
+					// code runs from are released as the agent would.
+					if _, err := resident.ReleaseCode(run.drop); err != nil {
+						b.Fatal(err)
+					}
+				}
+				c, err := p.acct.Dial(context.Background(), "sip:carol@"+e.k.IP(), sip.CallOptions{})
+				if err != nil {
+					b.Fatalf("Dial: %v", err)
+				}
+				total += c.SetupTime()
+				carol.WaitEvent(b, "CALL_ESTABLISHED", 10*time.Second)
+				c.Hangup(context.Background())
+				carol.WaitEvent(b, "CALL_CLOSED", 10*time.Second)
 			}
-			total += c.SetupTime()
-			carol.WaitEvent(b, "CALL_ESTABLISHED", 10*time.Second)
-			c.Hangup(context.Background())
-			carol.WaitEvent(b, "CALL_CLOSED", 10*time.Second)
-		}
-		b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "setup_ms")
-	})
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "setup_ms")
+		})
+	}
 	b.Run("baresip_to_baresip", func(b *testing.B) {
 		var total time.Duration
 		for i := 0; i < b.N; i++ {
@@ -65,67 +83,129 @@ func BenchmarkCallSetup(b *testing.B) {
 }
 
 // BenchmarkIdleRSS reports the resident memory of a registered, idle
-// `hardphone run` beside a registered, idle baresip.
+// `hardphone run` beside a registered, idle baresip: each sampled every
+// second over the same window (6 s a round: a minute at -benchtime 10x),
+// mean and peak. The agent releases its code pages once idle
+// (idle_code_release, 10 s), so its window starts after the first release,
+// and its RFC 5626 keepalive runs every 15 s (90 s by default) so the
+// window holds the code faulted back in by several.
 func BenchmarkIdleRSS(b *testing.B) {
 	e := newEnv(b)
 	b.Run("hardphone_run", func(b *testing.B) {
-		cfg := e.writeConfig(b, phoneConf{user: "alice"})
-		// The working-set step below drops the binary's pages from the
-		// page cache; read it back so every run starts warm, as baresip's
-		// shared libraries always do.
+		cfg := e.writeConfig(b, phoneConf{user: "alice", extra: "keepalive = \"15s\"\n"})
+		// Releasing code pages drops the binary's pages from the page
+		// cache; read it back so every run starts warm, as baresip's
+		// shared libraries always are.
 		if _, err := os.ReadFile(hardphoneBinary(b)); err != nil {
 			b.Fatal(err)
 		}
 		p := startAgentProcess(b, "--config", cfg)
+		pid := p.cmd.Process.Pid
 		e.k.WaitRegistered(b, "alice", 10*time.Second)
-		settle(b)
-		reportMemory(b, p.cmd.Process.Pid)
-		reportWorkingSet(b, p.cmd.Process.Pid)
+		// Just registered: start-up's pages still mapped.
+		b.ReportMetric(float64(statusKiB(b, pid, "VmRSS")), "start_rss_KiB")
+		waitRelease(b, pid)
+		sampleMemory(b, pid, time.Duration(b.N)*6*time.Second)
+		// The status after the window (asking runs code the window would
+		// have counted).
+		st := agentStatus(b, cfg)
+		c := st.R.Code
+		if c.Count < 1 {
+			b.Fatalf("code pages dropped but the status reports no release: %+v", c)
+		}
+		b.ReportMetric(float64(c.Count), "releases")
+		b.ReportMetric(float64(c.BeforeKiB), "released_from_KiB")
+		b.ReportMetric(float64(c.AfterKiB), "released_to_KiB")
 		// Where the Go side of it goes, from the agent's own runtime/metrics.
-		out, err := exec.Command(hardphoneBinary(b), "status", "--json", "--config", cfg).Output()
-		if err != nil {
-			b.Fatalf("hardphone status: %v", err)
-		}
-		var st struct {
-			R struct {
-				Goroutines  int    `json:"goroutines"`
-				HeapBytes   uint64 `json:"heap_bytes"`
-				StackBytes  uint64 `json:"stack_bytes"`
-				MappedBytes uint64 `json:"mapped_bytes"`
-			} `json:"runtime"`
-		}
-		if err := json.Unmarshal(out, &st); err != nil {
-			b.Fatalf("status: %v", err)
-		}
 		b.ReportMetric(float64(st.R.HeapBytes/1024), "go_heap_KiB")
 		b.ReportMetric(float64(st.R.StackBytes/1024), "go_stacks_KiB")
 		b.ReportMetric(float64(st.R.MappedBytes/1024), "go_mapped_KiB")
 		b.ReportMetric(float64(st.R.Goroutines), "goroutines")
+		reportWorkingSet(b, pid)
 	})
 	b.Run("baresip", func(b *testing.B) {
 		_, _, pem := e.pki.Client("carol")
 		br := test.StartBaresip(b, test.BaresipKamailio(e.k, "carol"), test.BaresipCertificate(pem),
 			test.BaresipMediaEnc("srtp-mand"))
 		br.WaitRegistered(b, 10*time.Second)
-		settle(b)
-		reportMemory(b, br.PID())
+		time.Sleep(2 * time.Second)
+		sampleMemory(b, br.PID(), time.Duration(b.N)*6*time.Second)
 		reportWorkingSet(b, br.PID())
 	})
 }
 
-// reportMemory reports a process's RSS and its two halves: anonymous
-// memory (its own heap, stacks, data) and file-backed pages (its binary and
-// shared libraries, mapped from the page cache: baresip's libssl and libc
-// are shared with other processes, hardphone's static binary is not).
-func reportMemory(b *testing.B, pid int) {
-	b.ReportMetric(float64(statusKiB(b, pid, "VmRSS")), "rss_KiB")
-	b.ReportMetric(float64(statusKiB(b, pid, "RssAnon")), "anon_KiB")
-	b.ReportMetric(float64(statusKiB(b, pid, "RssFile")), "file_KiB")
-	b.ReportMetric(float64(pssKiB(b, pid)), "pss_KiB")
-	text, ro, data := binaryResident(b, pid)
-	b.ReportMetric(float64(text), "exe_text_KiB")
-	b.ReportMetric(float64(ro), "exe_rodata_KiB")
-	b.ReportMetric(float64(data), "exe_data_KiB")
+// idleStatus is what BenchmarkIdleRSS reads of `hardphone status --json`.
+type idleStatus struct {
+	R struct {
+		Goroutines  int    `json:"goroutines"`
+		HeapBytes   uint64 `json:"heap_bytes"`
+		StackBytes  uint64 `json:"stack_bytes"`
+		MappedBytes uint64 `json:"mapped_bytes"`
+		Code        struct {
+			Count     int `json:"count"`
+			BeforeKiB int `json:"before_kib"`
+			AfterKiB  int `json:"after_kib"`
+		} `json:"code_release"`
+	} `json:"runtime"`
+}
+
+func agentStatus(b *testing.B, cfg string) idleStatus {
+	out, err := exec.Command(hardphoneBinary(b), "status", "--json", "--config", cfg).Output()
+	if err != nil {
+		b.Fatalf("hardphone status: %v", err)
+	}
+	var st idleStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		b.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// waitRelease waits for the agent's first release of its code pages, seen
+// from outside (answering a status request would fault code in): its
+// executable's read-only pages resident fall below a third of what they
+// were at registration.
+func waitRelease(b *testing.B, pid int) {
+	text, ro, _ := binaryResident(b, pid)
+	start := text + ro
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		text, ro, _ := binaryResident(b, pid)
+		if text+ro < start/3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the agent did not release its code pages in 60 s: %d KiB resident, %d at registration", text+ro, start)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sampleMemory reads the process's memory every second for the window and
+// reports the mean (rss_KiB and its parts) and the peak of each.
+func sampleMemory(b *testing.B, pid int, window time.Duration) {
+	names := []string{"rss", "anon", "file", "pss", "exe_text", "exe_rodata", "exe_data"}
+	var sum, peak [7]int
+	n := 0
+	for end := time.Now().Add(window); ; {
+		text, ro, data := binaryResident(b, pid)
+		v := [7]int{statusKiB(b, pid, "VmRSS"), statusKiB(b, pid, "RssAnon"), statusKiB(b, pid, "RssFile"), pssKiB(b, pid), text, ro, data}
+		for i := range v {
+			sum[i] += v[i]
+			peak[i] = max(peak[i], v[i])
+		}
+		n++
+		if time.Now().After(end) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for i, name := range names {
+		b.ReportMetric(float64(sum[i])/float64(n), name+"_KiB")
+	}
+	b.ReportMetric(float64(peak[0]), "rss_peak_KiB")
+	b.ReportMetric(float64(peak[1]), "anon_peak_KiB")
+	b.ReportMetric(float64(peak[2]), "file_peak_KiB")
 }
 
 // binaryResident sums the resident pages of the process's own executable
