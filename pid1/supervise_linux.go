@@ -81,6 +81,8 @@ type supervisor struct {
 	// (no agent start, no install): PID 1 may release its code pages.
 	quiet      atomic.Bool
 	installing bool // an install from the medium runs
+	// agentReleased: the agent's first code release was printed.
+	agentReleased bool
 
 	exits       chan exit
 	sigs        chan os.Signal
@@ -206,6 +208,7 @@ func (s *supervisor) startAgent() {
 		return
 	}
 	s.agentPID, s.agentStarted = p.Pid, time.Now()
+	s.agentReleased = false
 	// PID 1's reaper collects the exit status; os.Process must not wait.
 	if err := p.Release(); err != nil {
 		s.log.Warn("release agent process", "error", err)
@@ -316,10 +319,10 @@ func (s *supervisor) poll(now time.Time) {
 
 // releaseQuiet is how long PID 1 waits, quiet, before it releases its
 // code pages (and again after new ones were faulted in).
-const releaseQuiet = 30 * time.Second
+const releaseQuiet = 10 * time.Second
 
 // releaseCode runs the releaser for the rest of the boot and prints a
-// marker at the first release.
+// marker at the first release, with PID 1's resident memory after it.
 func (s *supervisor) releaseCode(r *resident.Releaser) {
 	go r.Run(context.Background())
 	for {
@@ -329,10 +332,27 @@ func (s *supervisor) releaseCode(r *resident.Releaser) {
 				s.log.Warn("releasing PID 1's code pages", "error", st.Err)
 				return
 			}
-			s.mk.print("code-released", "before_kib", st.Result.BeforeKiB, "after_kib", st.Result.AfterKiB)
+			s.mk.print("code-released", "before_kib", st.Result.BeforeKiB, "after_kib", st.Result.AfterKiB, "rss_kib", rssKiB(os.Getpid()))
 			return
 		}
 	}
+}
+
+// rssKiB is a process's resident set in KiB, -1 when unknown.
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			var n int
+			if _, err := fmt.Sscan(f[1], &n); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func (s *supervisor) onStatus(st *control.Status) {
@@ -351,6 +371,14 @@ func (s *supervisor) onStatus(st *control.Status) {
 		s.markedGood, s.confirmed = true, true
 	}
 	s.fleetFirmware(st)
+	if c := st.Runtime.CodeRelease; c != nil && c.Count > 0 && !s.agentReleased {
+		s.agentReleased = true
+		if c.Error != "" {
+			s.mk.print("agent-code-release-failed", "error", c.Error)
+		} else {
+			s.mk.print("agent-code-released", "before_kib", c.BeforeKiB, "after_kib", c.AfterKiB, "rss_kib", rssKiB(s.agentPID))
+		}
+	}
 }
 
 // fleetFirmware reboots into a bundle the fleet's director assigned once

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +18,20 @@ func wantField(t *testing.T, m test.Marker, key, want string) {
 	if got != want {
 		t.Fatalf("marker %s: %s = %q, want %q (%s)", m.Event, key, got, want, m.Line)
 	}
+}
+
+// markerInt is a marker's integer field.
+func markerInt(t *testing.T, m test.Marker, key string) int {
+	t.Helper()
+	v, err := m.Field(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("marker %s: %s = %q: %v (%s)", m.Event, key, v, err, m.Line)
+	}
+	return n
 }
 
 // TestFirstBoot: the provisioned phone boots slot A, loads its identity key
@@ -39,6 +54,16 @@ func TestFirstBoot(t *testing.T) {
 	st := vm.WaitMarker(t, "status", bootTimeout)
 	wantField(t, st, "floor", "1")
 	wantField(t, st, "A", "good/3/")
+	// Idle, the agent and then PID 1 give the code pages start-up used
+	// back (README "Memory"), on the phone's own kernel.
+	for _, m := range []string{"agent-code-released", "code-released"} {
+		rel := vm.WaitMarker(t, m, bootTimeout)
+		before, after := markerInt(t, rel, "before_kib"), markerInt(t, rel, "after_kib")
+		if after >= before || after <= 0 {
+			t.Errorf("%s: %d KiB of code resident before, %d after", m, before, after)
+		}
+		t.Logf("%s: code %d KiB -> %d KiB, process RSS %d KiB just after", m, before, after, markerInt(t, rel, "rss_kib"))
+	}
 	vm.Kill(t)
 	t.Logf("timeline:\n%s", vm.Timeline())
 	wantEnv(t, p.disk, map[string]string{"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"})
