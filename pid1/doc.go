@@ -4,8 +4,10 @@
 // the network, arms the watchdog, starts the agent as its child and judges
 // the boot by what the agent answers on its control socket, pets the
 // watchdog only while the boot is healthy, installs a bundle from an update
-// medium once per distinct bundle, prints HARDPHONE-MARKER lines on the
-// console for tests, and owns poweroff and reboot. It never returns: a PID 1
+// medium once per distinct bundle, gives the code pages its start-up used
+// back to the kernel once the boot is judged (internal/resident), prints
+// HARDPHONE-MARKER lines on the console for tests, and owns poweroff and
+// reboot. It never returns: a PID 1
 // that exits panics the kernel, which (panic=-1) resets the board.
 //
 // Threat: a new slot that cannot keep the phone working (it crashes, hangs,
@@ -21,6 +23,7 @@
 // good installs from it.
 //
 // Imported by cmd/hardphone. It reads the board (board) and is built on
-// system (devices) and agent/control (the agent); on other systems than
+// system (devices), agent/control (the agent) and internal/resident; on
+// other systems than
 // Linux RunIfPID1 does nothing.
 package pid1

@@ -332,27 +332,38 @@ func (s *supervisor) releaseCode(r *resident.Releaser) {
 				s.log.Warn("releasing PID 1's code pages", "error", st.Err)
 				return
 			}
-			s.mk.print("code-released", "before_kib", st.Result.BeforeKiB, "after_kib", st.Result.AfterKiB, "rss_kib", rssKiB(os.Getpid()))
+			rss, anon := memKiB(os.Getpid())
+			s.mk.print("code-released", "before_kib", st.Result.BeforeKiB, "after_kib", st.Result.AfterKiB, "rss_kib", rss, "anon_kib", anon)
 			return
 		}
 	}
 }
 
-// rssKiB is a process's resident set in KiB, -1 when unknown.
-func rssKiB(pid int) int {
+// memKiB is a process's resident set and its anonymous part in KiB, -1
+// when unknown.
+func memKiB(pid int) (rss, anon int) {
+	rss, anon = -1, -1
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1
+		return rss, anon
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			var n int
-			if _, err := fmt.Sscan(f[1], &n); err == nil {
-				return n
-			}
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(f[1], &n); err != nil {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss = n
+		case "RssAnon:":
+			anon = n
 		}
 	}
-	return -1
+	return rss, anon
 }
 
 func (s *supervisor) onStatus(st *control.Status) {
@@ -376,7 +387,8 @@ func (s *supervisor) onStatus(st *control.Status) {
 		if c.Error != "" {
 			s.mk.print("agent-code-release-failed", "error", c.Error)
 		} else {
-			s.mk.print("agent-code-released", "before_kib", c.BeforeKiB, "after_kib", c.AfterKiB, "rss_kib", rssKiB(s.agentPID))
+			rss, anon := memKiB(s.agentPID)
+			s.mk.print("agent-code-released", "before_kib", c.BeforeKiB, "after_kib", c.AfterKiB, "rss_kib", rss, "anon_kib", anon)
 		}
 	}
 }

@@ -7,9 +7,10 @@
 // of it, and the kernel maps 64 KiB around every such fault, so an idle
 // agent keeps most of its 20 MB executable resident although its steady
 // state (timers, keepalives, re-registration) runs a small part of it.
-// ReleaseCode drops the process's mappings of those pages: they stay in
-// the page cache, marked for reclaim first, and a page the process touches
-// again comes back with a minor fault and no I/O.
+// ReleaseCode drops the process's mappings of those pages and marks them
+// for random access, so a page touched again comes back alone; the first
+// release also evicts them from the page cache (those no other process
+// maps), freeing what start-up used.
 //
 // Only mappings of the executable that hold no private copy are released
 // (their "Anonymous" count in smaps is zero): a relocated read-only page
@@ -17,6 +18,7 @@
 // lose the relocation. Writable mappings, the heap and the stacks are never
 // touched.
 //
-// The agent calls it when it has been idle for a while (package agent,
-// wired by package system); PID 1 after boot (package pid1).
+// Releaser decides when: after a quiet period in which the process faulted
+// pages in. Imported by agent (idle_code_release, wired by package system)
+// and pid1 (once the boot is judged).
 package resident

@@ -62,7 +62,8 @@ func TestFirstBoot(t *testing.T) {
 		if after >= before || after <= 0 {
 			t.Errorf("%s: %d KiB of code resident before, %d after", m, before, after)
 		}
-		t.Logf("%s: code %d KiB -> %d KiB, process RSS %d KiB just after", m, before, after, markerInt(t, rel, "rss_kib"))
+		t.Logf("%s: code %d KiB -> %d KiB, process RSS %d KiB (anonymous %d) just after", m, before, after,
+			markerInt(t, rel, "rss_kib"), markerInt(t, rel, "anon_kib"))
 	}
 	vm.Kill(t)
 	t.Logf("timeline:\n%s", vm.Timeline())
