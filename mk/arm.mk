@@ -5,7 +5,7 @@
 # system tests cover those paths on arm64.
 ARM_TEST_PKGS ?= ./agent ./agent/config ./agent/uptane ./agent/media ./agent/media/g722 ./agent/sip ./agent/store ./board \
 	./cmd/hardphone ./cmd/hpctl ./crypto/credstore ./crypto/policy ./hal/audio ./hal/blockdev \
-	./hal/kmod ./hal/services ./hal/sysctl ./hal/ubootenv ./hal/watchdog ./update ./update/bundle
+	./hal/kmod ./hal/services ./hal/sysctl ./hal/ubootenv ./hal/watchdog ./internal/resident ./update ./update/bundle
 ARM_TEST_SKIP ?= ^(TestKilledMidPut|TestPowerCut|TestKilledBetweenFetchAndCommit|TestKilledAnywhere)$$
 
 .PHONY: test-arm
