@@ -7,8 +7,8 @@
 // medium once per distinct bundle, gives the code pages its start-up used
 // back to the kernel once the boot is judged (internal/resident), prints
 // HARDPHONE-MARKER lines on the console for tests, and owns poweroff and
-// reboot. It never returns: a PID 1
-// that exits panics the kernel, which (panic=-1) resets the board.
+// reboot. It never returns: a PID 1 that exits panics the kernel, which
+// (panic=-1) resets the board.
 //
 // Threat: a new slot that cannot keep the phone working (it crashes, hangs,
 // is refused by the registrar) must not stay installed; PID 1 stops petting
@@ -24,6 +24,5 @@
 //
 // Imported by cmd/hardphone. It reads the board (board) and is built on
 // system (devices), agent/control (the agent) and internal/resident; on
-// other systems than
-// Linux RunIfPID1 does nothing.
+// other systems than Linux RunIfPID1 does nothing.
 package pid1
