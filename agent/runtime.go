@@ -18,6 +18,8 @@ var runtimeSamples = []string{
 	"/memory/classes/metadata/mcache/inuse:bytes",
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/released:bytes",
+	"/gc/heap/allocs:bytes",
+	"/gc/cycles/total:gc-cycles",
 }
 
 // runtimeStatus reads where the agent's own memory goes.
@@ -40,5 +42,7 @@ func runtimeStatus() control.RuntimeStatus {
 		StackBytes:    v(4),
 		RuntimeBytes:  v(5) + v(6) + v(7),
 		MappedBytes:   v(8) - v(9),
+		AllocBytes:    v(10),
+		GCCycles:      v(11),
 	}
 }

@@ -276,6 +276,10 @@ type RuntimeStatus struct {
 	// to the OS (an upper bound of its share of RSS; the binary's own pages
 	// are not in it).
 	MappedBytes uint64 `json:"mapped_bytes"`
+	// AllocBytes is all the heap the agent allocated since it started;
+	// GCCycles how many collections ran.
+	AllocBytes uint64 `json:"alloc_bytes"`
+	GCCycles   uint64 `json:"gc_cycles"`
 	// CodeRelease is the agent's last release of its idle code pages (nil:
 	// the agent does not release them).
 	CodeRelease *CodeRelease `json:"code_release,omitempty"`

@@ -2,11 +2,11 @@ package resident
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 )
 
 // ErrUnsupported is returned where the kernel interface is missing.
@@ -31,55 +31,66 @@ type mapping struct {
 }
 
 // exeMappings reads smaps for the read-only mappings (r-xp, r--p) of the
-// file exe. It reads a line at a time and keeps only those mappings: the
-// agent calls it when idle, and a copy of the whole file would be garbage
-// its heap grows by.
+// file exe. It reads a line at a time and allocates only for those
+// mappings: the agent calls it when idle, and garbage would grow the heap
+// it is trying to keep small.
 func exeMappings(smaps io.Reader, exe string) ([]mapping, error) {
 	var out []mapping
 	cur := -1
 	sc := bufio.NewScanner(smaps)
 	sc.Buffer(make([]byte, 0, 1024), 64*1024)
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		first, rest := field(sc.Bytes())
+		switch {
+		case len(first) == 0:
 			continue
-		}
-		if isHeader(f) {
-			cur = -1
-			// "start-end perms offset dev inode [path]"; a path may hold
-			// spaces (and " (deleted)" once the file is replaced).
-			if len(f) < 6 || (f[1] != "r-xp" && f[1] != "r--p") || strings.Join(f[5:], " ") != exe {
+		case first[len(first)-1] == ':':
+			// "Key: value kB" of the mapping above.
+			if cur < 0 {
 				continue
 			}
-			lo, hi, ok := strings.Cut(f[0], "-")
-			if !ok {
-				return nil, fmt.Errorf("smaps: bad range %q", f[0])
+			rss, anon := string(first) == "Rss:", string(first) == "Anonymous:"
+			if !rss && !anon {
+				continue
 			}
-			a, err1 := strconv.ParseUint(lo, 16, 64)
-			b, err2 := strconv.ParseUint(hi, 16, 64)
-			if err1 != nil || err2 != nil || b <= a {
-				return nil, fmt.Errorf("smaps: bad range %q", f[0])
-			}
-			out = append(out, mapping{lo: uintptr(a), hi: uintptr(b)})
-			cur = len(out) - 1
-			continue
-		}
-		if cur < 0 || len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "Rss:", "Anonymous:":
-			n, err := strconv.Atoi(f[1])
+			v, _ := field(rest)
+			n, err := strconv.Atoi(string(v))
 			if err != nil {
-				return nil, fmt.Errorf("smaps: %s %q: %w", f[0], f[1], err)
+				return nil, fmt.Errorf("smaps: %s %q: %w", first, v, err)
 			}
-			if f[0] == "Rss:" {
+			if rss {
 				out[cur].rssKiB = n
 			} else {
 				out[cur].anonKiB = n
 				out[cur].hasCounts = true
 			}
+			continue
 		}
+		// A mapping: "start-end perms offset dev inode [path]"; the path
+		// is the rest of the line and may hold spaces (and " (deleted)"
+		// once the file is replaced).
+		cur = -1
+		perms, rest := field(rest)
+		if string(perms) != "r-xp" && string(perms) != "r--p" {
+			continue
+		}
+		for range 3 { // offset, device, inode
+			_, rest = field(rest)
+		}
+		if string(bytes.TrimSpace(rest)) != exe {
+			continue
+		}
+		lo, hi, ok := bytes.Cut(first, []byte("-"))
+		if !ok {
+			return nil, fmt.Errorf("smaps: bad range %q", first)
+		}
+		a, err1 := strconv.ParseUint(string(lo), 16, 64)
+		b, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if err1 != nil || err2 != nil || b <= a {
+			return nil, fmt.Errorf("smaps: bad range %q", first)
+		}
+		out = append(out, mapping{lo: uintptr(a), hi: uintptr(b)})
+		cur = len(out) - 1
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("smaps: %w", err)
@@ -92,10 +103,14 @@ func exeMappings(smaps io.Reader, exe string) ([]mapping, error) {
 	return out, nil
 }
 
-// isHeader reports whether smaps fields start a mapping ("lo-hi perms ...")
-// rather than being one of its "Key: value" lines.
-func isHeader(f []string) bool {
-	return len(f) >= 5 && !strings.HasSuffix(f[0], ":") && strings.Contains(f[0], "-")
+// field splits the first space-separated field off b.
+func field(b []byte) (f, rest []byte) {
+	b = bytes.TrimLeft(b, " \t")
+	i := bytes.IndexAny(b, " \t")
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i:]
 }
 
 func sumRss(ms []mapping) int {

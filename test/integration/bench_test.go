@@ -121,6 +121,12 @@ func BenchmarkIdleRSS(b *testing.B) {
 		b.ReportMetric(float64(st.R.StackBytes/1024), "go_stacks_KiB")
 		b.ReportMetric(float64(st.R.MappedBytes/1024), "go_mapped_KiB")
 		b.ReportMetric(float64(st.R.Goroutines), "goroutines")
+		// The idle agent's garbage: heap allocated over 30 s, and the
+		// collections that ran.
+		time.Sleep(30 * time.Second)
+		st2 := agentStatus(b, cfg)
+		b.ReportMetric(float64(st2.R.AllocBytes-st.R.AllocBytes)/30, "idle_alloc_B/s")
+		b.ReportMetric(float64(st2.R.GCCycles-st.R.GCCycles), "gc_in_30s")
 		reportWorkingSet(b, pid)
 	})
 	b.Run("baresip", func(b *testing.B) {
@@ -141,6 +147,8 @@ type idleStatus struct {
 		HeapBytes   uint64 `json:"heap_bytes"`
 		StackBytes  uint64 `json:"stack_bytes"`
 		MappedBytes uint64 `json:"mapped_bytes"`
+		AllocBytes  uint64 `json:"alloc_bytes"`
+		GCCycles    uint64 `json:"gc_cycles"`
 		Code        struct {
 			Count     int `json:"count"`
 			BeforeKiB int `json:"before_kib"`
