@@ -18,7 +18,8 @@ const releaseFaults = 64
 // up, an update installs), and the process faulted pages in since the last
 // release (a keepalive, a collection or a timer ran code again): an idle
 // process is released once, not every period. The first release also
-// drops start-up's pages from the page cache (ReleaseCode's dropCache).
+// drops start-up's pages from the page cache (ReleaseCode's dropCache);
+// if it fails, the next one tries again.
 type Releaser struct {
 	quiet   time.Duration
 	busy    func() bool
@@ -27,6 +28,7 @@ type Releaser struct {
 	faults  func() (int64, error)
 	kick    chan struct{} // buffered 1: activity since the last look
 	base    int64         // page faults just after the last release; -1: none yet; owned by Run
+	dropped bool          // a release dropped the page cache; owned by Run
 
 	mu     sync.Mutex // guards the fields below
 	count  int
@@ -91,10 +93,7 @@ func (r *Releaser) step() {
 			return // nothing new resident since the last release
 		}
 	}
-	r.mu.Lock()
-	first := r.count == 0
-	r.mu.Unlock()
-	res, err := r.release(first)
+	res, err := r.release(!r.dropped)
 	r.mu.Lock()
 	r.count++
 	r.last, r.result, r.err = time.Now(), res, err
@@ -103,6 +102,7 @@ func (r *Releaser) step() {
 		r.log.Warn("releasing idle code pages", "error", err)
 		return
 	}
+	r.dropped = true
 	if n, err := r.faults(); err == nil {
 		r.base = n
 	}
